@@ -1,0 +1,76 @@
+package store
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Source locates a Kafka message: where a stored row came from. It lets an
+// operator trace any row back to its message and lets ingest resume and
+// deduplicate by offset.
+type Source struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Hit is one parsed HTTP request, the unit that ingest hands to storage.
+// The access log stores it whole; the connection records keep the subset the
+// law asks for. A zero value (empty string, invalid netip.Addr, 0) means the
+// log line did not carry the field: columns are not Nullable, so "-" in a log
+// line and an absent field are both stored as the zero value.
+//
+// Strings in a Hit may alias the Kafka message they were parsed from; a Hit
+// is valid as long as that message is.
+type Hit struct {
+	Source Source
+
+	// EventTime is the request time from the log line, UTC, millisecond precision.
+	EventTime time.Time
+	// Ingested is when connlog received the message.
+	Ingested time.Time
+
+	// ClientIP is the real client: the TCP peer, or the address taken from
+	// forwarding headers when the peer is a trusted proxy.
+	ClientIP   netip.Addr
+	ClientPort uint16
+	// PeerIP is the TCP peer nginx saw ($remote_addr or $realip_remote_addr).
+	PeerIP       netip.Addr
+	ForwardedFor string
+
+	ServerAddr netip.Addr
+	ServerPort uint16
+	// Site is the virtual host ($host, falling back to $server_name).
+	Site string
+
+	Method   string
+	Path     string
+	Query    string // without the leading '?', secrets already redacted
+	Protocol string // e.g. "HTTP/1.1"
+	Status   uint16
+	// BytesSent is $body_bytes_sent.
+	BytesSent   uint64
+	Referer     string
+	UserAgent   string
+	RequestTime time.Duration
+	Upstream    string
+	RequestID   string
+	User        string
+	TLSProtocol string
+}
+
+// Quarantined is a message that could not be parsed, kept with the reason so
+// an operator can fix the format and nothing is dropped silently.
+type Quarantined struct {
+	Source   Source
+	Received time.Time
+	Reason   string
+	Raw      []byte
+}
+
+// Batch is what ingest writes in one go: the hits and the quarantined
+// messages of a contiguous range of offsets.
+type Batch struct {
+	Hits       []Hit
+	Quarantine []Quarantined
+}
