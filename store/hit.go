@@ -57,6 +57,10 @@ type Hit struct {
 	RequestID   string
 	User        string
 	TLSProtocol string
+
+	// Operation classifies the request for the connection records;
+	// OpUnknown lets the store derive it from Method.
+	Operation Operation
 }
 
 // Quarantined is a message that could not be parsed, kept with the reason so
@@ -73,4 +77,48 @@ type Quarantined struct {
 type Batch struct {
 	Hits       []Hit
 	Quarantine []Quarantined
+}
+
+// Operation is the kind of operation a request performs, which the
+// connection records must state (décret 2021-1362): reading content, or
+// creating, modifying or deleting it. Its values match the Enum8 column.
+type Operation uint8
+
+// The operation kinds. OpUnknown means "derive it from the method".
+const (
+	OpUnknown Operation = iota
+	OpRead
+	OpCreate
+	OpModify
+	OpDelete
+)
+
+// String returns the name stored in ClickHouse.
+func (o Operation) String() string {
+	switch o {
+	case OpRead:
+		return "read"
+	case OpCreate:
+		return "create"
+	case OpModify:
+		return "modify"
+	case OpDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// OperationOfMethod classifies a request by its HTTP method: POST creates,
+// PUT and PATCH modify, DELETE deletes, everything else (GET, HEAD, OPTIONS,
+// an empty or unknown method) reads.
+func OperationOfMethod(method string) Operation {
+	switch method {
+	case "POST":
+		return OpCreate
+	case "PUT", "PATCH":
+		return OpModify
+	case "DELETE":
+		return OpDelete
+	}
+	return OpRead
 }

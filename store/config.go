@@ -1,0 +1,98 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Secret is a string that never prints: fmt, logs and YAML dumps show
+// "<redacted>".
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "<redacted>" }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return `"<redacted>"` }
+
+// MarshalText keeps the secret out of any serialised configuration.
+func (Secret) MarshalText() ([]byte, error) { return []byte("<redacted>"), nil }
+
+// Config says which ClickHouse to use and how.
+type Config struct {
+	// Addrs lists ClickHouse servers as host:port. Empty means the embedded
+	// engine (chDB) started by connlog itself. Default: empty.
+	Addrs []string `yaml:"addrs"`
+	// Protocol is "native" (port 9000) or "http" (port 8123). Default: native.
+	Protocol string `yaml:"protocol"`
+	// Username and Password authenticate to a ClickHouse server.
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// TLS enables TLS to the server. Default: false.
+	TLS bool `yaml:"tls"`
+	// DatabasePrefix names the databases: <prefix>_connections,
+	// <prefix>_access and <prefix>_ops. Default: connlog.
+	DatabasePrefix string `yaml:"database_prefix"`
+	// DialTimeout bounds connecting to ClickHouse. Default: 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// InsertTimeout bounds one batch insert; a batch that times out is
+	// retried with the same deduplication token. Default: 60s.
+	InsertTimeout time.Duration `yaml:"insert_timeout"`
+	// QueryTimeout bounds one search (max_execution_time). Default: 30s.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set: the
+// embedded engine.
+func DefaultConfig() Config {
+	return Config{
+		Protocol:       "native",
+		DatabasePrefix: "connlog",
+		DialTimeout:    10 * time.Second,
+		InsertTimeout:  60 * time.Second,
+		QueryTimeout:   30 * time.Second,
+	}
+}
+
+// Embedded reports whether no ClickHouse server is configured, so connlog
+// must run its own engine.
+func (c Config) Embedded() bool { return len(c.Addrs) == 0 }
+
+var identifier = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+
+// Validate reports every problem with the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Protocol != "native" && c.Protocol != "http" {
+		errs = append(errs, fmt.Errorf("store.protocol: %q is neither native nor http", c.Protocol))
+	}
+	if !identifier.MatchString(c.DatabasePrefix) {
+		errs = append(errs, fmt.Errorf("store.database_prefix: %q must be lower-case letters, digits and _, starting with a letter", c.DatabasePrefix))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"insert_timeout", c.InsertTimeout}, {"query_timeout", c.QueryTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("store.%s: must be positive, got %s", d.name, d.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Databases names the databases of each data class.
+type Databases struct {
+	Connections string
+	Access      string
+	Ops         string
+}
+
+func (c Config) databases() Databases {
+	return Databases{
+		Connections: c.DatabasePrefix + "_connections",
+		Access:      c.DatabasePrefix + "_access",
+		Ops:         c.DatabasePrefix + "_ops",
+	}
+}

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migration is one versioned schema change.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+	// Checksum is the SHA-256 of the file, recorded so that an edited
+	// migration that was already applied is noticed.
+	Checksum string
+}
+
+// Migrations returns the embedded migrations in version order, with the
+// database names of cfg substituted.
+func Migrations(cfg Config) ([]Migration, error) {
+	db := cfg.databases()
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	repl := strings.NewReplacer("${connections}", db.Connections, "${access}", db.Access, "${ops}", db.Ops)
+	var out []Migration
+	for _, name := range names {
+		raw, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		base := strings.TrimSuffix(path.Base(name), ".sql")
+		num, label, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_label.sql", name)
+		}
+		sum := sha256.Sum256(raw)
+		out = append(out, Migration{
+			Version:    v,
+			Name:       label,
+			Statements: splitStatements(repl.Replace(string(raw))),
+			Checksum:   hex.EncodeToString(sum[:]),
+		})
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i].Version != out[i-1].Version+1 {
+			return nil, fmt.Errorf("migrations: version %d follows %d", out[i].Version, out[i-1].Version)
+		}
+	}
+	return out, nil
+}
+
+// splitStatements splits a migration file on ';' at the end of a line and
+// drops "--" comment lines. Migrations are our own files, so this simple
+// rule is enough; it does not try to parse SQL.
+func splitStatements(sql string) []string {
+	var stmts []string
+	var cur strings.Builder
+	for _, line := range strings.Split(sql, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			if s := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"); s != "" {
+				stmts = append(stmts, s)
+			}
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		stmts = append(stmts, s)
+	}
+	return stmts
+}
+
+// SchemaVersion returns the highest applied migration version, 0 for an
+// empty store.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	if err := s.bootstrap(ctx); err != nil {
+		return 0, err
+	}
+	var v uint32
+	row := s.conn.QueryRow(ctx, "SELECT max(version) FROM "+s.db.Ops+".schema_migrations")
+	if err := row.Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return int(v), nil
+}
+
+func (s *Store) bootstrap(ctx context.Context) error {
+	for _, stmt := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + s.db.Ops,
+		`CREATE TABLE IF NOT EXISTS ` + s.db.Ops + `.schema_migrations
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version`,
+	} {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("create migrations table: %w", err)
+		}
+	}
+	return nil
+}
+
+// Migrate applies every embedded migration newer than the store's schema
+// version, in order, recording each one. Statements are idempotent (IF NOT
+// EXISTS), so a migration interrupted half-way is simply applied again. It
+// returns the versions applied.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	migs, err := Migrations(s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(migs); current > n {
+		return nil, fmt.Errorf("store schema version %d is newer than this connlog knows (%d): upgrade connlog", current, n)
+	}
+	var applied []int
+	for _, m := range migs {
+		if m.Version <= current {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return applied, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		pctx := withParams(ctx, map[string]string{
+			"v": strconv.Itoa(m.Version), "n": m.Name, "c": m.Checksum, "t": formatTime(time.Now()),
+		})
+		err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".schema_migrations (version, name, checksum, applied_at) VALUES ({v:UInt32}, {n:String}, {c:String}, {t:DateTime64(3, 'UTC')})")
+		if err != nil {
+			return applied, fmt.Errorf("record migration %04d: %w", m.Version, err)
+		}
+		s.logger.Info("schema migration applied", "version", m.Version, "name", m.Name)
+		applied = append(applied, m.Version)
+	}
+	return applied, nil
+}

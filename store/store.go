@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Store is connlog's handle on ClickHouse. It is safe for concurrent use.
+type Store struct {
+	conn   driver.Conn
+	cfg    Config
+	db     Databases
+	logger *slog.Logger
+}
+
+// Open connects to the ClickHouse named by cfg.Addrs and checks that it
+// answers. It does not change the schema: call Migrate for that. For the
+// embedded engine, the caller starts it first and passes its loopback HTTP
+// address with Protocol "http".
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Addrs) == 0 {
+		return nil, fmt.Errorf("open store: no ClickHouse address")
+	}
+	opts := &clickhouse.Options{
+		Addr: cfg.Addrs,
+		Auth: clickhouse.Auth{
+			Username: cfg.Username,
+			Password: string(cfg.Password),
+		},
+		DialTimeout:     cfg.DialTimeout,
+		MaxOpenConns:    8,
+		MaxIdleConns:    4,
+		ConnMaxLifetime: time.Hour,
+	}
+	if cfg.Protocol == "http" {
+		opts.Protocol = clickhouse.HTTP
+	}
+	if cfg.TLS {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addrs, err)
+	}
+	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Databases names the databases this store uses.
+func (s *Store) Databases() Databases { return s.db }
+
+// Ping checks that ClickHouse answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("ping clickhouse: %w", err)
+	}
+	return nil
+}
+
+// Conn exposes the underlying driver connection for tests and tools that
+// need plain SQL (migrations tests, the retention report).
+func (s *Store) Conn() driver.Conn { return s.conn }
+
+// Close releases the connections.
+func (s *Store) Close() error { return s.conn.Close() }
