@@ -1,0 +1,280 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Narrowest networks a search may cover; wider ones would scan whole tables.
+const (
+	minBits4 = 8
+	minBits6 = 32
+)
+
+// maxSite bounds a site name (a DNS name is at most 253 characters).
+const maxSite = 253
+
+// accessParams are the query parameters /v1/access accepts.
+var accessParams = map[string]bool{"ip": true, "from": true, "to": true, "site": true, "limit": true, "purpose": true}
+
+// accessResponse is the body of a successful /v1/access answer.
+type accessResponse struct {
+	Rows      []accessRow `json:"rows"`
+	Count     int         `json:"count"`
+	Truncated bool        `json:"truncated"`
+}
+
+// accessRow is one access-log row as the API shows it. Empty strings, absent
+// addresses and zero ports are left out; counts and the Kafka source never.
+type accessRow struct {
+	Time          string `json:"time"`
+	ClientIP      string `json:"client_ip"`
+	ClientPort    uint16 `json:"client_port,omitempty"`
+	PeerIP        string `json:"peer_ip,omitempty"`
+	ForwardedFor  string `json:"forwarded_for,omitempty"`
+	ServerAddr    string `json:"server_addr,omitempty"`
+	ServerPort    uint16 `json:"server_port,omitempty"`
+	Site          string `json:"site,omitempty"`
+	Method        string `json:"method,omitempty"`
+	Path          string `json:"path,omitempty"`
+	Query         string `json:"query,omitempty"`
+	Protocol      string `json:"protocol,omitempty"`
+	Status        uint16 `json:"status"`
+	Bytes         uint64 `json:"bytes"`
+	Referer       string `json:"referer,omitempty"`
+	UserAgent     string `json:"user_agent,omitempty"`
+	RequestTimeMS int64  `json:"request_time_ms"`
+	Upstream      string `json:"upstream,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
+	User          string `json:"user,omitempty"`
+	TLSProtocol   string `json:"tls_protocol,omitempty"`
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	Offset        int64  `json:"offset"`
+}
+
+// timeFormat is RFC 3339 with milliseconds; times are written in UTC.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func newAccessRow(h *store.Hit) accessRow {
+	return accessRow{
+		Time:          h.EventTime.UTC().Format(timeFormat),
+		ClientIP:      addrString(h.ClientIP),
+		ClientPort:    h.ClientPort,
+		PeerIP:        addrString(h.PeerIP),
+		ForwardedFor:  h.ForwardedFor,
+		ServerAddr:    addrString(h.ServerAddr),
+		ServerPort:    h.ServerPort,
+		Site:          h.Site,
+		Method:        h.Method,
+		Path:          h.Path,
+		Query:         h.Query,
+		Protocol:      h.Protocol,
+		Status:        h.Status,
+		Bytes:         h.BytesSent,
+		Referer:       h.Referer,
+		UserAgent:     h.UserAgent,
+		RequestTimeMS: h.RequestTime.Milliseconds(),
+		Upstream:      h.Upstream,
+		RequestID:     h.RequestID,
+		User:          h.User,
+		TLSProtocol:   h.TLSProtocol,
+		Topic:         h.Source.Topic,
+		Partition:     h.Source.Partition,
+		Offset:        h.Source.Offset,
+	}
+}
+
+// addrString writes a, IPv4 as a dotted quad even when stored mapped into
+// IPv6; "" if a is absent.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
+// access answers GET /v1/access.
+func (s *Server) access(r *http.Request, c *call) (any, error) {
+	params := r.URL.Query()
+	c.filters = rawFilters(params, "ip", "from", "to", "site", "limit")
+	q, err := s.parseAccess(params)
+	if err != nil {
+		return nil, err
+	}
+	c.filters = canonical(map[string]any{
+		"ip":    q.Network.String(),
+		"from":  q.From.Format(time.RFC3339Nano),
+		"to":    q.To.Format(time.RFC3339Nano),
+		"site":  q.Site,
+		"limit": q.Limit,
+	})
+	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
+		return nil, &apiError{
+			code:   CodeForbidden,
+			msg:    "your token does not allow this site",
+			reason: fmt.Sprintf("site %q outside the token's sites", q.Site),
+		}
+	}
+	q.Sites = c.who.sites
+
+	limit := q.Limit
+	q.Limit++ // one more row tells whether the answer is truncated
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	hits, err := s.store.SearchAccess(ctx, q)
+	if err != nil {
+		s.logger.Warn("search access log", "err", err)
+		return nil, storeError(r.Context(), err)
+	}
+	resp := accessResponse{Rows: make([]accessRow, 0, min(len(hits), limit))}
+	if len(hits) > limit {
+		hits, resp.Truncated = hits[:limit], true
+	}
+	for i := range hits {
+		resp.Rows = append(resp.Rows, newAccessRow(&hits[i]))
+	}
+	resp.Count = len(resp.Rows)
+	c.rows = resp.Count
+	return resp, nil
+}
+
+// parseAccess checks the query parameters of /v1/access.
+func (s *Server) parseAccess(params url.Values) (store.AccessQuery, error) {
+	var q store.AccessQuery
+	for name, vs := range params {
+		if !accessParams[name] {
+			return q, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
+		}
+		if len(vs) > 1 {
+			return q, errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
+		}
+	}
+	var err error
+	if q.Network, err = parseNetwork(params.Get("ip")); err != nil {
+		return q, err
+	}
+	if q.From, err = parseTime("from", params.Get("from")); err != nil {
+		return q, err
+	}
+	if q.To, err = parseTime("to", params.Get("to")); err != nil {
+		return q, err
+	}
+	if !q.From.Before(q.To) {
+		return q, errorf(CodeBadRequest, "from must be before to")
+	}
+	if w := q.To.Sub(q.From); w > s.cfg.MaxWindow {
+		return q, errorf(CodeWindowTooLarge, fmt.Sprintf("the time window (%s) exceeds the maximum of %s; split the search", w, s.cfg.MaxWindow))
+	}
+	q.Site = params.Get("site")
+	if len(q.Site) > maxSite || strings.ContainsFunc(q.Site, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return q, errorf(CodeBadRequest, "site must be a host name")
+	}
+	q.Limit = s.cfg.DefaultLimit
+	if v := params.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.cfg.MaxLimit {
+			return q, errorf(CodeBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", s.cfg.MaxLimit))
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// parseNetwork parses an address or a CIDR network. An address becomes a
+// single-address prefix; IPv4-mapped IPv6 becomes IPv4.
+func parseNetwork(v string) (netip.Prefix, error) {
+	if v == "" {
+		return netip.Prefix{}, errorf(CodeBadRequest, "ip is required: an address or a CIDR network")
+	}
+	var p netip.Prefix
+	if strings.Contains(v, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(v); err != nil {
+			return p, errorf(CodeBadRequest, "ip must be an address or a CIDR network")
+		}
+	} else {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			return p, errorf(CodeBadRequest, "ip must be an address or a CIDR network")
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return p, errorf(CodeBadRequest, "an IPv4-mapped network must be at least a /96")
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	if p.Addr().Is4() && p.Bits() < minBits4 || p.Addr().Is6() && p.Bits() < minBits6 {
+		return p, errorf(CodeBadRequest, fmt.Sprintf("the network is too wide: at least /%d for IPv4 and /%d for IPv6", minBits4, minBits6))
+	}
+	return p.Masked(), nil
+}
+
+// parseTime parses an RFC 3339 time and returns it in UTC.
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, errorf(CodeBadRequest, name+" is required: an RFC 3339 time, e.g. 2026-03-03T14:00:00Z")
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil && strings.Contains(v, " ") {
+		// An unescaped '+' in a query string arrives as a space.
+		t, err = time.Parse(time.RFC3339, strings.ReplaceAll(v, " ", "+"))
+	}
+	if err != nil {
+		return time.Time{}, errorf(CodeBadRequest, name+" must be an RFC 3339 time, e.g. 2026-03-03T14:00:00Z")
+	}
+	return t.UTC(), nil
+}
+
+// storeError turns a store failure into the error the client sees; the
+// detail goes to the audit row only.
+func storeError(reqCtx context.Context, err error) error {
+	switch {
+	case errors.Is(err, store.ErrBadFilter):
+		return &apiError{code: CodeBadRequest, msg: "the search cannot be run as asked", reason: err.Error()}
+	case reqCtx.Err() != nil:
+		return &apiError{code: CodeUnavailable, msg: "request canceled", reason: "client went away: " + err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &apiError{code: CodeUnavailable, msg: "the search took too long; narrow the window or the network", reason: "store timeout: " + err.Error()}
+	default:
+		return &apiError{code: CodeUnavailable, msg: "the log store cannot answer now; try again later", reason: "store: " + err.Error()}
+	}
+}
+
+// rawFilters is the canonical JSON of the given parameters as received,
+// bounded, for the audit row of a refused request.
+func rawFilters(params url.Values, names ...string) string {
+	m := map[string]any{}
+	for _, n := range names {
+		if vs, ok := params[n]; ok && len(vs) > 0 {
+			m[n] = truncate(strings.ToValidUTF8(vs[0], "\uFFFD"), 100)
+		}
+	}
+	return canonical(m)
+}
+
+// canonical encodes m as JSON with sorted keys, leaving out empty strings.
+func canonical(m map[string]any) string {
+	for k, v := range m {
+		if v == "" {
+			delete(m, k)
+		}
+	}
+	b, err := json.Marshal(m) // maps encode with sorted keys
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}

@@ -1,0 +1,61 @@
+// Package api is connlog's HTTP query API for security staff.
+//
+// It serves, under /v1, searches over the stored access log, and around it
+// the operational endpoints /healthz, /readyz and /metrics. Later versions add
+// connection records, requisitions, legal holds and the audit search as more
+// data endpoints behind the same guard.
+//
+// # Guarantees
+//
+// Every request to a data endpoint (any path under /v1/), allowed or refused,
+// leaves exactly one audit row in the store before the first byte of the
+// response is written. If that row cannot be written, no data is returned:
+// the client gets 503 with the code "audit_unavailable".
+//
+// A data request is answered only if, in this order:
+//
+//   - it carries "Authorization: Bearer <token>" whose SHA-256 matches a
+//     configured [Token] (else 401 "unauthenticated");
+//   - the token's role allows the endpoint; admin is allowed everything
+//     (else 403 "forbidden");
+//   - it states a purpose, in the X-Purpose header or the purpose query
+//     parameter: 3 to 200 printable characters after trimming spaces
+//     (else 400 "missing_purpose");
+//   - its filters are valid (else 400 "bad_request" or "window_too_large");
+//   - a token limited to some sites asks only for those sites (else 403
+//     "forbidden"); with no site given, the search is limited to them.
+//
+// Bearer tokens are never logged nor written in the audit trail; log lines
+// carry no client address and no searched address.
+//
+// # GET /v1/access
+//
+// Searches the access log (role analyst). Query parameters:
+//
+//   - ip: an address (203.0.113.7, 2001:db8::1) or a network in CIDR
+//     notation. To stop accidental full-table scans a network must be at
+//     least a /8 for IPv4 and a /32 for IPv6. IPv4-mapped IPv6 addresses are
+//     treated as IPv4. Host bits of a network are cleared.
+//   - from, to: RFC 3339 times; the window is half-open [from, to), must not
+//     be empty and must not exceed Config.MaxWindow. A '+' in an offset that
+//     arrives unescaped (decoded as a space) is accepted.
+//   - site: optional, exact virtual host name.
+//   - limit: optional, 1 to Config.MaxLimit rows; default Config.DefaultLimit.
+//
+// Unknown or repeated parameters are refused, so a misspelt filter cannot
+// silently widen a search. The answer is
+//
+//	{"rows": [...], "count": N, "truncated": bool}
+//
+// where truncated reports that more rows matched than the limit. Each row has
+// time (RFC 3339, UTC, milliseconds), client_ip, topic, partition, offset,
+// status, bytes and request_time_ms always, and client_port, peer_ip,
+// forwarded_for, server_addr, server_port, site, method, path, query,
+// protocol, referer, user_agent, upstream, request_id, user and tls_protocol
+// when the log line carried them. IPv4 addresses are written dotted-quad.
+//
+// # Errors
+//
+// Every error is JSON: {"error": {"code": "...", "message": "..."}}. The
+// codes are stable; see the Code constants.
+package api

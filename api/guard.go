@@ -1,0 +1,208 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Bounds of a stated purpose, in characters after trimming spaces.
+const (
+	minPurpose = 3
+	maxPurpose = 200
+)
+
+// call is one data request on its way through the guard: who asks, why, and
+// what the audit row will say about it.
+type call struct {
+	who     *principal
+	purpose string
+	// filters is the canonical JSON of the request's filters, set by the
+	// endpoint handler as soon as it has parsed them (or the raw ones, if
+	// they were refused).
+	filters string
+	// rows is how many rows the answer carries.
+	rows int
+}
+
+// dataHandler answers an authenticated, authorised data request that stated
+// its purpose. It returns the JSON response body, or an error: an *apiError
+// for the client, anything else is reported as internal. It must not write
+// to the client: the guard does, after auditing.
+type dataHandler func(r *http.Request, c *call) (any, error)
+
+// data guards the data endpoint at route pattern endpoint: it authenticates
+// the caller, checks its role and requires a purpose, runs h, writes the audit
+// row, and only then writes the response. Role "" is for the catch-all of
+// unknown routes: any caller, no purpose.
+func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{}
+		body, err := s.guard(r, c, role, h)
+		var ae *apiError
+		if err != nil && !errors.As(err, &ae) {
+			s.logger.Error("data request", "endpoint", endpoint, "err", err)
+			ae = &apiError{code: CodeInternal, msg: "internal error; the operators have been told", reason: err.Error()}
+		}
+		status := http.StatusOK
+		if ae != nil {
+			status = httpStatus(ae.code)
+			body, c.rows = nil, 0 // nothing of a failed answer is sent
+		}
+
+		entry := store.AuditEntry{
+			Time:     s.now().UTC(),
+			Source:   r.RemoteAddr,
+			Method:   r.Method,
+			Endpoint: endpoint,
+			Purpose:  c.purpose,
+			Filters:  c.filters,
+			Status:   status,
+			Rows:     c.rows,
+			Outcome:  outcome(status),
+		}
+		if c.who != nil {
+			entry.Actor, entry.Role = c.who.name, c.who.role
+		}
+		if ae != nil {
+			entry.Reason = ae.auditReason()
+		}
+		// The audit row must be written even if the client has gone away.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+		aerr := s.store.Audit(actx, entry)
+		cancel()
+		if aerr != nil {
+			s.metrics.auditFailures.WithLabelValues(endpoint).Inc()
+			s.logger.Error("audit row not written; request refused", "endpoint", endpoint, "err", aerr)
+			writeError(w, errorf(CodeAuditUnavailable, "the audit trail cannot be written, so no data can be served; try again later"))
+			return
+		}
+		if ae != nil {
+			writeError(w, ae)
+			return
+		}
+		writeBody(w, status, body)
+	})
+}
+
+// guard runs the checks common to every data endpoint, then h, and returns
+// the encoded response body.
+func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	// Record the purpose as stated, even if refused: the auditor wants to
+	// see what was claimed. It is bounded and made valid UTF-8 first.
+	raw := r.Header.Get("X-Purpose")
+	if raw == "" {
+		raw = r.URL.Query().Get("purpose")
+	}
+	raw = strings.TrimSpace(raw)
+	c.purpose = truncate(strings.ToValidUTF8(raw, "\uFFFD"), maxPurpose)
+
+	who, err := s.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	c.who = who
+	if role != "" && who.role != role && who.role != RoleAdmin {
+		return nil, &apiError{
+			code:   CodeForbidden,
+			msg:    fmt.Sprintf("this endpoint needs the %s role", role),
+			reason: fmt.Sprintf("role %s, endpoint needs %s", who.role, role),
+		}
+	}
+	if role != "" {
+		if err := checkPurpose(raw); err != nil {
+			return nil, err
+		}
+	}
+	out, err := h(r, c)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode response: %w", err)
+	}
+	return body, nil
+}
+
+// authenticate finds the principal of the request's bearer token. The token
+// is only hashed: it is never logged, stored or echoed.
+func (s *Server) authenticate(r *http.Request) (*principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return nil, &apiError{
+			code:   CodeUnauthenticated,
+			msg:    "send a bearer token: Authorization: Bearer <token>",
+			reason: "no bearer token",
+		}
+	}
+	// Keyed by hash: looking up a hash reveals nothing about the token, so a
+	// map lookup is as safe as a constant-time comparison here.
+	p, ok := s.tokens[sha256.Sum256([]byte(strings.TrimSpace(token)))]
+	if !ok {
+		return nil, &apiError{
+			code:   CodeUnauthenticated,
+			msg:    "unknown or revoked token",
+			reason: "unknown bearer token",
+		}
+	}
+	return p, nil
+}
+
+// checkPurpose checks a stated purpose, already trimmed.
+func checkPurpose(p string) error {
+	n := utf8.RuneCountInString(p)
+	switch {
+	case p == "":
+		return errorf(CodeMissingPurpose, "state the purpose of this request (an incident or requisition reference) in the X-Purpose header or the purpose parameter")
+	case !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return errorf(CodeMissingPurpose, "the purpose must be printable text")
+	case n < minPurpose || n > maxPurpose:
+		return errorf(CodeMissingPurpose, fmt.Sprintf("the purpose must be %d to %d characters long", minPurpose, maxPurpose))
+	}
+	return nil
+}
+
+// truncate cuts s to at most n runes.
+func truncate(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// noRoute answers, after the guard, requests under /v1/ that match no data
+// endpoint.
+func (s *Server) noRoute(r *http.Request, c *call) (any, error) {
+	what := truncate(strings.ToValidUTF8(r.URL.Path, "\uFFFD"), 200)
+	if s.dataPaths[r.URL.Path] {
+		return nil, &apiError{code: CodeMethodNotAllowed, msg: "this endpoint only answers GET", reason: "method " + r.Method}
+	}
+	return nil, &apiError{code: CodeNotFound, msg: "no such endpoint", reason: "no route for " + what}
+}
+
+// sitesAllowed reports whether p may read site.
+func (p *principal) sitesAllowed(site string) bool {
+	return len(p.sites) == 0 || slices.Contains(p.sites, site)
+}

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Store is what the API needs from storage; *store.Store satisfies it.
+type Store interface {
+	// SearchAccess returns the access-log rows matching q, at most q.Limit.
+	SearchAccess(ctx context.Context, q store.AccessQuery) ([]store.Hit, error)
+	// Audit durably records one audit row.
+	Audit(ctx context.Context, e store.AuditEntry) error
+	// Ping reports whether the store can answer.
+	Ping(ctx context.Context) error
+}
+
+// Timeouts of the store calls that are not searches.
+const (
+	pingTimeout  = 2 * time.Second
+	auditTimeout = 5 * time.Second
+)
+
+// Server is the query API. Create it with [New]; it is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	store   Store
+	tokens  map[[sha256.Size]byte]*principal
+	metrics *metrics
+	logger  *slog.Logger
+	ready   atomic.Bool
+	handler http.Handler
+	// dataPaths are the paths of the data endpoints, all served with GET.
+	dataPaths map[string]bool
+	// now is the clock; tests replace it.
+	now func() time.Time
+}
+
+// principal is an authenticated caller: the configured token, without its hash.
+type principal struct {
+	name  string
+	role  string
+	sites []string
+}
+
+// New builds a Server from cfg, which must pass [Config.Validate]. Searches
+// and audit rows go to st; metrics are registered on reg; metricsHandler is
+// served at /metrics (nil serves 404 there). The server starts not ready: call
+// [Server.SetReady] once the rest of the process is.
+func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Handler, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("api config: %w", err)
+	}
+	if st == nil {
+		return nil, errors.New("api: nil store")
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   st,
+		tokens:  make(map[[sha256.Size]byte]*principal, len(cfg.Tokens)),
+		metrics: m,
+		logger:    logger.With("component", "api"),
+		now:       time.Now,
+		dataPaths: map[string]bool{},
+	}
+	for _, t := range cfg.Tokens {
+		h, _ := parseHash(t.SHA256) // checked by Validate
+		b, _ := hex.DecodeString(h)
+		s.tokens[[sha256.Size]byte(b)] = &principal{name: t.Name, role: t.Role, sites: t.Sites}
+	}
+	if metricsHandler == nil {
+		metricsHandler = http.NotFoundHandler()
+	}
+
+	mux := http.NewServeMux()
+	route := func(pattern string, h http.Handler) {
+		mux.Handle("GET "+pattern, s.instrument(pattern, h))
+	}
+	route("/healthz", http.HandlerFunc(s.healthz))
+	route("/readyz", http.HandlerFunc(s.readyz))
+	route("/metrics", metricsHandler)
+	// Data endpoints: each one is guarded and audited by s.data. Later
+	// endpoints (connections, requisitions, holds, audit) slot in here.
+	for _, d := range []struct {
+		path string
+		role string
+		h    dataHandler
+	}{
+		{"/v1/access", RoleAnalyst, s.access},
+	} {
+		route(d.path, s.data(d.path, d.role, d.h))
+		s.dataPaths[d.path] = true
+	}
+	// Anything else under /v1/ is audited too, so that probing is visible.
+	mux.Handle("/v1/", s.instrument("/v1/", s.data("/v1/", "", s.noRoute)))
+	s.handler = mux
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetReady sets whether /readyz may report ready (it also needs the store to
+// answer a ping). Serve sets it to false when shutting down.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve answers HTTP requests on ln until ctx ends, then marks the server
+// not ready and shuts down gracefully, waiting at most Config.ShutdownTimeout
+// for in-flight requests. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	s.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.logger.Warn("shutdown timed out, closing open connections", "err", err)
+		_ = srv.Close()
+		<-errc
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeError(w, errorf(CodeUnavailable, "not ready: starting or shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), pingTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.Warn("readiness: store ping", "err", err)
+		writeError(w, errorf(CodeUnavailable, "not ready: the store does not answer"))
+		return
+	}
+	writeBody(w, http.StatusOK, []byte(`{"status":"ready"}`))
+}
+
+// instrument counts and times the requests h answers under the route pattern
+// endpoint.
+func (s *Server) instrument(endpoint string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
+		s.metrics.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
