@@ -415,8 +415,9 @@ func parseTimeLocal(b []byte) (t time.Time, off int, reason string) {
 	switch {
 	case month == 0:
 		return t, 3, "unknown month name"
-	case year < 1:
-		return t, 7, "year out of range"
+	case year < 1970 || year > 2299:
+		// ClickHouse DateTime64 stops at 2299; before 1970 is a broken clock.
+		return t, 7, "year out of range 1970-2299"
 	case day < 1 || day > daysIn(month, year):
 		return t, 0, "day out of range for the month"
 	case hour > 23 || minute > 59 || sec > 59:
