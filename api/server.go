@@ -73,10 +73,10 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   st,
-		tokens:  make(map[[sha256.Size]byte]*principal, len(cfg.Tokens)),
-		metrics: m,
+		cfg:       cfg,
+		store:     st,
+		tokens:    make(map[[sha256.Size]byte]*principal, len(cfg.Tokens)),
+		metrics:   m,
 		logger:    logger.With("component", "api"),
 		now:       time.Now,
 		dataPaths: map[string]bool{},

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// counterValue returns the value of the counter name with the given labels
+// in reg, 0 if absent.
+func counterValue(tb testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func TestHealthz(t *testing.T) {
+	env := newTestEnv(t, nil)
+	resp := env.get(t, "/healthz", "", "")
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || body != "ok\n" {
+		t.Errorf("status %d body %q", resp.StatusCode, body)
+	}
+	if n := len(env.store.auditRows()); n != 0 {
+		t.Errorf("%d audit rows for /healthz", n)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	env := newTestEnv(t, nil)
+	check := func(when string, want int) {
+		t.Helper()
+		resp := env.get(t, "/readyz", "", "")
+		body := readBody(t, resp)
+		if resp.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", when, resp.StatusCode, want)
+		}
+		if want != http.StatusOK && errorCode(t, body) != CodeUnavailable {
+			t.Errorf("%s: body %s", when, body)
+		}
+	}
+	check("before SetReady", http.StatusServiceUnavailable)
+	env.srv.SetReady(true)
+	check("after SetReady", http.StatusOK)
+	env.store.mu.Lock()
+	env.store.pingErr = errors.New("no route to host")
+	env.store.mu.Unlock()
+	check("when the store does not answer", http.StatusServiceUnavailable)
+	env.store.mu.Lock()
+	env.store.pingErr = nil
+	env.store.mu.Unlock()
+	env.srv.SetReady(false)
+	check("after SetReady(false)", http.StatusServiceUnavailable)
+}
+
+func TestUnknownDataRoutesAreAudited(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		token      bool
+		wantStatus int
+		wantCode   Code
+	}{
+		{"unknown path is not found", http.MethodGet, "/v1/nothing", true, 404, CodeNotFound},
+		{"POST to a GET endpoint is not allowed", http.MethodPost, "/v1/access", true, 405, CodeMethodNotAllowed},
+		{"unknown path without token is unauthenticated", http.MethodGet, "/v1/nothing", false, 401, CodeUnauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, nil)
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, tt.target, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.RemoteAddr = "192.0.2.1:1234"
+			if tt.token {
+				req.Header.Set("Authorization", "Bearer "+env.tokens.analyst)
+			}
+			rec := &recorder{header: http.Header{}}
+			env.srv.Handler().ServeHTTP(rec, req)
+			if rec.status != tt.wantStatus {
+				t.Fatalf("status %d, want %d", rec.status, tt.wantStatus)
+			}
+			if got := errorCode(t, rec.body.String()); got != tt.wantCode {
+				t.Errorf("code %q, want %q", got, tt.wantCode)
+			}
+			if rows := env.store.auditRows(); len(rows) != 1 || rows[0].Endpoint != "/v1/" || rows[0].Status != tt.wantStatus {
+				t.Errorf("audit rows %+v", rows)
+			}
+		})
+	}
+}
+
+// recorder is a minimal ResponseWriter for requests built by hand.
+type recorder struct {
+	header http.Header
+	status int
+	body   strings.Builder
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(s int) {
+	if r.status == 0 {
+		r.status = s
+	}
+}
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
+}
+
+func TestRequestMetrics(t *testing.T) {
+	env := newTestEnv(t, nil)
+	env.get(t, okQuery, env.tokens.analyst, "INC-42")
+	env.get(t, okQuery, "", "INC-42")
+	env.get(t, okQuery, "", "INC-42")
+	for code, want := range map[string]float64{"200": 1, "401": 2} {
+		if got := counterValue(t, env.reg, "connlog_api_requests_total", map[string]string{"endpoint": "/v1/access", "code": code}); got != want {
+			t.Errorf("requests with code %s: %v, want %v", code, got, want)
+		}
+	}
+}
+
+func TestServeShutsDownWhenContextEnds(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{ShutdownTimeout: 5 * time.Second}, &fakeStore{}, reg,
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+
+	for _, path := range []string{"/healthz", "/metrics"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+	srv.SetReady(true)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if srv.ready.Load() {
+		t.Error("still ready after shutdown")
+	}
+}
