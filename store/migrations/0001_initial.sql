@@ -112,4 +112,5 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(time)
 ORDER BY time
 TTL toDateTime(time) + INTERVAL 3 YEAR DELETE
-SETTINGS ttl_only_drop_parts = 1;
+-- an audit row must be on disk before the data it records leaves
+SETTINGS ttl_only_drop_parts = 1, fsync_after_insert = 1, fsync_part_directory = 1;
