@@ -10,26 +10,26 @@ type Code string
 
 // Error codes. Clients may branch on them; their meaning does not change.
 const (
-	// CodeUnauthenticated: no bearer token, or an unknown one (401).
+	// CodeUnauthenticated means no bearer token, or an unknown one (401).
 	CodeUnauthenticated Code = "unauthenticated"
-	// CodeForbidden: the token's role or sites do not allow the request (403).
+	// CodeForbidden means the token's role or sites do not allow the request (403).
 	CodeForbidden Code = "forbidden"
-	// CodeMissingPurpose: no valid purpose was stated (400).
+	// CodeMissingPurpose means no valid purpose was stated (400).
 	CodeMissingPurpose Code = "missing_purpose"
-	// CodeBadRequest: a parameter is missing, malformed or out of range (400).
+	// CodeBadRequest means a parameter is missing, malformed or out of range (400).
 	CodeBadRequest Code = "bad_request"
-	// CodeWindowTooLarge: the time window exceeds the configured maximum (400).
+	// CodeWindowTooLarge means the time window exceeds the configured maximum (400).
 	CodeWindowTooLarge Code = "window_too_large"
-	// CodeNotFound: no endpoint at this path (404).
+	// CodeNotFound means no endpoint at this path (404).
 	CodeNotFound Code = "not_found"
-	// CodeMethodNotAllowed: the endpoint exists but not for this method (405).
+	// CodeMethodNotAllowed means the endpoint exists but not for this method (405).
 	CodeMethodNotAllowed Code = "method_not_allowed"
-	// CodeUnavailable: the store cannot answer now, or is too slow (503).
+	// CodeUnavailable means the store cannot answer now, or is too slow (503).
 	CodeUnavailable Code = "unavailable"
-	// CodeAuditUnavailable: the audit row could not be written, so no data
+	// CodeAuditUnavailable means the audit row could not be written, so no data
 	// is returned (503).
 	CodeAuditUnavailable Code = "audit_unavailable"
-	// CodeInternal: a bug in connlog (500).
+	// CodeInternal means a bug in connlog (500).
 	CodeInternal Code = "internal"
 )
 
