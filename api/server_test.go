@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,4 +188,45 @@ func TestServeShutsDownWhenContextEnds(t *testing.T) {
 	if srv.ready.Load() {
 		t.Error("still ready after shutdown")
 	}
+}
+
+func TestLogsCarryNoTokenNorAddress(t *testing.T) {
+	var logs strings.Builder
+	tok, hash, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeStore{searchErr: errors.New("connection refused"), auditErr: nil}
+	srv, err := New(Config{Tokens: []Token{{Name: "alice", Role: RoleAnalyst, SHA256: hash}}}, st,
+		prometheus.NewRegistry(), nil, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{srv: srv, store: st}
+	env.get(t, okQuery, tok, "INC-42") // store failure: logged
+	st.mu.Lock()
+	st.auditErr = errors.New("audit table read-only")
+	st.mu.Unlock()
+	env.get(t, okQuery, tok, "INC-42") // audit failure: logged
+	got := logs.String()
+	if !strings.Contains(got, "audit row not written") {
+		t.Fatalf("expected log lines, got %q", got)
+	}
+	for _, secret := range []string{tok, "203.0.113.7", "192.0.2.1"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("logs contain %q:\n%s", secret, got)
+		}
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
