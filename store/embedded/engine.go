@@ -1,0 +1,205 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMaxQueryTime is the max_execution_time applied to a statement whose
+// request sets none.
+const DefaultMaxQueryTime = 60 * time.Second
+
+// chdbVersion is the chDB release scripts/fetch-chdb.sh installs.
+const chdbVersion = "26.7.3-stable.1"
+
+// Config configures an Engine.
+type Config struct {
+	// Library is the path to libchdb.so. Default: DefaultLibraryPath().
+	Library string
+	// Dir is the data directory; it is created if missing. Required.
+	Dir string
+	// MaxQueryTime caps every statement whose request sets no
+	// max_execution_time. Default: DefaultMaxQueryTime.
+	MaxQueryTime time.Duration
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("embedded: dir is required"))
+	}
+	if c.MaxQueryTime < 0 {
+		errs = append(errs, fmt.Errorf("embedded: max query time %s is negative", c.MaxQueryTime))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultLibraryPath returns $CONNLOG_CHDB_LIBRARY if set, else the path where
+// scripts/fetch-chdb.sh installs libchdb.so. The file may not exist.
+func DefaultLibraryPath() string {
+	if p := os.Getenv("CONNLOG_CHDB_LIBRARY"); p != "" {
+		return p
+	}
+	root := os.Getenv("CONNLOG_CACHE_DIR")
+	if root == "" {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache")
+		}
+		root = filepath.Join(cache, "connlog")
+	}
+	return filepath.Join(root, "chdb", chdbVersion, "libchdb.so")
+}
+
+// ErrAlreadyOpen is returned by Open when this process already opened an
+// Engine: chDB supports one engine per process, for its whole lifetime.
+var ErrAlreadyOpen = errors.New("embedded ClickHouse is already open in this process (chDB allows one engine per process)")
+
+// processOpened guards the one-engine-per-process rule of chDB. It is the
+// package's only global: the constraint it models is itself process-wide.
+var processOpened atomic.Bool
+
+// Engine is the embedded ClickHouse engine (chDB). It runs one statement at a
+// time; all methods are safe for concurrent use and queue on that single
+// statement slot.
+type Engine struct {
+	cfg     Config
+	logger  *slog.Logger
+	db      *chdb
+	version string
+
+	slot  chan struct{} // holds a token while a statement runs
+	fault atomic.Pointer[func(query string) error]
+
+	closeOnce sync.Once
+}
+
+// Open loads cfg.Library, opens the data directory and returns the Engine.
+// Only one Engine can exist per process, and it cannot be re-opened after
+// Close (chDB cannot be unloaded); a second call returns ErrAlreadyOpen.
+func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
+	if cfg.Library == "" {
+		cfg.Library = DefaultLibraryPath()
+	}
+	if cfg.MaxQueryTime == 0 {
+		cfg.MaxQueryTime = DefaultMaxQueryTime
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.Library); err != nil {
+		return nil, fmt.Errorf("embedded ClickHouse library: %w (run scripts/fetch-chdb.sh or set CONNLOG_CHDB_LIBRARY)", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if !processOpened.CompareAndSwap(false, true) {
+		return nil, ErrAlreadyOpen
+	}
+	start := time.Now()
+	db, err := loadCHDB(cfg.Library, []string{"--path=" + dir})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
+	}
+	e := &Engine{
+		cfg:     cfg,
+		logger:  logger.With("component", "embedded"),
+		db:      db,
+		version: db.version(),
+		slot:    make(chan struct{}, 1),
+	}
+	e.logger.Info("embedded ClickHouse open", "version", e.version, "dir", dir, "duration", time.Since(start))
+	return e, nil
+}
+
+// Version returns the chDB library version, e.g. "26.7.3".
+func (e *Engine) Version() string { return e.version }
+
+// SetInsertFault installs a test hook: while f is non-nil, every insert first
+// calls f with the INSERT statement, and fails with its error if it returns
+// one. Pass nil to remove the hook. Safe for concurrent use.
+func (e *Engine) SetInsertFault(f func(query string) error) {
+	if f == nil {
+		e.fault.Store(nil)
+		return
+	}
+	e.fault.Store(&f)
+}
+
+// Close closes the connection. The process cannot open another Engine
+// afterwards. Statements still queued fail.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.slot <- struct{}{} // wait for the running statement; never released
+		e.db.close()
+		e.logger.Info("embedded ClickHouse closed")
+	})
+	return nil
+}
+
+// acquire waits for the statement slot, or until ctx is done.
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.slot <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for embedded ClickHouse: %w", context.Cause(ctx))
+	}
+}
+
+func (e *Engine) release() { <-e.slot }
+
+// exec runs a statement that returns no interesting output. Caller holds the
+// slot.
+func (e *Engine) exec(query string) error {
+	s, err := e.db.streamQuery(query, "TSV", nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	for {
+		more, err := s.next(func([]byte) error { return nil })
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// param is a bound query parameter ({name:Type} in the statement).
+type param struct{ name, value string }
+
+// EngineError is an exception raised by ClickHouse, e.g.
+// "Code: 60. DB::Exception: Unknown table ... (UNKNOWN_TABLE)".
+type EngineError struct {
+	Code    int    // ClickHouse error code, e.g. 62; 0 if unknown
+	Message string // the full exception text
+}
+
+func (e *EngineError) Error() string { return e.Message }
+
+var codeRe = regexp.MustCompile(`^Code:\s*(\d+)\.`)
+
+func newEngineError(msg string) *EngineError {
+	msg = strings.TrimSpace(msg)
+	err := &EngineError{Message: msg}
+	if m := codeRe.FindStringSubmatch(msg); m != nil {
+		err.Code, _ = strconv.Atoi(m[1])
+	}
+	return err
+}

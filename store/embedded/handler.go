@@ -1,0 +1,511 @@
+package embedded
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	chproto "github.com/ClickHouse/ch-go/proto"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
+)
+
+const (
+	// maxQuerySize bounds a statement read from the request body.
+	maxQuerySize = 1 << 20
+	// insertChunk is how much request body is handed to chDB at a time.
+	insertChunk = 1 << 20
+	// helloQuery is the statement clickhouse-go sends when it connects.
+	helloQuery = "SELECT displayName(), version(), revision(), timezone()"
+)
+
+// ignoredParams are URL parameters of the ClickHouse HTTP interface that are
+// not settings.
+var ignoredParams = map[string]bool{
+	"query": true, "database": true, "default_format": true, "client_protocol_version": true,
+	"query_id": true, "session_id": true, "session_timeout": true, "session_check": true,
+	"user": true, "password": true, "quota_key": true, "wait_end_of_query": true,
+	"buffer_size": true, "compress": true, "decompress": true, "enable_http_compression": true,
+	"http_headers_progress_interval_ms": true, "send_progress_in_http_headers": true,
+	"http_zlib_compression_level": true, "network_compression_method": true,
+	"network_zstd_compression_level": true,
+}
+
+// request is one parsed HTTP request.
+type request struct {
+	queryID         string
+	database        string
+	format          string // default_format, TabSeparated if unset
+	protocolVersion uint64
+	settings        [][2]string
+	params          []param
+}
+
+// Handler returns the ClickHouse HTTP interface subset that clickhouse-go
+// (Protocol: clickhouse.HTTP), curl and Grafana use: POST / with the
+// statement in the body or the query parameter, GET /?query=, GET /ping.
+// Requests queue for the engine's single statement slot; one whose client
+// goes away while waiting is dropped.
+func (e *Engine) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ok.\n") })
+	mux.HandleFunc("/", e.serveHTTP)
+	return mux
+}
+
+// Serve serves Handler on ln until ctx is done, then shuts down gracefully.
+func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve embedded ClickHouse: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down embedded ClickHouse server: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	values := r.URL.Query()
+	if r.Method == http.MethodGet && values.Get("query") == "" {
+		_, _ = io.WriteString(w, "Ok.\n")
+		return
+	}
+	req, err := parseRequest(values, e.cfg.MaxQueryTime)
+	if err != nil {
+		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 115. DB::Exception: "+err.Error()+". (UNKNOWN_SETTING)"))
+		return
+	}
+	if req.queryID != "" {
+		w.Header().Set("X-ClickHouse-Query-Id", req.queryID)
+	}
+	if v := values.Get("compress") + values.Get("decompress"); strings.Contains(v, "1") {
+		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: native compression (compress, decompress) is not supported by the embedded engine. (NOT_IMPLEMENTED)"))
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: external tables are not supported by the embedded engine. (NOT_IMPLEMENTED)"))
+		return
+	}
+
+	var body io.Reader = http.NoBody
+	if r.Method == http.MethodPost {
+		body = r.Body
+		switch enc := r.Header.Get("Content-Encoding"); enc {
+		case "", "identity":
+		case "gzip":
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 354. DB::Exception: read gzip request body: "+err.Error()+". (CANNOT_DECOMPRESS)"))
+				return
+			}
+			body = zr
+		default:
+			writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: Content-Encoding "+enc+" is not supported by the embedded engine. (NOT_IMPLEMENTED)"))
+			return
+		}
+	}
+
+	// The full statement is the query parameter followed by the body, except
+	// that after INSERT ... FORMAT x the rest is data.
+	sql := values.Get("query")
+	st := scanStatement(sql)
+	var data io.Reader
+	switch {
+	case st.keyword == "INSERT" && st.format != "":
+		data = io.MultiReader(strings.NewReader(skipDataPrefix(sql[st.dataAt:])), body)
+		sql = sql[:st.formatAt]
+	default:
+		br := bufio.NewReaderSize(body, 64<<10)
+		head, err := io.ReadAll(io.LimitReader(br, maxQuerySize))
+		if err != nil {
+			writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 33. DB::Exception: read request body: "+err.Error()+". (CANNOT_READ_ALL_DATA)"))
+			return
+		}
+		if sql != "" && len(head) > 0 {
+			sql += "\n"
+		}
+		sql += string(head)
+		st = scanStatement(sql)
+		if st.keyword == "INSERT" && st.format != "" {
+			data = io.MultiReader(strings.NewReader(skipDataPrefix(sql[st.dataAt:])), br)
+			sql = sql[:st.formatAt]
+		} else if len(head) == maxQuerySize {
+			writeError(w, e.version, http.StatusRequestEntityTooLarge, newEngineError(fmt.Sprintf("Code: 202. DB::Exception: query is longer than %d bytes. (TOO_LARGE_STRING_SIZE)", maxQuerySize)))
+			return
+		}
+	}
+
+	start := time.Now()
+	switch {
+	case st.keyword == "SET" || st.keyword == "USE":
+		// Without sessions these would leak into the next request.
+		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: "+st.keyword+" statements are not supported by the embedded engine; pass settings and database as URL parameters. (NOT_IMPLEMENTED)"))
+		return
+	case data != nil:
+		err = e.insert(r.Context(), req, strings.TrimSpace(sql), st.format, data)
+		if err == nil {
+			w.WriteHeader(http.StatusOK)
+		}
+	case strings.TrimSpace(sql) == helloQuery:
+		err = e.hello(r.Context(), w, req)
+	default:
+		err = e.query(r.Context(), w, req, sql, st.format)
+	}
+	if err != nil {
+		var streamErr *midStreamError
+		if errors.As(err, &streamErr) {
+			writeMidStreamError(w, e.version, streamErr.err)
+		}
+		writeError(w, e.version, 0, err)
+	}
+	e.logger.Debug("statement", "query_id", req.queryID, "kind", st.keyword, "duration", time.Since(start), "err", err)
+}
+
+// skipDataPrefix drops the blanks and the one line break that separate
+// "FORMAT x" from inline data.
+func skipDataPrefix(s string) string {
+	s = strings.TrimLeft(s, " \t")
+	if strings.HasPrefix(s, "\r\n") {
+		return s[2:]
+	}
+	return strings.TrimPrefix(s, "\n")
+}
+
+func parseRequest(values url.Values, maxQueryTime time.Duration) (*request, error) {
+	req := &request{
+		queryID:  values.Get("query_id"),
+		database: values.Get("database"),
+		format:   values.Get("default_format"),
+	}
+	if req.format == "" {
+		req.format = "TabSeparated"
+	}
+	if !isIdent(req.format) {
+		return nil, fmt.Errorf("invalid format %q", req.format)
+	}
+	if req.database != "" && !isIdent(req.database) {
+		return nil, fmt.Errorf("invalid database name %q", req.database)
+	}
+	if v := values.Get("client_protocol_version"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid client_protocol_version %q", v)
+		}
+		req.protocolVersion = n
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := values.Get(k)
+		switch {
+		case strings.HasPrefix(k, "param_"):
+			req.params = append(req.params, param{name: strings.TrimPrefix(k, "param_"), value: v})
+		case ignoredParams[k]:
+		case !isIdent(k):
+			return nil, fmt.Errorf("invalid setting name %q", k)
+		default:
+			req.settings = append(req.settings, [2]string{k, v})
+		}
+	}
+	if values.Get("max_execution_time") == "" && maxQueryTime > 0 {
+		secs := max(int64(maxQueryTime.Round(time.Second)/time.Second), 1)
+		req.settings = append(req.settings, [2]string{"max_execution_time", strconv.FormatInt(secs, 10)})
+	}
+	return req, nil
+}
+
+// begin takes the statement slot and applies the request's settings and
+// database to the chDB session. end undoes both and frees the slot; it must be
+// called even when begin fails.
+func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error) {
+	if err := e.acquire(ctx); err != nil {
+		return func() {}, err
+	}
+	var set, reset []string
+	for _, s := range req.settings {
+		set = append(set, s[0]+" = "+settingValue(s[1]))
+		reset = append(reset, s[0]+" = DEFAULT")
+	}
+	useDB := req.database != "" && req.database != "default"
+	end = func() {
+		if len(reset) > 0 {
+			if err := e.db.query("SET "+strings.Join(reset, ", "), "TSV", nil, nil); err != nil {
+				e.logger.Error("reset settings of the embedded ClickHouse session", "err", err)
+			}
+		}
+		if useDB {
+			if err := e.db.query("USE default", "TSV", nil, nil); err != nil {
+				e.logger.Error("reset database of the embedded ClickHouse session", "err", err)
+			}
+		}
+		e.release()
+	}
+	if len(set) > 0 {
+		if err := e.db.query("SET "+strings.Join(set, ", "), "TSV", nil, nil); err != nil {
+			return end, err
+		}
+	}
+	if useDB {
+		if err := e.db.query("USE `"+req.database+"`", "TSV", nil, nil); err != nil {
+			return end, err
+		}
+	}
+	return end, nil
+}
+
+// insert streams data in format into the INSERT statement sql (without its
+// FORMAT clause).
+func (e *Engine) insert(ctx context.Context, req *request, sql, format string, data io.Reader) error {
+	if f := e.fault.Load(); f != nil {
+		if err := (*f)(sql); err != nil {
+			return &faultError{err: err}
+		}
+	}
+	end, err := e.begin(ctx, req)
+	defer end()
+	if err != nil {
+		return err
+	}
+	in, err := e.db.insert(sql, format, req.params)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, insertChunk)
+	for {
+		n, rerr := io.ReadFull(data, buf)
+		if n > 0 {
+			if err := in.write(buf[:n]); err != nil {
+				in.cancel()
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			in.cancel()
+			return fmt.Errorf("read insert body: %w", rerr)
+		}
+	}
+	rows, err := in.done()
+	if err != nil {
+		return err
+	}
+	e.logger.Debug("insert", "query_id", req.queryID, "rows", rows)
+	return nil
+}
+
+// midStreamError is a failure after the response status was sent.
+type midStreamError struct{ err error }
+
+func (m *midStreamError) Error() string { return m.err.Error() }
+func (m *midStreamError) Unwrap() error { return m.err }
+
+// faultError is an error injected with SetInsertFault.
+type faultError struct{ err error }
+
+func (f *faultError) Error() string { return "injected fault: " + f.err.Error() }
+func (f *faultError) Unwrap() error { return f.err }
+
+// query runs sql and streams its output to w chunk by chunk. format is the
+// statement's own FORMAT clause, if any.
+func (e *Engine) query(ctx context.Context, w http.ResponseWriter, req *request, sql, format string) error {
+	end, err := e.begin(ctx, req)
+	defer end()
+	if err != nil {
+		return err
+	}
+	if format == "" {
+		format = req.format
+	}
+	w.Header().Set("X-ClickHouse-Format", format)
+	started := false
+	write := func(b []byte) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", contentType(format))
+			w.WriteHeader(http.StatusOK)
+		}
+		_, err := w.Write(b)
+		return err
+	}
+	s, err := e.db.streamQuery(sql, req.format, req.params)
+	var ee *EngineError
+	if errors.As(err, &ee) && ee.Code == 36 && strings.Contains(ee.Message, "Streaming query is not supported") {
+		// DDL, INSERT ... SELECT and the like: small output, run at once.
+		if err := e.db.query(sql, req.format, req.params, write); err != nil {
+			return err
+		}
+		if !started {
+			w.WriteHeader(http.StatusOK)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	for {
+		if err := ctx.Err(); err != nil {
+			s.cancel()
+			return nil // the client is gone; nobody reads an error
+		}
+		more, err := s.next(write)
+		if err != nil {
+			if started {
+				var ee *EngineError
+				if errors.As(err, &ee) {
+					return &midStreamError{err: err}
+				}
+				s.cancel()
+				return nil // write error: the client is gone
+			}
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	if !started {
+		w.Header().Set("Content-Type", contentType(format))
+		w.WriteHeader(http.StatusOK)
+	}
+	return nil
+}
+
+// hello answers clickhouse-go's connection query itself. The driver decodes
+// this one response with its own protocol revision and every later one with
+// the revision reported here. chDB writes Native blocks in the revision 0
+// layout, so the answer claims revision 0, encoded in the driver's revision.
+func (e *Engine) hello(ctx context.Context, w http.ResponseWriter, req *request) error {
+	end, err := e.begin(ctx, req)
+	defer end()
+	if err != nil {
+		return err
+	}
+	var out string
+	err = e.db.query("SELECT displayName(), version(), timezone()", "TabSeparated", nil, func(b []byte) error {
+		out = string(b)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fields := strings.Split(strings.TrimRight(out, "\n"), "\t")
+	if len(fields) != 3 {
+		return fmt.Errorf("unexpected server info %q", out)
+	}
+	block := &proto.Block{ServerContext: &column.ServerContext{}}
+	for _, c := range []struct {
+		name, typ string
+		value     any
+	}{
+		{"displayName()", "String", fields[0]},
+		{"version()", "String", fields[1]},
+		{"revision()", "UInt32", uint32(0)},
+		{"timezone()", "String", fields[2]},
+	} {
+		if err := block.AddColumn(c.name, column.Type(c.typ)); err != nil {
+			return fmt.Errorf("build hello block: %w", err)
+		}
+		if err := block.Columns[len(block.Columns)-1].AppendRow(c.value); err != nil {
+			return fmt.Errorf("build hello block: %w", err)
+		}
+	}
+	var buf chproto.Buffer
+	if err := block.Encode(&buf, req.protocolVersion); err != nil {
+		return fmt.Errorf("encode hello block: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-ClickHouse-Format", "Native")
+	_, err = w.Write(buf.Buf)
+	return err
+}
+
+// errorStatus maps a ClickHouse error code to the status ClickHouse uses.
+func errorStatus(code int) int {
+	switch code {
+	case 62, 27, 36, 115, 457, 456, 26: // syntax, parse, bad arguments, unknown setting, bad parameter
+		return http.StatusBadRequest
+	case 60, 81: // unknown table, unknown database
+		return http.StatusNotFound
+	case 159, 160: // timeout exceeded, too slow
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError sends err as a ClickHouse exception: the X-ClickHouse-Exception-Code
+// header and a "Code: N. DB::Exception: ..." body. status 0 picks it from the
+// code. It does nothing after a mid-stream error (already reported).
+func writeError(w http.ResponseWriter, version string, status int, err error) {
+	var (
+		ms *midStreamError
+		ee *EngineError
+		fe *faultError
+	)
+	switch {
+	case errors.As(err, &ms):
+		return
+	case errors.As(err, &fe):
+		ee = newEngineError("Code: 210. DB::NetException: " + fe.Error() + " (NETWORK_ERROR)")
+		status = http.StatusServiceUnavailable
+	case errors.As(err, &ee):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		ee = newEngineError("Code: 394. DB::Exception: " + err.Error() + " (QUERY_WAS_CANCELLED)")
+	default:
+		ee = newEngineError("Code: 1001. DB::Exception: " + err.Error() + " (STD_EXCEPTION)")
+	}
+	if status == 0 {
+		status = errorStatus(ee.Code)
+	}
+	h := w.Header()
+	h.Del("X-ClickHouse-Format")
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("X-ClickHouse-Exception-Code", strconv.Itoa(ee.Code))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, exceptionText(ee.Message, version)+"\n")
+}
+
+// writeMidStreamError appends the exception block ClickHouse writes when a
+// query fails after the 200 status went out (clickhouse-go detects it by the
+// __exception__ marker), then aborts the connection so that clients without
+// that convention (curl) see a broken transfer, never a silently truncated
+// result.
+func writeMidStreamError(w http.ResponseWriter, version string, err error) {
+	_, _ = io.WriteString(w, "\r\n__exception__\r\n"+exceptionText(err.Error(), version)+"\r\n")
+	_ = http.NewResponseController(w).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+func exceptionText(msg, version string) string {
+	if strings.Contains(msg, "(version ") {
+		return msg
+	}
+	return msg + " (version " + version + ")"
+}
