@@ -46,32 +46,32 @@ const tokenPrefix = "cl_"
 // Config configures the query API. Zero fields take the Default* values.
 type Config struct {
 	// Listen is the TCP address to listen on. Default: 127.0.0.1:8080.
-	Listen string
+	Listen string `yaml:"listen"`
 	// Tokens are the credentials, one per person.
-	Tokens []Token
+	Tokens []Token `yaml:"tokens"`
 	// MaxWindow bounds the time window of a search. Default: 31 days.
-	MaxWindow time.Duration
+	MaxWindow time.Duration `yaml:"max_window"`
 	// DefaultLimit is the row limit of a search that gives none. Default: 1000.
-	DefaultLimit int
+	DefaultLimit int `yaml:"default_limit"`
 	// MaxLimit is the largest row limit a search may ask for. Default: 10000.
-	MaxLimit int
+	MaxLimit int `yaml:"max_limit"`
 	// QueryTimeout bounds each store query. Default: 30s.
-	QueryTimeout time.Duration
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context ends. Default: 10s.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Token is one person's credential: a bearer token known only by its hash.
 type Token struct {
 	// Name identifies the person; it is the actor in the audit trail.
-	Name string
+	Name string `yaml:"name"`
 	// Role is one of analyst, officer, stats, auditor, admin.
-	Role string
+	Role string `yaml:"role"`
 	// SHA256 is the hex SHA-256 of the bearer token, as printed by [NewToken].
-	SHA256 string
+	SHA256 string `yaml:"sha256"`
 	// Sites, if not empty, limits the token to these sites (exact host names).
-	Sites []string
+	Sites []string `yaml:"sites"`
 }
 
 // withDefaults returns c with its zero fields set to the defaults.
@@ -187,6 +187,18 @@ func NewToken() (token, sha256hex string, err error) {
 		return "", "", fmt.Errorf("read random bytes: %w", err)
 	}
 	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token), nil
+}
+
+// HashToken returns the hex SHA-256 of a bearer token: the form in which
+// the configuration knows it.
+func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return token, hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(sum[:])
+}
+
+// DefaultConfig returns the configuration with every default filled in and
+// no credential.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
 }
