@@ -133,6 +133,9 @@ import (
 	"unsafe"
 )
 
+// cgoBuild tells Open whether chDB can be loaded at all.
+const cgoBuild = true
+
 // chdb is the loaded library and its single connection. Its methods are not
 // safe for concurrent use: chDB runs one statement at a time, and Engine
 // serializes all calls with its mutex.
@@ -147,7 +150,7 @@ func loadCHDB(path string, args []string) (*chdb, error) {
 	var cerr *C.char
 	l := C.cl_open(cpath, &cerr)
 	if l == nil {
-		return nil, fmt.Errorf("load %s: %s", path, C.GoString(cerr))
+		return nil, fmt.Errorf("load %s: %s: %w", path, C.GoString(cerr), errNotLoaded)
 	}
 	argv := make([]*C.char, 0, len(args)+1)
 	argv = append(argv, C.CString("connlog"))

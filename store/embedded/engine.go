@@ -80,16 +80,23 @@ type Engine struct {
 	db      *chdb
 	version string
 
-	slot  chan struct{} // holds a token while a statement runs
-	fault atomic.Pointer[func(query string) error]
+	slot   chan struct{} // holds a token while a statement runs
+	closed chan struct{} // closed by Close
+	fault  atomic.Pointer[func(query string) error]
 
 	closeOnce sync.Once
 }
+
+// ErrClosed is returned for statements sent after Close.
+var ErrClosed = errors.New("embedded ClickHouse is closed")
 
 // Open loads cfg.Library, opens the data directory and returns the Engine.
 // Only one Engine can exist per process, and it cannot be re-opened after
 // Close (chDB cannot be unloaded); a second call returns ErrAlreadyOpen.
 func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
+	if !cgoBuild {
+		return nil, ErrNeedsCgo
+	}
 	if cfg.Library == "" {
 		cfg.Library = DefaultLibraryPath()
 	}
@@ -115,6 +122,9 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 	start := time.Now()
 	db, err := loadCHDB(cfg.Library, []string{"--path=" + dir})
 	if err != nil {
+		if errors.Is(err, errNotLoaded) {
+			processOpened.Store(false) // chDB never started: a retry is safe
+		}
 		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
 	}
 	e := &Engine{
@@ -123,6 +133,7 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 		db:      db,
 		version: db.version(),
 		slot:    make(chan struct{}, 1),
+		closed:  make(chan struct{}),
 	}
 	e.logger.Info("embedded ClickHouse open", "version", e.version, "dir", dir, "duration", time.Since(start))
 	return e, nil
@@ -142,10 +153,12 @@ func (e *Engine) SetInsertFault(f func(query string) error) {
 	e.fault.Store(&f)
 }
 
-// Close closes the connection. The process cannot open another Engine
-// afterwards. Statements still queued fail.
+// Close waits for the running statement, then closes chDB. Statements still
+// queued or sent later fail with ErrClosed. The process cannot open another
+// Engine afterwards.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
+		close(e.closed)
 		e.slot <- struct{}{} // wait for the running statement; never released
 		e.db.close()
 		e.logger.Info("embedded ClickHouse closed")
@@ -156,8 +169,21 @@ func (e *Engine) Close() error {
 // acquire waits for the statement slot, or until ctx is done.
 func (e *Engine) acquire(ctx context.Context) error {
 	select {
+	case <-e.closed:
+		return ErrClosed
+	default:
+	}
+	select {
 	case e.slot <- struct{}{}:
+		select {
+		case <-e.closed: // Close won the slot race's aftermath
+			<-e.slot
+			return ErrClosed
+		default:
+		}
 		return nil
+	case <-e.closed:
+		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("wait for embedded ClickHouse: %w", context.Cause(ctx))
 	}
@@ -180,6 +206,13 @@ func (e *Engine) exec(query string) error {
 		}
 	}
 }
+
+// ErrNeedsCgo is returned by Open in a build without cgo, which cannot load
+// chDB.
+var ErrNeedsCgo = errors.New("embedded ClickHouse needs a cgo build of connlog (CGO_ENABLED=1 and a C compiler); configure a ClickHouse server instead")
+
+// errNotLoaded marks Open failures that happened before chDB started.
+var errNotLoaded = errors.New("chdb not loaded")
 
 // param is a bound query parameter ({name:Type} in the statement).
 type param struct{ name, value string }

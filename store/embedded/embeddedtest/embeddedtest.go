@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,17 +63,25 @@ func StartEngine(tb testing.TB) (*embedded.Engine, string) {
 	tb.Helper()
 	lib := embedded.DefaultLibraryPath()
 	if _, err := os.Stat(lib); err != nil {
-		msg := fmt.Sprintf("embedded ClickHouse library missing (%v): run scripts/fetch-chdb.sh, or set CONNLOG_CHDB_LIBRARY to libchdb.so", err)
-		if os.Getenv(RequireEnv) == "1" {
-			tb.Fatal(msg)
-		}
-		tb.Skip("SKIPPED, NOT TESTED: " + msg)
+		unavailable(tb, fmt.Sprintf("embedded ClickHouse library missing (%v): run scripts/fetch-chdb.sh, or set CONNLOG_CHDB_LIBRARY to libchdb.so", err))
 	}
 	shared.once.Do(func() { shared.engine, shared.addr, shared.err = start(lib) })
+	if errors.Is(shared.err, embedded.ErrNeedsCgo) {
+		unavailable(tb, shared.err.Error())
+	}
 	if shared.err != nil {
 		tb.Fatalf("start embedded ClickHouse: %v", shared.err)
 	}
 	return shared.engine, shared.addr
+}
+
+// unavailable skips the test, loudly, or fails it under CONNLOG_REQUIRE_ENGINE=1.
+func unavailable(tb testing.TB, msg string) {
+	tb.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		tb.Fatal(msg)
+	}
+	tb.Skip("SKIPPED, NOT TESTED: " + msg + " (set " + RequireEnv + "=1 to fail instead)")
 }
 
 func start(lib string) (*embedded.Engine, string, error) {
