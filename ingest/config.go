@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults applied by [New] to zero Config fields.
+const (
+	DefaultGroupID         = "connlog"
+	DefaultFormat          = FormatCombined
+	DefaultBatchRows       = 10000
+	DefaultBatchBytes      = 8 << 20
+	DefaultFlushInterval   = time.Second
+	DefaultMaxLineBytes    = 64 << 10
+	DefaultQueueMessages   = 1000
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxRetryBackoff = 30 * time.Second
+)
+
+// Config configures a [Pipeline]. A zero numeric or duration field means its
+// default; negative values are invalid.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses, "host:port". Required.
+	Brokers []string
+	// Topics are consumed together by one consumer group. Required.
+	Topics []string
+	// GroupID is the Kafka consumer group; instances with the same GroupID
+	// share the partitions. Default: "connlog".
+	GroupID string
+	// Format names the line format, see [Formats]. Default: "combined".
+	Format string
+	// BatchRows is the number of messages after which a batch is written.
+	// Default: 10000.
+	BatchRows int
+	// BatchBytes is the total message size, in bytes, after which a batch is
+	// written. Default: 8 MiB.
+	BatchBytes int
+	// FlushInterval is the longest a message waits in a partial batch.
+	// Default: 1s.
+	FlushInterval time.Duration
+	// MaxLineBytes is the longest message, in bytes, that is parsed; longer
+	// ones go to quarantine. Default: 64 KiB.
+	MaxLineBytes int
+	// QueueMessages bounds the number of fetched messages waiting for the
+	// batcher. With the batch itself and kafka-go's own fetch buffer it
+	// bounds memory; when full, fetching pauses. Default: 1000.
+	QueueMessages int
+	// ShutdownTimeout bounds the final flush and commit after Run's context
+	// is cancelled, and every offset commit. Default: 10s.
+	ShutdownTimeout time.Duration
+	// RetryBackoff is the first wait after a failed sink write; it doubles
+	// per failure up to MaxRetryBackoff. Defaults: 100ms and 30s.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.GroupID == "" {
+		c.GroupID = DefaultGroupID
+	}
+	if c.Format == "" {
+		c.Format = DefaultFormat
+	}
+	def(&c.BatchRows, DefaultBatchRows)
+	def(&c.BatchBytes, DefaultBatchBytes)
+	def(&c.MaxLineBytes, DefaultMaxLineBytes)
+	def(&c.QueueMessages, DefaultQueueMessages)
+	defDur(&c.FlushInterval, DefaultFlushInterval)
+	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defDur(&c.RetryBackoff, DefaultRetryBackoff)
+	defDur(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	return c
+}
+
+// Validate reports every problem in c at once (errors.Join). Zero fields
+// are valid: they mean the default.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("ingest: brokers: at least one broker address is required"))
+	}
+	for i, b := range c.Brokers {
+		if b == "" {
+			errs = append(errs, fmt.Errorf("ingest: brokers[%d]: empty address", i))
+		}
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("ingest: topics: at least one topic is required"))
+	}
+	for i, t := range c.Topics {
+		if t == "" {
+			errs = append(errs, fmt.Errorf("ingest: topics[%d]: empty topic name", i))
+		}
+	}
+	if c.Format != "" {
+		if _, err := NewParser(c.Format); err != nil {
+			errs = append(errs, fmt.Errorf("ingest: %w", err))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"batch_rows", int64(c.BatchRows)},
+		{"batch_bytes", int64(c.BatchBytes)},
+		{"max_line_bytes", int64(c.MaxLineBytes)},
+		{"queue_messages", int64(c.QueueMessages)},
+		{"flush_interval", int64(c.FlushInterval)},
+		{"shutdown_timeout", int64(c.ShutdownTimeout)},
+		{"retry_backoff", int64(c.RetryBackoff)},
+		{"max_retry_backoff", int64(c.MaxRetryBackoff)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("ingest: %s: must not be negative", f.name))
+		}
+	}
+	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
+		errs = append(errs, errors.New("ingest: retry_backoff: must not exceed max_retry_backoff"))
+	}
+	return errors.Join(errs...)
+}

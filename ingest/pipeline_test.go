@@ -1,0 +1,459 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/connlog/connlog/store"
+)
+
+// testSink is a Sink that records what it stored and can fail on demand.
+// It is a fake on purpose: the tests inject write failures.
+type testSink struct {
+	mu         sync.Mutex
+	failFirst  int // fail this many writes
+	writes     int
+	failures   int
+	hits       map[store.Source]store.Hit
+	quarantine map[store.Source]store.Quarantined
+	dups       int
+	delay      time.Duration
+	changed    chan struct{}
+}
+
+func newTestSink() *testSink {
+	return &testSink{
+		hits:       map[store.Source]store.Hit{},
+		quarantine: map[store.Source]store.Quarantined{},
+		changed:    make(chan struct{}, 1),
+	}
+}
+
+func (s *testSink) Write(ctx context.Context, b store.Batch) error {
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.failures < s.failFirst {
+		s.failures++
+		s.notify()
+		return errors.New("injected failure")
+	}
+	for _, h := range b.Hits {
+		if _, ok := s.hits[h.Source]; ok {
+			s.dups++
+		}
+		s.hits[h.Source] = h // a Hit's strings alias its message, which the pipeline does not reuse
+	}
+	for _, q := range b.Quarantine {
+		if _, ok := s.quarantine[q.Source]; ok {
+			s.dups++
+		}
+		s.quarantine[q.Source] = q
+	}
+	s.notify()
+	return nil
+}
+
+func (s *testSink) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *testSink) stored() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.hits) + len(s.quarantine)
+}
+
+// waitFor polls cond on every sink change until it holds or the test times out.
+func (s *testSink) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case <-s.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func startTestBroker(t testing.TB, topic string, partitions int) []string {
+	t.Helper()
+	b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+func publishLines(t testing.TB, brokers []string, topic string, lines []string) {
+	t.Helper()
+	n, err := Publish(t.Context(), brokers, topic, strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	if err != nil || n != len(lines) {
+		t.Fatalf("Publish = %d, %v; want %d", n, err, len(lines))
+	}
+}
+
+func testConfig(brokers []string, topic string) Config {
+	return Config{
+		Brokers:         brokers,
+		Topics:          []string{topic},
+		GroupID:         "test",
+		BatchRows:       100,
+		FlushInterval:   100 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second,
+		RetryBackoff:    10 * time.Millisecond,
+		MaxRetryBackoff: 50 * time.Millisecond,
+	}
+}
+
+// runPipeline starts p.Run and returns a function that cancels it and
+// returns Run's error.
+func runPipeline(t testing.TB, p *Pipeline) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-errc:
+			case <-time.After(30 * time.Second):
+				err = errors.New("Run did not return")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() && os.Getenv("INGEST_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func realLines(t testing.TB, n int) []string {
+	t.Helper()
+	var lines []string
+	for len(lines) < n {
+		for _, l := range readLines(t, "testdata/access.log") {
+			if len(lines) < n {
+				lines = append(lines, string(l))
+			}
+		}
+	}
+	return lines
+}
+
+// committedOffsets returns the group's committed offset per partition
+// (-1: none), asked from the broker over the wire.
+func committedOffsets(t testing.TB, brokers []string, group, topic string, partitions int) []int64 {
+	t.Helper()
+	parts := make([]int, partitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	resp, err := c.OffsetFetch(t.Context(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int64, partitions)
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+func sum(xs []int64) (s int64) {
+	for _, x := range xs {
+		s += max(x, 0)
+	}
+	return s
+}
+
+func TestPipelineStoresEveryLine(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 4)
+	lines := realLines(t, 1000)
+	publishLines(t, brokers, topic, lines)
+
+	sink := newTestSink()
+	reg := prometheus.NewRegistry()
+	p, err := New(testConfig(brokers, topic), sink, reg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p)
+	sink.waitFor(t, "all lines stored", func() bool { return sink.stored() == len(lines) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if sink.dups != 0 || len(sink.quarantine) != 0 {
+		t.Errorf("%d duplicates, %d quarantined; want none", sink.dups, len(sink.quarantine))
+	}
+	for src, h := range sink.hits {
+		if src.Topic != topic || !h.PeerIP.IsValid() || h.Ingested.IsZero() || h.EventTime.IsZero() {
+			t.Fatalf("bad hit %+v", h)
+		}
+	}
+	if got := sum(committedOffsets(t, brokers, "test", topic, 4)); got != int64(len(lines)) {
+		t.Errorf("committed offsets sum to %d, want %d", got, len(lines))
+	}
+	if got := metricValue(t, reg, "connlog_ingest_lines_total", "topic", topic, "result", "stored"); got != float64(len(lines)) {
+		t.Errorf("connlog_ingest_lines_total{result=stored} = %v, want %d", got, len(lines))
+	}
+	for part := range 4 {
+		if got := metricValue(t, reg, "connlog_ingest_committed_offset", "topic", topic, "partition", fmt.Sprint(part)); got < 1 {
+			t.Errorf("connlog_ingest_committed_offset{partition=%d} = %v, want > 0", part, got)
+		}
+	}
+}
+
+func TestPipelineRetriesFailingSinkBeforeCommitting(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 2)
+	lines := realLines(t, 300)
+	publishLines(t, brokers, topic, lines)
+
+	sink := newTestSink()
+	sink.failFirst = 5
+	cfg := testConfig(brokers, topic)
+	cfg.BatchRows = 1000 // one batch
+	cfg.FlushInterval = 500 * time.Millisecond
+	cfg.RetryBackoff = 100 * time.Millisecond
+	cfg.MaxRetryBackoff = 200 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	p, err := New(cfg, sink, reg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p)
+	sink.waitFor(t, "three failed writes", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.failures >= 3
+	})
+	if got := committedOffsets(t, brokers, "test", topic, 2); sum(got) != 0 {
+		t.Fatalf("offsets %v committed while the sink fails", got)
+	}
+	sink.waitFor(t, "all lines stored", func() bool { return sink.stored() == len(lines) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if sink.dups != 0 || sink.failures != 5 {
+		t.Errorf("dups=%d failures=%d; want 0 and 5", sink.dups, sink.failures)
+	}
+	if got := sum(committedOffsets(t, brokers, "test", topic, 2)); got != int64(len(lines)) {
+		t.Errorf("committed %d, want %d", got, len(lines))
+	}
+	if got := metricValue(t, reg, "connlog_ingest_write_retries_total"); got != 5 {
+		t.Errorf("connlog_ingest_write_retries_total = %v, want 5", got)
+	}
+}
+
+func TestPipelineSinkDownAtShutdownCommitsNothing(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 1)
+	publishLines(t, brokers, topic, realLines(t, 50))
+
+	sink := newTestSink()
+	sink.failFirst = 1 << 30
+	cfg := testConfig(brokers, topic)
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	p, err := New(cfg, sink, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p)
+	sink.waitFor(t, "a failed write", func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return sink.failures > 0 })
+	if err := stop(); err == nil {
+		t.Fatal("Run returned nil although the last batch was not written")
+	}
+	if got := committedOffsets(t, brokers, "test", topic, 1); got[0] != -1 {
+		t.Errorf("committed %v, want nothing", got)
+	}
+}
+
+func TestPipelineRestartResumesAfterLastCommit(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 4)
+	lines := realLines(t, 3000)
+	publishLines(t, brokers, topic, lines)
+
+	sink := newTestSink()
+	sink.delay = 20 * time.Millisecond // slow enough to stop mid-run
+	cfg := testConfig(brokers, topic)
+	p1, err := New(cfg, sink, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p1)
+	sink.waitFor(t, "some lines stored", func() bool { return sink.stored() >= 500 })
+	if err := stop(); err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+	first := sink.stored()
+	if first >= len(lines) {
+		t.Fatalf("first run stored everything (%d); the test needs a mid-run stop", first)
+	}
+	if got := sum(committedOffsets(t, brokers, "test", topic, 4)); got != int64(first) {
+		t.Errorf("after drain, committed %d, stored %d: want equal", got, first)
+	}
+
+	sink.delay = 0
+	p2, err := New(cfg, sink, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = runPipeline(t, p2)
+	sink.waitFor(t, "all lines stored", func() bool { return sink.stored() == len(lines) })
+	if err := stop(); err != nil {
+		t.Fatalf("second Run: %v", err)
+	}
+	if sink.dups != 0 {
+		t.Errorf("%d lines stored twice", sink.dups)
+	}
+	t.Logf("first run stored %d of %d", first, len(lines))
+}
+
+func TestPipelineQuarantinesBadLinesWithoutBlocking(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 1)
+	good := realLines(t, 20)
+	lines := append([]string{}, good[:10]...)
+	lines = append(lines,
+		"garbage",
+		`1.2.3.4 - - [07/Dec/2016:11:05:07 +0000] "GET /`+strings.Repeat("a", 2000)+` HTTP/1.1" 200 5`,
+		"\x00\x01\x02\xff binary",
+	)
+	lines = append(lines, good[10:]...)
+	publishLines(t, brokers, topic, lines)
+
+	sink := newTestSink()
+	cfg := testConfig(brokers, topic)
+	cfg.MaxLineBytes = 1024
+	reg := prometheus.NewRegistry()
+	p, err := New(cfg, sink, reg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p)
+	sink.waitFor(t, "all messages handled", func() bool { return sink.stored() == len(lines) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.hits) != 20 || len(sink.quarantine) != 3 {
+		t.Fatalf("%d hits, %d quarantined; want 20 and 3", len(sink.hits), len(sink.quarantine))
+	}
+	wantReason := map[int64]string{10: "time_local", 11: "exceeds max_line_bytes 1024", 12: "time_local"}
+	for src, q := range sink.quarantine {
+		if !strings.Contains(q.Reason, wantReason[src.Offset]) || string(q.Raw) != lines[src.Offset] || q.Received.IsZero() {
+			t.Errorf("offset %d: reason %q, raw %.20q; want reason containing %q and the raw line", src.Offset, q.Reason, q.Raw, wantReason[src.Offset])
+		}
+	}
+	if got := committedOffsets(t, brokers, "test", topic, 1); got[0] != int64(len(lines)) {
+		t.Errorf("committed %v, want %d", got, len(lines))
+	}
+	if got := metricValue(t, reg, "connlog_ingest_lines_total", "topic", topic, "result", "quarantined"); got != 3 {
+		t.Errorf("quarantined counter = %v, want 3", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := Config{BatchRows: -1, Topics: []string{""}, Format: "xml"}.Validate()
+	for _, want := range []string{"brokers", "topics[0]", "batch_rows", "unknown log format"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem about %s", err, want)
+		}
+	}
+	if err := (Config{Brokers: []string{"k:9092"}, Topics: []string{"t"}}).Validate(); err != nil {
+		t.Errorf("minimal config: %v", err)
+	}
+	if _, err := New(Config{}, newTestSink(), nil, nil); err == nil {
+		t.Error("New accepted an empty config")
+	}
+	c := Config{}.withDefaults()
+	if c.GroupID != "connlog" || c.BatchRows != 10000 || c.BatchBytes != 8<<20 || c.FlushInterval != time.Second ||
+		c.MaxLineBytes != 64<<10 || c.ShutdownTimeout != 10*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func ExamplePublish() {
+	ctx := context.Background()
+	b, err := StartBroker(ctx, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	n, err := Publish(ctx, b.Addrs(), "nginx", strings.NewReader(
+		`203.0.113.7 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "curl/8.0"`+"\n"))
+	fmt.Println(n, err)
+	// Output: 1 <nil>
+}
+
+// metricValue gathers reg and returns the value of the counter or gauge
+// name with the given label pairs, failing the test if it is absent.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labelPairs); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labelPairs[i] && lp.GetValue() == labelPairs[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metric
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("metric %s%v not found", name, labelPairs)
+	return 0
+}
