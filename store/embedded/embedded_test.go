@@ -443,3 +443,50 @@ func TestInsertFault(t *testing.T) {
 		t.Fatalf("insert after fault removed: %v", err)
 	}
 }
+
+func TestClientDisconnectFreesEngine(t *testing.T) {
+	addr := embeddedtest.Start(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/?max_execution_time=600",
+		strings.NewReader("SELECT number FROM numbers(1e12) FORMAT CSV"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+
+	start := time.Now()
+	if err := embeddedtest.Exec(addr, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("next statement waited %s after the client of a 600s export went away", d)
+	}
+}
+
+func TestLargeInsertBody(t *testing.T) {
+	conn, _ := connect(t)
+	mustExec(t, conn, "CREATE TABLE big (i UInt64, s String) ENGINE = MergeTree ORDER BY i")
+	const rows = 1_000_000
+	batch, err := conn.PrepareBatch(t.Context(), "INSERT INTO big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 40)
+	for i := range rows {
+		if err := batch.Append(uint64(i), pad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil { // about 50 MB of Native
+		t.Fatal(err)
+	}
+	var n, sum uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count(), sum(i) FROM big WHERE length(s) = 40").Scan(&n, &sum); err != nil || n != rows || sum != rows*(rows-1)/2 {
+		t.Fatalf("count %d sum %d, %v", n, sum, err)
+	}
+}
