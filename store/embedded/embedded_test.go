@@ -253,10 +253,13 @@ func TestSettingsAndDatabaseDoNotLeak(t *testing.T) {
 	if string(body) != "0\tdefault\n" {
 		t.Fatalf("next request sees %q; want settings and database reset", body)
 	}
-	err = conn.Exec(clickhouse.Context(t.Context(), clickhouse.WithSettings(clickhouse.Settings{"no_such_setting": 1})), "SELECT 1")
+	err = conn.Exec(clickhouse.Context(t.Context(), clickhouse.WithSettings(clickhouse.Settings{"max_threads": 3, "no_such_setting": 1})), "SELECT 1")
 	var ex *clickhouse.Exception
 	if !errors.As(err, &ex) || ex.Code != 115 {
 		t.Fatalf("unknown setting: %v; want code 115", err)
+	}
+	if err := conn.QueryRow(t.Context(), "SELECT toUInt64(getSetting('max_threads'))").Scan(&threads); err != nil || threads == 3 {
+		t.Fatalf("after a failed request: max_threads %d, %v; want reset", threads, err)
 	}
 }
 

@@ -179,7 +179,13 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, e.version, 0, err)
 	}
-	e.logger.Debug("statement", "query_id", req.queryID, "kind", st.keyword, "duration", time.Since(start), "err", err)
+	// Only the error code: ClickHouse messages echo query text and
+	// parameter values, which contain IP addresses.
+	code := 0
+	if ee := (*EngineError)(nil); errors.As(err, &ee) {
+		code = ee.Code
+	}
+	e.logger.Debug("statement", "query_id", req.queryID, "kind", st.keyword, "duration", time.Since(start), "failed", err != nil, "code", code)
 }
 
 // skipDataPrefix drops the blanks and the one line break that separate
@@ -252,9 +258,14 @@ func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error
 	}
 	useDB := req.database != "" && req.database != "default"
 	end = func() {
-		if len(reset) > 0 {
-			if err := e.db.query("SET "+strings.Join(reset, ", "), "TSV", nil, nil); err != nil {
-				e.logger.Error("reset settings of the embedded ClickHouse session", "err", err)
+		if len(reset) > 0 && e.db.query("SET "+strings.Join(reset, ", "), "TSV", nil, nil) != nil {
+			// One name is unknown (the request failed on it): reset the
+			// others one by one so none of them leaks.
+			for _, r := range reset {
+				var ee *EngineError
+				if err := e.db.query("SET "+r, "TSV", nil, nil); err != nil && (!errors.As(err, &ee) || ee.Code != 115) {
+					e.logger.Error("reset a setting of the embedded ClickHouse session", "err", err)
+				}
 			}
 		}
 		if useDB {
