@@ -72,7 +72,7 @@ got="sha512-$(hex_to_bin "$hex" | base64 -w0)"
 [ "$got" = "$INTEGRITY" ] || die "integrity mismatch for $tgz: got $got, want $INTEGRITY"
 log "tarball integrity verified ($INTEGRITY)"
 
-tar -xzf "$tgz" -C "$tmp" package/libchdb.so || die "extract libchdb.so"
+tar -xzmf "$tgz" -C "$tmp" package/libchdb.so || die "extract libchdb.so"
 sum=$(sha256sum "$tmp/package/libchdb.so" | cut -d' ' -f1)
 mv -f "$tmp/package/libchdb.so" "$dest_dir/.libchdb.so.tmp"
 mv -f "$dest_dir/.libchdb.so.tmp" "$lib"

@@ -29,16 +29,20 @@ const (
 	helloQuery = "SELECT displayName(), version(), revision(), timezone()"
 )
 
-// ignoredParams are URL parameters of the ClickHouse HTTP interface that are
-// not settings.
-var ignoredParams = map[string]bool{
-	"query": true, "database": true, "default_format": true, "client_protocol_version": true,
-	"query_id": true, "session_id": true, "session_timeout": true, "session_check": true,
-	"user": true, "password": true, "quota_key": true, "wait_end_of_query": true,
-	"buffer_size": true, "compress": true, "decompress": true, "enable_http_compression": true,
-	"http_headers_progress_interval_ms": true, "send_progress_in_http_headers": true,
-	"http_zlib_compression_level": true, "network_compression_method": true,
-	"network_zstd_compression_level": true,
+// isHTTPParam reports whether a URL parameter of the ClickHouse HTTP interface
+// is something other than a setting.
+func isHTTPParam(name string) bool {
+	switch name {
+	case "query", "database", "default_format", "client_protocol_version",
+		"query_id", "session_id", "session_timeout", "session_check",
+		"user", "password", "quota_key", "wait_end_of_query",
+		"buffer_size", "compress", "decompress", "enable_http_compression",
+		"http_headers_progress_interval_ms", "send_progress_in_http_headers",
+		"http_zlib_compression_level", "network_compression_method",
+		"network_zstd_compression_level":
+		return true
+	}
+	return false
 }
 
 // request is one parsed HTTP request.
@@ -230,7 +234,7 @@ func parseRequest(values url.Values, maxQueryTime time.Duration) (*request, erro
 		switch {
 		case strings.HasPrefix(k, "param_"):
 			req.params = append(req.params, param{name: strings.TrimPrefix(k, "param_"), value: v})
-		case ignoredParams[k]:
+		case isHTTPParam(k):
 		case !isIdent(k):
 			return nil, fmt.Errorf("invalid setting name %q", k)
 		default:
