@@ -103,6 +103,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Hits kept without visitor hash because their day's key was unavailable or destroyed.",
 	})
 	for _, c := range []prometheus.Collector{excluded, kept, ua, unkeyed} {
+		if reg == nil {
+			break
+		}
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register anonymize metrics: %w", err)
 		}
@@ -119,14 +122,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // New returns an Anonymizer. keys provides the daily visitor keys; reg
-// receives the connlog_anonymize_* metrics; logger never receives an
-// address, a user agent or a key.
+// receives the connlog_anonymize_* metrics (nil: not registered); logger
+// (nil: discarded) never receives an address, a user agent or a key. A
+// configured GeoDatabase that cannot be opened is an error; without one,
+// Country, Region and City stay "".
 func New(cfg Config, keys *Keys, reg prometheus.Registerer, logger *slog.Logger) (*Anonymizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if keys == nil {
 		return nil, errors.New("anonymize: nil Keys")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
