@@ -308,18 +308,28 @@ func parsePrefix(pre []byte, h *store.Hit) error {
 
 // quoted scans a quoted string starting at line[i] == '"', honouring
 // backslash escapes (Apache writes \" and \\; nginx writes \xNN). It returns
-// the content bounds and the index after the closing quote.
+// the content bounds and the index after the closing quote. A quote is
+// escaped when an odd number of backslashes precedes it, which lets the scan
+// jump from quote to quote with IndexByte instead of visiting every byte.
 func quoted(line []byte, i int) (start, end, next int, ok bool) {
 	if i >= len(line) || line[i] != '"' {
 		return 0, 0, 0, false
 	}
-	for j := i + 1; j < len(line); j++ {
-		switch line[j] {
-		case '\\':
-			j++
-		case '"':
-			return i + 1, j, j + 1, true
+	start = i + 1
+	for j := start; j < len(line); {
+		q := bytes.IndexByte(line[j:], '"')
+		if q < 0 {
+			break
 		}
+		q += j
+		bs := 0
+		for k := q - 1; k >= start && line[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return start, q, q + 1, true
+		}
+		j = q + 1
 	}
 	return 0, 0, 0, false
 }

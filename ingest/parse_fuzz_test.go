@@ -53,3 +53,33 @@ func FuzzParseCombined(f *testing.F) {
 		}
 	})
 }
+
+// quotedByteByByte is the obvious implementation of quoted, kept as the
+// reference that FuzzQuoted compares the fast one with.
+func quotedByteByByte(line []byte, i int) (start, end, next int, ok bool) {
+	if i >= len(line) || line[i] != '"' {
+		return 0, 0, 0, false
+	}
+	for j := i + 1; j < len(line); j++ {
+		switch line[j] {
+		case '\\':
+			j++
+		case '"':
+			return i + 1, j, j + 1, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+func FuzzQuoted(f *testing.F) {
+	for _, s := range []string{`"a"`, `"a\"b"`, `"a\\"b"`, `"\\\"x"`, `"\`, `""`, `"abc\x22" x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s1, e1, n1, ok1 := quoted(b, 0)
+		s2, e2, n2, ok2 := quotedByteByByte(b, 0)
+		if s1 != s2 || e1 != e2 || n1 != n2 || ok1 != ok2 {
+			t.Fatalf("quoted(%q) = %d %d %d %v, reference %d %d %d %v", b, s1, e1, n1, ok1, s2, e2, n2, ok2)
+		}
+	})
+}

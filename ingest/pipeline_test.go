@@ -361,6 +361,7 @@ func TestPipelineQuarantinesBadLinesWithoutBlocking(t *testing.T) {
 	sink := newTestSink()
 	cfg := testConfig(brokers, topic)
 	cfg.MaxLineBytes = 1024
+	cfg.BatchRows = 4 // several batches: the pipeline reuses its batch slices
 	reg := prometheus.NewRegistry()
 	p, err := New(cfg, sink, reg, testLogger(t))
 	if err != nil {
@@ -373,6 +374,14 @@ func TestPipelineQuarantinesBadLinesWithoutBlocking(t *testing.T) {
 	}
 	if len(sink.hits) != 20 || len(sink.quarantine) != 3 {
 		t.Fatalf("%d hits, %d quarantined; want 20 and 3", len(sink.hits), len(sink.quarantine))
+	}
+	// Hits alias their message's bytes: after many batches they must still
+	// read their own line (kafka-go gives each message its own Value).
+	for src, h := range sink.hits {
+		line := lines[src.Offset]
+		if !strings.Contains(line, h.Path) || !strings.Contains(line, h.UserAgent) || h.Path == "" {
+			t.Errorf("offset %d: path %q / user agent %q do not come from its line", src.Offset, h.Path, h.UserAgent)
+		}
 	}
 	wantReason := map[int64]string{10: "time_local", 11: "exceeds max_line_bytes 1024", 12: "time_local"}
 	for src, q := range sink.quarantine {
