@@ -152,7 +152,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			}
 		}
 		pctx := withParams(ctx, map[string]string{
-			"v": strconv.Itoa(m.Version), "n": m.Name, "c": m.Checksum, "t": formatTime(time.Now()),
+			"v": strconv.Itoa(m.Version), "n": escapeParam(m.Name), "c": m.Checksum, "t": formatTime(time.Now()),
 		})
 		err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".schema_migrations (version, name, checksum, applied_at) VALUES ({v:UInt32}, {n:String}, {c:String}, {t:DateTime64(3, 'UTC')})")
 		if err != nil {

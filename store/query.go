@@ -55,7 +55,7 @@ func (s *Store) SearchAccess(ctx context.Context, q AccessQuery) ([]Hit, error) 
 	where.WriteString("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
 	if q.Site != "" {
 		where.WriteString(" AND site = {site:String}")
-		params["site"] = q.Site
+		params["site"] = escapeParam(q.Site)
 	}
 	if len(q.Sites) > 0 {
 		where.WriteString(" AND site IN {sites:Array(String)}")

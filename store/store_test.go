@@ -245,3 +245,26 @@ func TestSearchRejectsBadFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestSearchBySiteWithBackslashAndTab(t *testing.T) {
+	st := openStore(t)
+	base := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	h := hit("203.0.113.7", 1, base, "GET", "/", 1)
+	h.Site = "we\\ird\tsite'"
+	if err := st.Write(t.Context(), store.Batch{Hits: []store.Hit{h}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []store.AccessQuery{
+		{Site: h.Site},
+		{Sites: []string{h.Site}},
+	} {
+		q.Network, q.From, q.To, q.Limit = netip.MustParsePrefix("203.0.113.7/32"), base, base.Add(time.Hour), 10
+		rows, err := st.SearchAccess(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Site != h.Site {
+			t.Errorf("query %+v found %d rows", q, len(rows))
+		}
+	}
+}

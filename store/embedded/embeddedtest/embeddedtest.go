@@ -147,3 +147,19 @@ func Exec(addr, sql string) error {
 	}
 	return nil
 }
+
+// Main runs the tests of a package that uses the engine and closes the
+// engine before the process exits. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { embeddedtest.Main(m) }
+//
+// chDB's exit-time destructors crash when the engine is still open while
+// the race detector finalises the process (racefini → exit → atexit), so a
+// race-enabled test binary must close the engine first.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.engine != nil {
+		_ = shared.engine.Close()
+	}
+	os.Exit(code)
+}
