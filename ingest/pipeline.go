@@ -104,7 +104,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		GroupTopics:    p.cfg.Topics,
 		StartOffset:    kafka.FirstOffset,
 		MaxBytes:       max(1<<20, p.cfg.MaxLineBytes*2),
-		MaxWait:        250 * time.Millisecond,
+		// The broker holds an idle fetch for MaxWait minus kafka-go's 1s RTT
+		// allowance; a shorter MaxWait leaves little slack before kafka-go's
+		// read deadline and causes spurious "i/o timeout" reconnects
+		// (segmentio/kafka-go#726, #998).
+		MaxWait:        2 * time.Second,
 		CommitInterval: 0, // synchronous commits: we commit only after the sink succeeded
 		Logger: kafka.LoggerFunc(func(msg string, args ...any) {
 			if p.log.Enabled(context.Background(), slog.LevelDebug) {
