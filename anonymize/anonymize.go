@@ -28,7 +28,7 @@ type Signals struct {
 // truncated Network and a daily visitor hash, both meant to be aggregated
 // on the way in (uniqCombined64 over Visitor) and never stored per row.
 //
-// Strings may alias the Hit they came from (Path, ReferrerDomain, Site), so
+// Strings may alias the Hit they came from (Site, Path), so
 // an Audience is valid as long as that Hit is.
 type Audience struct {
 	Site string
@@ -74,6 +74,7 @@ type Anonymizer struct {
 	ua      *uaClassifier
 	geo     *geoDB
 	health  map[string]struct{}
+	domains *domainCache
 	metrics *metrics
 	logger  *slog.Logger
 }
@@ -148,6 +149,7 @@ func New(cfg Config, keys *Keys, reg prometheus.Registerer, logger *slog.Logger)
 		cfg:     cfg,
 		keys:    keys,
 		ua:      ua,
+		domains: newDomainCache(),
 		health:  make(map[string]struct{}, len(cfg.HealthCheckPaths)),
 		metrics: m,
 		logger:  logger.With("component", "anonymize"),
@@ -229,7 +231,7 @@ func (a *Anonymizer) Audience(h *store.Hit, sig Signals, out *Audience) (keep bo
 		Browser:        info.browser,
 		OS:             info.os,
 		Device:         info.device,
-		ReferrerDomain: referrerDomain(h.Referer, h.Site),
+		ReferrerDomain: referrerDomain(h.Referer, h.Site, a.domains),
 		StatusClass:    statusClasses[statusIndex(h.Status)],
 		Network:        truncate(addr, a.cfg.IPv4PrefixLen, a.cfg.IPv6PrefixLen),
 		Visitor:        a.visitor(h, addr),

@@ -221,7 +221,7 @@ func TestReferrerDomain(t *testing.T) {
 		{"http://localhost:3000/", "www.example.org", "localhost"},
 	}
 	for _, c := range cases {
-		if got := referrerDomain(c.ref, c.site); got != c.want {
+		if got := referrerDomain(c.ref, c.site, nil); got != c.want {
 			t.Errorf("referrerDomain(%q, %q) = %q, want %q", c.ref, c.site, got, c.want)
 		}
 	}

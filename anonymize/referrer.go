@@ -1,8 +1,9 @@
 package anonymize
 
 import (
-	"net/netip"
 	"strings"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"golang.org/x/net/publicsuffix"
 )
@@ -18,9 +19,8 @@ const (
 // referrerDomain reduces a Referer header to the registrable domain of its
 // host (eTLD+1 from the public suffix list): "https://www.example.co.uk/a?b"
 // becomes "example.co.uk". A referrer on the same registrable domain as
-// site is ReferrerInternal. The result aliases ref unless ref's host has
-// upper-case letters.
-func referrerDomain(ref, site string) string {
+// site is ReferrerInternal. The result never aliases ref.
+func referrerDomain(ref, site string, domains *domainCache) string {
 	if ref == "" || ref == "-" {
 		return ReferrerDirect
 	}
@@ -28,17 +28,20 @@ func referrerDomain(ref, site string) string {
 	if !ok {
 		return ReferrerInvalid
 	}
-	if host[0] == '[' {
-		return ReferrerIP
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
+	// A host ending in a digit is an IPv4 address in some notation: no
+	// top-level domain ends in a digit.
+	if c := host[len(host)-1]; host[0] == '[' || (c >= '0' && c <= '9') {
 		return ReferrerIP
 	}
 	if !hostChars(host) {
 		return ReferrerInvalid
 	}
-	dom := registrable(strings.ToLower(host))
-	if dom == registrable(strings.ToLower(siteHost(site))) {
+	sh := siteHost(site)
+	if strings.EqualFold(host, sh) {
+		return ReferrerInternal
+	}
+	dom := domains.domain(host)
+	if dom == domains.domain(sh) {
 		return ReferrerInternal
 	}
 	return dom
@@ -103,5 +106,33 @@ func registrable(host string) string {
 	if err != nil {
 		return host
 	}
+	return d
+}
+
+// domainCache caches the registrable domain of host names (sites and
+// referrer hosts repeat a lot, and the public suffix lookup allocates). It
+// is a bounded LRU, safe for concurrent use; a nil *domainCache caches
+// nothing.
+type domainCache struct {
+	c *lru.Cache[string, string]
+}
+
+// domainCacheSize bounds the cache (entries of at most 253 bytes each).
+const domainCacheSize = 8192
+
+func newDomainCache() *domainCache {
+	c, _ := lru.New[string, string](domainCacheSize) // only fails for size <= 0
+	return &domainCache{c: c}
+}
+
+func (s *domainCache) domain(host string) string {
+	if s == nil {
+		return registrable(strings.ToLower(host))
+	}
+	if d, ok := s.c.Get(host); ok {
+		return d
+	}
+	d := strings.Clone(registrable(strings.ToLower(host)))
+	s.c.Add(strings.Clone(host), d) // clones: host may alias a Kafka message
 	return d
 }
