@@ -59,3 +59,18 @@ func BenchmarkAudienceParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestAudienceDoesNotAllocate guards the hot path: with warm caches a hit
+// costs no allocation.
+func TestAudienceDoesNotAllocate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GeoDatabase, cfg.GeoLevel = writeGeoDB(t), GeoCity
+	a, _, _ := newTestAnonymizer(t, cfg)
+	h := hitAt(testNow, "203.0.113.7", "www.example.org", browserUAs[3].ua)
+	h.Referer = "https://news.bbc.co.uk/story?id=1"
+	var out Audience
+	a.Audience(h, Signals{}, &out)
+	if n := testing.AllocsPerRun(100, func() { a.Audience(h, Signals{}, &out) }); n != 0 {
+		t.Fatalf("Audience allocates %v times per hit", n)
+	}
+}
