@@ -232,8 +232,8 @@ func testShipper(t *testing.T, s shipper) {
 			t.Fatalf("%s: message differs from the line (sorted index %d):\n got %q\nwant %q", s.name, i, g, w)
 		}
 	}
-	if len(partitions) < 2 {
-		t.Errorf("%s: every message went to partition(s) %v: lines are not spread (partitions.auto?)", s.name, partitions)
-	}
+	// No assertion on the spread: librdkafka's sticky partitioner may put a
+	// short burst on one partition. rsyslog's partitions.auto is checked in
+	// TestShipperPlaceholders.
 	t.Logf("%s: %d lines arrived once each, byte-identical; per partition %v", s.name, len(got), partitions)
 }
