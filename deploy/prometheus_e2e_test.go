@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,13 +121,7 @@ func TestPrometheusScrapesConnlog(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "connlog")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	build := exec.Command(goBin, "build", "-o", bin, "./cmd/connlog")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/connlog: %v\n%s", err, out)
-	}
+	bin := buildConnlog(t)
 
 	apiPort, kafkaPort, chPort, promPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	api := "127.0.0.1:" + strconv.Itoa(apiPort)
