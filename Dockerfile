@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # connlog image. Multi-stage: Go builder (cgo on: the embedded ClickHouse
 # engine is loaded through cgo), then a small Debian runtime, non-root.
 #
@@ -16,11 +15,10 @@ ARG DEBIAN_RELEASE=bookworm
 FROM golang:${GO_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
+RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
         -o /out/connlog ./cmd/connlog
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

@@ -390,3 +390,55 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 		}
 	}
 }
+
+// TestDockerfile checks what can be checked without a Docker engine: the
+// build is cgo-enabled, the runtime is non-root, base images are pinned, and
+// the files the build copies exist and are not excluded by .dockerignore.
+func TestDockerfile(t *testing.T) {
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(raw)
+	for _, want := range []string{"CGO_ENABLED=1", "USER 10001", "-X main.version=", "AS embedded", "CONNLOG_CHDB_LIBRARY="} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1) {
+		img := m[1]
+		if strings.Contains(img, ":latest") || (!strings.Contains(img, ":") && !strings.Contains(img, "$")) {
+			if img != "runtime" {
+				t.Errorf("Dockerfile: base image %s is not pinned", img)
+			}
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^COPY\s+(?:--\S+\s+)?(\S+)`).FindAllStringSubmatch(df, -1) {
+		if strings.HasPrefix(m[0], "COPY --from") || m[1] == "." {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, m[1])); err != nil {
+			t.Errorf("Dockerfile copies %s, which does not exist", m[1])
+		}
+	}
+	ign, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".git", "connlog-data/", "bin/"} {
+		if !strings.Contains(string(ign), want) {
+			t.Errorf(".dockerignore does not exclude %s", want)
+		}
+	}
+	// compose pins its images too
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s+image:\s+(\S+)`).FindAllStringSubmatch(string(compose), -1) {
+		if !strings.Contains(m[1], ":") || strings.HasSuffix(m[1], ":latest") {
+			t.Errorf("docker-compose.yml: image %s is not pinned", m[1])
+		}
+	}
+}
