@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,12 +18,12 @@ type BrokerConfig struct {
 	// Addr is the "host:port" to listen on; port 0 picks a free port (see
 	// [Broker.Addrs]). The broker advertises this address to clients, so
 	// use one they can reach. Default: "127.0.0.1:9092".
-	Addr string
+	Addr string `yaml:"addr"`
 	// Topics are created at start.
-	Topics []string
+	Topics []string `yaml:"topics"`
 	// Partitions is the partition count of the created topics and of topics
 	// auto-created when a producer first writes to them. Default: 4.
-	Partitions int
+	Partitions int `yaml:"partitions"`
 }
 
 // Broker is an embedded Kafka-protocol broker (franz-go's kfake) that any
@@ -36,6 +37,26 @@ type BrokerConfig struct {
 // Its methods are safe for concurrent use.
 type Broker struct {
 	c *kfake.Cluster
+}
+
+// DefaultBrokerConfig returns the embedded broker's defaults: loopback port
+// 9092, four partitions per topic.
+func DefaultBrokerConfig() BrokerConfig {
+	return BrokerConfig{Addr: DefaultBrokerAddr, Partitions: 4}
+}
+
+// Validate reports every problem in c at once.
+func (c BrokerConfig) Validate() error {
+	var errs []error
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("embedded_kafka: addr %q: %w", c.Addr, err))
+		}
+	}
+	if c.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("embedded_kafka: partitions %d: must be positive", c.Partitions))
+	}
+	return errors.Join(errs...)
 }
 
 // StartBroker starts an embedded broker listening on cfg.Addr. It stops when

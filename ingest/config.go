@@ -16,6 +16,7 @@ const (
 	DefaultMaxLineBytes    = 64 << 10
 	DefaultQueueMessages   = 1000
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultSessionTimeout  = 10 * time.Second
 	DefaultRetryBackoff    = 100 * time.Millisecond
 	DefaultMaxRetryBackoff = 30 * time.Second
 )
@@ -24,37 +25,48 @@ const (
 // default; negative values are invalid.
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses, "host:port". Required.
-	Brokers []string
+	Brokers []string `yaml:"brokers"`
 	// Topics are consumed together by one consumer group. Required.
-	Topics []string
+	Topics []string `yaml:"topics"`
 	// GroupID is the Kafka consumer group; instances with the same GroupID
 	// share the partitions. Default: "connlog".
-	GroupID string
+	GroupID string `yaml:"group_id"`
 	// Format names the line format, see [Formats]. Default: "combined".
-	Format string
+	Format string `yaml:"format"`
 	// BatchRows is the number of messages after which a batch is written.
 	// Default: 10000.
-	BatchRows int
+	BatchRows int `yaml:"batch_rows"`
 	// BatchBytes is the total message size, in bytes, after which a batch is
 	// written. Default: 8 MiB.
-	BatchBytes int
+	BatchBytes int `yaml:"batch_bytes"`
 	// FlushInterval is the longest a message waits in a partial batch.
 	// Default: 1s.
-	FlushInterval time.Duration
+	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxLineBytes is the longest message, in bytes, that is parsed; longer
 	// ones go to quarantine. Default: 64 KiB.
-	MaxLineBytes int
+	MaxLineBytes int `yaml:"max_line_bytes"`
 	// QueueMessages bounds the number of fetched messages waiting for the
 	// batcher. With the batch itself and kafka-go's own fetch buffer it
 	// bounds memory; when full, fetching pauses. Default: 1000.
-	QueueMessages int
+	QueueMessages int `yaml:"queue_messages"`
 	// ShutdownTimeout bounds the final flush and commit after Run's context
 	// is cancelled, and every offset commit. Default: 10s.
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// SessionTimeout is how long the group coordinator waits for a silent
+	// member (a crashed or killed instance) before giving its partitions to
+	// the others. Brokers accept 6s to 300s by default. Default: 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// RetryBackoff is the first wait after a failed sink write; it doubles
 	// per failure up to MaxRetryBackoff. Defaults: 100ms and 30s.
-	RetryBackoff    time.Duration
-	MaxRetryBackoff time.Duration
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// MaxRetryBackoff caps the wait between sink write retries. Default: 30s.
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+// DefaultConfig returns the configuration with every default filled in,
+// consuming the topic "nginx" and no broker yet.
+func DefaultConfig() Config {
+	return Config{Topics: []string{"nginx"}}.withDefaults()
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -81,18 +93,17 @@ func (c Config) withDefaults() Config {
 	def(&c.QueueMessages, DefaultQueueMessages)
 	defDur(&c.FlushInterval, DefaultFlushInterval)
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defDur(&c.SessionTimeout, DefaultSessionTimeout)
 	defDur(&c.RetryBackoff, DefaultRetryBackoff)
 	defDur(&c.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	return c
 }
 
 // Validate reports every problem in c at once (errors.Join). Zero fields
-// are valid: they mean the default.
+// are valid: they mean the default. No brokers is valid too: connlog serve
+// then starts the embedded broker and fills them in; New requires them.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("ingest: brokers: at least one broker address is required"))
-	}
 	for i, b := range c.Brokers {
 		if b == "" {
 			errs = append(errs, fmt.Errorf("ingest: brokers[%d]: empty address", i))
@@ -121,6 +132,7 @@ func (c Config) Validate() error {
 		{"queue_messages", int64(c.QueueMessages)},
 		{"flush_interval", int64(c.FlushInterval)},
 		{"shutdown_timeout", int64(c.ShutdownTimeout)},
+		{"session_timeout", int64(c.SessionTimeout)},
 		{"retry_backoff", int64(c.RetryBackoff)},
 		{"max_retry_backoff", int64(c.MaxRetryBackoff)},
 	} {

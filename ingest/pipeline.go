@@ -46,6 +46,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("ingest: brokers: at least one broker address is required")
+	}
 	if sink == nil {
 		return nil, errors.New("ingest: nil sink")
 	}
@@ -99,17 +102,19 @@ func (b *batch) reset() {
 // Pipeline; calling it again after it returned starts a new group member.
 func (p *Pipeline) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        p.cfg.Brokers,
-		GroupID:        p.cfg.GroupID,
-		GroupTopics:    p.cfg.Topics,
-		StartOffset:    kafka.FirstOffset,
-		MaxBytes:       max(1<<20, p.cfg.MaxLineBytes*2),
+		Brokers:     p.cfg.Brokers,
+		GroupID:     p.cfg.GroupID,
+		GroupTopics: p.cfg.Topics,
+		StartOffset: kafka.FirstOffset,
+		MaxBytes:    max(1<<20, p.cfg.MaxLineBytes*2),
 		// The broker holds an idle fetch for MaxWait minus kafka-go's 1s RTT
 		// allowance; a shorter MaxWait leaves little slack before kafka-go's
 		// read deadline and causes spurious "i/o timeout" reconnects
 		// (segmentio/kafka-go#726, #998).
-		MaxWait:        2 * time.Second,
-		CommitInterval: 0, // synchronous commits: we commit only after the sink succeeded
+		MaxWait:           2 * time.Second,
+		CommitInterval:    0, // synchronous commits: we commit only after the sink succeeded
+		SessionTimeout:    p.cfg.SessionTimeout,
+		HeartbeatInterval: max(time.Second, p.cfg.SessionTimeout/4),
 		Logger: kafka.LoggerFunc(func(msg string, args ...any) {
 			if p.log.Enabled(context.Background(), slog.LevelDebug) {
 				p.log.Debug(fmt.Sprintf(msg, args...))

@@ -176,4 +176,3 @@ func ParseStream(r io.Reader, w io.Writer, p Parser) error {
 
 // jsonTimeLayout is RFC 3339 with milliseconds; times are UTC, so it ends in Z.
 const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
