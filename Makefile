@@ -1,0 +1,53 @@
+# connlog — the two commands of the README, plus a few for developers.
+#   make run    build and start the whole pipeline on the embedded defaults
+#   make test   install what the tests need, then run every test (real engines)
+
+GO      ?= go
+BIN     := bin/connlog
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Where `make run` keeps its data (embedded ClickHouse, admin token).
+DATA    ?= connlog-data
+
+.PHONY: all build run test test-deps vet tidy-check lint bench chdb clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connlog
+
+# The embedded ClickHouse engine (chDB, ~570 MB) is fetched once from the npm
+# registry into ~/.cache/connlog, with its integrity checked.
+chdb:
+	@scripts/fetch-chdb.sh >/dev/null
+
+run: build chdb
+	@scripts/run-banner.sh
+	CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" CONNLOG_DATA_DIR="$(DATA)" ./$(BIN) serve
+
+# Debian packages the tests drive for real: nginx, rsyslog(-kafka), kcat,
+# prometheus (promtool), docker-compose (config validation), syslog-ng.
+test-deps:
+	@scripts/install-test-deps.sh
+
+test: test-deps chdb vet tidy-check
+	CONNLOG_REQUIRE_ENGINE=1 CONNLOG_REQUIRE_TOOLS=1 CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
+		$(GO) test -race -shuffle=on -timeout 45m -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+# go.mod and go.sum must already be tidy: a dependency change is committed.
+tidy-check:
+	@cp go.mod /tmp/connlog-go.mod.bak && cp go.sum /tmp/connlog-go.sum.bak
+	@$(GO) mod tidy
+	@if ! cmp -s go.mod /tmp/connlog-go.mod.bak || ! cmp -s go.sum /tmp/connlog-go.sum.bak; then \
+		echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; \
+		cp /tmp/connlog-go.mod.bak go.mod; cp /tmp/connlog-go.sum.bak go.sum; exit 1; fi
+
+bench: chdb
+	CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
+		$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

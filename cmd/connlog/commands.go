@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/connlog/connlog/api"
+	"github.com/connlog/connlog/ingest"
+)
+
+func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
+	format := fs.String("format", "combined", "log format: "+strings.Join(ingest.Formats(), ", "))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := ingest.NewParser(*format)
+	if err != nil {
+		return err
+	}
+	return ingest.ParseStream(stdin, stdout, p)
+}
+
+func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
+	topic := fs.String("topic", "nginx", "topic")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n, err := ingest.Publish(ctx, strings.Split(*brokers, ","), *topic, stdin)
+	fmt.Fprintf(stderr, "published %d lines to %s on %s\n", n, *topic, *brokers)
+	return err
+}
+
+func cmdToken(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("usage: connlog token create -name NAME -role ROLE [-sites a,b]")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	name := fs.String("name", "", "the person this token belongs to")
+	role := fs.String("role", "", "analyst, officer, stats, auditor or admin")
+	sites := fs.String("sites", "", "limit the token to these sites (comma-separated)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	tok, sum, err := api.NewToken()
+	if err != nil {
+		return err
+	}
+	t := api.Token{Name: *name, Role: *role, SHA256: sum}
+	if *sites != "" {
+		t.Sites = strings.Split(*sites, ",")
+	}
+	cfg := api.DefaultConfig()
+	cfg.Tokens = []api.Token{t}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "token (give it to %s; it is not stored anywhere and cannot be shown again):\n\n    %s\n\n", *name, tok)
+	fmt.Fprintf(stdout, "add to the api.tokens list of the configuration:\n\n    - {name: %q, role: %q, sha256: %q", t.Name, t.Role, t.SHA256)
+	if len(t.Sites) > 0 {
+		fmt.Fprintf(stdout, ", sites: [%s]", strings.Join(t.Sites, ", "))
+	}
+	fmt.Fprintln(stdout, "}")
+	return nil
+}
+
+func cmdConfig(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return fmt.Errorf("usage: connlog config check [-config FILE]")
+	}
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if _, err := loadConfig(*path, os.Environ()); err != nil {
+		return fmt.Errorf("configuration is not valid:\n%w", err)
+	}
+	fmt.Fprintln(stdout, "configuration OK")
+	return nil
+}

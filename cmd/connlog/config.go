@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/connlog/connlog/api"
+	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/embedded"
+)
+
+// Config is connlog's whole configuration: one YAML file, every value
+// overridable by a CONNLOG_* environment variable.
+type Config struct {
+	// DataDir holds the embedded engine's data, the bootstrap admin token
+	// and other local state. Default: ./connlog-data.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error. Default: info.
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds a graceful stop after SIGTERM: stop fetching,
+	// flush, commit, close. Past it connlog exits non-zero. Default: 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// Kafka is where logs come from. With no brokers, connlog starts its
+	// own Kafka-protocol listener (EmbeddedKafka) and consumes from it.
+	Kafka ingest.Config `yaml:"kafka"`
+	// EmbeddedKafka configures that listener.
+	EmbeddedKafka ingest.BrokerConfig `yaml:"embedded_kafka"`
+
+	// ClickHouse is where data goes. With no addrs, connlog runs the
+	// embedded engine (EmbeddedClickHouse).
+	ClickHouse store.Config `yaml:"clickhouse"`
+	// EmbeddedClickHouse configures the embedded engine.
+	EmbeddedClickHouse EmbeddedClickHouse `yaml:"embedded_clickhouse"`
+
+	// API is the query API for security staff.
+	API api.Config `yaml:"api"`
+}
+
+// EmbeddedClickHouse configures the chDB engine connlog loads when no
+// ClickHouse server is configured.
+type EmbeddedClickHouse struct {
+	// Library is the path to libchdb.so. Default: the cache of
+	// scripts/fetch-chdb.sh, or $CONNLOG_CHDB_LIBRARY.
+	Library string `yaml:"library"`
+	// Listen is the loopback address of the engine's ClickHouse HTTP
+	// interface (connlog itself and Grafana connect there). Default:
+	// 127.0.0.1:8123.
+	Listen string `yaml:"listen"`
+	// MaxQueryTime caps any statement that sets no max_execution_time, so a
+	// long search cannot stall ingestion for long. Default: 60s.
+	MaxQueryTime time.Duration `yaml:"max_query_time"`
+}
+
+// defaultConfig is the configuration with nothing set: the whole pipeline
+// on one machine.
+func defaultConfig() Config {
+	return Config{
+		DataDir:         "connlog-data",
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+		Kafka:           ingest.DefaultConfig(),
+		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
+		ClickHouse:      store.DefaultConfig(),
+		EmbeddedClickHouse: EmbeddedClickHouse{
+			Listen:       "127.0.0.1:8123",
+			MaxQueryTime: 60 * time.Second,
+		},
+		API: api.DefaultConfig(),
+	}
+}
+
+// loadConfig reads the YAML file at path (none if ""), then the
+// environment, and validates the result. It reports every problem at once.
+func loadConfig(path string, env []string) (Config, error) {
+	cfg := defaultConfig()
+	var errs []error
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+	}
+	errs = append(errs, applyEnv(&cfg, env)...)
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// Validate joins the validation of every component.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: required"))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	errs = append(errs, c.Kafka.Validate())
+	if len(c.Kafka.Brokers) == 0 {
+		errs = append(errs, c.EmbeddedKafka.Validate())
+	}
+	errs = append(errs, c.ClickHouse.Validate())
+	if c.ClickHouse.Embedded() {
+		if c.EmbeddedClickHouse.Listen == "" {
+			errs = append(errs, errors.New("embedded_clickhouse.listen: required"))
+		}
+		if c.EmbeddedClickHouse.MaxQueryTime <= 0 {
+			errs = append(errs, errors.New("embedded_clickhouse.max_query_time: must be positive"))
+		}
+	}
+	errs = append(errs, c.API.Validate())
+	return errors.Join(errs...)
+}
+
+func (c Config) engineConfig() embedded.Config {
+	lib := c.EmbeddedClickHouse.Library
+	if lib == "" {
+		lib = embedded.DefaultLibraryPath()
+	}
+	return embedded.Config{
+		Library:      lib,
+		Dir:          filepath.Join(c.DataDir, "clickhouse"),
+		MaxQueryTime: c.EmbeddedClickHouse.MaxQueryTime,
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToLower(level)))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Every configuration value can be overridden by an environment variable
+// named after its YAML path: kafka.brokers → CONNLOG_KAFKA_BROKERS. Lists
+// are comma-separated; durations use Go syntax (1s, 5m).
+
+// envSetting is one overridable configuration key.
+type envSetting struct {
+	Path  string // YAML path, e.g. "kafka.brokers"
+	Env   string // CONNLOG_KAFKA_BROKERS
+	Type  string
+	value reflect.Value
+}
+
+// envSettings lists every scalar or list setting reachable from cfg (a
+// pointer to a struct), following yaml tags.
+func envSettings(cfg any) []envSetting {
+	var out []envSetting
+	var walk func(v reflect.Value, path []string)
+	walk = func(v reflect.Value, path []string) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			fv := v.Field(i)
+			p := append(append([]string(nil), path...), name)
+			if fv.Kind() == reflect.Struct && !isLeaf(fv) {
+				walk(fv, p)
+				continue
+			}
+			if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+				continue // lists of objects (tokens) are set in the file only
+			}
+			out = append(out, envSetting{
+				Path:  strings.Join(p, "."),
+				Env:   "CONNLOG_" + strings.ToUpper(strings.Join(p, "_")),
+				Type:  typeName(fv),
+				value: fv,
+			})
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), nil)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+func isLeaf(v reflect.Value) bool {
+	if v.Type() == reflect.TypeOf(time.Time{}) {
+		return true
+	}
+	_, ok := v.Addr().Interface().(encoding.TextUnmarshaler)
+	return ok
+}
+
+func typeName(v reflect.Value) string {
+	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+		return "duration"
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		return "list of " + v.Type().Elem().Kind().String()
+	case reflect.String:
+		return "string"
+	}
+	return v.Kind().String()
+}
+
+// applyEnv sets every configuration value whose variable is present in
+// env (as from os.Environ) and returns one error per bad value.
+func applyEnv(cfg any, env []string) []error {
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CONNLOG_") {
+			vars[k] = v
+		}
+	}
+	var errs []error
+	known := map[string]bool{}
+	for _, s := range envSettings(cfg) {
+		known[s.Env] = true
+		raw, ok := vars[s.Env]
+		if !ok {
+			continue
+		}
+		if err := setValue(s.value, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Env, err))
+		}
+	}
+	for k := range vars {
+		if !known[k] && !ignoredEnv[k] {
+			errs = append(errs, fmt.Errorf("%s: no such setting (see connlog config reference)", k))
+		}
+	}
+	return errs
+}
+
+// ignoredEnv are CONNLOG_ variables that are not configuration keys.
+var ignoredEnv = map[string]bool{
+	"CONNLOG_CONFIG":         true,
+	"CONNLOG_CHDB_LIBRARY":   true,
+	"CONNLOG_CACHE_DIR":      true,
+	"CONNLOG_REQUIRE_ENGINE": true,
+	"CONNLOG_API":            true,
+	"CONNLOG_TOKEN":          true,
+}
+
+func setValue(v reflect.Value, raw string) error {
+	if u, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(raw))
+	}
+	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(raw, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		s := reflect.MakeSlice(v.Type(), len(parts), len(parts))
+		for i, p := range parts {
+			if err := setValue(s.Index(i), p); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+	default:
+		return fmt.Errorf("cannot set a %s from the environment", v.Type())
+	}
+	return nil
+}

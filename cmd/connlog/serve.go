@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/connlog/connlog/api"
+	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/embedded"
+)
+
+// storeHandle is an open store and, in embedded mode, the engine behind it.
+type storeHandle struct {
+	*store.Store
+	engine     *embedded.Engine
+	stopEngine context.CancelFunc
+	engineDone chan error
+}
+
+// openStore connects to the configured ClickHouse or, with none
+// configured, loads the embedded engine, serves its HTTP interface on the
+// loopback address of the configuration and connects to that: the same
+// clickhouse-go code runs in both modes.
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*storeHandle, error) {
+	h := &storeHandle{}
+	if cfg.ClickHouse.Embedded() {
+		ecfg := cfg.engineConfig()
+		if _, err := os.Stat(ecfg.Library); err != nil {
+			return nil, fmt.Errorf("embedded ClickHouse: library %s not found: run scripts/fetch-chdb.sh (or make run), or set embedded_clickhouse.library, or configure clickhouse.addrs", ecfg.Library)
+		}
+		logger.Info("loading embedded ClickHouse engine (chDB)", "library", ecfg.Library, "dir", ecfg.Dir)
+		engine, err := embedded.Open(ecfg, logger)
+		if err != nil {
+			return nil, fmt.Errorf("embedded ClickHouse: %w", err)
+		}
+		ln, err := net.Listen("tcp", cfg.EmbeddedClickHouse.Listen)
+		if err != nil {
+			engine.Close()
+			return nil, fmt.Errorf("embedded ClickHouse: listen: %w", err)
+		}
+		ectx, stop := context.WithCancel(context.Background())
+		h.engine, h.stopEngine, h.engineDone = engine, stop, make(chan error, 1)
+		go func() { h.engineDone <- engine.Serve(ectx, ln) }()
+		logger.Info("embedded ClickHouse HTTP interface", "addr", ln.Addr().String(), "version", engine.Version())
+		cfg.ClickHouse.Addrs = []string{ln.Addr().String()}
+		cfg.ClickHouse.Protocol = "http"
+	}
+	st, err := store.Open(ctx, cfg.ClickHouse, logger)
+	if err != nil {
+		h.close()
+		return nil, err
+	}
+	h.Store = st
+	return h, nil
+}
+
+func (h *storeHandle) close() {
+	if h.Store != nil {
+		h.Store.Close()
+	}
+	if h.engine != nil {
+		h.stopEngine()
+		<-h.engineDone
+		h.engine.Close()
+	}
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogLevel)
+	st, err := openStore(ctx, &cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema version %d (applied now: %v)\n", v, applied)
+	return nil
+}
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogLevel)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	embeddedMode := cfg.ClickHouse.Embedded()
+	st, err := openStore(ctx, &cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+
+	if len(cfg.API.Tokens) == 0 {
+		if !embeddedMode {
+			return errors.New("api.tokens: no credential configured; create one with `connlog token create`")
+		}
+		tok, err := bootstrapAdminToken(cfg.DataDir, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.API.Tokens = []api.Token{tok}
+	}
+
+	var broker *ingest.Broker
+	if len(cfg.Kafka.Brokers) == 0 {
+		bcfg := cfg.EmbeddedKafka
+		if len(bcfg.Topics) == 0 {
+			bcfg.Topics = cfg.Kafka.Topics
+		}
+		broker, err = ingest.StartBroker(ctx, bcfg, logger)
+		if err != nil {
+			return fmt.Errorf("embedded Kafka: %w", err)
+		}
+		defer broker.Close()
+		cfg.Kafka.Brokers = broker.Addrs()
+		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(broker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","))
+	}
+
+	pipeline, err := ingest.New(cfg.Kafka, st.Store, reg, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	logger.Info("connlog serving", "api", ln.Addr().String(), "version", versionString())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return pipeline.Run(gctx) })
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	srv.SetReady(true)
+
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		srv.SetReady(false)
+		return err
+	case <-gctx.Done():
+	}
+	// Stopping: readiness goes first so load balancers stop sending, then
+	// the pipeline stops fetching, flushes and commits (it watches gctx).
+	srv.SetReady(false)
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		logger.Info("stopped cleanly")
+		return nil
+	case <-time.After(cfg.ShutdownTimeout):
+		logger.Error("shutdown timed out; goroutines still running follow on stderr", "timeout", cfg.ShutdownTimeout.String())
+		pprof.Lookup("goroutine").WriteTo(stderr, 1) //nolint:errcheck // best effort on the way out
+		return fmt.Errorf("shutdown took longer than %s", cfg.ShutdownTimeout)
+	}
+}
+
+// bootstrapAdminToken gives a fresh embedded installation one credential:
+// an admin token created on first start, printed once and kept in a file of
+// the data directory readable only by its owner. Later starts reuse it.
+func bootstrapAdminToken(dataDir string, stderr io.Writer) (api.Token, error) {
+	file := filepath.Join(dataDir, "admin.token")
+	raw, err := os.ReadFile(file)
+	switch {
+	case err == nil:
+		tok := strings.TrimSpace(string(raw))
+		return api.Token{Name: "admin", Role: "admin", SHA256: api.HashToken(tok)}, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return api.Token{}, fmt.Errorf("read admin token: %w", err)
+	}
+	tok, sum, err := api.NewToken()
+	if err != nil {
+		return api.Token{}, err
+	}
+	if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+		return api.Token{}, fmt.Errorf("save admin token: %w", err)
+	}
+	fmt.Fprintf(stderr, "\nNo API token configured: created an admin token (shown once, also saved in %s, mode 0600):\n\n    %s\n\n", file, tok)
+	return api.Token{Name: "admin", Role: "admin", SHA256: sum}, nil
+}
