@@ -399,7 +399,7 @@ func TestPipelineQuarantinesBadLinesWithoutBlocking(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	err := Config{BatchRows: -1, Topics: []string{""}, Format: "xml"}.Validate()
-	for _, want := range []string{"brokers", "topics[0]", "batch_rows", "unknown log format"} {
+	for _, want := range []string{"topics[0]", "batch_rows", "unknown log format"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem about %s", err, want)
 		}
@@ -409,6 +409,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(Config{}, newTestSink(), nil, nil); err == nil {
 		t.Error("New accepted an empty config")
+	}
+	if _, err := New(Config{Topics: []string{"t"}}, newTestSink(), nil, nil); err == nil || !strings.Contains(err.Error(), "brokers") {
+		t.Errorf("New without brokers: %v, want a problem about brokers", err)
 	}
 	c := Config{}.withDefaults()
 	if c.GroupID != "connlog" || c.BatchRows != 10000 || c.BatchBytes != 8<<20 || c.FlushInterval != time.Second ||

@@ -113,14 +113,17 @@ func applyEnv(cfg any, env []string) []error {
 	return errs
 }
 
-// ignoredEnv are CONNLOG_ variables that are not configuration keys.
+// ignoredEnv are CONNLOG_ variables that are not configuration keys: the
+// configuration file's path, the embedded engine's library, the client
+// settings of `connlog search`, and the switches of the test suite.
 var ignoredEnv = map[string]bool{
 	"CONNLOG_CONFIG":         true,
 	"CONNLOG_CHDB_LIBRARY":   true,
 	"CONNLOG_CACHE_DIR":      true,
-	"CONNLOG_REQUIRE_ENGINE": true,
 	"CONNLOG_API":            true,
 	"CONNLOG_TOKEN":          true,
+	"CONNLOG_REQUIRE_ENGINE": true,
+	"CONNLOG_REQUIRE_TOOLS":  true,
 }
 
 func setValue(v reflect.Value, raw string) error {
