@@ -75,6 +75,11 @@ type Quarantined struct {
 // Batch is what ingest writes in one go: the hits and the quarantined
 // messages of a contiguous range of offsets.
 type Batch struct {
+	// ID identifies the batch for insert deduplication: the same messages
+	// must always get the same ID, so that a batch written again after a
+	// crash or a retry is stored once. Empty: derived from the offsets of
+	// the hits and quarantined messages.
+	ID         string
 	Hits       []Hit
 	Quarantine []Quarantined
 }

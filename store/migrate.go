@@ -58,8 +58,8 @@ func Migrations(cfg Config) ([]Migration, error) {
 		})
 	}
 	for i := 1; i < len(out); i++ {
-		if out[i].Version != out[i-1].Version+1 {
-			return nil, fmt.Errorf("migrations: version %d follows %d", out[i].Version, out[i-1].Version)
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("migrations: version %d appears twice", out[i].Version)
 		}
 	}
 	return out, nil
@@ -94,15 +94,35 @@ func splitStatements(sql string) []string {
 // SchemaVersion returns the highest applied migration version, 0 for an
 // empty store.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	if err := s.bootstrap(ctx); err != nil {
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
 		return 0, err
 	}
-	var v uint32
-	row := s.conn.QueryRow(ctx, "SELECT max(version) FROM "+s.db.Ops+".schema_migrations")
-	if err := row.Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
+	v := 0
+	for a := range applied {
+		v = max(v, a)
 	}
-	return int(v), nil
+	return v, nil
+}
+
+func (s *Store) appliedMigrations(ctx context.Context) (map[int]bool, error) {
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+s.db.Ops+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		applied[int(v)] = true
+	}
+	return applied, rows.Err()
 }
 
 func (s *Store) bootstrap(ctx context.Context) error {
@@ -125,25 +145,31 @@ ORDER BY version`,
 	return nil
 }
 
-// Migrate applies every embedded migration newer than the store's schema
-// version, in order, recording each one. Statements are idempotent (IF NOT
-// EXISTS), so a migration interrupted half-way is simply applied again. It
-// returns the versions applied.
+// Migrate applies every embedded migration not yet recorded, in version
+// order, recording each one. Statements are idempotent (IF NOT EXISTS), so
+// a migration interrupted half-way is simply applied again. It returns the
+// versions applied.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	migs, err := Migrations(s.cfg)
 	if err != nil {
 		return nil, err
 	}
-	current, err := s.SchemaVersion(ctx)
+	done, err := s.appliedMigrations(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(migs); current > n {
-		return nil, fmt.Errorf("store schema version %d is newer than this connlog knows (%d): upgrade connlog", current, n)
+	known := map[int]bool{}
+	for _, m := range migs {
+		known[m.Version] = true
+	}
+	for v := range done {
+		if !known[v] {
+			return nil, fmt.Errorf("store has schema migration %d that this connlog does not know: upgrade connlog", v)
+		}
 	}
 	var applied []int
 	for _, m := range migs {
-		if m.Version <= current {
+		if done[m.Version] {
 			continue
 		}
 		for i, stmt := range m.Statements {

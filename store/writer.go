@@ -22,7 +22,10 @@ import (
 //
 // Write is safe for concurrent use.
 func (s *Store) Write(ctx context.Context, b Batch) error {
-	token := batchToken(b)
+	token := b.ID
+	if token == "" {
+		token = batchToken(b)
+	}
 	if len(b.Hits) > 0 {
 		if err := s.insert(ctx, token, s.db.Access+".access_log", accessColumns, len(b.Hits), func(bt driver.Batch) error {
 			return appendAccess(bt, b.Hits)
