@@ -12,9 +12,30 @@ import (
 
 	"github.com/dchest/siphash"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/connlog/connlog/store"
 )
+
+// Request is what the statistics read of one HTTP request. Its fields have
+// the names and meaning of the same fields of store.Hit, so ingest fills it
+// field by field; this package imports no storage code, and storage may
+// import it for the [Audience] row type.
+//
+// Strings may alias the caller's buffers; Audience values filled from a
+// Request alias it in turn.
+type Request struct {
+	// EventTime is the request time.
+	EventTime time.Time
+	// ClientIP is the real client address; it is used for geolocation and
+	// inside the visitor hash only, and never leaves this package.
+	ClientIP netip.Addr
+	// Site is the virtual host.
+	Site string
+	// Path is the request path, possibly with a query string.
+	Path string
+	// Status is the HTTP status code.
+	Status uint16
+	// Referer and UserAgent are the request headers, "" if absent.
+	Referer, UserAgent string
+}
 
 // Signals are the privacy headers of a request, when the log format records
 // them: Sec-GPC: 1 sets GPC, DNT: 1 sets DNT. The zero value means "none
@@ -188,7 +209,7 @@ var statusClasses = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 // only inside the visitor hash and dropped. With warm caches Audience does
 // not allocate. It may block up to Config.KeyTimeout on the first hit of a
 // new day while the day's key is fetched or created.
-func (a *Anonymizer) Audience(h *store.Hit, sig Signals, out *Audience) (keep bool) {
+func (a *Anonymizer) Audience(h *Request, sig Signals, out *Audience) (keep bool) {
 	path := h.Path
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
@@ -249,7 +270,7 @@ func statusIndex(s uint16) int {
 
 // visitor hashes site, address and user agent with the key of the hit's
 // UTC day, or returns 0 without key.
-func (a *Anonymizer) visitor(h *store.Hit, addr netip.Addr) uint64 {
+func (a *Anonymizer) visitor(h *Request, addr netip.Addr) uint64 {
 	day := DayOf(h.EventTime)
 	k0, k1, ok := a.keys.cached(day, a.keys.now())
 	if !ok {

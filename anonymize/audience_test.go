@@ -8,8 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/connlog/connlog/store"
 )
 
 var crawlerUAs = map[string]string{
@@ -58,7 +56,7 @@ func TestCrawlersExcluded(t *testing.T) {
 	for name, ua := range crawlerUAs {
 		t.Run(name, func(t *testing.T) {
 			var out Audience
-			if a.Audience(&store.Hit{EventTime: time.Now(), ClientIP: netip.MustParseAddr("66.249.66.1"), Site: "www.example.org", Path: "/", Status: 200, UserAgent: ua}, Signals{}, &out) {
+			if a.Audience(&Request{EventTime: time.Now(), ClientIP: netip.MustParseAddr("66.249.66.1"), Site: "www.example.org", Path: "/", Status: 200, UserAgent: ua}, Signals{}, &out) {
 				t.Fatalf("%s kept as %s/%s/%s", name, out.Browser, out.OS, out.Device)
 			}
 		})

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/connlog/connlog/store"
 )
 
 // BenchmarkAudience measures the statistics path per hit with warm caches:
@@ -20,10 +18,10 @@ func BenchmarkAudience(b *testing.B) {
 	a, _, _ := newTestAnonymizer(b, cfg)
 	refs := []string{"", "https://www.google.com/", "https://www.example.org/news", "https://t.co/abc", "https://news.bbc.co.uk/x"}
 	addrs := []string{"203.0.113.7", "198.51.100.20", "2001:db8:1::42", "192.0.2.9", "10.0.0.1"}
-	hits := make([]store.Hit, 0, 1000)
+	hits := make([]Request, 0, 1000)
 	for i := range cap(hits) {
 		bu := browserUAs[i%len(browserUAs)]
-		hits = append(hits, store.Hit{
+		hits = append(hits, Request{
 			EventTime: testNow.Add(time.Duration(i) * time.Second),
 			ClientIP:  netip.MustParseAddr(addrs[i%len(addrs)]),
 			Site:      "www.example.org",

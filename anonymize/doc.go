@@ -1,6 +1,6 @@
 // Package anonymize is the only code that turns hits into audience data.
 //
-// [Anonymizer.Audience] reads one [store.Hit] and fills an [Audience]: the
+// [Anonymizer.Audience] reads one [Request] and fills an [Audience]: the
 // site, the hour, the path without its query string, the country (and, only
 // when configured, the region and city) looked up before truncation, the
 // browser family, OS family and device class, the referrer reduced to its

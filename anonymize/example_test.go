@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/anonymize"
-	"github.com/connlog/connlog/store"
 )
 
 func Example() {
@@ -21,12 +20,11 @@ func Example() {
 	}
 	defer a.Close()
 
-	h := store.Hit{
+	h := anonymize.Request{
 		EventTime: time.Now(),
 		ClientIP:  netip.MustParseAddr("203.0.113.7"),
 		Site:      "www.example.org",
 		Path:      "/articles/42",
-		Query:     "utm_source=newsletter",
 		Status:    200,
 		Referer:   "https://www.google.com/",
 		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",

@@ -3,8 +3,6 @@ package anonymize
 import (
 	"net/netip"
 	"testing"
-
-	"github.com/connlog/connlog/store"
 )
 
 // FuzzAudience checks that no user agent, referrer or path makes Audience
@@ -37,6 +35,6 @@ func FuzzAudience(f *testing.F) {
 			t.Fatalf("referrer domain of %d bytes", len(out.ReferrerDomain))
 		}
 		_ = referrerDomain(ref, ua, nil) // site taken from arbitrary text too
-		var _ *store.Hit = h
+		var _ *Request = h
 	})
 }

@@ -6,17 +6,15 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/connlog/connlog/store"
 )
 
 const chromeUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 
-func hitAt(t time.Time, ip, site, ua string) *store.Hit {
-	return &store.Hit{EventTime: t, ClientIP: netip.MustParseAddr(ip), Site: site, Path: "/", Status: 200, UserAgent: ua}
+func hitAt(t time.Time, ip, site, ua string) *Request {
+	return &Request{EventTime: t, ClientIP: netip.MustParseAddr(ip), Site: site, Path: "/", Status: 200, UserAgent: ua}
 }
 
-func visitorOf(tb testing.TB, a *Anonymizer, h *store.Hit) uint64 {
+func visitorOf(tb testing.TB, a *Anonymizer, h *Request) uint64 {
 	tb.Helper()
 	var out Audience
 	if !a.Audience(h, Signals{}, &out) {
@@ -34,7 +32,7 @@ func TestVisitorHash(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		hit  *store.Hit
+		hit  *Request
 		same bool
 	}{
 		{"same visitor later the same day", hitAt(day1.Add(5*time.Hour), "203.0.113.7", "www.example.org", chromeUA), true},
