@@ -71,8 +71,12 @@ func cmdToken(args []string, stdout io.Writer) error {
 }
 
 func cmdConfig(args []string, stdout io.Writer) error {
+	if len(args) == 1 && args[0] == "reference" {
+		writeReference(stdout)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return fmt.Errorf("usage: connlog config check [-config FILE]")
+		return fmt.Errorf("usage: connlog config check [-config FILE] | connlog config reference")
 	}
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	path := configFlag(fs)

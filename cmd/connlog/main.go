@@ -26,6 +26,7 @@ Usage:
   connlog publish  [-brokers ADDR] [-topic NAME]   publish stdin lines to Kafka, one message per line
   connlog token create -name NAME -role ROLE [-sites a,b]   make an API token, print it once
   connlog config check [-config FILE]   validate the configuration, report every problem
+  connlog config reference   every setting: type, default, environment variable, meaning
   connlog version
 
 The configuration file may also be given by $CONNLOG_CONFIG; every setting can be
