@@ -113,7 +113,8 @@ func TestWriteThenSearchRoundTripsEveryField(t *testing.T) {
 		{"site filter", store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.0/24"), Site: "other.example.org"}, nil},
 		{"site scope", store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.0/24"), Sites: []string{"x", "www.example.org"}}, []string{"203.0.113.7", "203.0.113.200"}},
 		{"window is half-open", store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.0/24"), To: base.Add(3 * time.Second)}, []string{"203.0.113.7"}},
-		{"limit", store.AccessQuery{Network: netip.MustParsePrefix("0.0.0.0/0"), Limit: 2}, []string{"203.0.113.7", "203.0.113.200"}},
+		// Rows come in primary-key order: client address, then time.
+		{"limit", store.AccessQuery{Network: netip.MustParsePrefix("0.0.0.0/0"), Limit: 2}, []string{"198.51.100.1", "203.0.113.7"}},
 		{"hostile site value is data", store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.0/24"), Site: `x' OR 1=1 --`}, nil},
 		{"hostile site scope is data", store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.0/24"), Sites: []string{`a','www.example.org`, `\'`}}, nil},
 	}

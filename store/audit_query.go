@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// AuditQuery selects rows of the audit trail. Zero optional fields do not
+// filter.
+type AuditQuery struct {
+	// From and To bound the row time, half-open [From, To). Required.
+	From, To time.Time
+	// Actor, Role, Endpoint and Outcome keep rows with exactly this value.
+	Actor, Role, Endpoint, Outcome string
+	// Purpose keeps rows whose stated purpose contains it, ignoring ASCII
+	// case.
+	Purpose string
+	// After, if set, continues a search after this row.
+	After *AuditCursor
+	// Limit caps the rows returned. Required, positive.
+	Limit int
+}
+
+// AuditCursor is the sort key of an audit row: its time, then a hash of
+// its content, which orders rows written in the same millisecond.
+type AuditCursor struct {
+	Time time.Time
+	Hash uint64
+}
+
+// AuditRecord is a stored audit row with its sort key.
+type AuditRecord struct {
+	AuditEntry
+	Hash uint64
+}
+
+// Cursor returns the cursor of r, to continue a search after it.
+func (r *AuditRecord) Cursor() AuditCursor { return AuditCursor{Time: r.Time, Hash: r.Hash} }
+
+// auditHash is the content hash that breaks ties between audit rows of the
+// same millisecond.
+const auditHash = "cityHash64(actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason)"
+
+// auditWindow adds the window and cursor conditions shared by audit searches.
+func auditWindow(f *filter, from, to time.Time, after *AuditCursor) error {
+	if !from.Before(to) {
+		return fmt.Errorf("%w: the time window is empty (from must be before to)", ErrBadFilter)
+	}
+	f.params = map[string]string{"from": formatTime(from), "to": formatTime(to)}
+	f.and("time >= {from:DateTime64(3, 'UTC')} AND time < {to:DateTime64(3, 'UTC')}")
+	if after != nil {
+		f.and("time >= {c_time:DateTime64(3, 'UTC')} AND (time > {c_time:DateTime64(3, 'UTC')} OR h > {c_hash:UInt64})")
+		f.params["c_time"] = formatTime(after.Time)
+		f.params["c_hash"] = strconv.FormatUint(after.Hash, 10)
+	}
+	return nil
+}
+
+// SearchAudit returns at most q.Limit audit rows matching q, oldest first.
+func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+	}
+	var f filter
+	if err := auditWindow(&f, q.From, q.To, q.After); err != nil {
+		return nil, err
+	}
+	for _, c := range []struct{ col, v string }{{"actor", q.Actor}, {"role", q.Role}, {"endpoint", q.Endpoint}, {"outcome", q.Outcome}} {
+		if c.v != "" {
+			f.and(c.col + " = {" + c.col + ":String}")
+			f.params[c.col] = escapeParam(c.v)
+		}
+	}
+	if q.Purpose != "" {
+		f.and("positionCaseInsensitive(purpose, {purpose:String}) > 0")
+		f.params["purpose"] = escapeParam(q.Purpose)
+	}
+	f.params["limit"] = strconv.Itoa(q.Limit)
+	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
+		"SELECT time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, "+auditHash+" AS h FROM "+
+			s.db.Ops+".audit WHERE "+f.where.String()+" ORDER BY time, h LIMIT {limit:UInt64}")
+	if err != nil {
+		return nil, fmt.Errorf("search audit trail: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRecord
+	for rows.Next() {
+		var (
+			r      AuditRecord
+			status uint16
+			n      uint64
+		)
+		if err := rows.Scan(&r.Time, &r.Actor, &r.Role, &r.Source, &r.Method, &r.Endpoint, &r.Purpose, &r.Filters,
+			&status, &n, &r.Outcome, &r.Reason, &r.Hash); err != nil {
+			return nil, fmt.Errorf("read audit row: %w", err)
+		}
+		r.Time, r.Status, r.Rows = r.Time.UTC(), int(status), int(n)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search audit trail: %w", err)
+	}
+	return out, nil
+}
+
+// SubjectQuery asks which consultations touched one address, for a data
+// subject's access request.
+type SubjectQuery struct {
+	// Addr is the data subject's address. Required.
+	Addr netip.Addr
+	// From and To bound the consultation time, half-open. Required.
+	From, To time.Time
+	After    *AuditCursor
+	// Limit caps the rows returned. Required, positive.
+	Limit int
+}
+
+// Consultation is an answered data request whose filters covered the
+// subject's address. It deliberately carries no actor, role or source.
+type Consultation struct {
+	Time     time.Time
+	Endpoint string
+	Purpose  string
+	Rows     uint64
+	Hash     uint64
+}
+
+// Cursor returns the cursor of c, to continue a search after it.
+func (c *Consultation) Cursor() AuditCursor { return AuditCursor{Time: c.Time, Hash: c.Hash} }
+
+// SubjectConsultations returns, oldest first, the answered data requests
+// (outcome "ok", outside the audit endpoints themselves) whose filters name
+// an address or network containing q.Addr: an "ip" string, or an "ips"
+// array of strings, in the audit row's filters JSON.
+func (s *Store) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Consultation, error) {
+	if !q.Addr.IsValid() {
+		return nil, fmt.Errorf("%w: an IP address is required", ErrBadFilter)
+	}
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+	}
+	var f filter
+	if err := auditWindow(&f, q.From, q.To, q.After); err != nil {
+		return nil, err
+	}
+	f.params["addr"] = q.Addr.Unmap().String()
+	f.params["limit"] = strconv.Itoa(q.Limit)
+	// isIPAddressInRange needs CIDR notation: a bare address becomes a
+	// /32 or /128; anything that is not an address never matches.
+	const inRange = "isIPAddressInRange({addr:String}, if(position(x, '/') > 0, x, concat(x, if(position(x, ':') > 0, '/128', '/32'))))"
+	const valid = "(isIPv4String(splitByChar('/', x)[1]) OR isIPv6String(splitByChar('/', x)[1]))"
+	f.and("outcome = 'ok' AND NOT startsWith(endpoint, '/v1/audit')")
+	f.and("arrayExists(x -> " + valid + " AND " + inRange + ", arrayConcat([JSONExtractString(filters, 'ip')], JSONExtract(filters, 'ips', 'Array(String)')))")
+	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
+		"SELECT time, endpoint, purpose, rows, "+auditHash+" AS h FROM "+s.db.Ops+".audit WHERE "+f.where.String()+
+			" ORDER BY time, h LIMIT {limit:UInt64}")
+	if err != nil {
+		return nil, fmt.Errorf("search audit trail for a subject: %w", err)
+	}
+	defer rows.Close()
+	var out []Consultation
+	for rows.Next() {
+		var c Consultation
+		if err := rows.Scan(&c.Time, &c.Endpoint, &c.Purpose, &c.Rows, &c.Hash); err != nil {
+			return nil, fmt.Errorf("read audit row: %w", err)
+		}
+		c.Time = c.Time.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search audit trail for a subject: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,494 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// AccessQuery selects rows of the access log. Zero optional fields do not
+// filter.
+type AccessQuery struct {
+	// Network is the client address or network; a single IP is a /32 or
+	// /128 prefix. Required.
+	Network netip.Prefix
+	// From and To bound event time, half-open [From, To). Required.
+	From, To time.Time
+	// Site restricts to one site; "" means all sites the caller may see.
+	Site string
+	// Sites, if non-empty, restricts to these sites (credential scoping).
+	Sites []string
+	// Port is the client source port; 0 means any.
+	Port uint16
+	// PathPrefix keeps requests whose path starts with it.
+	PathPrefix string
+	// Method is the exact HTTP method, e.g. "POST".
+	Method string
+	// StatusMin and StatusMax bound the HTTP status, inclusive; 0 means
+	// unbounded. An exact status sets both.
+	StatusMin, StatusMax uint16
+	// UserAgent keeps requests whose user agent contains it, ignoring
+	// ASCII case.
+	UserAgent string
+	// User is the exact authenticated user name ($remote_user).
+	User string
+	// After, if set, continues a search after this row (keyset pagination).
+	After *Cursor
+	// Limit caps the rows returned. Required, positive.
+	Limit int
+	// Timeout bounds the query on the server (max_execution_time); zero
+	// means Config.QueryTimeout.
+	Timeout time.Duration
+}
+
+// ConnectionQuery selects connection records. Zero optional fields do not
+// filter.
+type ConnectionQuery struct {
+	// Network is the client address or network. Required.
+	Network netip.Prefix
+	// From and To bound event time, half-open [From, To). Required.
+	From, To time.Time
+	// Site restricts to one site; Sites, if non-empty, to these sites.
+	Site  string
+	Sites []string
+	// Port is the client source port; 0 means any.
+	Port uint16
+	// PathPrefix keeps records whose content identifier starts with it
+	// (only create, modify and delete records carry one).
+	PathPrefix string
+	// Operation keeps one kind of operation; OpUnknown means any.
+	Operation Operation
+	// StatusMin and StatusMax bound the HTTP status, inclusive; 0 means
+	// unbounded.
+	StatusMin, StatusMax uint16
+	// User is the exact author identifier.
+	User string
+	// After, if set, continues a search after this row.
+	After *Cursor
+	// Limit caps the rows returned. Required, positive.
+	Limit int
+	// Timeout bounds the query on the server; zero means Config.QueryTimeout.
+	Timeout time.Duration
+}
+
+// Cursor is the sort key of a row of a search: searches return rows ordered
+// by client address, then time, then Kafka position, which is the order of
+// the tables' primary key, so that a page is a range read and needs no sort
+// of the whole window.
+type Cursor struct {
+	ClientIP  netip.Addr
+	Time      time.Time
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// CursorOf returns the cursor of h, to continue a search after it.
+func CursorOf(h *Hit) Cursor {
+	return Cursor{ClientIP: h.ClientIP, Time: h.EventTime, Topic: h.Source.Topic, Partition: h.Source.Partition, Offset: h.Source.Offset}
+}
+
+// ConnectionRecord is one stored connection record: the subset of a request
+// the law asks to keep for a year.
+type ConnectionRecord struct {
+	Source     Source
+	EventTime  time.Time
+	Ingested   time.Time
+	ClientIP   netip.Addr
+	ClientPort uint16
+	ServerAddr netip.Addr
+	ServerPort uint16
+	Site       string
+	Protocol   string
+	// TLSProtocol is e.g. "TLSv1.3"; "" for plain HTTP.
+	TLSProtocol string
+	Operation   Operation
+	// Path and User are only kept for create, modify and delete.
+	Path   string
+	User   string
+	Status uint16
+}
+
+// Cursor returns the cursor of r, to continue a search after it.
+func (r *ConnectionRecord) Cursor() Cursor {
+	return Cursor{ClientIP: r.ClientIP, Time: r.EventTime, Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset}
+}
+
+// searchOrder is the order of every search: the primary key (client_ip,
+// event_time), then the Kafka position, which makes it total.
+const searchOrder = " ORDER BY client_ip, event_time, kafka_topic, kafka_partition, kafka_offset"
+
+// filter accumulates a WHERE clause and its bound parameters.
+type filter struct {
+	where  strings.Builder
+	params map[string]string
+}
+
+func (f *filter) and(cond string) {
+	if f.where.Len() > 0 {
+		f.where.WriteString(" AND ")
+	}
+	f.where.WriteString(cond)
+}
+
+// common adds the filters every search has: network, window, sites,
+// port, path prefix, status range, user, cursor.
+func (f *filter) common(network netip.Prefix, from, to time.Time, site string, sites []string, port uint16,
+	pathPrefix string, statusMin, statusMax uint16, user string, after *Cursor) error {
+	if !network.IsValid() {
+		return fmt.Errorf("%w: an IP address or network is required", ErrBadFilter)
+	}
+	if !from.Before(to) {
+		return fmt.Errorf("%w: the time window is empty (from must be before to)", ErrBadFilter)
+	}
+	if statusMax != 0 && statusMin > statusMax {
+		return fmt.Errorf("%w: the status range is empty", ErrBadFilter)
+	}
+	lo, hi := prefixRange(network)
+	f.params = map[string]string{
+		"lo":   lo.String(),
+		"hi":   hi.String(),
+		"from": formatTime(from),
+		"to":   formatTime(to),
+	}
+	f.and("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
+	if site != "" {
+		f.and("site = {site:String}")
+		f.params["site"] = escapeParam(site)
+	}
+	if len(sites) > 0 {
+		f.and("site IN {sites:Array(String)}")
+		f.params["sites"] = arrayParam(sites)
+	}
+	if port != 0 {
+		f.and("client_port = {port:UInt16}")
+		f.params["port"] = strconv.Itoa(int(port))
+	}
+	if pathPrefix != "" {
+		f.and("startsWith(path, {path_prefix:String})")
+		f.params["path_prefix"] = escapeParam(pathPrefix)
+	}
+	if statusMin != 0 {
+		f.and("status >= {status_min:UInt16}")
+		f.params["status_min"] = strconv.Itoa(int(statusMin))
+	}
+	if statusMax != 0 {
+		f.and("status <= {status_max:UInt16}")
+		f.params["status_max"] = strconv.Itoa(int(statusMax))
+	}
+	if user != "" {
+		f.and("user = {user:String}")
+		f.params["user"] = escapeParam(user)
+	}
+	if after != nil {
+		a := after.ClientIP
+		if !a.IsValid() {
+			a = netip.IPv6Unspecified()
+		}
+		// The first condition lets the primary key skip what the cursor
+		// has passed; the second is the exact keyset comparison.
+		f.and("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
+			" OR (event_time = {c_time:DateTime64(3, 'UTC')} AND (kafka_topic, kafka_partition, kafka_offset) > ({c_topic:String}, {c_partition:Int32}, {c_offset:Int64})))))")
+		f.params["c_ip"] = netip.AddrFrom16(a.As16()).String()
+		f.params["c_time"] = formatTime(after.Time)
+		f.params["c_topic"] = escapeParam(after.Topic)
+		f.params["c_partition"] = strconv.Itoa(int(after.Partition))
+		f.params["c_offset"] = strconv.FormatInt(after.Offset, 10)
+	}
+	return nil
+}
+
+// queryContext binds params and the per-query limits: server-side execution
+// time and result size.
+func (s *Store) queryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
+	if timeout <= 0 {
+		timeout = s.cfg.QueryTimeout
+	}
+	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
+		"max_result_rows":      limit,
+		"result_overflow_mode": "throw",
+		"readonly":             2, // a search never writes, whatever its text
+	}))
+}
+
+// accessSQL builds the statement and parameters of q.
+func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
+	if q.Limit <= 0 {
+		return "", nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+	}
+	var f filter
+	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
+		return "", nil, err
+	}
+	if q.Method != "" {
+		f.and("method = {method:String}")
+		f.params["method"] = escapeParam(q.Method)
+	}
+	if q.UserAgent != "" {
+		f.and("positionCaseInsensitive(user_agent, {ua:String}) > 0")
+		f.params["ua"] = escapeParam(q.UserAgent)
+	}
+	f.params["limit"] = strconv.Itoa(q.Limit)
+	return "SELECT " + accessColumns + " FROM " + s.db.Access + ".access_log WHERE " + f.where.String() +
+		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+}
+
+// SearchAccess returns at most q.Limit access-log rows matching q, in
+// [Cursor] order. Every value is a bound parameter.
+func (s *Store) SearchAccess(ctx context.Context, q AccessQuery) ([]Hit, error) {
+	var out []Hit
+	err := s.EachAccess(ctx, q, func(h *Hit) error {
+		out = append(out, *h)
+		return nil
+	})
+	return out, err
+}
+
+// EachAccess calls fn for each of at most q.Limit access-log rows matching
+// q, in [Cursor] order, as they arrive from ClickHouse: the result is never
+// held in memory whole. fn must not keep h; an error from fn stops the
+// iteration and is returned as is.
+func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) error) error {
+	sql, params, err := s.accessSQL(&q)
+	if err != nil {
+		return err
+	}
+	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), sql)
+	if err != nil {
+		return fmt.Errorf("search access log: %w", err)
+	}
+	defer rows.Close()
+	var (
+		h                            Hit
+		clientIP, peerIP, serverAddr netip.Addr
+		requestTimeUS                uint64
+	)
+	dest := []any{&h.EventTime, &h.Ingested, &clientIP, &h.ClientPort, &peerIP, &h.ForwardedFor, &serverAddr, &h.ServerPort,
+		&h.Site, &h.Method, &h.Path, &h.Query, &h.Protocol, &h.Status, &h.BytesSent, &h.Referer, &h.UserAgent, &requestTimeUS,
+		&h.Upstream, &h.RequestID, &h.User, &h.TLSProtocol, &h.Source.Topic, &h.Source.Partition, &h.Source.Offset}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("read access log row: %w", err)
+		}
+		h.ClientIP, h.PeerIP, h.ServerAddr = fromStored(clientIP), fromStored(peerIP), fromStored(serverAddr)
+		h.RequestTime = time.Duration(requestTimeUS) * time.Microsecond
+		h.EventTime, h.Ingested = h.EventTime.UTC(), h.Ingested.UTC()
+		if err := fn(&h); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("search access log: %w", err)
+	}
+	return nil
+}
+
+// connectionSQL builds the statement and parameters of q.
+func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string]string, error) {
+	if q.Limit <= 0 {
+		return "", nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+	}
+	var f filter
+	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
+		return "", nil, err
+	}
+	if q.Operation != OpUnknown {
+		if q.Operation > OpDelete {
+			return "", nil, fmt.Errorf("%w: unknown operation %d", ErrBadFilter, q.Operation)
+		}
+		f.and("operation = {operation:String}")
+		f.params["operation"] = q.Operation.String()
+	}
+	f.params["limit"] = strconv.Itoa(q.Limit)
+	w := f.where.String()
+	records := s.db.Connections + ".connection_records"
+	if !held {
+		return "SELECT " + connectionColumns + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+	}
+	// Held copies (legal holds) answer too, once each, and only when the
+	// original has expired: while it exists, the original answers.
+	const pos = "kafka_topic, kafka_partition, kafka_offset"
+	return "SELECT " + connectionColumns + " FROM (SELECT " + connectionColumns + " FROM " + records + " WHERE " + w +
+		" UNION ALL SELECT " + connectionColumns + " FROM " + s.db.Connections + ".held_records WHERE " + w +
+		" AND (" + pos + ") NOT IN (SELECT " + pos + " FROM " + records + " WHERE " + w + ") LIMIT 1 BY " + pos + ")" +
+		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+}
+
+// heldSeen holds the connection databases known to have hold storage.
+var heldSeen sync.Map
+
+// hasHeldRecords reports whether the hold storage table exists (migration
+// 0005); once it does, it always will.
+func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
+	if _, ok := heldSeen.Load(s.db.Connections); ok {
+		return true, nil
+	}
+	var n uint64
+	ctx = withParams(ctx, map[string]string{"db": escapeParam(s.db.Connections)})
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'held_records'").Scan(&n); err != nil {
+		return false, fmt.Errorf("look for hold storage: %w", err)
+	}
+	if n > 0 {
+		heldSeen.Store(s.db.Connections, true)
+	}
+	return n > 0, nil
+}
+
+// SearchConnections returns at most q.Limit connection records matching q,
+// in [Cursor] order.
+func (s *Store) SearchConnections(ctx context.Context, q ConnectionQuery) ([]ConnectionRecord, error) {
+	var out []ConnectionRecord
+	err := s.EachConnection(ctx, q, func(r *ConnectionRecord) error {
+		out = append(out, *r)
+		return nil
+	})
+	return out, err
+}
+
+// EachConnection calls fn for each of at most q.Limit connection records
+// matching q, in [Cursor] order, as they arrive. fn must not keep r; an
+// error from fn stops the iteration and is returned as is.
+func (s *Store) EachConnection(ctx context.Context, q ConnectionQuery, fn func(r *ConnectionRecord) error) error {
+	held, err := s.hasHeldRecords(ctx)
+	if err != nil {
+		return err
+	}
+	sql, params, err := s.connectionSQL(&q, held)
+	if err != nil {
+		return err
+	}
+	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), sql)
+	if err != nil {
+		return fmt.Errorf("search connection records: %w", err)
+	}
+	defer rows.Close()
+	return scanConnections(rows, fn)
+}
+
+func scanConnections(rows driver.Rows, fn func(r *ConnectionRecord) error) error {
+	var (
+		r                    ConnectionRecord
+		clientIP, serverAddr netip.Addr
+		op                   string
+	)
+	dest := []any{&r.EventTime, &r.Ingested, &clientIP, &r.ClientPort, &serverAddr, &r.ServerPort, &r.Site, &r.Protocol,
+		&r.TLSProtocol, &op, &r.Path, &r.User, &r.Status, &r.Source.Topic, &r.Source.Partition, &r.Source.Offset}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("read connection record: %w", err)
+		}
+		r.ClientIP, r.ServerAddr = fromStored(clientIP), fromStored(serverAddr)
+		r.EventTime, r.Ingested = r.EventTime.UTC(), r.Ingested.UTC()
+		r.Operation = ParseOperation(op)
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("search connection records: %w", err)
+	}
+	return nil
+}
+
+// ParseOperation returns the operation named s ("read", "create", "modify",
+// "delete"), or OpUnknown.
+func ParseOperation(s string) Operation {
+	for o := OpRead; o <= OpDelete; o++ {
+		if o.String() == s {
+			return o
+		}
+	}
+	return OpUnknown
+}
+
+// IPSummary describes what one address did over a window: the analyst's
+// first look.
+type IPSummary struct {
+	// Requests is the number of access-log rows; zero means never seen.
+	Requests uint64
+	// FirstSeen and LastSeen are the times of the first and last request.
+	FirstSeen, LastSeen time.Time
+	// Bytes is the sum of the response body sizes.
+	Bytes uint64
+	// ClientPorts and Paths are the numbers of distinct source ports and
+	// paths.
+	ClientPorts, Paths uint64
+	// Sites, ServerPorts, Methods, Statuses and UserAgents are the most
+	// frequent values, most frequent first, at most the query's Limit each.
+	Sites, ServerPorts, Methods, Statuses, UserAgents []ValueCount
+}
+
+// ValueCount is a value and how many rows have it.
+type ValueCount struct {
+	Value string
+	Count uint64
+}
+
+// SummarizeIP summarises the access-log rows of q.Network in [q.From,
+// q.To), restricted to q.Site/q.Sites. q.Limit caps each list of frequent
+// values; the other filters of q are ignored.
+func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, error) {
+	var sum IPSummary
+	if q.Limit <= 0 {
+		return sum, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+	}
+	var f filter
+	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, 0, "", 0, 0, "", nil); err != nil {
+		return sum, err
+	}
+	from := s.db.Access + ".access_log WHERE " + f.where.String()
+	qctx := s.queryContext(ctx, f.params, q.Timeout, 1)
+	row := s.conn.QueryRow(qctx, "SELECT count(), min(event_time), max(event_time), sum(bytes_sent), uniqExact(client_port), uniqExact(path) FROM "+from)
+	if err := row.Scan(&sum.Requests, &sum.FirstSeen, &sum.LastSeen, &sum.Bytes, &sum.ClientPorts, &sum.Paths); err != nil {
+		return sum, fmt.Errorf("summarise address: %w", err)
+	}
+	if sum.Requests == 0 {
+		return IPSummary{}, nil
+	}
+	sum.FirstSeen, sum.LastSeen = sum.FirstSeen.UTC(), sum.LastSeen.UTC()
+	f.params["top"] = strconv.Itoa(q.Limit)
+	dims := []struct {
+		name, expr string
+		dst        *[]ValueCount
+	}{
+		{"site", "site", &sum.Sites},
+		{"server_port", "toString(server_port)", &sum.ServerPorts},
+		{"method", "method", &sum.Methods},
+		{"status", "toString(status)", &sum.Statuses},
+		{"user_agent", "user_agent", &sum.UserAgents},
+	}
+	parts := make([]string, len(dims))
+	for i, d := range dims {
+		parts[i] = "SELECT '" + d.name + "' AS dim, " + d.expr + " AS value, count() AS n FROM " + from + " GROUP BY value"
+	}
+	rows, err := s.conn.Query(s.queryContext(ctx, f.params, q.Timeout, len(dims)*q.Limit),
+		"SELECT dim, value, n FROM ("+strings.Join(parts, " UNION ALL ")+") ORDER BY dim, n DESC, value LIMIT {top:UInt64} BY dim")
+	if err != nil {
+		return sum, fmt.Errorf("summarise address: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dim string
+		var vc ValueCount
+		if err := rows.Scan(&dim, &vc.Value, &vc.Count); err != nil {
+			return sum, fmt.Errorf("summarise address: %w", err)
+		}
+		for _, d := range dims {
+			if d.name == dim {
+				*d.dst = append(*d.dst, vc)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sum, fmt.Errorf("summarise address: %w", err)
+	}
+	return sum, nil
+}

@@ -1,0 +1,240 @@
+package store_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// testBase is a recent hour: rows older than their lifetime would be
+// dropped by TTL as soon as they are written.
+func testBase() time.Time { return time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour) }
+
+// seedSearch writes 3 addresses × 10 requests, a minute apart, with varied
+// methods, statuses, paths and user agents.
+func seedSearch(t *testing.T, st *store.Store, base time.Time) []store.Hit {
+	t.Helper()
+	var hits []store.Hit
+	for i, ip := range []string{"203.0.113.7", "203.0.113.9", "198.51.100.4"} {
+		for j := range 10 {
+			h := hit(ip, uint16(40000+j), base.Add(time.Duration(j)*time.Minute), "GET", fmt.Sprintf("/p%d/x", j%3), int64(i*100+j))
+			if j%4 == 0 {
+				h.Method, h.Status = "POST", 404
+			}
+			if j%5 == 0 {
+				h.UserAgent = "curl/8.5"
+			}
+			if j == 9 {
+				h.Site = "other.example"
+			}
+			hits = append(hits, h)
+		}
+	}
+	if err := st.Write(t.Context(), store.Batch{Hits: hits}); err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+func TestSearchAccessFilters(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	seedSearch(t, st, base)
+	one := netip.MustParsePrefix("203.0.113.7/32")
+	q := func(mod func(*store.AccessQuery)) store.AccessQuery {
+		q := store.AccessQuery{Network: one, From: base, To: base.Add(time.Hour), Limit: 100}
+		mod(&q)
+		return q
+	}
+	tests := []struct {
+		name string
+		q    store.AccessQuery
+		want int
+	}{
+		{"one address", q(func(*store.AccessQuery) {}), 10},
+		{"a /24", q(func(q *store.AccessQuery) { q.Network = netip.MustParsePrefix("203.0.113.0/24") }), 20},
+		{"port", q(func(q *store.AccessQuery) { q.Port = 40003 }), 1},
+		{"path prefix", q(func(q *store.AccessQuery) { q.PathPrefix = "/p1" }), 3},
+		{"method", q(func(q *store.AccessQuery) { q.Method = "POST" }), 3},
+		{"exact status", q(func(q *store.AccessQuery) { q.StatusMin, q.StatusMax = 404, 404 }), 3},
+		{"status class", q(func(q *store.AccessQuery) { q.StatusMin, q.StatusMax = 200, 299 }), 7},
+		{"user agent substring ignores case", q(func(q *store.AccessQuery) { q.UserAgent = "CURL" }), 2},
+		{"user", q(func(q *store.AccessQuery) { q.User = "alice" }), 10},
+		{"other user", q(func(q *store.AccessQuery) { q.User = "bob" }), 0},
+		{"site", q(func(q *store.AccessQuery) { q.Site = "other.example" }), 1},
+		{"sites", q(func(q *store.AccessQuery) { q.Sites = []string{"www.example.org"} }), 9},
+		{"window", q(func(q *store.AccessQuery) { q.To = base.Add(5 * time.Minute) }), 5},
+		{"limit", q(func(q *store.AccessQuery) { q.Limit = 4 }), 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := st.SearchAccess(t.Context(), tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.want {
+				t.Errorf("%d rows, want %d", len(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestSearchPagesCoverEveryRowOnceInKeyOrder(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	seedSearch(t, st, base)
+	q := store.AccessQuery{Network: netip.MustParsePrefix("192.0.0.0/2"), From: base, To: base.Add(time.Hour), Limit: 7}
+	var all []store.Hit
+	for range 10 {
+		page, err := st.SearchAccess(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < q.Limit {
+			break
+		}
+		c := store.CursorOf(&page[len(page)-1])
+		q.After = &c
+	}
+	if len(all) != 30 {
+		t.Fatalf("%d rows over the pages, want 30", len(all))
+	}
+	sorted := slices.IsSortedFunc(all, func(a, b store.Hit) int {
+		if c := a.ClientIP.Compare(b.ClientIP); c != 0 {
+			return c
+		}
+		return a.EventTime.Compare(b.EventTime)
+	})
+	if !sorted || all[0].ClientIP != netip.MustParseAddr("198.51.100.4") {
+		t.Errorf("rows not in (client_ip, event_time) order")
+	}
+
+	var conns []store.ConnectionRecord
+	cq := store.ConnectionQuery{Network: q.Network, From: base, To: base.Add(time.Hour), Limit: 7, Operation: store.OpCreate}
+	for range 10 {
+		page, err := st.SearchConnections(t.Context(), cq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, page...)
+		if len(page) < cq.Limit {
+			break
+		}
+		c := page[len(page)-1].Cursor()
+		cq.After = &c
+	}
+	if len(conns) != 9 {
+		t.Errorf("%d POST connection records, want 9", len(conns))
+	}
+	for _, r := range conns {
+		if r.Operation != store.OpCreate || r.Path == "" {
+			t.Errorf("record %+v: want a create with its path", r)
+		}
+	}
+}
+
+func TestSummarizeIP(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	seedSearch(t, st, base)
+	sum, err := st.SummarizeIP(t.Context(), store.AccessQuery{Network: netip.MustParsePrefix("203.0.113.7/32"), From: base, To: base.Add(time.Hour), Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Requests != 10 || !sum.FirstSeen.Equal(base) || !sum.LastSeen.Equal(base.Add(9*time.Minute)) || sum.ClientPorts != 10 || sum.Paths != 3 {
+		t.Errorf("summary %+v", sum)
+	}
+	if len(sum.Statuses) != 2 || sum.Statuses[0] != (store.ValueCount{Value: "200", Count: 7}) {
+		t.Errorf("statuses %+v", sum.Statuses)
+	}
+	if len(sum.Sites) != 2 || len(sum.Methods) != 2 || len(sum.UserAgents) != 2 || len(sum.ServerPorts) != 1 {
+		t.Errorf("summary lists %+v", sum)
+	}
+	none, err := st.SummarizeIP(t.Context(), store.AccessQuery{Network: netip.MustParsePrefix("192.0.2.99/32"), From: base, To: base.Add(time.Hour), Limit: 5})
+	if err != nil || none.Requests != 0 {
+		t.Errorf("unseen address: %+v, %v", none, err)
+	}
+}
+
+func TestHeldRecordsAnswerOnceAfterTheOriginalExpires(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	seedSearch(t, st, base)
+	db := st.Databases().Connections
+	var n uint64
+	if err := st.Conn().QueryRow(t.Context(), "SELECT count() FROM system.tables WHERE database = '"+db+"' AND name = 'held_records'").Scan(&n); err != nil || n == 0 {
+		t.Skip("no hold storage (migration 0005) in this tree")
+	}
+	// Two holds copy the records of 203.0.113.7; then the originals of
+	// the first half hour expire.
+	for _, id := range []string{"h1", "h2"} {
+		if err := st.Conn().Exec(t.Context(), "INSERT INTO "+db+".held_records SELECT '"+id+"', * FROM "+db+".connection_records WHERE client_ip = toIPv6('203.0.113.7')"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := store.ConnectionQuery{Network: netip.MustParsePrefix("203.0.113.7/32"), From: base, To: base.Add(time.Hour), Limit: 100}
+	got, err := st.SearchConnections(t.Context(), q)
+	if err != nil || len(got) != 10 {
+		t.Fatalf("%d records with originals and two held copies, want 10 (%v)", len(got), err)
+	}
+	if err := st.Conn().Exec(t.Context(), "DELETE FROM "+db+".connection_records WHERE client_ip = toIPv6('203.0.113.7') AND client_port < 40005"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.SearchConnections(t.Context(), q)
+	if err != nil || len(got) != 10 {
+		t.Fatalf("%d records after half the originals expired, want 10 (%v)", len(got), err)
+	}
+}
+
+func TestSearchAuditAndSubject(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	entries := []store.AuditEntry{
+		{Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Filters: `{"ip":"203.0.113.7/32"}`, Status: 200, Rows: 3, Outcome: "ok"},
+		{Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-2", Filters: `{"ip":"203.0.113.0/24"}`, Status: 200, Rows: 9, Outcome: "ok"},
+		{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions", Purpose: "REQ-3", Filters: `{"ips":["198.51.100.4","203.0.113.7"]}`, Status: 200, Outcome: "ok"},
+		{Actor: "eve", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-4", Filters: `{"ip":"203.0.113.7/32"}`, Status: 403, Outcome: "denied"},
+		{Actor: "mal", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-5", Filters: `{"ip":"300.1.1.1/99"}`, Status: 400, Outcome: "ok"},
+		{Actor: "carl", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-6", Filters: `{"ip":"2001:db8::/32"}`, Status: 200, Outcome: "ok"},
+		{Actor: "audrey", Role: "auditor", Endpoint: "/v1/audit/subject", Purpose: "DSR-7", Filters: `{"ip":"203.0.113.7"}`, Status: 200, Outcome: "ok"},
+	}
+	for i, e := range entries {
+		e.Time = base.Add(time.Duration(i) * time.Second)
+		if err := st.Audit(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Actor: "alice", Limit: 10})
+	if err != nil || len(got) != 2 || got[1].Purpose != "INC-2" {
+		t.Fatalf("audit by actor: %+v, %v", got, err)
+	}
+	page, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Limit: 4})
+	if err != nil || len(page) != 4 {
+		t.Fatalf("first page: %d, %v", len(page), err)
+	}
+	c := page[3].Cursor()
+	rest, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Limit: 10, After: &c})
+	if err != nil || len(rest) != 3 {
+		t.Fatalf("second page: %d, %v", len(rest), err)
+	}
+	if p, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Purpose: "inc-", Limit: 10}); err != nil || len(p) != 5 {
+		t.Errorf("purpose contains inc-: %d rows, %v", len(p), err)
+	}
+
+	subj, err := st.SubjectConsultations(t.Context(), store.SubjectQuery{Addr: netip.MustParseAddr("203.0.113.7"), From: base, To: base.Add(time.Hour), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var purposes []string
+	for _, c := range subj {
+		purposes = append(purposes, c.Purpose)
+	}
+	if !slices.Equal(purposes, []string{"INC-1", "INC-2", "REQ-3"}) {
+		t.Errorf("consultations touching 203.0.113.7: %q, want INC-1, INC-2, REQ-3", purposes)
+	}
+}
