@@ -3,6 +3,8 @@ package store
 import (
 	"net/netip"
 	"time"
+
+	"github.com/connlog/connlog/anonymize"
 )
 
 // Source locates a Kafka message: where a stored row came from. It lets an
@@ -82,6 +84,10 @@ type Batch struct {
 	ID         string
 	Hits       []Hit
 	Quarantine []Quarantined
+	// Audience holds the audience statistics rows of the batch's hits, one
+	// per hit kept by anonymize (ingest.WithAudience fills it). They are
+	// aggregated on the way in; no row is stored as such.
+	Audience []anonymize.Audience
 }
 
 // Operation is the kind of operation a request performs, which the

@@ -36,7 +36,7 @@ func Migrations(cfg Config) ([]Migration, error) {
 		return nil, err
 	}
 	sort.Strings(names)
-	repl := strings.NewReplacer("${connections}", db.Connections, "${access}", db.Access, "${ops}", db.Ops)
+	repl := strings.NewReplacer("${connections}", db.Connections, "${access}", db.Access, "${ops}", db.Ops, "${stats}", db.Stats)
 	var out []Migration
 	for _, name := range names {
 		raw, err := migrationFiles.ReadFile(name)
@@ -53,7 +53,7 @@ func Migrations(cfg Config) ([]Migration, error) {
 		out = append(out, Migration{
 			Version:    v,
 			Name:       label,
-			Statements: splitStatements(repl.Replace(string(raw))),
+			Statements: ClusterStatements(cfg.Cluster, splitStatements(repl.Replace(string(raw)))),
 			Checksum:   hex.EncodeToString(sum[:]),
 		})
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // Write stores a batch: every hit into the access log and the connection
-// records, every quarantined message into quarantine. Each table gets one
+// records, every audience row into the statistics (aggregated on the way
+// in), every quarantined message into quarantine. Each table gets one
 // insert carrying an insert_deduplication_token derived from the Kafka
 // offsets of the batch, so retrying the same batch after an error or a
 // timeout never stores it twice. Write returns only when ClickHouse has
@@ -36,6 +37,14 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 			return appendConnections(bt, b.Hits)
 		}); err != nil {
 			return fmt.Errorf("insert %d connection records: %w", len(b.Hits), err)
+		}
+	}
+	if len(b.Audience) > 0 {
+		if b.ID == "" && len(b.Hits) == 0 {
+			return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
+		}
+		if err := s.insertAudience(ctx, token, b.Audience); err != nil {
+			return fmt.Errorf("insert %d audience rows: %w", len(b.Audience), err)
 		}
 	}
 	if len(b.Quarantine) > 0 {
