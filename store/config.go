@@ -33,7 +33,7 @@ type Config struct {
 	// TLS enables TLS to the server. Default: false.
 	TLS bool `yaml:"tls"`
 	// DatabasePrefix names the databases: <prefix>_connections,
-	// <prefix>_access and <prefix>_ops. Default: connlog.
+	// <prefix>_access, <prefix>_ops and <prefix>_stats. Default: connlog.
 	DatabasePrefix string `yaml:"database_prefix"`
 	// DialTimeout bounds connecting to ClickHouse. Default: 10s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
@@ -42,6 +42,18 @@ type Config struct {
 	InsertTimeout time.Duration `yaml:"insert_timeout"`
 	// QueryTimeout bounds one search (max_execution_time). Default: 30s.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// Retention sets the lifetime of each data class, with per-site
+	// overrides. Applied as ClickHouse TTLs at start-up (ApplyRetention).
+	Retention RetentionConfig `yaml:"retention"`
+	// Cluster, if set, is the ClickHouse cluster (remote_servers) on which
+	// DDL runs ON CLUSTER with ReplicatedMergeTree tables. Default: empty.
+	Cluster string `yaml:"cluster"`
+	// KeyPath is the instance's Ed25519 signing key for the integrity
+	// manifests. Default: <data_dir>/instance.key (set by the caller).
+	KeyPath string `yaml:"key_path"`
+	// RoleUsers are the passwords of the per-role ClickHouse users that
+	// ApplyRoles creates on a ClickHouse server. Empty: no users created.
+	RoleUsers RoleUsers `yaml:"role_users"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set: the
@@ -53,6 +65,7 @@ func DefaultConfig() Config {
 		DialTimeout:    10 * time.Second,
 		InsertTimeout:  60 * time.Second,
 		QueryTimeout:   30 * time.Second,
+		Retention:      DefaultRetention(),
 	}
 }
 
@@ -79,6 +92,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("store.%s: must be positive, got %s", d.name, d.v))
 		}
 	}
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Cluster != "" && !clusterName.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("store.cluster: %q must be letters, digits, _ and -", c.Cluster))
+	}
 	return errors.Join(errs...)
 }
 
@@ -87,6 +106,9 @@ type Databases struct {
 	Connections string
 	Access      string
 	Ops         string
+	// Stats is the audience statistics database (created by its own
+	// migration; no IP address is ever stored there).
+	Stats string
 }
 
 func (c Config) databases() Databases {
@@ -94,5 +116,6 @@ func (c Config) databases() Databases {
 		Connections: c.DatabasePrefix + "_connections",
 		Access:      c.DatabasePrefix + "_access",
 		Ops:         c.DatabasePrefix + "_ops",
+		Stats:       c.DatabasePrefix + "_stats",
 	}
 }
