@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -72,33 +71,6 @@ const (
 	FormatCommon = "common"
 )
 
-// formats is the registry of line formats. It is a plain table, filled here
-// and not by init functions, so the list of formats is readable in one place.
-var formats = map[string]Parser{
-	FormatCombined: ParserFunc(ParseCombined),
-	FormatCommon:   ParserFunc(ParseCombined),
-}
-
-// Formats returns the names accepted by [NewParser], sorted.
-func Formats() []string {
-	names := make([]string, 0, len(formats))
-	for name := range formats {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// NewParser returns the parser for a format name (see [Formats]). An unknown
-// name yields an error wrapping [ErrUnknownFormat].
-func NewParser(format string) (Parser, error) {
-	p, ok := formats[format]
-	if !ok {
-		return nil, fmt.Errorf("format %q: %w (known: %v)", format, ErrUnknownFormat, Formats())
-	}
-	return p, nil
-}
-
 // str returns a string that aliases b without copying. The caller must not
 // modify b while the string is in use.
 func str(b []byte) string {
@@ -149,62 +121,70 @@ func trimEOL(line []byte) []byte {
 // Strings in h alias line: h is valid as long as line's bytes are. It does
 // not allocate for a well-formed line, and is safe for concurrent use.
 func ParseCombined(line []byte, h *store.Hit) error {
+	_, err := parseCombined(line, h)
+	return err
+}
+
+// parseCombined is [ParseCombined]; it also returns the index in the
+// trimmed line after the last field it read (the user agent, the referer or
+// the byte count), where extra trailing fields start.
+func parseCombined(line []byte, h *store.Hit) (end int, err error) {
 	*h = store.Hit{}
 	line = trimEOL(line)
 	if len(line) == 0 {
-		return perr("line", 0, "empty line")
+		return 0, perr("line", 0, "empty line")
 	}
 
 	// Everything before " [" is: [prefix] remote_addr ident remote_user.
 	tb := bytes.IndexByte(line, '[')
 	if tb < 0 {
-		return perr("time_local", len(line), "missing [time_local]")
+		return 0, perr("time_local", len(line), "missing [time_local]")
 	}
 	if tb == 0 || line[tb-1] != ' ' {
-		return perr("time_local", tb, "expected a space before [time_local]")
+		return 0, perr("time_local", tb, "expected a space before [time_local]")
 	}
 	if err := parsePrefix(line[:tb-1], h); err != nil {
-		return err
+		return 0, err
 	}
 
 	// [dd/Mon/yyyy:HH:MM:SS +zzzz]
 	i := tb + 1
 	if len(line)-i < timeLocalLen+1 || line[i+timeLocalLen] != ']' {
-		return perr("time_local", i, "expected dd/Mon/yyyy:HH:MM:SS +zzzz]")
+		return 0, perr("time_local", i, "expected dd/Mon/yyyy:HH:MM:SS +zzzz]")
 	}
 	t, off, reason := parseTimeLocal(line[i : i+timeLocalLen])
 	if reason != "" {
-		return perr("time_local", i+off, reason)
+		return 0, perr("time_local", i+off, reason)
 	}
 	h.EventTime = t
 	i += timeLocalLen + 1
 
 	// "$request"
 	if i+1 >= len(line) || line[i] != ' ' || line[i+1] != '"' {
-		return perr("request", i, `expected " \"" after time`)
+		return 0, perr("request", i, `expected " \"" after time`)
 	}
 	rs, re, next, ok := quoted(line, i+1)
 	if !ok {
-		return perr("request", i+1, "unterminated quoted string")
+		return 0, perr("request", i+1, "unterminated quoted string")
 	}
 	splitRequest(line[rs:re], h)
 	i = next
 
 	// $status
 	if i+4 > len(line) || line[i] != ' ' {
-		return perr("status", i, "expected a space and a 3-digit status")
+		return 0, perr("status", i, "expected a space and a 3-digit status")
 	}
 	i++
 	st, ok := digits3(line[i : i+3])
 	if !ok {
-		return perr("status", i, "expected a 3-digit status")
+		return 0, perr("status", i, "expected a 3-digit status")
 	}
 	h.Status = st
 	i += 3
 
 	// $body_bytes_sent
 	if i+1 >= len(line) || line[i] != ' ' {
-		return perr("body_bytes_sent", i, "expected a space and bytes sent")
+		return 0, perr("body_bytes_sent", i, "expected a space and bytes sent")
 	}
 	i++
 	j := i
@@ -214,7 +194,7 @@ func ParseCombined(line []byte, h *store.Hit) error {
 	if !(j-i == 1 && line[i] == '-') {
 		n, ok := parseUint(line[i:j])
 		if !ok {
-			return perr("body_bytes_sent", i, "expected a decimal number or -")
+			return 0, perr("body_bytes_sent", i, "expected a decimal number or -")
 		}
 		h.BytesSent = n
 	}
@@ -225,19 +205,20 @@ func ParseCombined(line []byte, h *store.Hit) error {
 	if i+1 < len(line) && line[i+1] == '"' {
 		s, e, next, ok := quoted(line, i+1)
 		if !ok {
-			return perr("http_referer", i+1, "unterminated quoted string")
+			return 0, perr("http_referer", i+1, "unterminated quoted string")
 		}
 		h.Referer = dash(line[s:e])
 		i = next
 		if i+1 < len(line) && line[i] == ' ' && line[i+1] == '"' {
-			s, e, _, ok := quoted(line, i+1)
+			s, e, next, ok := quoted(line, i+1)
 			if !ok {
-				return perr("http_user_agent", i+1, "unterminated quoted string")
+				return 0, perr("http_user_agent", i+1, "unterminated quoted string")
 			}
 			h.UserAgent = dash(line[s:e])
+			i = next
 		}
 	}
-	return nil
+	return i, nil
 }
 
 // dash returns "" for the "-" nginx writes for an empty value.

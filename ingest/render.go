@@ -15,9 +15,10 @@ import (
 // AppendJSON appends h to dst as one JSON object, the form `connlog parse`
 // prints, and returns the extended slice. Keys, in this order: time
 // (RFC 3339 UTC with milliseconds, e.g. 2016-12-07T10:05:07.000Z),
-// client_ip, client_port, peer_ip, server_ip, server_port, site, method,
+// client_ip, client_port, peer_ip, server_addr, server_port, site, method,
 // path, query, protocol, tls_protocol, status, bytes, request_time (seconds),
-// referer, user_agent, upstream, request_id, user, forwarded_for.
+// referer, user_agent, upstream, request_id, user, forwarded_for,
+// operation, shipper_host, log_file, opt_out (only when true).
 //
 // A field the line did not carry ("-" or absent) is omitted, never written
 // as an empty string. Because [store.Hit] uses the zero value for "absent",
@@ -65,7 +66,7 @@ func AppendJSON(dst []byte, h *store.Hit) []byte {
 	addrField("client_ip", h.ClientIP)
 	uintField("client_port", uint64(h.ClientPort))
 	addrField("peer_ip", h.PeerIP)
-	addrField("server_ip", h.ServerAddr)
+	addrField("server_addr", h.ServerAddr)
 	uintField("server_port", uint64(h.ServerPort))
 	strField("site", h.Site)
 	strField("method", h.Method)
@@ -85,6 +86,15 @@ func AppendJSON(dst []byte, h *store.Hit) []byte {
 	strField("request_id", h.RequestID)
 	strField("user", h.User)
 	strField("forwarded_for", h.ForwardedFor)
+	if h.Operation != store.OpUnknown {
+		strField("operation", h.Operation.String())
+	}
+	strField("shipper_host", h.ShipperHost)
+	strField("log_file", h.LogFile)
+	if h.OptOut {
+		key("opt_out")
+		dst = append(dst, "true"...)
+	}
 	return append(dst, '}')
 }
 

@@ -60,6 +60,18 @@ type Hit struct {
 	User        string
 	TLSProtocol string
 
+	// ShipperHost is the host the log shipper ran on, from its envelope or
+	// syslog header ("" when the message carried none).
+	ShipperHost string
+	// LogFile is the file the shipper read the line from, from its envelope.
+	LogFile string
+	// OptOut is true when the request carried "Sec-GPC: 1" or "DNT: 1" and
+	// the log format records those headers: audience statistics skip it.
+	OptOut bool
+	// Redacted is true when ingest replaced secret query parameters (in the
+	// query or the referer) before storage. It is not stored; it feeds metrics.
+	Redacted bool
+
 	// Operation classifies the request for the connection records;
 	// OpUnknown lets the store derive it from Method.
 	Operation Operation

@@ -1,0 +1,284 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Predefined nginx formats, in nginx's own syntax.
+const (
+	// LogFormatCombined is nginx's built-in "combined".
+	LogFormatCombined = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
+	// LogFormatMain is the "main" format of nginx's default nginx.conf.
+	LogFormatMain = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`
+	// LogFormatRecommended is connlog's recommended format for sites that
+	// cannot log JSON: combined plus what the connection records need.
+	LogFormatRecommended = `$remote_addr:$remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
+		`$msec $request_id "$host" "$ssl_protocol" $server_addr:$server_port "$http_x_forwarded_for"`
+)
+
+// logFormat is an nginx log_format compiled into a program that splits a
+// line on the literal text between variables: no regular expression, one
+// pass over the line, no allocation.
+type logFormat struct {
+	prefix []byte
+	vars   []lfVar
+	// json is set when the format is a JSON object (escape=json); lines are
+	// then read by the JSON reader with the keys the format names.
+	json *jsonFormat
+}
+
+// lfVar is one variable and the literal that follows it.
+type lfVar struct {
+	f     field
+	name  string
+	after []byte
+	// fixed is the width of a fixed-width variable ($time_local), else 0.
+	fixed int
+	// quoted: the variable sits between double quotes, so its end is the
+	// first unescaped quote (Apache writes \", nginx \x22).
+	quoted bool
+}
+
+// compileLogFormat compiles an nginx log_format. It accepts the format as
+// it appears in nginx.conf: optionally starting with "log_format NAME" and
+// "escape=...", as several single- or double-quoted strings, with a final ';'.
+func compileLogFormat(s string) (*logFormat, error) {
+	src, escJSON, err := unquoteLogFormat(s)
+	if err != nil {
+		return nil, err
+	}
+	if escJSON || strings.HasPrefix(strings.TrimSpace(src), "{") {
+		jf, err := jsonFormatFromLogFormat(src)
+		if err != nil {
+			return nil, err
+		}
+		return &logFormat{json: jf}, nil
+	}
+	lf := &logFormat{}
+	var lit []byte
+	hasTime, hasAddr := false, false
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c != '$' {
+			lit = append(lit, c)
+			i++
+			continue
+		}
+		name, n := varName(src[i:])
+		if name == "" {
+			return nil, fmt.Errorf("byte %d: '$' not followed by a variable name", i)
+		}
+		i += n
+		if len(lf.vars) == 0 {
+			lf.prefix = lit
+		} else {
+			prev := &lf.vars[len(lf.vars)-1]
+			if len(lit) == 0 {
+				return nil, fmt.Errorf("$%s follows $%s with nothing between them: connlog cannot tell where one ends", name, prev.name)
+			}
+			prev.after = lit
+		}
+		lit = nil
+		f := fieldByName[name]
+		v := lfVar{f: f, name: name}
+		if f == fTimeLocal {
+			v.fixed = timeLocalLen
+		}
+		switch f {
+		case fTimeLocal, fTimeISO8601, fMsec:
+			hasTime = true
+		case fRemoteAddr, fRealIPRemoteAddr:
+			hasAddr = true
+		}
+		lf.vars = append(lf.vars, v)
+	}
+	if len(lf.vars) == 0 {
+		return nil, errors.New("no $variable in the format")
+	}
+	lf.vars[len(lf.vars)-1].after = lit
+	for k := range lf.vars {
+		v := &lf.vars[k]
+		before := lf.prefix
+		if k > 0 {
+			before = lf.vars[k-1].after
+		}
+		v.quoted = len(before) > 0 && before[len(before)-1] == '"' && len(v.after) > 0 && v.after[0] == '"'
+	}
+	var errs []error
+	if !hasTime {
+		errs = append(errs, errors.New("no time variable ($time_local, $time_iso8601 or $msec)"))
+	}
+	if !hasAddr {
+		errs = append(errs, errors.New("no client address variable ($remote_addr or $realip_remote_addr)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return lf, nil
+}
+
+// varName reads "$name" or "${name}" at the start of s.
+func varName(s string) (string, int) {
+	if len(s) > 2 && s[1] == '{' {
+		end := strings.IndexByte(s, '}')
+		if end < 3 {
+			return "", 0
+		}
+		return s[2:end], end + 1
+	}
+	j := 1
+	for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9') {
+		j++
+	}
+	if j == 1 {
+		return "", 0
+	}
+	return s[1:j], j
+}
+
+// unquoteLogFormat turns a log_format as written in nginx.conf into the
+// format text, and says whether it declares escape=json. Text that does not
+// start with a quote is taken as is.
+func unquoteLogFormat(s string) (string, bool, error) {
+	s = strings.TrimSpace(s)
+	escJSON := false
+	if rest, ok := strings.CutPrefix(s, "log_format"); ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n') {
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return "", false, errors.New("log_format without a name")
+		}
+		rest = strings.TrimSpace(rest)
+		rest = strings.TrimSpace(rest[len(f[0]):]) // the name
+		if strings.HasPrefix(rest, "escape=") {
+			e := strings.Fields(rest)[0]
+			escJSON = e == "escape=json"
+			rest = strings.TrimSpace(rest[len(e):])
+		}
+		s = rest
+	}
+	s = strings.TrimSuffix(strings.TrimSpace(s), ";")
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", false, errors.New("empty format")
+	}
+	if s[0] != '\'' && s[0] != '"' {
+		return s, escJSON, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '\'' || c == '"':
+			j := i + 1
+			for ; j < len(s) && s[j] != c; j++ {
+				if s[j] == '\\' && j+1 < len(s) {
+					j++
+					b.WriteByte(s[j])
+					continue
+				}
+				b.WriteByte(s[j])
+			}
+			if j >= len(s) {
+				return "", false, fmt.Errorf("byte %d: unterminated %c-quoted string", i, c)
+			}
+			i = j + 1
+		default:
+			return "", false, fmt.Errorf("byte %d: text outside quotes", i)
+		}
+	}
+	return b.String(), escJSON, nil
+}
+
+// parse splits line by the program and fills h. st collects the fields
+// that are resolved once the whole line is read.
+func (lf *logFormat) parse(line []byte, h *store.Hit, st *lineState) error {
+	if !bytes.HasPrefix(line, lf.prefix) {
+		return perr(firstName(lf), 0, "line does not start like the log_format")
+	}
+	i := len(lf.prefix)
+	for k := range lf.vars {
+		v := &lf.vars[k]
+		var end int
+		switch {
+		case v.fixed > 0:
+			end = i + v.fixed
+			if end > len(line) {
+				return perr(v.name, i, "line ends inside the field")
+			}
+		case v.quoted:
+			q, ok := closingQuote(line, i)
+			if !ok {
+				return perr(v.name, i, "unterminated quoted string")
+			}
+			end = q
+		case len(v.after) == 0:
+			end = len(line)
+		case len(v.after) == 1:
+			j := bytes.IndexByte(line[i:], v.after[0])
+			if j < 0 {
+				return perr(v.name, i, fmt.Sprintf("expected %q after the field", v.after))
+			}
+			end = i + j
+		default:
+			j := bytes.Index(line[i:], v.after)
+			if j < 0 {
+				return perr(v.name, i, fmt.Sprintf("expected %q after the field", v.after))
+			}
+			end = i + j
+		}
+		if !bytes.HasPrefix(line[end:], v.after) {
+			return perr(v.name, end, fmt.Sprintf("expected %q after the field", v.after))
+		}
+		if err := setField(v.f, line[i:end], h, st); err != nil {
+			return at(err, i)
+		}
+		i = end + len(v.after)
+	}
+	if i != len(line) {
+		return perr("line", i, "unexpected text after the last field")
+	}
+	return nil
+}
+
+func firstName(lf *logFormat) string {
+	if len(lf.vars) > 0 {
+		return lf.vars[0].name
+	}
+	return "line"
+}
+
+// closingQuote returns the index of the first double quote at or after i
+// that is not escaped by an odd number of backslashes.
+func closingQuote(line []byte, i int) (int, bool) {
+	for j := i; j < len(line); {
+		q := bytes.IndexByte(line[j:], '"')
+		if q < 0 {
+			return 0, false
+		}
+		q += j
+		bs := 0
+		for k := q - 1; k >= i && line[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q, true
+		}
+		j = q + 1
+	}
+	return 0, false
+}
+
+// at shifts the position of a *ParseError by off.
+func at(err error, off int) error {
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		pe.Pos += off
+	}
+	return err
+}

@@ -1,0 +1,97 @@
+package ingest
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/connlog/connlog/store"
+)
+
+// redactor replaces the values of secret query parameters.
+type redactor struct {
+	names [][]byte // lower case
+}
+
+func newRedactor(names []string) redactor {
+	r := redactor{}
+	for _, n := range names {
+		r.names = append(r.names, []byte(strings.ToLower(n)))
+	}
+	return r
+}
+
+// apply redacts h's query, the query part of a path that kept a whole
+// malformed request, and the query of the referer. It allocates only when
+// something is redacted, and then sets h.Redacted.
+func (r redactor) apply(h *store.Hit) {
+	if len(r.names) == 0 {
+		return
+	}
+	if q, ok := r.query(h.Query); ok {
+		h.Query, h.Redacted = q, true
+	}
+	if i := strings.IndexByte(h.Path, '?'); i >= 0 {
+		if q, ok := r.query(h.Path[i+1:]); ok {
+			h.Path, h.Redacted = h.Path[:i+1]+q, true
+		}
+	}
+	if i := strings.IndexByte(h.Referer, '?'); i >= 0 {
+		q, frag := h.Referer[i+1:], ""
+		if j := strings.IndexByte(q, '#'); j >= 0 {
+			q, frag = q[:j], q[j:]
+		}
+		if rq, ok := r.query(q); ok {
+			h.Referer, h.Redacted = h.Referer[:i+1]+rq+frag, true
+		}
+	}
+}
+
+// query returns q with the values of the configured parameters replaced by
+// [RedactedValue], and whether anything changed.
+func (r redactor) query(q string) (string, bool) {
+	if q == "" || !r.anySecret(q) {
+		return q, false
+	}
+	var b strings.Builder
+	b.Grow(len(q))
+	for first := true; ; first = false {
+		part, rest, more := strings.Cut(q, "&")
+		if !first {
+			b.WriteByte('&')
+		}
+		name, _, hasValue := strings.Cut(part, "=")
+		if hasValue && r.isSecret(name) {
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(RedactedValue)
+		} else {
+			b.WriteString(part)
+		}
+		if !more {
+			break
+		}
+		q = rest
+	}
+	return b.String(), true
+}
+
+// anySecret reports whether q has a secret parameter with a value.
+func (r redactor) anySecret(q string) bool {
+	for len(q) > 0 {
+		part, rest, _ := strings.Cut(q, "&")
+		if name, v, ok := strings.Cut(part, "="); ok && v != RedactedValue && r.isSecret(name) {
+			return true
+		}
+		q = rest
+	}
+	return false
+}
+
+func (r redactor) isSecret(name string) bool {
+	for _, n := range r.names {
+		if len(n) == len(name) && bytes.EqualFold(n, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
