@@ -19,6 +19,8 @@ const (
 	DefaultSessionTimeout  = 10 * time.Second
 	DefaultRetryBackoff    = 100 * time.Millisecond
 	DefaultMaxRetryBackoff = 30 * time.Second
+	DefaultFetchMaxBytes   = 4 << 20
+	DefaultDedupRequestIDs = 100000
 )
 
 // Config configures a [Pipeline]. A zero numeric or duration field means its
@@ -45,10 +47,23 @@ type Config struct {
 	// MaxLineBytes is the longest message, in bytes, that is parsed; longer
 	// ones go to quarantine. Default: 64 KiB.
 	MaxLineBytes int `yaml:"max_line_bytes"`
-	// QueueMessages bounds the number of fetched messages waiting for the
-	// batcher. With the batch itself and kafka-go's own fetch buffer it
-	// bounds memory; when full, fetching pauses. Default: 1000.
+	// QueueMessages bounds the number of fetched messages of one partition
+	// waiting for its batcher; when full, fetching that partition pauses
+	// (back-pressure). Memory per assigned partition is bounded by
+	// QueueMessages + 100 messages, one fetch of FetchMaxBytes and one batch
+	// (BatchRows, BatchBytes). Default: 1000.
 	QueueMessages int `yaml:"queue_messages"`
+	// FetchMaxBytes is the most a fetch from one partition returns. It must
+	// exceed MaxLineBytes. Default: 4 MiB.
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// DedupRequestIDs is how many request ids ($request_id) of stored lines
+	// are remembered, process-wide, so that a line the shipper sent twice is
+	// stored once. 0: the default; negative: disabled. Default: 100000.
+	DedupRequestIDs int `yaml:"dedup_request_ids"`
+	// Sites are the sites (Host header values) that get their own
+	// connlog_ingest_last_event_timestamp_seconds series, to alert on a site
+	// gone silent; every other site is counted as "other". Default: none.
+	Sites []string `yaml:"sites"`
 	// ShutdownTimeout bounds the final flush and commit after Run's context
 	// is cancelled, and every offset commit. Default: 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -91,6 +106,8 @@ func (c Config) withDefaults() Config {
 	def(&c.BatchBytes, DefaultBatchBytes)
 	def(&c.MaxLineBytes, DefaultMaxLineBytes)
 	def(&c.QueueMessages, DefaultQueueMessages)
+	def(&c.FetchMaxBytes, max(DefaultFetchMaxBytes, 2*c.MaxLineBytes))
+	def(&c.DedupRequestIDs, DefaultDedupRequestIDs)
 	defDur(&c.FlushInterval, DefaultFlushInterval)
 	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	defDur(&c.SessionTimeout, DefaultSessionTimeout)
@@ -130,6 +147,7 @@ func (c Config) Validate() error {
 		{"batch_bytes", int64(c.BatchBytes)},
 		{"max_line_bytes", int64(c.MaxLineBytes)},
 		{"queue_messages", int64(c.QueueMessages)},
+		{"fetch_max_bytes", int64(c.FetchMaxBytes)},
 		{"flush_interval", int64(c.FlushInterval)},
 		{"shutdown_timeout", int64(c.ShutdownTimeout)},
 		{"session_timeout", int64(c.SessionTimeout)},
@@ -138,6 +156,18 @@ func (c Config) Validate() error {
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("ingest: %s: must not be negative", f.name))
+		}
+	}
+	maxLine := c.MaxLineBytes
+	if maxLine == 0 {
+		maxLine = DefaultMaxLineBytes
+	}
+	if c.FetchMaxBytes > 0 && c.FetchMaxBytes <= maxLine {
+		errs = append(errs, errors.New("ingest: fetch_max_bytes: must exceed max_line_bytes"))
+	}
+	for i, s := range c.Sites {
+		if s == "" || s == otherSite {
+			errs = append(errs, fmt.Errorf("ingest: sites[%d]: %q is not a site name", i, s))
 		}
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {

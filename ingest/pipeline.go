@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -16,27 +18,48 @@ import (
 	"github.com/connlog/connlog/store"
 )
 
-// Sink is what the [Pipeline] needs from storage; *store.Writer satisfies it.
+// Sink is what the [Pipeline] needs from storage; *store.Store satisfies it.
 //
 // Write must store the whole batch or return an error; the Pipeline retries
-// the same batch (same hits, same offsets) until it succeeds, so Write must
-// be idempotent, e.g. by deriving insert deduplication tokens from the
-// sources. Write must not keep b, its slices or its strings after it
-// returns: the Pipeline reuses them for the next batch.
+// the same batch (same hits, same offsets, same ID) until it succeeds, so
+// Write must be idempotent per Batch.ID, e.g. by using it as the insert
+// deduplication token. Write must not keep b, its slices or its strings
+// after it returns: the Pipeline reuses them for the next batch. Write is
+// called concurrently, one batch per partition at a time.
 type Sink interface {
 	Write(ctx context.Context, b store.Batch) error
 }
 
+// Journal is the intent log that makes batch boundaries survive a crash;
+// *store.Store satisfies it. When the [Sink] given to [New] also implements
+// Journal, the Pipeline records every batch's offset range before writing
+// it, and on partition assignment rebuilds the batches recorded at or after
+// the committed offset with exactly those boundaries (see the package
+// documentation). Without it, exactly-once holds only within one process.
+type Journal interface {
+	RecordBatch(ctx context.Context, r store.BatchRange) error
+	PendingBatches(ctx context.Context, group, topic string, partition int32, from int64) ([]store.BatchRange, error)
+}
+
 // Pipeline consumes log lines from Kafka topics through a consumer group,
-// parses them and writes them to a [Sink] in batches, committing offsets only
-// after the sink acknowledged them. Build it with [New] and call Run.
+// parses them and writes them to a [Sink] in batches, one partition per
+// batch, committing offsets only after the sink acknowledged them. Build it
+// with [New] and call Run.
 type Pipeline struct {
-	cfg    Config
-	sink   Sink
-	parser Parser
-	m      *metrics
-	log    *slog.Logger
-	seen   map[partitionKey]bool
+	cfg     Config
+	sink    Sink
+	journal Journal
+	parse   func(topic string, line []byte, h *store.Hit) error
+	m       *metrics
+	log     *slog.Logger
+	dedup   *requestIDs
+	sites   map[string]bool
+
+	stopping atomic.Bool
+	// commitMu serialises commits on the generation's coordinator connection.
+	commitMu sync.Mutex
+	errMu    sync.Mutex
+	errs     []error
 }
 
 // New builds a Pipeline from cfg (zero fields take their defaults, see
@@ -57,30 +80,125 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, cfg.Sites)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{cfg: cfg, sink: sink, parser: parser, m: m, log: logger.With("component", "ingest"), seen: map[partitionKey]bool{}}, nil
+	p := &Pipeline{
+		cfg:   cfg,
+		sink:  sink,
+		parse: func(_ string, line []byte, h *store.Hit) error { return parser.Parse(line, h) },
+		m:     m,
+		log:   logger.With("component", "ingest"),
+		sites: map[string]bool{},
+	}
+	if j, ok := sink.(Journal); ok {
+		p.journal = j
+	}
+	if cfg.DedupRequestIDs > 0 {
+		p.dedup = newRequestIDs(cfg.DedupRequestIDs)
+	}
+	for _, s := range cfg.Sites {
+		p.sites[s] = true
+	}
+	return p, nil
 }
 
-type partitionKey struct {
-	topic     string
-	partition int
+// Run joins the consumer group and consumes until ctx is cancelled. Each
+// assigned partition is consumed by its own worker. When ctx is cancelled,
+// every worker stops fetching, writes its current batch with a context
+// bounded by Config.ShutdownTimeout and commits it; then the member leaves
+// the group. Run returns nil after such a drain, or the errors of the
+// batches that could not be written (their offsets are not committed: the
+// messages will be consumed again). Run must not be called concurrently on
+// the same Pipeline; calling it again after it returned starts a new group
+// member.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.stopping.Store(false)
+	p.errMu.Lock()
+	p.errs = nil
+	p.errMu.Unlock()
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                p.cfg.GroupID,
+		Brokers:           p.cfg.Brokers,
+		Topics:            p.cfg.Topics,
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    p.cfg.SessionTimeout,
+		HeartbeatInterval: max(time.Second, p.cfg.SessionTimeout/4),
+		// A member's workers get ShutdownTimeout to write their last batch
+		// when a generation ends; the others wait for that in JoinGroup.
+		RebalanceTimeout: p.cfg.ShutdownTimeout + 10*time.Second,
+		JoinGroupBackoff: time.Second,
+		Logger:           kafka.LoggerFunc(p.kafkaDebug),
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			p.log.Warn(fmt.Sprintf(msg, args...))
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: consumer group: %w", err)
+	}
+	p.log.Info("consuming", "topics", p.cfg.Topics, "group", p.cfg.GroupID)
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			p.log.Warn("consumer group generation", "err", err)
+			continue
+		}
+		n := 0
+		for topic, parts := range gen.Assignments {
+			for _, a := range parts {
+				n++
+				gen.Start(func(gctx context.Context) { p.consume(gctx, gen, topic, a) })
+			}
+		}
+		p.m.partitions.Set(float64(n))
+		p.log.Info("partitions assigned", "generation", gen.ID, "partitions", n)
+	}
+	// Close ends the generation, waits for every worker's final flush and
+	// commit, then leaves the group.
+	p.stopping.Store(true)
+	if err := group.Close(); err != nil {
+		p.log.Warn("close consumer group", "err", err)
+	}
+	p.m.partitions.Set(0)
+	p.errMu.Lock()
+	err = errors.Join(p.errs...)
+	p.errMu.Unlock()
+	if err != nil {
+		p.log.Error("stopped", "err", err)
+		return err
+	}
+	p.log.Info("stopped")
+	return nil
 }
 
-// batch is the batch being filled, with what is needed to commit it.
+func (p *Pipeline) kafkaDebug(msg string, args ...any) {
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.log.Debug(fmt.Sprintf(msg, args...))
+	}
+}
+
+// batch is the batch of one partition being filled.
 type batch struct {
 	store.Batch
-	msgs  int
-	bytes int
-	// last is the last message of each partition, to commit.
-	last map[partitionKey]kafka.Message
-	// counts per topic: [0] stored, [1] quarantined.
-	counts map[string]*[2]int
+	first, last int64
+	msgs, bytes int
+	// replay is the recorded range this batch rebuilds, nil for a new batch.
+	replay *store.BatchRange
+	// hwm is the partition's high watermark at the last fetch.
+	hwm     int64
+	stored  int
+	quar    int
+	dups    int
+	redact  int
+	reqIDs  []string // request ids claimed in the dedup filter
+	claimed bool
 }
 
 func (b *batch) reset() {
@@ -88,46 +206,86 @@ func (b *batch) reset() {
 	b.Hits = b.Hits[:0]
 	clear(b.Quarantine)
 	b.Quarantine = b.Quarantine[:0]
+	b.ID = ""
 	b.msgs, b.bytes = 0, 0
-	clear(b.last)
-	clear(b.counts)
+	b.replay = nil
+	b.stored, b.quar, b.dups, b.redact = 0, 0, 0, 0
+	clear(b.reqIDs)
+	b.reqIDs = b.reqIDs[:0]
+	b.claimed = false
 }
 
-// Run consumes until ctx is cancelled or fetching fails, then stops
-// fetching, writes the current batch with a context bounded by
-// Config.ShutdownTimeout, commits its offsets and closes the Kafka reader.
-// It returns nil after such a drain. If the final batch cannot be written,
-// its offsets are not committed (the messages will be consumed again) and
-// Run returns the error. Run must not be called concurrently on the same
-// Pipeline; calling it again after it returned starts a new group member.
-func (p *Pipeline) Run(ctx context.Context) error {
+// worker consumes one partition for one generation.
+type worker struct {
+	p         *Pipeline
+	gen       *kafka.Generation
+	topic     string
+	partition int
+	labels    []string
+	// pending are the recorded ranges not yet rebuilt, by first offset.
+	pending []store.BatchRange
+	b       batch
+}
+
+// consume runs one partition's worker until the generation ends (gctx done),
+// then flushes and commits what it holds within Config.ShutdownTimeout.
+func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic string, a kafka.PartitionAssignment) {
+	w := &worker{p: p, gen: gen, topic: topic, partition: a.ID, labels: []string{topic, strconv.Itoa(a.ID)}}
+	log := p.log.With("topic", topic, "partition", a.ID)
+	// wctx outlives the generation by ShutdownTimeout: the final flush and
+	// commit run in it; after it no write starts.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(gctx))
+	defer cancel()
+	stopTimer := context.AfterFunc(gctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancel) })
+	defer stopTimer()
+
+	if a.Offset >= 0 {
+		p.m.committed.WithLabelValues(w.labels...).Set(float64(a.Offset))
+	} else if g, err := p.m.committed.GetMetricWithLabelValues(w.labels...); err == nil {
+		_ = g // created lazily; -1 until the first commit
+		g.Set(-1)
+	}
+	if p.journal != nil {
+		from := max(a.Offset, 0)
+		err := p.retry(gctx, "read intent log", func(ctx context.Context) error {
+			var err error
+			w.pending, err = p.journal.PendingBatches(ctx, p.cfg.GroupID, topic, int32(a.ID), from)
+			return err
+		})
+		if err != nil {
+			// The generation ended before the intent log could be read:
+			// nothing was consumed, nothing to flush.
+			log.Warn("partition released before its intent log was read", "err", err)
+			return
+		}
+		if len(w.pending) > 0 {
+			log.Info("rebuilding recorded batches", "batches", len(w.pending), "from", w.pending[0].First, "to", w.pending[len(w.pending)-1].Last)
+		}
+	}
+
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     p.cfg.Brokers,
-		GroupID:     p.cfg.GroupID,
-		GroupTopics: p.cfg.Topics,
-		StartOffset: kafka.FirstOffset,
-		MaxBytes:    max(1<<20, p.cfg.MaxLineBytes*2),
+		Brokers:       p.cfg.Brokers,
+		Topic:         topic,
+		Partition:     a.ID,
+		MinBytes:      1,
+		MaxBytes:      p.cfg.FetchMaxBytes,
+		QueueCapacity: 100,
 		// The broker holds an idle fetch for MaxWait minus kafka-go's 1s RTT
 		// allowance; a shorter MaxWait leaves little slack before kafka-go's
 		// read deadline and causes spurious "i/o timeout" reconnects
 		// (segmentio/kafka-go#726, #998).
-		MaxWait:           2 * time.Second,
-		CommitInterval:    0, // synchronous commits: we commit only after the sink succeeded
-		SessionTimeout:    p.cfg.SessionTimeout,
-		HeartbeatInterval: max(time.Second, p.cfg.SessionTimeout/4),
-		Logger: kafka.LoggerFunc(func(msg string, args ...any) {
-			if p.log.Enabled(context.Background(), slog.LevelDebug) {
-				p.log.Debug(fmt.Sprintf(msg, args...))
-			}
-		}),
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			p.log.Warn(fmt.Sprintf(msg, args...))
-		}),
+		MaxWait:     2 * time.Second,
+		Logger:      kafka.LoggerFunc(p.kafkaDebug),
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
 	})
+	defer r.Close()
+	if err := r.SetOffset(a.Offset); err != nil {
+		log.Error("set offset", "offset", a.Offset, "err", err)
+		return
+	}
 
-	fetchCtx, stopFetch := context.WithCancel(ctx)
 	msgs := make(chan kafka.Message, p.cfg.QueueMessages)
-	var fetchErr error
+	fetchCtx, stopFetch := context.WithCancel(gctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(msgs)
@@ -135,12 +293,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			m, err := r.FetchMessage(fetchCtx)
 			if err != nil {
 				if fetchCtx.Err() == nil {
-					fetchErr = fmt.Errorf("fetch: %w", err)
+					log.Warn("fetch", "err", err)
+					select {
+					case <-time.After(time.Second):
+						continue
+					case <-fetchCtx.Done():
+					}
 				}
 				return
 			}
 			select {
 			case msgs <- m:
+				p.m.queued.Inc()
 			case <-fetchCtx.Done():
 				return
 			}
@@ -148,11 +312,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	})
 	defer func() {
 		stopFetch()
+		for range msgs {
+			p.m.queued.Dec()
+		}
 		wg.Wait()
 	}()
 
-	p.log.Info("consuming", "topics", p.cfg.Topics, "group", p.cfg.GroupID)
-	b := &batch{last: map[partitionKey]kafka.Message{}, counts: map[string]*[2]int{}}
 	timer := time.NewTimer(p.cfg.FlushInterval)
 	timer.Stop()
 	var err error
@@ -163,45 +328,97 @@ loop:
 			if !ok {
 				break loop
 			}
-			if b.msgs == 0 {
-				timer.Reset(p.cfg.FlushInterval)
+			p.m.queued.Dec()
+			if err = w.handle(wctx, m, timer); err != nil {
+				break loop
 			}
-			p.add(b, m)
-			if b.msgs >= p.cfg.BatchRows || b.bytes >= p.cfg.BatchBytes {
-				timer.Stop()
-				if err = p.flush(ctx, r, b); err != nil {
+		case <-timer.C:
+			if w.b.replay == nil {
+				if err = w.flush(wctx); err != nil {
 					break loop
 				}
 			}
-		case <-timer.C:
-			if err = p.flush(ctx, r, b); err != nil {
-				break loop
-			}
-		case <-ctx.Done():
+		case <-gctx.Done():
 			break loop
 		}
 	}
-
-	// Drain: stop fetching, write what we hold, commit, close.
+	timer.Stop()
 	stopFetch()
-	wg.Wait()
-	if ctx.Err() != nil || fetchErr != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-		err = p.flush(sctx, r, b)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("shutdown: %d messages not written, offsets not committed: %w", b.msgs, err)
+	if err == nil && w.b.msgs > 0 {
+		if w.b.replay != nil {
+			// A rebuilt batch must be written whole, with its recorded
+			// boundaries: leave it to the next owner.
+			log.Info("partition released mid-rebuild; the next owner rebuilds the batch", "id", w.b.replay.ID())
+		} else {
+			err = w.flush(wctx)
 		}
 	}
-	if cerr := r.Close(); cerr != nil {
-		p.log.Warn("close kafka reader", "err", cerr)
-	}
-	err = errors.Join(fetchErr, err)
+	w.release()
 	if err != nil {
-		p.log.Error("stopped", "err", err)
-		return err
+		err = fmt.Errorf("ingest %s/%d: %d messages not written, offsets not committed: %w", topic, a.ID, w.b.msgs, err)
+		log.Error("partition released with an unwritten batch", "err", err)
+		if p.stopping.Load() {
+			p.errMu.Lock()
+			p.errs = append(p.errs, err)
+			p.errMu.Unlock()
+		}
 	}
-	p.log.Info("stopped")
+	p.m.lag.DeleteLabelValues(w.labels...)
+}
+
+// release gives back the request ids the unwritten batch claimed.
+func (w *worker) release() {
+	if w.b.claimed && w.p.dedup != nil {
+		w.p.dedup.release(w.b.reqIDs)
+	}
+	w.b.reset()
+}
+
+// handle adds m to the batch, flushing before or after as the batch
+// boundaries require.
+func (w *worker) handle(ctx context.Context, m kafka.Message, timer *time.Timer) error {
+	b := &w.b
+	// Drop recorded ranges entirely before m (already committed).
+	for len(w.pending) > 0 && w.pending[0].Last < m.Offset {
+		if b.replay != nil && b.replay.First == w.pending[0].First {
+			break
+		}
+		w.pending = w.pending[1:]
+	}
+	if b.msgs > 0 {
+		switch {
+		case b.replay != nil && m.Offset > b.replay.Last:
+			// Offsets missing at the end of the recorded range (compaction,
+			// transaction markers): the batch holds what the log holds.
+			if err := w.flush(ctx); err != nil {
+				return err
+			}
+		case b.replay == nil && len(w.pending) > 0 && m.Offset >= w.pending[0].First:
+			// Never let a new batch run into a recorded one.
+			if err := w.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if b.msgs == 0 {
+		b.first = m.Offset
+		if len(w.pending) > 0 && w.pending[0].First <= m.Offset && m.Offset <= w.pending[0].Last {
+			r := w.pending[0]
+			b.replay = &r
+		} else {
+			timer.Reset(w.p.cfg.FlushInterval)
+		}
+	}
+	w.p.add(b, m)
+	switch {
+	case b.replay != nil:
+		if m.Offset >= b.replay.Last || m.Offset+1 >= m.HighWaterMark {
+			return w.flush(ctx)
+		}
+	case b.msgs >= w.p.cfg.BatchRows || b.bytes >= w.p.cfg.BatchBytes:
+		timer.Stop()
+		return w.flush(ctx)
+	}
 	return nil
 }
 
@@ -212,44 +429,28 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	if received.IsZero() {
 		received = time.Now()
 	}
+	// The message time, not the clock: a rebuilt batch carries the same rows.
 	received = received.UTC().Truncate(time.Millisecond)
-	key := partitionKey{m.Topic, m.Partition}
-	if _, seen := b.last[key]; !seen {
-		// First message of this partition in this batch: make sure the
-		// committed gauge exists, at -1 until the first commit.
-		labels := []string{m.Topic, strconv.Itoa(m.Partition)}
-		if g, err := p.m.committed.GetMetricWithLabelValues(labels...); err == nil && !p.seenPartition(key) {
-			g.Set(-1)
-		}
-	}
-	b.last[key] = m
+	b.last = m.Offset
+	b.hwm = m.HighWaterMark
 	b.msgs++
 	b.bytes += len(m.Value)
-	c := b.counts[m.Topic]
-	if c == nil {
-		c = new([2]int)
-		b.counts[m.Topic] = c
-	}
 
-	var reason string
-	if len(m.Value) > p.cfg.MaxLineBytes {
-		reason = fmt.Sprintf("line of %d bytes exceeds max_line_bytes %d", len(m.Value), p.cfg.MaxLineBytes)
-	} else {
+	reason := p.reject(m.Value)
+	if reason == "" {
 		b.Hits = append(b.Hits, store.Hit{})
 		h := &b.Hits[len(b.Hits)-1]
 		// kafka-go allocates a new Value per message, so the strings h
 		// aliases stay valid while the batch holds them.
-		err := p.parser.Parse(m.Value, h)
+		err := p.parse(m.Topic, m.Value, h)
 		if err == nil {
 			h.Source = src
 			h.Ingested = received
-			c[0]++
 			return
 		}
 		b.Hits = b.Hits[:len(b.Hits)-1]
 		reason = err.Error()
 	}
-	c[1]++
 	p.log.Debug("quarantined line", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", reason)
 	b.Quarantine = append(b.Quarantine, store.Quarantined{
 		Source:   src,
@@ -259,79 +460,174 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	})
 }
 
-// seenPartition records partitions whose committed gauge was initialised.
-// Only Run's goroutine calls it.
-func (p *Pipeline) seenPartition(k partitionKey) bool {
-	if p.seen[k] {
-		return true
+// reject returns why a message is not even handed to the parser: too long,
+// binary (control bytes other than tab) or not UTF-8. Web servers escape
+// such bytes in their logs, so a message carrying them is not a log line.
+func (p *Pipeline) reject(v []byte) string {
+	if len(v) > p.cfg.MaxLineBytes {
+		return fmt.Sprintf("line of %d bytes exceeds max_line_bytes %d", len(v), p.cfg.MaxLineBytes)
 	}
-	p.seen[k] = true
-	return false
+	ascii := true
+	for i, c := range v {
+		if c < 0x20 && c != '\t' && !(c == '\n' && i == len(v)-1) && !(c == '\r' && i >= len(v)-2) || c == 0x7f {
+			return fmt.Sprintf("binary data: control byte 0x%02x at byte %d", c, i)
+		}
+		if c >= 0x80 {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(v) {
+		return "invalid UTF-8"
+	}
+	return ""
 }
 
-// flush writes b to the sink, retrying with capped exponential backoff until
-// it succeeds or ctx is done, then commits the last offset of each
-// partition. On error nothing is committed and b is kept.
-func (p *Pipeline) flush(ctx context.Context, r *kafka.Reader, b *batch) error {
+// flush writes the batch: records its range in the intent log (a new batch
+// only; a rebuilt one is already recorded), writes it with its ID, retrying
+// with capped exponential backoff until it succeeds or ctx is done, then
+// commits the offset after it. On error nothing is committed and the batch
+// is kept.
+func (w *worker) flush(ctx context.Context) error {
+	p, b := w.p, &w.b
 	if b.msgs == 0 {
 		return nil
 	}
-	backoff := p.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
+	r := store.BatchRange{Group: p.cfg.GroupID, Topic: w.topic, Partition: int32(w.partition), First: b.first, Last: b.last}
+	if b.replay != nil {
+		r = *b.replay
+	}
+	b.ID = r.ID()
+	if !b.claimed {
+		b.claimed = true
+		w.dedupe()
+	}
+	if b.replay == nil && p.journal != nil {
+		if err := p.retry(ctx, "record batch "+b.ID, func(ctx context.Context) error { return p.journal.RecordBatch(ctx, r) }); err != nil {
+			return err
+		}
+	}
+	if err := p.retry(ctx, "write batch "+b.ID, func(ctx context.Context) error {
 		start := time.Now()
 		err := p.sink.Write(ctx, b.Batch)
 		p.m.writeDuration.Observe(time.Since(start).Seconds())
+		return err
+	}); err != nil {
+		return err
+	}
+	if b.replay != nil {
+		p.m.replayed.Inc()
+		w.pending = w.pending[1:]
+	}
+
+	p.m.batchRows.Observe(float64(b.msgs))
+	p.m.batchBytes.Observe(float64(b.bytes))
+	p.m.lines.WithLabelValues(w.topic, "stored").Add(float64(len(b.Hits)))
+	p.m.lines.WithLabelValues(w.topic, "quarantined").Add(float64(len(b.Quarantine)))
+	if b.dups > 0 {
+		p.m.lines.WithLabelValues(w.topic, "duplicate").Add(float64(b.dups))
+	}
+	if n := countRedacted(b.Hits); n > 0 {
+		p.m.lines.WithLabelValues(w.topic, "redacted").Add(float64(n))
+	}
+	if len(b.Quarantine) > 0 {
+		p.log.Warn("quarantined unparseable lines", "num_quarantined", len(b.Quarantine), "rows", b.msgs, "batch", b.ID)
+	}
+	p.observeSites(b.Hits)
+
+	// The rows are stored: commit. A failed commit loses nothing (the
+	// batch is rebuilt from the intent log and the sink drops it as a
+	// duplicate), so it is logged, not returned.
+	commitTo := r.Last + 1
+	p.commitMu.Lock()
+	err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: commitTo}})
+	p.commitMu.Unlock()
+	if err != nil {
+		p.log.Warn("commit offset", "topic", w.topic, "partition", w.partition, "offset", commitTo, "err", err)
+	} else {
+		p.m.committed.WithLabelValues(w.labels...).Set(float64(commitTo))
+		if b.hwm > 0 {
+			p.m.lag.WithLabelValues(w.labels...).Set(float64(max(0, b.hwm-commitTo)))
+		}
+	}
+	b.claimed = false // the ids are stored: keep them in the filter
+	b.reset()
+	return nil
+}
+
+// dedupe drops the hits whose request id the filter has seen, once per
+// batch (before the first write attempt, so that retries write the same rows).
+func (w *worker) dedupe() {
+	d, b := w.p.dedup, &w.b
+	if d == nil {
+		return
+	}
+	kept := b.Hits[:0]
+	d.mu.Lock()
+	for i := range b.Hits {
+		h := b.Hits[i]
+		if h.RequestID != "" {
+			if d.has(h.RequestID) {
+				b.dups++
+				continue
+			}
+			d.add(h.RequestID)
+			b.reqIDs = append(b.reqIDs, h.RequestID)
+		}
+		kept = append(kept, h)
+	}
+	d.mu.Unlock()
+	clear(b.Hits[len(kept):])
+	b.Hits = kept
+}
+
+// observeSites moves the last-event-time gauge of each configured site (the
+// others count as "other": the site comes from the Host header, so an
+// attacker could otherwise create any number of series).
+func (p *Pipeline) observeSites(hits []store.Hit) {
+	var other time.Time
+	var last map[string]time.Time
+	for i := range hits {
+		h := &hits[i]
+		if p.sites[h.Site] {
+			if last == nil {
+				last = map[string]time.Time{}
+			}
+			if h.EventTime.After(last[h.Site]) {
+				last[h.Site] = h.EventTime
+			}
+		} else if h.EventTime.After(other) {
+			other = h.EventTime
+		}
+	}
+	for s, t := range last {
+		p.m.setLastEvent(s, t)
+	}
+	if !other.IsZero() {
+		p.m.setLastEvent(otherSite, other)
+	}
+}
+
+// retry runs f until it succeeds, with capped exponential backoff, or until
+// ctx is done.
+func (p *Pipeline) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	backoff := p.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
 		if err == nil {
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("write %d rows: %w", b.msgs, err)
+			return fmt.Errorf("%s: %w", what, errors.Join(err, context.Cause(ctx)))
 		}
 		p.m.writeRetries.Inc()
-		p.log.Warn("sink write failed, retrying", "rows", b.msgs, "attempt", attempt, "backoff", backoff, "err", err)
+		p.log.Warn("failed, retrying", "what", what, "attempt", attempt, "backoff", backoff, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("write %d rows: %w", b.msgs, errors.Join(err, ctx.Err()))
+			return fmt.Errorf("%s: %w", what, errors.Join(err, ctx.Err()))
 		}
 		backoff = min(backoff*2, p.cfg.MaxRetryBackoff)
 	}
-
-	p.m.batchRows.Observe(float64(b.msgs))
-	quarantined := 0
-	for topic, c := range b.counts {
-		p.m.lines.WithLabelValues(topic, "stored").Add(float64(c[0]))
-		p.m.lines.WithLabelValues(topic, "quarantined").Add(float64(c[1]))
-		quarantined += c[1]
-	}
-	if quarantined > 0 {
-		p.log.Warn("quarantined unparseable lines", "num_quarantined", quarantined, "rows", b.msgs)
-	}
-
-	// The rows are stored: commit. A failed commit loses nothing (the
-	// messages are consumed again and the sink deduplicates), so it is
-	// logged, not returned; the next commit of the partition supersedes it.
-	last := make([]kafka.Message, 0, len(b.last))
-	for _, m := range b.last {
-		last = append(last, m)
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	err := r.CommitMessages(cctx, last...)
-	cancel()
-	if err != nil {
-		p.log.Error("commit offsets", "partitions", len(last), "err", err)
-	} else {
-		for _, m := range last {
-			part := strconv.Itoa(m.Partition)
-			p.m.committed.WithLabelValues(m.Topic, part).Set(float64(m.Offset + 1))
-			if m.HighWaterMark > 0 {
-				p.m.lag.WithLabelValues(m.Topic, part).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
-			}
-			p.log.Debug("committed", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
-		}
-	}
-	b.reset()
-	return nil
 }

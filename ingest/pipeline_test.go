@@ -383,7 +383,7 @@ func TestPipelineQuarantinesBadLinesWithoutBlocking(t *testing.T) {
 			t.Errorf("offset %d: path %q / user agent %q do not come from its line", src.Offset, h.Path, h.UserAgent)
 		}
 	}
-	wantReason := map[int64]string{10: "time_local", 11: "exceeds max_line_bytes 1024", 12: "time_local"}
+	wantReason := map[int64]string{10: "time_local", 11: "exceeds max_line_bytes 1024", 12: "binary data"}
 	for src, q := range sink.quarantine {
 		if !strings.Contains(q.Reason, wantReason[src.Offset]) || string(q.Raw) != lines[src.Offset] || q.Received.IsZero() {
 			t.Errorf("offset %d: reason %q, raw %.20q; want reason containing %q and the raw line", src.Offset, q.Reason, q.Raw, wantReason[src.Offset])
