@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// apiResult holds the query API figures over the seeded access log.
+type apiResult struct {
+	Rows        int64
+	Clients     int64
+	SeedWall    time.Duration
+	SettleWall  time.Duration
+	Disk        []diskUsage
+	Lookups     []latency
+	ExportRows  int64
+	ExportWall  time.Duration
+	ExportBytes int64
+	ExportNote  string
+	Err         string
+}
+
+// latency is one kind of search repeated with random existing targets.
+type latency struct {
+	Name      string
+	Requests  int
+	Errors    int
+	FirstErr  string
+	P50, P99  time.Duration
+	Max       time.Duration
+	MeanRows  float64
+	Truncated int
+}
+
+// seedSQL generates rows access-log rows in ClickHouse itself: 30 days up
+// to {end}, clients drawn from {clients} with a skewed (power-law-like)
+// popularity, 90% IPv4 spread over ten /8s and 40 /16-local /24s each, 10%
+// IPv6; realistic sites, methods, paths, statuses, sizes, referrers and
+// browser user agents.
+const seedSQL = `INSERT INTO connlog_access.access_log
+    (event_time, ingested_at, client_ip, client_port, peer_ip, server_addr, server_port, site, method, path, query,
+     protocol, status, bytes_sent, referer, user_agent, request_time_us, tls_protocol, kafka_topic, kafka_partition, kafka_offset)
+WITH
+    fromUnixTimestamp64Milli(toInt64({start:Int64} + intDiv(number * 2592000000, {rows:UInt64})) + toInt64(cityHash64(number, 0) % 1000), 'UTC') AS t,
+    toUInt64(floor({clients:UInt64} * pow((cityHash64(number, 1) % 1000000007) / 1000000007, 2.5))) AS c,
+    cityHash64(c, 7) AS h,
+    if(c % 10 = 0,
+       toIPv6(concat('2a01:', lower(hex(toUInt16(h % 65536))), ':', lower(hex(toUInt16((h >> 16) % 65536))), '::', lower(hex(toUInt16(c % 65536))))),
+       toIPv6(IPv4NumToString(toUInt32(
+           [23, 45, 78, 81, 91, 103, 176, 185, 203, 212][h % 10 + 1] * 16777216
+           + ((h >> 8) % 256) * 65536 + ((h >> 16) % 40) * 256 + ((h >> 24) % 254) + 1)))) AS ip,
+    cityHash64(number, 2) AS r
+SELECT
+    t, t + toIntervalMillisecond(1500 + r % 1000), ip, toUInt16(1024 + r % 64000), ip,
+    toIPv6('192.0.2.10'), 443,
+    ['www.example.org', 'www.example.org', 'shop.example.org', 'api.example.org', 'intranet.example.org'][r % 5 + 1],
+    multiIf(r % 100 < 85, 'GET', r % 100 < 95, 'POST', r % 100 < 97, 'HEAD', r % 100 < 99, 'PUT', 'DELETE'),
+    concat('/', ['articles', 'products', 'api/v1/items', 'static/img', 'search', 'account', 'news'][(r >> 8) % 7 + 1], '/', toString((r >> 16) % 5000)),
+    if((r >> 24) % 4 = 0, concat('page=', toString((r >> 28) % 20)), ''),
+    if((r >> 32) % 3 = 0, 'HTTP/2.0', 'HTTP/1.1'),
+    [200, 200, 200, 200, 200, 200, 304, 304, 404, 301, 302, 500, 403][(r >> 36) % 13 + 1],
+    (r >> 40) % 60000,
+    ['', '', '', 'https://www.google.com/', 'https://www.example.org/', 'https://t.co/x', 'https://duckduckgo.com/'][(r >> 44) % 7 + 1],
+    ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+     'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
+     'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0',
+     'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+     'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
+     'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+     'curl/8.5.0'][(h >> 40) % 7 + 1],
+    (r >> 48) % 200000, if((r >> 32) % 3 = 0, 'TLSv1.3', 'TLSv1.2'),
+    'nginx', toInt32(number % 4), toInt64(intDiv(number, 4))
+FROM numbers({rows:UInt64})`
+
+// benchAPI seeds rows access-log rows, lets the merges settle, then times
+// requests through the real API: one IP over 24 hours, one /24 over 7 days
+// (targets drawn from the stored rows), and a CSV export.
+func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests int) apiResult {
+	var r apiResult
+	end := time.Now().UTC().Truncate(time.Hour)
+	start := end.Add(-30 * 24 * time.Hour)
+	t0 := time.Now()
+	_, err := in.sql(ctx, seedSQL, url.Values{
+		"param_start":        {strconv.FormatInt(start.UnixMilli(), 10)},
+		"param_rows":         {strconv.FormatInt(rows, 10)},
+		"param_clients":      {strconv.FormatInt(clients, 10)},
+		"max_execution_time": {"7200"},
+		// whole days per block: few, large parts
+		"max_insert_block_size":      {"2000000"},
+		"min_insert_block_size_rows": {"2000000"},
+	})
+	r.SeedWall = time.Since(t0)
+	if err != nil {
+		r.Err = "seed: " + err.Error()
+		return r
+	}
+	r.SettleWall, _ = in.waitMerges(ctx, 5*time.Minute)
+	if r.Rows, err = in.count(ctx, "SELECT count() FROM connlog_access.access_log"); err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	r.Clients, _ = in.count(ctx, "SELECT uniqExact(client_ip) FROM connlog_access.access_log SETTINGS max_execution_time = 600")
+	r.Disk, _ = in.parts(ctx, "connlog_access.access_log")
+
+	// Targets: rows picked at random among the stored ones.
+	s, err := in.sql(ctx, `SELECT IPv6NumToString(client_ip), toUnixTimestamp64Milli(event_time) FROM connlog_access.access_log
+		WHERE cityHash64(kafka_offset, kafka_partition) % {m:UInt64} = 0 LIMIT {n:UInt64} FORMAT TSV SETTINGS max_execution_time = 600`,
+		url.Values{"param_m": {strconv.FormatInt(max(1, r.Rows/int64(requests*4)), 10)}, "param_n": {strconv.Itoa(requests * 2)}})
+	if err != nil {
+		r.Err = "pick targets: " + err.Error()
+		return r
+	}
+	type target struct {
+		ip netip.Addr
+		t  time.Time
+	}
+	var targets []target
+	for l := range strings.SplitSeq(s, "\n") {
+		ip, ms, ok := strings.Cut(l, "\t")
+		a, err := netip.ParseAddr(ip)
+		n, err2 := strconv.ParseInt(ms, 10, 64)
+		if ok && err == nil && err2 == nil {
+			targets = append(targets, target{a.Unmap(), time.UnixMilli(n).UTC()})
+		}
+	}
+	if len(targets) == 0 {
+		r.Err = "pick targets: no row"
+		return r
+	}
+	tok, err := in.token()
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	clamp := func(t time.Time) time.Time {
+		if lim := end.Add(time.Hour); t.After(lim) {
+			return lim
+		}
+		return t
+	}
+
+	one := func() (string, time.Time, time.Time) {
+		tg := targets[rng.IntN(len(targets))]
+		from := tg.t.Add(-time.Duration(rng.Int64N(int64(24 * time.Hour))))
+		return tg.ip.String(), from, from.Add(24 * time.Hour)
+	}
+	net24 := func() (string, time.Time, time.Time) {
+		var tg target
+		for range 100 {
+			if tg = targets[rng.IntN(len(targets))]; tg.ip.Is4() {
+				break
+			}
+		}
+		p, _ := tg.ip.Prefix(24)
+		if tg.ip.Is6() {
+			p, _ = tg.ip.Prefix(48)
+		}
+		from := tg.t.Add(-time.Duration(rng.Int64N(int64(7 * 24 * time.Hour))))
+		return p.String(), from, clamp(from.Add(7 * 24 * time.Hour))
+	}
+	for _, k := range []struct {
+		name string
+		gen  func() (string, time.Time, time.Time)
+	}{{"one IP, 24 hours", one}, {"one /24, 7 days", net24}} {
+		r.Lookups = append(r.Lookups, measureSearch(ctx, in.api, tok, k.name, requests, k.gen))
+	}
+
+	// CSV export: one of the ten IPv4 /8s over 7 days (≈1/10 of a week).
+	q := url.Values{
+		"ip":   {"185.0.0.0/8"},
+		"from": {end.Add(-7 * 24 * time.Hour).Format(time.RFC3339)},
+		"to":   {end.Format(time.RFC3339)},
+	}
+	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = export(ctx, in.api, tok, q)
+	return r
+}
+
+func searchURL(api, network string, from, to time.Time) string {
+	q := url.Values{"ip": {network}, "from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}}
+	return "http://" + api + "/v1/access?" + q.Encode()
+}
+
+// measureSearch runs n searches (after 10 unmeasured warm-up ones) one at
+// a time and records the latency of each, response body read in full.
+func measureSearch(ctx context.Context, api, tok, name string, n int, gen func() (string, time.Time, time.Time)) latency {
+	l := latency{Name: name, Requests: n}
+	var times []time.Duration
+	var rows int
+	for i := range n + 10 {
+		network, from, to := gen()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, searchURL(api, network, from, to), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Purpose", "make bench: API latency")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		el := time.Since(start)
+		if i < 10 {
+			continue
+		}
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+		}
+		if err != nil {
+			l.Errors++
+			if l.FirstErr == "" {
+				l.FirstErr = err.Error()
+			}
+			continue
+		}
+		times = append(times, el)
+		var res struct {
+			Rows      []json.RawMessage `json:"rows"`
+			Truncated bool              `json:"truncated"`
+		}
+		if json.Unmarshal(body, &res) == nil {
+			rows += len(res.Rows)
+			if res.Truncated {
+				l.Truncated++
+			}
+		}
+	}
+	if len(times) == 0 {
+		return l
+	}
+	slices.Sort(times)
+	l.P50 = times[len(times)/2]
+	l.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)]
+	l.Max = times[len(times)-1]
+	l.MeanRows = float64(rows) / float64(len(times))
+	return l
+}
+
+// export streams a search with Accept: text/csv and counts the data lines.
+func export(ctx context.Context, api, tok string, q url.Values) (rows, size int64, wall time.Duration, note string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/v1/access?"+q.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Purpose", "make bench: CSV export")
+	req.Header.Set("Accept", "text/csv")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, 0, "request failed: " + err.Error()
+	}
+	defer resp.Body.Close()
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/csv") {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		return 0, 0, time.Since(start), fmt.Sprintf("no CSV streaming at measurement time: %d %s %s", resp.StatusCode, ct, bytes.TrimSpace(b))
+	}
+	br := bufio.NewReaderSize(resp.Body, 1<<20)
+	buf := make([]byte, 1<<20)
+	var lines int64
+	for {
+		n, err := br.Read(buf)
+		lines += int64(bytes.Count(buf[:n], []byte("\n")))
+		size += int64(n)
+		if err != nil {
+			if err != io.EOF {
+				note = "stream ended with " + err.Error()
+			}
+			break
+		}
+	}
+	wall = time.Since(start)
+	if lines > 0 {
+		lines-- // header line
+	}
+	if t := resp.Trailer.Get("X-Error"); t != "" {
+		note = "stream error trailer: " + t
+	}
+	return lines, size, wall, note
+}

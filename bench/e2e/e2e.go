@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/connlog/connlog/ingest"
+)
+
+// e2eResult is one `connlog serve` run consuming the published input.
+type e2eResult struct {
+	Mode       string
+	Lines      int
+	Startup    time.Duration // process start to /readyz
+	Wall       time.Duration // /readyz to every line stored or quarantined
+	CPU        time.Duration // connlog serve (with its embedded ClickHouse) during Wall
+	BrokerCPU  time.Duration // this process (the Kafka-protocol broker) during Wall
+	Stored     int64
+	Conn       int64
+	Quarantine int64
+	Disk       []diskUsage
+	Err        string
+}
+
+func (r e2eResult) linesPerSec() float64 { return float64(r.Lines) / r.Wall.Seconds() }
+func (r e2eResult) linesPerCPUSec() float64 {
+	if r.CPU == 0 {
+		return 0
+	}
+	return float64(r.Lines) / r.CPU.Seconds()
+}
+
+// publishInput starts a Kafka-protocol broker (kfake) in this process and
+// publishes every line of input to topic through the Kafka protocol.
+func publishInput(ctx context.Context, input, topic string, partitions int) (*ingest.Broker, int, time.Duration, error) {
+	b, err := ingest.StartBroker(ctx, ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions}, nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	f, err := os.Open(input)
+	if err != nil {
+		b.Close()
+		return nil, 0, 0, fmt.Errorf("open input: %w", err)
+	}
+	defer f.Close()
+	start := time.Now()
+	n, err := ingest.Publish(ctx, b.Addrs(), topic, f)
+	if err != nil {
+		b.Close()
+		return nil, n, 0, err
+	}
+	return b, n, time.Since(start), nil
+}
+
+// benchE2E starts connlog serve against the broker with a fresh data
+// directory and consumer group, and measures from readiness until the
+// access log plus the quarantine account for every published line and the
+// connection records hold as many rows as the access log. The instance is
+// returned running (for the peer measurement on the same engine).
+func benchE2E(ctx context.Context, bin, work string, brokers []string, mode string, lines int, env []string) (e2eResult, *instance) {
+	r := e2eResult{Mode: mode, Lines: lines}
+	env = append([]string{
+		"CONNLOG_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"CONNLOG_KAFKA_GROUP_ID=bench-" + mode,
+	}, env...)
+	in, err := startServe(ctx, bin, work, "e2e-"+mode, env...)
+	if err != nil {
+		r.Err = err.Error()
+		return r, nil
+	}
+	r.Startup = in.ready.Sub(in.started)
+	cpu0, _ := in.cpu()
+	self0 := selfCPU()
+	deadline := in.ready.Add(30 * time.Minute)
+	const done = `SELECT (SELECT count() FROM connlog_access.access_log), (SELECT count() FROM connlog_connections.connection_records), (SELECT count() FROM connlog_ops.quarantine) FORMAT TSV`
+	for {
+		s, err := in.sql(ctx, done, nil)
+		if err != nil {
+			r.Err = err.Error()
+			return r, in
+		}
+		fmt.Sscanf(s, "%d\t%d\t%d", &r.Stored, &r.Conn, &r.Quarantine) //nolint:errcheck // checked by the loop condition
+		if r.Stored+r.Quarantine >= int64(lines) && r.Conn >= r.Stored {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.Err = fmt.Sprintf("timed out after 30 minutes: %d stored, %d quarantined, %d connection records of %d lines", r.Stored, r.Quarantine, r.Conn, lines)
+			return r, in
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.Wall = time.Since(in.ready)
+	cpu1, _ := in.cpu()
+	r.CPU = cpu1 - cpu0
+	r.BrokerCPU = selfCPU() - self0
+	r.Disk, err = in.parts(ctx, "connlog_access.access_log", "connlog_connections.connection_records")
+	if err != nil {
+		r.Err = err.Error()
+	}
+	return r, in
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// stampLayout is the time layout of nginx's $time_local.
+const stampLayout = "02/Jan/2006:15:04:05 -0700"
+
+// buildInput writes n lines to out: the non-empty lines of the files
+// matching glob (sorted by name), repeated in order until there are n. Each
+// line's bracketed time is replaced by a UTC time between base and
+// base+span, increasing with the line number, so that the data lands in one
+// or two daily partitions and inside every retention period, as live
+// traffic would; the rest of the line is kept byte for byte. It returns the
+// number of distinct source lines.
+func buildInput(glob string, n int, base time.Time, span time.Duration, out string) (int, error) {
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return 0, fmt.Errorf("input glob %q: %w", glob, err)
+	}
+	if len(files) == 0 {
+		return 0, fmt.Errorf("input glob %q: no file", glob)
+	}
+	sort.Strings(files)
+	var src [][]byte
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return 0, fmt.Errorf("read input: %w", err)
+		}
+		for l := range bytes.SplitSeq(raw, []byte("\n")) {
+			l = bytes.TrimRight(l, "\r")
+			if len(bytes.TrimSpace(l)) > 0 {
+				src = append(src, l)
+			}
+		}
+	}
+	if len(src) == 0 {
+		return 0, fmt.Errorf("input glob %q: no line", glob)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, fmt.Errorf("create input: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var buf []byte
+	for i := range n {
+		t := base.Add(time.Duration(int64(span) / int64(n) * int64(i)))
+		buf = restamp(buf[:0], src[i%len(src)], t)
+		buf = append(buf, '\n')
+		if _, err := w.Write(buf); err != nil {
+			f.Close()
+			return 0, fmt.Errorf("write input: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("write input: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("write input: %w", err)
+	}
+	return len(src), nil
+}
+
+// restamp appends line to dst with its first "[dd/Mon/yyyy:hh:mm:ss +zzzz]"
+// replaced by t in UTC. A line without one is appended unchanged.
+func restamp(dst, line []byte, t time.Time) []byte {
+	i := bytes.IndexByte(line, '[')
+	if i < 0 || len(line) < i+len(stampLayout)+2 || line[i+len(stampLayout)+1] != ']' {
+		return append(dst, line...)
+	}
+	if _, err := time.Parse(stampLayout, string(line[i+1:i+1+len(stampLayout)])); err != nil {
+		return append(dst, line...)
+	}
+	dst = append(dst, line[:i+1]...)
+	dst = t.UTC().AppendFormat(dst, stampLayout)
+	return append(dst, line[i+1+len(stampLayout):]...)
+}
+
+// readLines returns the lines of a file without their "\n".
+func readLines(path string) ([][]byte, int64, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read input: %w", err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n"))
+	return lines, int64(len(raw)), nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/store"
+)
+
+// parseResult is one parser over the whole input on one goroutine.
+type parseResult struct {
+	Format        string
+	Lines         int
+	Accepted      int
+	Best          time.Duration // fastest of the rounds
+	AllocsPerLine float64       // over all lines of the fastest round, rejected ones included
+	Err           string
+}
+
+func (r parseResult) linesPerSec() float64 { return float64(r.Lines) / r.Best.Seconds() }
+
+// benchParse runs every format [ingest.NewParser] knows over lines, rounds
+// times each, on one locked OS thread (one core), and keeps the fastest
+// round. Lines a format rejects count in the rate: the input is one file for
+// all.
+func benchParse(lines [][]byte, rounds int) []parseResult {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var out []parseResult
+	for _, name := range ingest.Formats() {
+		r := parseResult{Format: name, Lines: len(lines)}
+		p, err := ingest.NewParser(name)
+		if err != nil {
+			r.Err = err.Error()
+			out = append(out, r)
+			continue
+		}
+		var h store.Hit
+		for round := range rounds {
+			runtime.GC()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			ok := 0
+			start := time.Now()
+			for _, l := range lines {
+				if p.Parse(l, &h) == nil {
+					ok++
+				}
+			}
+			el := time.Since(start)
+			runtime.ReadMemStats(&m1)
+			if round == 0 || el < r.Best {
+				r.Best = el
+				r.Accepted = ok
+				r.AllocsPerLine = float64(m1.Mallocs-m0.Mallocs) / float64(len(lines))
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
