@@ -9,7 +9,7 @@ import (
 // Defaults applied by [New] to zero Config fields.
 const (
 	DefaultGroupID         = "connlog"
-	DefaultFormat          = FormatCombined
+	DefaultFormat          = FormatAuto
 	DefaultBatchRows       = 10000
 	DefaultBatchBytes      = 8 << 20
 	DefaultFlushInterval   = time.Second
@@ -33,8 +33,15 @@ type Config struct {
 	// GroupID is the Kafka consumer group; instances with the same GroupID
 	// share the partitions. Default: "connlog".
 	GroupID string `yaml:"group_id"`
-	// Format names the line format, see [Formats]. Default: "combined".
+	// Format names the line format of every topic not listed in
+	// Parse.Formats (the "*" entry of Parse.Formats wins over it): auto,
+	// combined, main, common, apache_combined, json or log_format.
+	// Default: "auto".
 	Format string `yaml:"format"`
+	// Parse configures the parsers: formats per topic, nginx log_format,
+	// JSON field names, trusted proxies, redaction, operation rules. See
+	// [ParseConfig]; zero fields take its defaults.
+	Parse ParseConfig `yaml:"parse"`
 	// BatchRows is the number of messages after which a batch is written.
 	// Default: 10000.
 	BatchRows int `yaml:"batch_rows"`
@@ -99,9 +106,6 @@ func (c Config) withDefaults() Config {
 	if c.GroupID == "" {
 		c.GroupID = DefaultGroupID
 	}
-	if c.Format == "" {
-		c.Format = DefaultFormat
-	}
 	def(&c.BatchRows, DefaultBatchRows)
 	def(&c.BatchBytes, DefaultBatchBytes)
 	def(&c.MaxLineBytes, DefaultMaxLineBytes)
@@ -135,9 +139,12 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Format != "" {
-		if _, err := NewParser(c.Format); err != nil {
-			errs = append(errs, fmt.Errorf("ingest: %w", err))
+		if _, err := kindOf(c.Format); err != nil {
+			errs = append(errs, fmt.Errorf("ingest: unknown log format: %w", err))
 		}
+	}
+	if err := c.parseConfig().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: parse: %w", err))
 	}
 	for _, f := range []struct {
 		name string
@@ -174,4 +181,23 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("ingest: retry_backoff: must not exceed max_retry_backoff"))
 	}
 	return errors.Join(errs...)
+}
+
+// parseConfig returns c.Parse with Format folded in: Format applies to every
+// topic unless Parse.Formats has a "*" entry; with neither, auto-detection.
+func (c Config) parseConfig() ParseConfig {
+	pc := c.Parse
+	if _, ok := pc.Formats[DefaultTopic]; !ok {
+		f := c.Format
+		if f == "" {
+			f = DefaultFormat
+		}
+		formats := make(map[string]string, len(pc.Formats)+1)
+		for k, v := range pc.Formats {
+			formats[k] = v
+		}
+		formats[DefaultTopic] = f
+		pc.Formats = formats
+	}
+	return pc
 }

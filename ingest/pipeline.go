@@ -76,7 +76,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		return nil, errors.New("ingest: nil sink")
 	}
 	cfg = cfg.withDefaults()
-	parser, err := NewParser(cfg.Format)
+	parser, err := NewLineParser(cfg.parseConfig())
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -90,7 +90,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 	p := &Pipeline{
 		cfg:   cfg,
 		sink:  sink,
-		parse: func(_ string, line []byte, h *store.Hit) error { return parser.Parse(line, h) },
+		parse: parser.Parse,
 		m:     m,
 		log:   logger.With("component", "ingest"),
 		sites: map[string]bool{},
