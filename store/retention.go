@@ -444,7 +444,6 @@ func actorName() string {
 	return "config:" + name + "@" + host
 }
 
-
 // EnforcedTable is what one enforcement pass did to one table and site.
 type EnforcedTable struct {
 	Class      string `json:"class"`
@@ -473,7 +472,7 @@ type EnforcementResult struct {
 	// dropped, and rows deleted from partitions that also hold live rows
 	// (another site's longer lifetime).
 	PartitionsDropped int `json:"partitions_dropped"`
-	PartitionsMutated       int `json:"partitions_mutated"`
+	PartitionsMutated int `json:"partitions_mutated"`
 	// HoldsReleased lists the holds released because they expired.
 	HoldsReleased []string `json:"holds_released,omitempty"`
 }

@@ -54,6 +54,11 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 			return fmt.Errorf("insert %d quarantined lines: %w", len(b.Quarantine), err)
 		}
 	}
+	// Tamper evidence: a signed, chained manifest per table and partition,
+	// after the rows (a manifest never describes rows not stored).
+	if err := s.writeManifests(ctx, token, b); err != nil {
+		return fmt.Errorf("batch %s: %w", token, err)
+	}
 	return nil
 }
 

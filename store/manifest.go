@@ -1,0 +1,497 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/connlog/connlog/store/integrity"
+)
+
+// Tamper evidence. Every Write adds, per stored table and Kafka partition,
+// a manifest row to ${ops}.manifests: the batch id, the offset range, the
+// row count, and the rows' SHA-256 per expiry group (UTC day of the event,
+// site), chained to the previous manifest of the same table and partition
+// and signed with the instance key.
+//
+// Chains are per (table, topic, partition): a Kafka partition is consumed
+// by one instance at a time and its batches are written in order, so each
+// chain has one writer even with several instances (the manifests of one
+// chain may be signed by different instance keys after a rebalance; each
+// key is registered in ${ops}.instance_keys). Within an instance, manifest
+// writes are serialized. The head of a chain is its manifest with the
+// highest first offset.
+//
+// What is hashed: every stored column except ingested_at, with the values as
+// stored (times in milliseconds, addresses as 16 bytes). No column of these
+// tables has a column TTL today; a column that gets one must be left out of
+// the encoding so that its expiry does not look like tampering.
+//
+// A group leaves storage whole when its lifetime ends (daily partitions,
+// one lifetime per site), so verify can tell expiry from deletion: a group
+// past its earliest possible expiry may be partly or wholly gone, any other
+// group must be stored exactly as signed.
+
+// manifestTables are the tables that get manifests, by short name.
+const (
+	tableAccess      = "access_log"
+	tableConnections = "connection_records"
+	tableQuarantine  = "quarantine"
+)
+
+// integrityState is the signing state of a Store.
+type integrityState struct {
+	mu         sync.Mutex // serializes chain-head reads and manifest inserts
+	signer     *integrity.Signer
+	registered bool
+}
+
+var integrityStates sync.Map // *Store → *integrityState
+
+func (s *Store) integrity() *integrityState {
+	v, _ := integrityStates.LoadOrStore(s, &integrityState{})
+	return v.(*integrityState)
+}
+
+// SetSigner makes Write sign a manifest for every batch with the instance
+// key (integrity.LoadOrCreate(cfg.KeyPath)). Without a signer, Write stores
+// no manifests and verify has nothing to check.
+func (s *Store) SetSigner(sg *integrity.Signer) {
+	st := s.integrity()
+	st.mu.Lock()
+	st.signer, st.registered = sg, false
+	st.mu.Unlock()
+}
+
+// encoder builds the canonical encoding of rows and manifests:
+// length-prefixed strings, big-endian fixed-width integers.
+type encoder struct{ b []byte }
+
+func (e *encoder) str(s string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+func (e *encoder) i64(v int64)    { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+func (e *encoder) u64(v uint64)   { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *encoder) ms(t time.Time) { e.i64(t.UnixMilli()) }
+func (e *encoder) ip(a [16]byte)  { e.b = append(e.b, a[:]...) }
+
+// encodedRow is one row's canonical encoding with what groups and orders it.
+type encodedRow struct {
+	offset int64
+	day    int64 // UTC days since epoch
+	site   string
+	data   []byte
+}
+
+func dayOf(t time.Time) int64 {
+	return int64(t.UTC().Unix()) / 86400
+}
+
+func encodeAccess(h *Hit) encodedRow {
+	var e encoder
+	e.ms(h.EventTime)
+	e.ip(addr16(h.ClientIP))
+	e.u64(uint64(h.ClientPort))
+	e.ip(addr16(h.PeerIP))
+	e.str(h.ForwardedFor)
+	e.ip(addr16(h.ServerAddr))
+	e.u64(uint64(h.ServerPort))
+	e.str(h.Site)
+	e.str(h.Method)
+	e.str(h.Path)
+	e.str(h.Query)
+	e.str(h.Protocol)
+	e.u64(uint64(h.Status))
+	e.u64(h.BytesSent)
+	e.str(h.Referer)
+	e.str(h.UserAgent)
+	e.u64(uint64(h.RequestTime / time.Microsecond))
+	e.str(h.Upstream)
+	e.str(h.RequestID)
+	e.str(h.User)
+	e.str(h.TLSProtocol)
+	e.str(h.Source.Topic)
+	e.i64(int64(h.Source.Partition))
+	e.i64(h.Source.Offset)
+	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b}
+}
+
+// accessHashColumns reads back what encodeAccess encodes, in its order.
+const accessHashColumns = "event_time, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, toString(site), toString(method), path, query, toString(protocol), status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, toString(tls_protocol), toString(kafka_topic), kafka_partition, kafka_offset"
+
+func scanAccess(sc func(...any) error) (encodedRow, error) {
+	var (
+		h                         Hit
+		cip, pip, sip             net.IP
+		rt                        uint64
+		site, method, proto, tlsP string
+		topic                     string
+	)
+	if err := sc(&h.EventTime, &cip, &h.ClientPort, &pip, &h.ForwardedFor, &sip, &h.ServerPort, &site, &method, &h.Path, &h.Query,
+		&proto, &h.Status, &h.BytesSent, &h.Referer, &h.UserAgent, &rt, &h.Upstream, &h.RequestID, &h.User, &tlsP,
+		&topic, &h.Source.Partition, &h.Source.Offset); err != nil {
+		return encodedRow{}, err
+	}
+	h.ClientIP, h.PeerIP, h.ServerAddr = ip16(cip), ip16(pip), ip16(sip)
+	h.Site, h.Method, h.Protocol, h.TLSProtocol, h.Source.Topic = site, method, proto, tlsP, topic
+	h.RequestTime = time.Duration(rt) * time.Microsecond
+	return encodeAccess(&h), nil
+}
+
+// ip16 turns a scanned IPv6 column back into the stored 16 bytes; the zero
+// address :: (stored for "absent") maps back to an invalid Addr, which
+// addr16 stores as :: again.
+func ip16(ip net.IP) netip.Addr {
+	b := ip.To16()
+	if b == nil {
+		return netip.Addr{}
+	}
+	a := netip.AddrFrom16([16]byte(b))
+	if a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func encodeConnection(h *Hit) encodedRow {
+	op := h.Operation
+	if op == OpUnknown {
+		op = OperationOfMethod(h.Method)
+	}
+	path, user := "", ""
+	if op != OpRead {
+		path, user = h.Path, h.User
+	}
+	var e encoder
+	e.ms(h.EventTime)
+	e.ip(addr16(h.ClientIP))
+	e.u64(uint64(h.ClientPort))
+	e.ip(addr16(h.ServerAddr))
+	e.u64(uint64(h.ServerPort))
+	e.str(h.Site)
+	e.str(h.Protocol)
+	e.str(h.TLSProtocol)
+	e.str(op.String())
+	e.str(path)
+	e.str(user)
+	e.u64(uint64(h.Status))
+	e.str(h.Source.Topic)
+	e.i64(int64(h.Source.Partition))
+	e.i64(h.Source.Offset)
+	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b}
+}
+
+const connectionHashColumns = "event_time, client_ip, client_port, server_addr, server_port, toString(site), toString(protocol), toString(tls_protocol), toString(operation), path, user, status, toString(kafka_topic), kafka_partition, kafka_offset"
+
+func scanConnection(sc func(...any) error) (encodedRow, error) {
+	var (
+		h                            Hit
+		cip, sip                     net.IP
+		site, proto, tlsP, op, topic string
+	)
+	if err := sc(&h.EventTime, &cip, &h.ClientPort, &sip, &h.ServerPort, &site, &proto, &tlsP, &op, &h.Path, &h.User, &h.Status,
+		&topic, &h.Source.Partition, &h.Source.Offset); err != nil {
+		return encodedRow{}, err
+	}
+	h.ClientIP, h.ServerAddr = ip16(cip), ip16(sip)
+	h.Site, h.Protocol, h.TLSProtocol, h.Source.Topic = site, proto, tlsP, topic
+	h.Operation = OpUnknown
+	for o := OpRead; o <= OpDelete; o++ {
+		if o.String() == op {
+			h.Operation = o
+		}
+	}
+	if h.Operation == OpUnknown {
+		// an unknown stored value must not hash like a read
+		h.Operation, h.Method = OpRead, "?"
+		r := encodeConnection(&h)
+		r.data = append(r.data, op...)
+		return r, nil
+	}
+	return encodeConnection(&h), nil
+}
+
+func encodeQuarantine(q *Quarantined) encodedRow {
+	var e encoder
+	e.ms(q.Received)
+	e.str(q.Source.Topic)
+	e.i64(int64(q.Source.Partition))
+	e.i64(q.Source.Offset)
+	e.str(q.Reason)
+	e.str(string(q.Raw))
+	return encodedRow{offset: q.Source.Offset, day: dayOf(q.Received), data: e.b}
+}
+
+const quarantineHashColumns = "received_at, toString(kafka_topic), kafka_partition, kafka_offset, reason, raw"
+
+func scanQuarantine(sc func(...any) error) (encodedRow, error) {
+	var q Quarantined
+	var raw string
+	if err := sc(&q.Received, &q.Source.Topic, &q.Source.Partition, &q.Source.Offset, &q.Reason, &raw); err != nil {
+		return encodedRow{}, err
+	}
+	q.Raw = []byte(raw)
+	return encodeQuarantine(&q), nil
+}
+
+// ManifestGroup is the part of a batch that expires at once: its rows of
+// one UTC day and site.
+type ManifestGroup struct {
+	Day  time.Time `json:"day"`
+	Site string    `json:"site,omitempty"`
+	Rows uint64    `json:"rows"`
+	Hash string    `json:"sha256"`
+}
+
+// Manifest is the signed description of one batch's rows in one table and
+// Kafka partition.
+type Manifest struct {
+	Created     time.Time       `json:"created"`
+	BatchID     string          `json:"batch_id"`
+	Table       string          `json:"table"`
+	Topic       string          `json:"topic"`
+	Partition   int32           `json:"partition"`
+	FirstOffset int64           `json:"first_offset"`
+	LastOffset  int64           `json:"last_offset"`
+	Rows        uint64          `json:"rows"`
+	Groups      []ManifestGroup `json:"groups"`
+	PrevHash    string          `json:"prev_hash"`
+	Hash        string          `json:"sha256"`
+	KeyID       string          `json:"key_id"`
+	Signature   string          `json:"signature"`
+}
+
+// computeHash returns the SHA-256 of every field but Hash, KeyID and
+// Signature.
+func (m *Manifest) computeHash() string {
+	var e encoder
+	e.str("connlog-manifest-v1")
+	e.ms(m.Created)
+	e.str(m.BatchID)
+	e.str(m.Table)
+	e.str(m.Topic)
+	e.i64(int64(m.Partition))
+	e.i64(m.FirstOffset)
+	e.i64(m.LastOffset)
+	e.u64(m.Rows)
+	e.u64(uint64(len(m.Groups)))
+	for _, g := range m.Groups {
+		e.i64(dayOf(g.Day))
+		e.str(g.Site)
+		e.u64(g.Rows)
+		e.str(g.Hash)
+	}
+	e.str(m.PrevHash)
+	sum := sha256.Sum256(e.b)
+	return hex.EncodeToString(sum[:])
+}
+
+// groupRows sorts rows canonically (offset, then encoding) and hashes them
+// per (day, site) group.
+func groupRows(rows []encodedRow) []ManifestGroup {
+	slices.SortFunc(rows, func(a, b encodedRow) int {
+		if a.day != b.day {
+			return cmpInt(a.day, b.day)
+		}
+		if a.site != b.site {
+			if a.site < b.site {
+				return -1
+			}
+			return 1
+		}
+		if a.offset != b.offset {
+			return cmpInt(a.offset, b.offset)
+		}
+		return bytes.Compare(a.data, b.data)
+	})
+	var out []ManifestGroup
+	for i := 0; i < len(rows); {
+		j := i
+		h := sha256.New()
+		for ; j < len(rows) && rows[j].day == rows[i].day && rows[j].site == rows[i].site; j++ {
+			var n [binary.MaxVarintLen64]byte
+			h.Write(n[:binary.PutUvarint(n[:], uint64(len(rows[j].data)))])
+			h.Write(rows[j].data)
+		}
+		out = append(out, ManifestGroup{
+			Day: time.Unix(rows[i].day*86400, 0).UTC(), Site: rows[i].site, Rows: uint64(j - i), Hash: hex.EncodeToString(h.Sum(nil)),
+		})
+		i = j
+	}
+	return out
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// chainKey names one chain.
+type chainKey struct {
+	table     string
+	topic     string
+	partition int32
+}
+
+// manifestsFor builds the (unchained, unsigned) manifests of a batch.
+func manifestsFor(batchID string, b Batch, created time.Time) []Manifest {
+	type acc struct {
+		rows        []encodedRow
+		first, last int64
+	}
+	parts := map[chainKey]*acc{}
+	var order []chainKey
+	add := func(k chainKey, r encodedRow) {
+		a := parts[k]
+		if a == nil {
+			a = &acc{first: r.offset, last: r.offset}
+			parts[k] = a
+			order = append(order, k)
+		}
+		a.first, a.last = min(a.first, r.offset), max(a.last, r.offset)
+		a.rows = append(a.rows, r)
+	}
+	for i := range b.Hits {
+		h := &b.Hits[i]
+		add(chainKey{tableAccess, h.Source.Topic, h.Source.Partition}, encodeAccess(h))
+		add(chainKey{tableConnections, h.Source.Topic, h.Source.Partition}, encodeConnection(h))
+	}
+	for i := range b.Quarantine {
+		q := &b.Quarantine[i]
+		add(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}, encodeQuarantine(q))
+	}
+	out := make([]Manifest, 0, len(order))
+	for _, k := range order {
+		a := parts[k]
+		out = append(out, Manifest{
+			Created: created, BatchID: batchID, Table: k.table, Topic: k.topic, Partition: k.partition,
+			FirstOffset: a.first, LastOffset: a.last, Rows: uint64(len(a.rows)), Groups: groupRows(a.rows),
+		})
+	}
+	return out
+}
+
+// writeManifests chains, signs and stores the manifests of a batch whose
+// rows are stored, with the batch's deduplication token: a replayed batch
+// adds no second manifest.
+func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error {
+	st := s.integrity()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.signer == nil {
+		return nil
+	}
+	if !st.registered {
+		if err := s.registerKey(ctx, st.signer); err != nil {
+			return err
+		}
+		st.registered = true
+	}
+	ms := manifestsFor(token, b, time.Now().UTC().Truncate(time.Millisecond))
+	if len(ms) == 0 {
+		return nil
+	}
+	keyID := integrity.KeyID(st.signer.Public())
+	for i := range ms {
+		m := &ms[i]
+		head, err := s.chainHead(ctx, chainKey{m.Table, m.Topic, m.Partition})
+		if err != nil {
+			return err
+		}
+		m.PrevHash = head
+		m.Hash = m.computeHash()
+		raw, _ := hex.DecodeString(m.Hash)
+		m.KeyID, m.Signature = keyID, hex.EncodeToString(st.signer.Sign(raw))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	defer cancel()
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, prev_hash, hash, key_id, signature)")
+	if err != nil {
+		return fmt.Errorf("write manifests: %w", err)
+	}
+	defer bt.Abort() //nolint:errcheck // no-op once sent
+	for _, m := range ms {
+		days, sites, rows, hashes := make([]time.Time, len(m.Groups)), make([]string, len(m.Groups)), make([]uint64, len(m.Groups)), make([]string, len(m.Groups))
+		for i, g := range m.Groups {
+			days[i], sites[i], rows[i], hashes[i] = g.Day, g.Site, g.Rows, g.Hash
+		}
+		if err := bt.Append(m.Created, m.BatchID, m.Table, m.Topic, m.Partition, m.FirstOffset, m.LastOffset, m.Rows,
+			days, sites, rows, hashes, m.PrevHash, m.Hash, m.KeyID, m.Signature); err != nil {
+			return fmt.Errorf("write manifests: %w", err)
+		}
+	}
+	if err := bt.Send(); err != nil {
+		return fmt.Errorf("write manifests: %w", err)
+	}
+	return nil
+}
+
+// chainHead returns the hash of the chain's latest manifest, "" for none.
+func (s *Store) chainHead(ctx context.Context, k chainKey) (string, error) {
+	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
+	rows, err := s.conn.Query(ctx, "SELECT hash FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY first_offset DESC, created_at DESC LIMIT 1")
+	if err != nil {
+		return "", fmt.Errorf("read manifest chain head: %w", err)
+	}
+	defer rows.Close()
+	var h string
+	if rows.Next() {
+		if err := rows.Scan(&h); err != nil {
+			return "", fmt.Errorf("read manifest chain head: %w", err)
+		}
+	}
+	return h, rows.Err()
+}
+
+func (s *Store) registerKey(ctx context.Context, sg *integrity.Signer) error {
+	ctx = withParams(ctx, map[string]string{
+		"id": integrity.KeyID(sg.Public()), "pem": escapeParam(string(sg.PublicPEM())), "t": formatTime(time.Now()),
+	})
+	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".instance_keys (key_id, public_pem, first_seen) SELECT {id:String}, {pem:String}, {t:DateTime64(3, 'UTC')} WHERE {id:String} NOT IN (SELECT key_id FROM "+s.db.Ops+".instance_keys)"); err != nil {
+		return fmt.Errorf("register instance key: %w", err)
+	}
+	return nil
+}
+
+// registeredKeys returns the public keys registered by instances.
+func (s *Store) registeredKeys(ctx context.Context) (map[string]ed25519.PublicKey, error) {
+	rows, err := s.conn.Query(ctx, "SELECT key_id, public_pem FROM "+s.db.Ops+".instance_keys FINAL")
+	if err != nil {
+		return nil, fmt.Errorf("read instance keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]ed25519.PublicKey{}
+	for rows.Next() {
+		var id, pemText string
+		if err := rows.Scan(&id, &pemText); err != nil {
+			return nil, fmt.Errorf("read instance keys: %w", err)
+		}
+		pub, err := integrity.ParsePublicPEM([]byte(pemText))
+		if err != nil {
+			continue // reported by verify as an unknown key
+		}
+		if integrity.KeyID(pub) == id {
+			out[id] = pub
+		}
+	}
+	return out, rows.Err()
+}
