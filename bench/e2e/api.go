@@ -57,30 +57,30 @@ WITH
     toUInt64(floor({clients:UInt64} * pow((cityHash64(number, 1) % 1000000007) / 1000000007, 2.5))) AS c,
     cityHash64(c, 7) AS h,
     if(c % 10 = 0,
-       toIPv6(concat('2a01:', lower(hex(toUInt16(h % 65536))), ':', lower(hex(toUInt16((h >> 16) % 65536))), '::', lower(hex(toUInt16(c % 65536))))),
+       toIPv6(concat('2a01:', lower(hex(toUInt16(h % 65536))), ':', lower(hex(toUInt16(bitShiftRight(h, 16) % 65536))), '::', lower(hex(toUInt16(c % 65536))))),
        toIPv6(IPv4NumToString(toUInt32(
            [23, 45, 78, 81, 91, 103, 176, 185, 203, 212][h % 10 + 1] * 16777216
-           + ((h >> 8) % 256) * 65536 + ((h >> 16) % 40) * 256 + ((h >> 24) % 254) + 1)))) AS ip,
+           + (bitShiftRight(h, 8) % 256) * 65536 + (bitShiftRight(h, 16) % 40) * 256 + (bitShiftRight(h, 24) % 254) + 1)))) AS ip,
     cityHash64(number, 2) AS r
 SELECT
     t, t + toIntervalMillisecond(1500 + r % 1000), ip, toUInt16(1024 + r % 64000), ip,
     toIPv6('192.0.2.10'), 443,
     ['www.example.org', 'www.example.org', 'shop.example.org', 'api.example.org', 'intranet.example.org'][r % 5 + 1],
     multiIf(r % 100 < 85, 'GET', r % 100 < 95, 'POST', r % 100 < 97, 'HEAD', r % 100 < 99, 'PUT', 'DELETE'),
-    concat('/', ['articles', 'products', 'api/v1/items', 'static/img', 'search', 'account', 'news'][(r >> 8) % 7 + 1], '/', toString((r >> 16) % 5000)),
-    if((r >> 24) % 4 = 0, concat('page=', toString((r >> 28) % 20)), ''),
-    if((r >> 32) % 3 = 0, 'HTTP/2.0', 'HTTP/1.1'),
-    [200, 200, 200, 200, 200, 200, 304, 304, 404, 301, 302, 500, 403][(r >> 36) % 13 + 1],
-    (r >> 40) % 60000,
-    ['', '', '', 'https://www.google.com/', 'https://www.example.org/', 'https://t.co/x', 'https://duckduckgo.com/'][(r >> 44) % 7 + 1],
+    concat('/', ['articles', 'products', 'api/v1/items', 'static/img', 'search', 'account', 'news'][bitShiftRight(r, 8) % 7 + 1], '/', toString(bitShiftRight(r, 16) % 5000)),
+    if(bitShiftRight(r, 24) % 4 = 0, concat('page=', toString(bitShiftRight(r, 28) % 20)), ''),
+    if(bitShiftRight(r, 32) % 3 = 0, 'HTTP/2.0', 'HTTP/1.1'),
+    [200, 200, 200, 200, 200, 200, 304, 304, 404, 301, 302, 500, 403][bitShiftRight(r, 36) % 13 + 1],
+    bitShiftRight(r, 40) % 60000,
+    ['', '', '', 'https://www.google.com/', 'https://www.example.org/', 'https://t.co/x', 'https://duckduckgo.com/'][bitShiftRight(r, 44) % 7 + 1],
     ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
      'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
      'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0',
      'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
      'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
-     'curl/8.5.0'][(h >> 40) % 7 + 1],
-    (r >> 48) % 200000, if((r >> 32) % 3 = 0, 'TLSv1.3', 'TLSv1.2'),
+     'curl/8.5.0'][bitShiftRight(h, 40) % 7 + 1],
+    bitShiftRight(r, 48) % 200000, if(bitShiftRight(r, 32) % 3 = 0, 'TLSv1.3', 'TLSv1.2'),
     'nginx', toInt32(number % 4), toInt64(intDiv(number, 4))
 FROM numbers({rows:UInt64})`
 
@@ -262,7 +262,7 @@ func export(ctx context.Context, api, tok string, q url.Values) (rows, size int6
 	defer resp.Body.Close()
 	ct := resp.Header.Get("Content-Type")
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/csv") {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 120))
 		return 0, 0, time.Since(start), fmt.Sprintf("no CSV streaming at measurement time: %d %s %s", resp.StatusCode, ct, bytes.TrimSpace(b))
 	}
 	br := bufio.NewReaderSize(resp.Body, 1<<20)

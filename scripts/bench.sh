@@ -1,0 +1,71 @@
+#!/bin/sh
+# bench.sh is `make bench`: every benchmark of connlog from one run, on one
+# input, with the peers measured in the same run. BENCHMARKS.md explains the
+# figures. Steps:
+#
+#   1. the Go benchmarks of every package, on one core (-cpu 1);
+#   2. bench/e2e on shared/testdata/logs cycled to 1,000,000 lines: parse
+#      per format, GoAccess, Kafka protocol → connlog serve → embedded
+#      ClickHouse (statistics off, and on when BENCH_STATS_ENV is set),
+#      ClickHouse's own Regexp input format on the same file, and the query
+#      API over 50,000,000 seeded rows.
+#
+# Environment (all optional):
+#   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,clickhouse,api)
+#   BENCH_GO         -bench pattern of step 1 ("" skips it; default .)
+#   BENCH_LINES      input lines (default 1000000)
+#   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
+#   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
+#   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve
+#   BENCH_BASE_ENV   VAR=VALUE,... for every e2e connlog serve (statistics off)
+#   BENCH_OUT        directory for the results (default a new one under /tmp)
+#   TMPDIR           where the input, data directories and binaries go
+#                    (the API phase needs ~10 GB; removed at the end)
+set -eu
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+scripts/install-bench-deps.sh
+CONNLOG_CHDB_LIBRARY=$(scripts/fetch-chdb.sh 2>/dev/null) || {
+	echo "bench: scripts/fetch-chdb.sh failed" >&2
+	exit 1
+}
+export CONNLOG_CHDB_LIBRARY
+
+logs_default="$(cd .. && pwd)/shared/testdata/logs/*.log"
+[ -d ../shared/testdata/logs ] || logs_default=/work/shared/testdata/logs/*.log
+work=$(mktemp -d "${TMPDIR:-/tmp}/connlog-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/connlog-bench-results.XXXXXX")}
+mkdir -p "$out"
+
+echo "bench: results in $out" >&2
+{
+	echo "commit $(git describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "nproc $(nproc)"
+	grep -m1 'model name' /proc/cpuinfo || true
+	grep MemTotal /proc/meminfo || true
+	$GO version
+	echo "chdb $CONNLOG_CHDB_LIBRARY"
+	uptime
+} | tee "$out/machine.txt"
+
+$GO build -o "$work/connlog" ./cmd/connlog
+$GO build -o "$work/e2e" ./bench/e2e
+
+start=$(date +%s)
+if [ -n "${BENCH_GO-.}" ]; then
+	echo "bench: go test -run '^\$' -bench '${BENCH_GO-.}' -benchmem -cpu 1 ./..." >&2
+	# a failing package (others' work in progress) must not stop the run
+	$GO test -run '^$' -bench "${BENCH_GO-.}" -benchmem -cpu 1 -timeout 20m ./... 2>&1 | tee "$out/go-bench.txt" || true
+fi
+
+"$work/e2e" -connlog "$work/connlog" -work "$work/e2e" \
+	-logs "${BENCH_LOGS:-$logs_default}" \
+	-lines "${BENCH_LINES:-1000000}" \
+	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,api}" \
+	-api-rows "${BENCH_API_ROWS:-50000000}" \
+	-stats-env "${BENCH_STATS_ENV:-}" \
+	-base-env "${BENCH_BASE_ENV:-}" \
+	-out "$out/e2e.md"
+echo "bench: done in $(($(date +%s) - start))s; results in $out" >&2
