@@ -180,18 +180,21 @@ func (p *LineParser) parseBody(kind formatKind, line []byte, h *store.Hit, st *l
 	if line[0] == '{' {
 		return parseJSON(p.jsonFor(kind), line, h, st)
 	}
+	// The configured log_format is the most specific: try it first.
+	var lerr error
+	if p.lf != nil && p.lf.json == nil {
+		if lerr = parseCompiled(p.lf, line, h, st); lerr == nil {
+			return nil
+		}
+		*h, *st = store.Hit{}, lineState{}
+	}
 	end, err := parseCombined(line, h)
 	if err == nil {
 		trailingXFF(line, end, h)
 		return nil
 	}
-	if p.lf != nil && p.lf.json == nil {
-		*h, *st = store.Hit{}, lineState{}
-		if lerr := parseCompiled(p.lf, line, h, st); lerr == nil {
-			return nil
-		} else {
-			return fmt.Errorf("neither combined (%w) nor the configured log_format (%w)", err, lerr)
-		}
+	if lerr != nil {
+		return lerr
 	}
 	return err
 }

@@ -12,7 +12,8 @@ import (
 // Path_Key "file", "filename" or "path") in h.
 //
 // A JSON object is an envelope only when it has a string "message" or "log"
-// member that the JSON log format does not claim (jf may be nil); otherwise
+// member that the JSON log format does not map to a field (jf may be nil;
+// json_fields could name either key); otherwise
 // ok is false and the object is a log line itself. The returned line is a
 // new allocation when the envelope escaped anything in it (a combined
 // line's quotes always are).
@@ -28,13 +29,11 @@ func unwrapEnvelope(msg []byte, jf *jsonFormat, h *store.Hit) (line []byte, ok b
 	)
 	err := eachMember(msg, func(key []byte, _ bool, val []byte, kind byte, esc bool, _ int) bool {
 		k := str(key)
-		if jf != nil {
-			if f := jf.keys[k]; f != fIgnore && k != "host" {
-				hasLogField = true
-			}
-		}
 		switch {
 		case (k == "message" || k == "log") && kind == 's':
+			if jf != nil && jf.keys[k] != fIgnore {
+				hasLogField = true // a JSON log format claims this key
+			}
 			if !found || k == "message" {
 				inner, innerEsc, found = val, esc, true
 			}

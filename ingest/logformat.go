@@ -17,8 +17,10 @@ const (
 	LogFormatMain = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`
 	// LogFormatRecommended is connlog's recommended format for sites that
 	// cannot log JSON: combined plus what the connection records need.
-	LogFormatRecommended = `$remote_addr:$remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
-		`$msec $request_id "$host" "$ssl_protocol" $server_addr:$server_port "$http_x_forwarded_for"`
+	// Fields are separated by spaces, not "addr:port", because an IPv6
+	// address contains colons.
+	LogFormatRecommended = `$remote_addr $remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
+		`$msec $request_id "$host" "$ssl_protocol" $server_addr $server_port "$http_x_forwarded_for"`
 )
 
 // logFormat is an nginx log_format compiled into a program that splits a
