@@ -60,6 +60,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context ends. Default: 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StatsMinVisitors is the small-cell threshold k of /v1/stats/audience:
+	// cells with fewer distinct visitors are merged into "(other)". Values
+	// below 1 take the default. Default: 5.
+	StatsMinVisitors int `yaml:"stats_min_visitors"`
 }
 
 // Token is one person's credential: a bearer token known only by its hash.
