@@ -64,6 +64,14 @@ type Config struct {
 	// cells with fewer distinct visitors are merged into "(other)". Values
 	// below 1 take the default. Default: 5.
 	StatsMinVisitors int `yaml:"stats_min_visitors"`
+	// TLSCert and TLSKey are the paths of a PEM certificate (chain) and its
+	// private key. Both set: the API listens with TLS (1.2 or later); both
+	// empty: plain HTTP, for a listener on loopback or behind a proxy.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// OIDC accepts JWTs from the organisation's identity provider as a
+	// second kind of credential. Disabled while OIDC.Issuer is empty.
+	OIDC OIDCConfig `yaml:"oidc"`
 }
 
 // Token is one person's credential: a bearer token known only by its hash.
@@ -99,6 +107,7 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	c.OIDC = c.OIDC.withDefaults()
 	return c
 }
 
@@ -128,6 +137,10 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("api shutdown timeout %s: must be positive", c.ShutdownTimeout))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("api tls: set both tls_cert and tls_key, or neither"))
+	}
+	errs = append(errs, c.OIDC.validate()...)
 	names := map[string]bool{}
 	hashes := map[string]string{}
 	for i, t := range c.Tokens {

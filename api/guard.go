@@ -32,6 +32,8 @@ type call struct {
 	filters string
 	// rows is how many rows the answer carries.
 	rows int
+	// file, if set, is the answer: a file sent as is instead of JSON.
+	file *fileBody
 }
 
 // dataHandler answers an authenticated, authorised data request that stated
@@ -90,6 +92,10 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 			writeError(w, ae)
 			return
 		}
+		if c.file != nil {
+			c.file.write(w)
+			return
+		}
 		writeBody(w, status, body)
 	})
 }
@@ -115,10 +121,10 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	c.purpose = truncate(strings.ToValidUTF8(raw, "\uFFFD"), maxPurpose)
 
 	who, err := s.authenticate(r)
+	c.who = who // may be set on a refusal too, for the audit row
 	if err != nil {
 		return nil, err
 	}
-	c.who = who
 	if role != "" && who.role != role && who.role != RoleAdmin {
 		return nil, &apiError{
 			code:   CodeForbidden,
@@ -135,6 +141,10 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	if err != nil {
 		return nil, err
 	}
+	if f, ok := out.(*fileBody); ok {
+		c.file = f // sent as is, after the audit row
+		return f.data, nil
+	}
 	body, err := json.Marshal(out)
 	if err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
@@ -142,8 +152,11 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	return body, nil
 }
 
-// authenticate finds the principal of the request's bearer token. The token
-// is only hashed: it is never logged, stored or echoed.
+// authenticate finds the principal of the request's bearer token: a token
+// from the configuration, or a JWT from the identity provider when OIDC is
+// configured. A configured token is only hashed; neither kind is ever
+// logged, stored or echoed. A principal may come with an error (a JWT that
+// maps to no role), so that the refusal names who was refused.
 func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
@@ -153,6 +166,9 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 			msg:    "send a bearer token: Authorization: Bearer <token>",
 			reason: "no bearer token",
 		}
+	}
+	if s.oidc != nil && looksLikeJWT(strings.TrimSpace(token)) {
+		return s.oidc.authenticate(r.Context(), strings.TrimSpace(token))
 	}
 	// Keyed by hash: looking up a hash reveals nothing about the token, so a
 	// map lookup is as safe as a constant-time comparison here.

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/integrity"
 )
 
 // Store is what the API needs from storage; *store.Store satisfies it.
@@ -48,13 +47,6 @@ type Server struct {
 	dataPaths map[string]bool
 	// now is the clock; tests replace it.
 	now func() time.Time
-	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
-	// api/oidc.go): nil when not served.
-	requisitions RequisitionStore
-	signer       *integrity.Signer
-	software     string
-	holds        HoldStore
-	oidc         *oidcAuth
 }
 
 // principal is an authenticated caller: the configured token, without its hash.
@@ -67,9 +59,8 @@ type principal struct {
 // New builds a Server from cfg, which must pass [Config.Validate]. Searches
 // and audit rows go to st; metrics are registered on reg; metricsHandler is
 // served at /metrics (nil serves 404 there). The server starts not ready: call
-// [Server.SetReady] once the rest of the process is. opts add the optional
-// endpoints (e.g. [WithRequisitions], [WithHolds]).
-func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Handler, logger *slog.Logger, opts ...Option) (*Server, error) {
+// [Server.SetReady] once the rest of the process is.
+func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Handler, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
@@ -98,12 +89,6 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	if metricsHandler == nil {
 		metricsHandler = http.NotFoundHandler()
 	}
-	for _, o := range opts {
-		o(s)
-	}
-	if cfg.OIDC.Enabled() {
-		s.oidc = newOIDCAuth(cfg.OIDC, func() time.Time { return s.now() })
-	}
 
 	mux := http.NewServeMux()
 	route := func(pattern string, h http.Handler) {
@@ -125,9 +110,6 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		route(d.path, s.data(d.path, d.role, d.h))
 		s.dataPaths[d.path] = true
 	}
-	// Endpoints with methods other than GET, served when their stores are given.
-	s.requisitionRoutes(mux)
-	s.holdRoutes(mux)
 	// Anything else under /v1/ is audited too, so that probing is visible.
 	mux.Handle("/v1/", s.instrument("/v1/", s.data("/v1/", "", s.noRoute)))
 	s.handler = mux
@@ -145,10 +127,6 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // not ready and shuts down gracefully, waiting at most Config.ShutdownTimeout
 // for in-flight requests. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ln, err := s.tlsListener(ln)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
