@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/integrity"
 )
 
 // Store is what the API needs from storage; *store.Store satisfies it.
@@ -26,6 +27,9 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEntry) error
 	// Ping reports whether the store can answer.
 	Ping(ctx context.Context) error
+	// searchStore: connection records, exports, IP summary, audit search
+	// (api/connections.go).
+	searchStore
 }
 
 // Timeouts of the store calls that are not searches.
@@ -47,6 +51,15 @@ type Server struct {
 	dataPaths map[string]bool
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// limiter enforces the per-credential rate limit (api/ratelimit.go).
+	limiter *limiter
+	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
+	// api/oidc.go): nil when not served.
+	requisitions RequisitionStore
+	signer       *integrity.Signer
+	software     string
+	holds        HoldStore
+	oidc         *oidcAuth
 }
 
 // principal is an authenticated caller: the configured token, without its hash.
@@ -59,8 +72,9 @@ type principal struct {
 // New builds a Server from cfg, which must pass [Config.Validate]. Searches
 // and audit rows go to st; metrics are registered on reg; metricsHandler is
 // served at /metrics (nil serves 404 there). The server starts not ready: call
-// [Server.SetReady] once the rest of the process is.
-func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Handler, logger *slog.Logger) (*Server, error) {
+// [Server.SetReady] once the rest of the process is. opts add the optional
+// endpoints (e.g. [WithRequisitions], [WithHolds]).
+func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Handler, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
@@ -81,6 +95,7 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		now:       time.Now,
 		dataPaths: map[string]bool{},
 	}
+	s.limiter = newLimiter(cfg.RateLimit)
 	for _, t := range cfg.Tokens {
 		h, _ := parseHash(t.SHA256) // checked by Validate
 		b, _ := hex.DecodeString(h)
@@ -88,6 +103,12 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	}
 	if metricsHandler == nil {
 		metricsHandler = http.NotFoundHandler()
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if cfg.OIDC.Enabled() {
+		s.oidc = newOIDCAuth(cfg.OIDC, func() time.Time { return s.now() })
 	}
 
 	mux := http.NewServeMux()
@@ -97,6 +118,8 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	route("/healthz", http.HandlerFunc(s.healthz))
 	route("/readyz", http.HandlerFunc(s.readyz))
 	route("/metrics", metricsHandler)
+	// The API description carries no data: served to anyone, not audited.
+	route("/v1/openapi.json", http.HandlerFunc(s.openapi))
 	// Data endpoints: each one is guarded and audited by s.data. Later
 	// endpoints (connections, requisitions, holds, audit) slot in here.
 	for _, d := range []struct {
@@ -105,11 +128,18 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		h    dataHandler
 	}{
 		{"/v1/access", RoleAnalyst, s.access},
+		{"/v1/connections", RoleOfficer, s.connections},
+		{"/v1/ip/{ip}", RoleAnalyst, s.ipSummary},
+		{"/v1/audit", RoleAuditor, s.auditSearch},
+		{"/v1/audit/subject", RoleAuditor, s.subject},
 		{"/v1/stats/audience", RoleStats, s.audience},
 	} {
 		route(d.path, s.data(d.path, d.role, d.h))
 		s.dataPaths[d.path] = true
 	}
+	// Endpoints with methods other than GET, served when their stores are given.
+	s.requisitionRoutes(mux)
+	s.holdRoutes(mux)
 	// Anything else under /v1/ is audited too, so that probing is visible.
 	mux.Handle("/v1/", s.instrument("/v1/", s.data("/v1/", "", s.noRoute)))
 	s.handler = mux
@@ -127,6 +157,10 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // not ready and shuts down gracefully, waiting at most Config.ShutdownTimeout
 // for in-flight requests. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ln, err := s.tlsListener(ln)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,265 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// Defaults of an [OIDCConfig] with an issuer.
+const (
+	DefaultOIDCRoleClaim = "connlog_role"
+	DefaultOIDCNameClaim = "email"
+	// oidcHTTPTimeout bounds each request to the identity provider
+	// (discovery, keys).
+	oidcHTTPTimeout = 10 * time.Second
+)
+
+// OIDCConfig accepts JSON Web Tokens signed by the organisation's identity
+// provider (OpenID Connect) as credentials: `Authorization: Bearer <JWT>`.
+// The token's issuer, audience, signature and expiry are checked; its role
+// claim gives the connlog role and its sites claim, if any, limits the
+// person to some sites. Zero fields take the Default* values.
+type OIDCConfig struct {
+	// Issuer is the identity provider's issuer URL; its discovery document
+	// is read from Issuer + "/.well-known/openid-configuration" on first use.
+	// Empty disables OIDC.
+	Issuer string `yaml:"issuer"`
+	// Audience is the value the token's "aud" claim must contain (the
+	// client ID connlog is registered with).
+	Audience string `yaml:"audience"`
+	// RoleClaim names the claim that carries the role: a string or a list of
+	// strings (e.g. groups). Default: connlog_role.
+	RoleClaim string `yaml:"role_claim"`
+	// Roles maps claim values to connlog roles. Empty: the claim values are
+	// connlog role names themselves. A person whose values map to no role,
+	// or to more than one, is refused: one credential, one role.
+	Roles []OIDCRole `yaml:"roles"`
+	// SitesClaim, if set, names a claim (string or list of strings) that
+	// limits the person to those sites; absent or empty in a token: all
+	// sites.
+	SitesClaim string `yaml:"sites_claim"`
+	// NameClaim names the claim that identifies the person in the audit
+	// trail; "sub" is used when it is absent. Default: email.
+	NameClaim string `yaml:"name_claim"`
+	// Algorithms are the accepted signing algorithms. Default: those the
+	// provider's discovery document lists.
+	Algorithms []string `yaml:"algorithms"`
+}
+
+// OIDCRole maps one value of the role claim to a connlog role.
+type OIDCRole struct {
+	// Claim is the claim value, e.g. a group name "soc-analysts".
+	Claim string `yaml:"claim"`
+	// Role is one of analyst, officer, stats, auditor, admin.
+	Role string `yaml:"role"`
+}
+
+// Enabled reports whether OIDC credentials are accepted.
+func (c OIDCConfig) Enabled() bool { return c.Issuer != "" }
+
+func (c OIDCConfig) withDefaults() OIDCConfig {
+	if !c.Enabled() {
+		return c
+	}
+	if c.RoleClaim == "" {
+		c.RoleClaim = DefaultOIDCRoleClaim
+	}
+	if c.NameClaim == "" {
+		c.NameClaim = DefaultOIDCNameClaim
+	}
+	return c
+}
+
+// validate returns the problems of c, already defaulted.
+func (c OIDCConfig) validate() []error {
+	if !c.Enabled() {
+		if c.Audience != "" || len(c.Roles) > 0 {
+			return []error{errors.New("api oidc: issuer is empty, but other oidc settings are set")}
+		}
+		return nil
+	}
+	var errs []error
+	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		errs = append(errs, fmt.Errorf("api oidc issuer %q: must be an http(s) URL", c.Issuer))
+	} else if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		errs = append(errs, fmt.Errorf("api oidc issuer %q: must use https (http only on loopback, for tests)", c.Issuer))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("api oidc audience: required (the client ID tokens are issued for)"))
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Roles {
+		if r.Claim == "" {
+			errs = append(errs, fmt.Errorf("api oidc role %d: claim is empty", i))
+		}
+		if seen[r.Claim] {
+			errs = append(errs, fmt.Errorf("api oidc role %d: claim %q mapped twice", i, r.Claim))
+		}
+		seen[r.Claim] = true
+		if !slices.Contains(roles, r.Role) {
+			errs = append(errs, fmt.Errorf("api oidc role %d (%q): role %q: must be one of %s", i, r.Claim, r.Role, strings.Join(roles, ", ")))
+		}
+	}
+	return errs
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1"
+}
+
+// oidcAuth verifies identity tokens. The provider's discovery document is
+// fetched on first use, and again after a failure, so that connlog starts
+// even while the identity provider is down.
+type oidcAuth struct {
+	cfg    OIDCConfig
+	client *http.Client
+	now    func() time.Time
+
+	mu       sync.Mutex
+	verifier *oidc.IDTokenVerifier
+}
+
+func newOIDCAuth(cfg OIDCConfig, now func() time.Time) *oidcAuth {
+	return &oidcAuth{cfg: cfg, client: &http.Client{Timeout: oidcHTTPTimeout}, now: now}
+}
+
+// looksLikeJWT reports whether a bearer token has the shape of a JWT
+// (three base64url parts); connlog's own tokens never contain a dot.
+func looksLikeJWT(token string) bool {
+	return strings.Count(token, ".") == 2 && !strings.HasPrefix(token, tokenPrefix)
+}
+
+func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.verifier != nil {
+		return a.verifier, nil
+	}
+	cctx := oidc.ClientContext(context.WithoutCancel(ctx), a.client)
+	dctx, cancel := context.WithTimeout(cctx, oidcHTTPTimeout)
+	defer cancel()
+	p, err := oidc.NewProvider(dctx, a.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("oidc discovery: %w", err)
+	}
+	// The key set outlives this request: it gets a context with the client
+	// but no deadline.
+	a.verifier = p.VerifierContext(cctx, &oidc.Config{
+		ClientID:             a.cfg.Audience,
+		SupportedSigningAlgs: a.cfg.Algorithms,
+		Now:                  a.now,
+	})
+	return a.verifier, nil
+}
+
+// authenticate verifies raw and returns its principal. The token itself is
+// never logged or recorded: refusals carry go-oidc's explanation only.
+func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, error) {
+	v, err := a.getVerifier(ctx)
+	if err != nil {
+		return nil, &apiError{
+			code:   CodeUnavailable,
+			msg:    "the identity provider cannot be reached to check your token; try again later",
+			reason: err.Error(),
+		}
+	}
+	vctx, cancel := context.WithTimeout(ctx, oidcHTTPTimeout)
+	defer cancel()
+	tok, err := v.Verify(vctx, raw)
+	if err != nil {
+		var expired *oidc.TokenExpiredError
+		msg := "the identity token is not valid here (signature, issuer or audience)"
+		if errors.As(err, &expired) {
+			msg = "the identity token has expired; sign in again"
+		}
+		return nil, &apiError{code: CodeUnauthenticated, msg: msg, reason: "jwt: " + err.Error()}
+	}
+	var claims map[string]json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return nil, &apiError{code: CodeUnauthenticated, msg: "the identity token's claims cannot be read", reason: "jwt claims: " + err.Error()}
+	}
+	name := claimString(claims[a.cfg.NameClaim])
+	if name == "" {
+		name = tok.Subject
+	}
+	name = truncate(strings.ToValidUTF8(name, "\uFFFD"), 200)
+	p := &principal{name: name}
+	if a.cfg.SitesClaim != "" {
+		p.sites = claimStrings(claims[a.cfg.SitesClaim])
+	}
+	values := claimStrings(claims[a.cfg.RoleClaim])
+	var found []string
+	for _, v := range values {
+		r := a.role(v)
+		if r != "" && !slices.Contains(found, r) {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 1:
+		p.role = found[0]
+		return p, nil
+	case 0:
+		return p, &apiError{
+			code:   CodeForbidden,
+			msg:    "your identity gives no connlog role; ask an administrator",
+			reason: fmt.Sprintf("jwt claim %s %q maps to no role", a.cfg.RoleClaim, truncate(strings.Join(values, ","), 200)),
+		}
+	default:
+		return p, &apiError{
+			code:   CodeForbidden,
+			msg:    "your identity gives several connlog roles; one credential must have one role",
+			reason: fmt.Sprintf("jwt claim %s maps to roles %s", a.cfg.RoleClaim, strings.Join(found, ",")),
+		}
+	}
+}
+
+// role maps one claim value to a connlog role, "" if none.
+func (a *oidcAuth) role(v string) string {
+	if len(a.cfg.Roles) == 0 {
+		if slices.Contains(roles, v) {
+			return v
+		}
+		return ""
+	}
+	for _, r := range a.cfg.Roles {
+		if r.Claim == v {
+			return r.Role
+		}
+	}
+	return ""
+}
+
+// claimString reads a string claim, "" if absent or not a string.
+func claimString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// claimStrings reads a claim that is a string or a list of strings.
+func claimStrings(raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	if s := claimString(raw); s != "" {
+		return []string{s}
+	}
+	var ss []string
+	if json.Unmarshal(raw, &ss) != nil {
+		return nil
+	}
+	return slices.DeleteFunc(ss, func(s string) bool { return s == "" })
+}

@@ -1,0 +1,458 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/integrity"
+)
+
+// RequisitionStore is what the requisition endpoints need from storage;
+// *store.Store satisfies it.
+type RequisitionStore interface {
+	// CreateRequisition records r in the register with a new ID.
+	CreateRequisition(ctx context.Context, r store.Requisition) (store.Requisition, error)
+	// Requisitions returns the register, newest first.
+	Requisitions(ctx context.Context) ([]store.Requisition, error)
+	// Requisition returns one entry, or an error wrapping store.ErrNoRequisition.
+	Requisition(ctx context.Context, id string) (store.Requisition, error)
+	// RequisitionRecords runs q and returns the statement and parameters it ran.
+	RequisitionRecords(ctx context.Context, q store.ConnectionQuery, fn func(r *store.ConnectionRecord) error) (string, map[string]string, error)
+	// RecordRequisitionExport keeps a package and records the run.
+	RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error
+	// RequisitionExport returns a kept package by its SHA-256.
+	RequisitionExport(ctx context.Context, id, sum string) ([]byte, error)
+	// MarkRequisitionAnswered records that the answer was sent.
+	MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error
+}
+
+// Option configures optional parts of a [Server] in [New].
+type Option func(*Server)
+
+// WithRequisitions serves the requisition register (/v1/requisitions):
+// requisitions are kept in rs, export packages are signed with signer and
+// name software (the connlog version) in their manifest.
+func WithRequisitions(rs RequisitionStore, signer *integrity.Signer, software string) Option {
+	return func(s *Server) {
+		s.requisitions, s.signer, s.software = rs, signer, software
+	}
+}
+
+// Articles of the code de procédure pénale a requisition may invoke; "other"
+// needs an explanation in article_text.
+var articles = []string{"60-1", "60-2", "77-1-1", "77-1-2", "99-3", "99-4", "other"}
+
+// Bounds of requisition input.
+const (
+	maxBody              = 64 << 10
+	maxText              = 500
+	maxSelectors         = 20
+	maxRequisitionWindow = 366 * 24 * time.Hour
+	// maxExportRows bounds one package; a requisition that selects more
+	// must be split (the package is built in memory and kept whole).
+	maxExportRows = 1_000_000
+)
+
+// requisitionInput is the body of POST /v1/requisitions.
+type requisitionInput struct {
+	Authority      string          `json:"authority"`
+	OfficerName    string          `json:"officer_name"`
+	OfficerService string          `json:"officer_service"`
+	Article        string          `json:"article"`
+	ArticleText    string          `json:"article_text"`
+	ProcedureRef   string          `json:"procedure_reference"`
+	DateReceived   string          `json:"date_received"`
+	Selectors      []selectorInput `json:"selectors"`
+}
+
+// selectorInput is one selector of a requisition or a hold.
+type selectorInput struct {
+	IP   string `json:"ip"`
+	Port uint16 `json:"port"`
+	Site string `json:"site"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// requisitionRoutes registers the requisition endpoints, if the server
+// has a requisition store.
+func (s *Server) requisitionRoutes(mux *http.ServeMux) {
+	if s.requisitions == nil {
+		return
+	}
+	for _, d := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/requisitions"},
+		{http.MethodGet, "/v1/requisitions"},
+		{http.MethodGet, "/v1/requisitions/{id}"},
+		{http.MethodPost, "/v1/requisitions/{id}/run"},
+		{http.MethodGet, "/v1/requisitions/{id}/export"},
+		{http.MethodPost, "/v1/requisitions/{id}/answered"},
+	} {
+		var h dataHandler
+		switch d.method + " " + d.path {
+		case "POST /v1/requisitions":
+			h = s.createRequisition
+		case "GET /v1/requisitions":
+			h = s.listRequisitions
+		case "GET /v1/requisitions/{id}":
+			h = s.showRequisition
+		case "POST /v1/requisitions/{id}/run":
+			h = s.runRequisition
+		case "GET /v1/requisitions/{id}/export":
+			h = s.downloadExport
+		case "POST /v1/requisitions/{id}/answered":
+			h = s.answerRequisition
+		}
+		mux.Handle(d.method+" "+d.path, s.instrument(d.path, s.data(d.path, RoleOfficer, h)))
+	}
+}
+
+// decodeBody reads a JSON body of at most maxBody bytes into v, refusing
+// unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errorf(CodeBadRequest, "send the body as application/json")
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &apiError{code: CodeBadRequest, msg: "the body must be one JSON object with the documented fields", reason: "body: " + truncate(err.Error(), 200)}
+	}
+	if dec.More() {
+		return errorf(CodeBadRequest, "the body must be one JSON object")
+	}
+	return nil
+}
+
+// checkText checks a required free-text field.
+func checkText(name, v string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return errorf(CodeBadRequest, name+" is required")
+	case len(v) > maxText:
+		return errorf(CodeBadRequest, fmt.Sprintf("%s is longer than %d bytes", name, maxText))
+	case strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return errorf(CodeBadRequest, name+" must be printable text on one line")
+	}
+	return nil
+}
+
+// parseSelector checks one selector against the caller's sites.
+func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (store.RequisitionSelector, error) {
+	var sel store.RequisitionSelector
+	var err error
+	if sel.Network, err = parseNetwork(in.IP); err != nil {
+		return sel, err
+	}
+	if sel.From, err = parseTime("from", in.From); err != nil {
+		return sel, err
+	}
+	if sel.To, err = parseTime("to", in.To); err != nil {
+		return sel, err
+	}
+	if !sel.From.Before(sel.To) {
+		return sel, errorf(CodeBadRequest, "from must be before to")
+	}
+	if w := sel.To.Sub(sel.From); w > maxWindow {
+		return sel, errorf(CodeWindowTooLarge, fmt.Sprintf("the time window (%s) exceeds the maximum of %s; split it", w, maxWindow))
+	}
+	sel.Port, sel.Site = in.Port, in.Site
+	if len(sel.Site) > maxSite || strings.ContainsFunc(sel.Site, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return sel, errorf(CodeBadRequest, "site must be a host name")
+	}
+	if sel.Site != "" && !who.sitesAllowed(sel.Site) {
+		return sel, &apiError{code: CodeForbidden, msg: "your credential does not allow this site", reason: fmt.Sprintf("site %q outside the credential's sites", sel.Site)}
+	}
+	return sel, nil
+}
+
+// createRequisition answers POST /v1/requisitions.
+func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
+	var in requisitionInput
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	c.filters = canonical(map[string]any{"procedure_reference": truncate(in.ProcedureRef, 100), "article": truncate(in.Article, 20), "selectors": len(in.Selectors)})
+	for _, f := range []struct {
+		name, v  string
+		required bool
+	}{
+		{"authority", in.Authority, true}, {"officer_name", in.OfficerName, true}, {"officer_service", in.OfficerService, true},
+		{"procedure_reference", in.ProcedureRef, true}, {"article_text", in.ArticleText, in.Article == "other"},
+	} {
+		if err := checkText(f.name, f.v, f.required); err != nil {
+			return nil, err
+		}
+	}
+	if !slices.Contains(articles, in.Article) {
+		return nil, errorf(CodeBadRequest, "article must be one of "+strings.Join(articles, ", "))
+	}
+	received, err := time.Parse(time.DateOnly, in.DateReceived)
+	if err != nil {
+		return nil, errorf(CodeBadRequest, "date_received is required, as YYYY-MM-DD")
+	}
+	if received.After(s.now().UTC().Add(24 * time.Hour)) {
+		return nil, errorf(CodeBadRequest, "date_received is in the future")
+	}
+	if len(in.Selectors) == 0 || len(in.Selectors) > maxSelectors {
+		return nil, errorf(CodeBadRequest, fmt.Sprintf("give 1 to %d selectors (ip, port, site, from, to)", maxSelectors))
+	}
+	req := store.Requisition{
+		Authority: in.Authority, OfficerName: in.OfficerName, OfficerService: in.OfficerService,
+		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received,
+		Purpose: c.purpose, CreatedBy: c.who.name, Created: s.now().UTC(),
+	}
+	for i, si := range in.Selectors {
+		sel, err := s.parseSelector(si, c.who, maxRequisitionWindow)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				ae.msg = fmt.Sprintf("selector %d: %s", i+1, ae.msg)
+			}
+			return nil, err
+		}
+		req.Selectors = append(req.Selectors, sel)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	req, err = s.requisitions.CreateRequisition(ctx, req)
+	if err != nil {
+		return nil, storeError(r.Context(), err)
+	}
+	c.filters = canonical(map[string]any{"requisition": req.ID, "procedure_reference": truncate(req.ProcedureRef, 100), "article": req.Article, "selectors": len(req.Selectors)})
+	return req, nil
+}
+
+// visible reports whether p may see requisition q: a credential limited to
+// some sites sees the requisitions whose selectors all name one of them.
+func (p *principal) visible(q *store.Requisition) bool {
+	if len(p.sites) == 0 {
+		return true
+	}
+	for _, sel := range q.Selectors {
+		if sel.Site == "" || !p.sitesAllowed(sel.Site) {
+			return false
+		}
+	}
+	return true
+}
+
+// requisitionList is the body of GET /v1/requisitions.
+type requisitionList struct {
+	Requisitions []store.Requisition `json:"requisitions"`
+	Count        int                 `json:"count"`
+}
+
+// listRequisitions answers GET /v1/requisitions.
+func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
+	if err := noParams(r); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	all, err := s.requisitions.Requisitions(ctx)
+	if err != nil {
+		return nil, storeError(r.Context(), err)
+	}
+	out := requisitionList{Requisitions: []store.Requisition{}}
+	for i := range all {
+		if c.who.visible(&all[i]) {
+			out.Requisitions = append(out.Requisitions, all[i])
+		}
+	}
+	out.Count = len(out.Requisitions)
+	c.rows = out.Count
+	return out, nil
+}
+
+// noParams refuses query parameters other than purpose.
+func noParams(r *http.Request) error {
+	for name := range r.URL.Query() {
+		if name != "purpose" {
+			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
+		}
+	}
+	return nil
+}
+
+// loadRequisition reads the requisition named by the path, checking that
+// the caller may see it.
+func (s *Server) loadRequisition(r *http.Request, c *call) (store.Requisition, error) {
+	id := r.PathValue("id")
+	c.filters = canonical(map[string]any{"requisition": truncate(strings.ToValidUTF8(id, "\uFFFD"), 100)})
+	notFound := &apiError{code: CodeNotFound, msg: "no such requisition", reason: "requisition " + truncate(id, 100) + " not found"}
+	if len(id) > 100 {
+		return store.Requisition{}, notFound
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	req, err := s.requisitions.Requisition(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNoRequisition):
+		return req, notFound
+	case err != nil:
+		return req, storeError(r.Context(), err)
+	case !c.who.visible(&req):
+		// As if absent: a scoped credential learns nothing of other sites.
+		notFound.reason = "requisition " + id + " outside the credential's sites"
+		return req, notFound
+	}
+	return req, nil
+}
+
+// showRequisition answers GET /v1/requisitions/{id}.
+func (s *Server) showRequisition(r *http.Request, c *call) (any, error) {
+	if err := noParams(r); err != nil {
+		return nil, err
+	}
+	req, err := s.loadRequisition(r, c)
+	if err != nil {
+		return nil, err
+	}
+	c.rows = 1
+	return req, nil
+}
+
+// runResult is the body of POST /v1/requisitions/{id}/run.
+type runResult struct {
+	Requisition  string `json:"requisition"`
+	ExportSHA256 string `json:"export_sha256"`
+	Rows         int    `json:"rows"`
+	KeyID        string `json:"key_id"`
+	Download     string `json:"download"`
+}
+
+// runRequisition answers POST /v1/requisitions/{id}/run: it selects the
+// records, builds and keeps the signed package, and records the run.
+func (s *Server) runRequisition(r *http.Request, c *call) (any, error) {
+	if err := noParams(r); err != nil {
+		return nil, err
+	}
+	req, err := s.loadRequisition(r, c)
+	if err != nil {
+		return nil, err
+	}
+	if s.signer == nil {
+		return nil, errors.New("requisitions served without a signing key")
+	}
+	pkg, sum, rows, err := s.buildExport(r.Context(), &req, c.who)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	if err := s.requisitions.RecordRequisitionExport(ctx, req.ID, c.who.name, s.now().UTC(), sum, uint64(rows), pkg); err != nil {
+		return nil, storeError(r.Context(), err)
+	}
+	c.rows = rows
+	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
+	return runResult{
+		Requisition: req.ID, ExportSHA256: sum, Rows: rows,
+		KeyID: integrity.KeyID(s.signer.Public()), Download: "/v1/requisitions/" + req.ID + "/export",
+	}, nil
+}
+
+// downloadExport answers GET /v1/requisitions/{id}/export with the package
+// of the latest run, or of the run named by ?sha256=.
+func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
+	want := ""
+	for name, vs := range r.URL.Query() {
+		switch name {
+		case "purpose":
+		case "sha256":
+			want = strings.ToLower(vs[0])
+		default:
+			return nil, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
+		}
+	}
+	req, err := s.loadRequisition(r, c)
+	if err != nil {
+		return nil, err
+	}
+	var run *store.RequisitionRun
+	for i := range req.Runs {
+		if want == "" || req.Runs[i].ExportSHA256 == want {
+			run = &req.Runs[i]
+		}
+	}
+	if run == nil {
+		if want != "" {
+			return nil, errorf(CodeNotFound, "no export of this requisition has that SHA-256")
+		}
+		return nil, errorf(CodeNotFound, "this requisition has not been run yet: POST /v1/requisitions/{id}/run")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	pkg, err := s.requisitions.RequisitionExport(ctx, req.ID, run.ExportSHA256)
+	if errors.Is(err, store.ErrNoRequisition) {
+		return nil, &apiError{code: CodeNotFound, msg: "the package of this run is no longer kept (12 months); its SHA-256 remains in the register", reason: err.Error()}
+	}
+	if err != nil {
+		return nil, storeError(r.Context(), err)
+	}
+	if got := sha256Hex(pkg); got != run.ExportSHA256 {
+		return nil, fmt.Errorf("export package of requisition %s: stored bytes hash to %s, register says %s", req.ID, got, run.ExportSHA256)
+	}
+	c.rows = int(run.Rows)
+	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": run.ExportSHA256})
+	name := fmt.Sprintf("requisition-%s-%s.zip", req.ID, run.ExportSHA256[:12])
+	return &fileBody{contentType: "application/zip", filename: name, sha256: run.ExportSHA256, data: pkg}, nil
+}
+
+// answerInput is the body of POST /v1/requisitions/{id}/answered.
+type answerInput struct {
+	SentAt string `json:"sent_at"`
+	How    string `json:"how"`
+}
+
+// answerRequisition answers POST /v1/requisitions/{id}/answered: it records
+// when and how the latest package was sent.
+func (s *Server) answerRequisition(r *http.Request, c *call) (any, error) {
+	if err := noParams(r); err != nil {
+		return nil, err
+	}
+	var in answerInput
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	req, err := s.loadRequisition(r, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText("how", in.How, true); err != nil {
+		return nil, err
+	}
+	sent, err := parseTime("sent_at", in.SentAt)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	if sent.After(now.Add(time.Minute)) {
+		return nil, errorf(CodeBadRequest, "sent_at is in the future")
+	}
+	if req.Answer != nil {
+		return nil, errorf(CodeBadRequest, "this requisition is already recorded as answered on "+req.Answer.SentAt.Format(time.RFC3339))
+	}
+	if len(req.Runs) == 0 {
+		return nil, errorf(CodeBadRequest, "run the requisition before recording its answer")
+	}
+	sum := req.Runs[len(req.Runs)-1].ExportSHA256
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.name, now, sent, in.How, sum); err != nil {
+		return nil, storeError(r.Context(), err)
+	}
+	req.Answer = &store.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
+	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
+	c.rows = 1
+	return req, nil
+}
