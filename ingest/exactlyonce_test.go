@@ -465,4 +465,3 @@ func TestShipperDuplicatesStoredOnce(t *testing.T) {
 		t.Errorf("last event time of the configured site = %v", got)
 	}
 }
-
