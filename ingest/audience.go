@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"sync"
+
+	"github.com/connlog/connlog/anonymize"
+	"github.com/connlog/connlog/store"
+)
+
+// audienceSink fills the audience rows of each batch before handing it to
+// the next Sink.
+type audienceSink struct {
+	next Sink
+	a    *anonymize.Anonymizer
+	pool sync.Pool // *[]anonymize.Audience, reused between batches
+}
+
+// WithAudience returns a Sink that turns the hits of each batch into
+// audience statistics rows with a (bots, health checks and opted-out
+// requests are left out), sets them as the batch's Audience and writes the
+// batch to next. The rows go through the same Write, with the same
+// deduplication token, as the hits they come from, so a retried batch is
+// counted once.
+//
+// The rows alias the batch's hits and are reused for a later batch once
+// next.Write returns, as the Sink contract allows.
+func WithAudience(next Sink, a *anonymize.Anonymizer) Sink {
+	return &audienceSink{next: next, a: a}
+}
+
+// Write implements Sink.
+func (s *audienceSink) Write(ctx context.Context, b store.Batch) error {
+	buf, _ := s.pool.Get().(*[]anonymize.Audience)
+	if buf == nil {
+		buf = new([]anonymize.Audience)
+	}
+	rows := AppendAudience((*buf)[:0], s.a, b.Hits)
+	b.Audience = rows
+	err := s.next.Write(ctx, b)
+	clear(rows) // drop references to the hits' strings
+	*buf = rows[:0]
+	s.pool.Put(buf)
+	return err
+}
+
+// AppendAudience appends to rows the audience row of every hit in hits that
+// belongs in the statistics, and returns the extended slice. It is the
+// per-hit cost of the statistics path (anonymize and row building), apart
+// from the insert; WithAudience uses it, and benchmarks measure it.
+func AppendAudience(rows []anonymize.Audience, a *anonymize.Anonymizer, hits []store.Hit) []anonymize.Audience {
+	rows = growAudience(rows, len(hits))
+	var req anonymize.Request
+	for i := range hits {
+		h := &hits[i]
+		req = anonymize.Request{
+			EventTime: h.EventTime,
+			ClientIP:  h.ClientIP,
+			Site:      h.Site,
+			Path:      h.Path,
+			Status:    h.Status,
+			Referer:   h.Referer,
+			UserAgent: h.UserAgent,
+		}
+		// The parsers set OptOut from Sec-GPC: 1 or DNT: 1; anonymize
+		// leaves such requests out when its opt_out setting is on.
+		sig := anonymize.Signals{GPC: h.OptOut}
+		rows = rows[:len(rows)+1]
+		if !a.Audience(&req, sig, &rows[len(rows)-1]) {
+			rows = rows[:len(rows)-1]
+		}
+	}
+	return rows
+}
+
+// growAudience makes room for n more rows without allocating per row.
+func growAudience(rows []anonymize.Audience, n int) []anonymize.Audience {
+	if cap(rows)-len(rows) >= n {
+		return rows
+	}
+	grown := make([]anonymize.Audience, len(rows), len(rows)+n)
+	copy(grown, rows)
+	return grown
+}
