@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/connlog/connlog/store"
 )
@@ -25,13 +27,27 @@ const (
 const maxSite = 253
 
 // accessParams are the query parameters /v1/access accepts.
-var accessParams = map[string]bool{"ip": true, "from": true, "to": true, "site": true, "limit": true, "purpose": true}
+var accessParams = map[string]bool{
+	"ip": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "method": true,
+	"status": true, "user_agent": true, "user": true, "limit": true, "cursor": true, "purpose": true,
+}
+
+// Bounds of the text filters, in bytes.
+const (
+	maxPathPrefix = 2048
+	maxUserAgent  = 512
+	maxUser       = 256
+	maxMethod     = 16
+)
 
 // accessResponse is the body of a successful /v1/access answer.
 type accessResponse struct {
 	Rows      []accessRow `json:"rows"`
 	Count     int         `json:"count"`
 	Truncated bool        `json:"truncated"`
+	// NextCursor, set when truncated, continues the search: pass it as
+	// the cursor parameter with the same filters.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // accessRow is one access-log row as the API shows it. Empty strings, absent
@@ -104,21 +120,46 @@ func addrString(a netip.Addr) string {
 	return a.Unmap().String()
 }
 
-// access answers GET /v1/access.
+// access answers GET /v1/access: a page of rows as JSON, or, if the client
+// accepts NDJSON or CSV, the whole result as a stream.
 func (s *Server) access(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "ip", "from", "to", "site", "limit")
-	q, err := s.parseAccess(params)
+	c.filters = rawFilters(params, "ip", "from", "to", "site", "port", "path_prefix", "method", "status", "user_agent", "user", "limit")
+	format := streamFormat(r)
+	q, err := s.parseAccess(params, format != "")
 	if err != nil {
 		return nil, err
 	}
-	c.filters = canonical(map[string]any{
-		"ip":    q.Network.String(),
-		"from":  q.From.Format(time.RFC3339Nano),
-		"to":    q.To.Format(time.RFC3339Nano),
-		"site":  q.Site,
-		"limit": q.Limit,
-	})
+	f := map[string]any{
+		"ip":          q.Network.String(),
+		"from":        q.From.Format(time.RFC3339Nano),
+		"to":          q.To.Format(time.RFC3339Nano),
+		"site":        q.Site,
+		"path_prefix": q.PathPrefix,
+		"method":      q.Method,
+		"status":      params.Get("status"),
+		"user_agent":  q.UserAgent,
+		"user":        q.User,
+	}
+	if q.Port != 0 {
+		f["port"] = q.Port
+	}
+	scope := "/v1/access" + canonical(f)
+	if v := params.Get("cursor"); v != "" {
+		cur, err := openAccessCursor(scope, v)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &cur
+		f["cursor"] = v
+	}
+	if format != "" {
+		f["export"] = format
+	}
+	if q.Limit != 0 || format == "" {
+		f["limit"] = q.Limit
+	}
+	c.filters = canonical(f)
 	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
 		return nil, &apiError{
 			code:   CodeForbidden,
@@ -128,6 +169,9 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	}
 	q.Sites = c.who.sites
 
+	if format != "" {
+		return s.accessStream(q, format), nil
+	}
 	limit := q.Limit
 	q.Limit++ // one more row tells whether the answer is truncated
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
@@ -140,6 +184,7 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	resp := accessResponse{Rows: make([]accessRow, 0, min(len(hits), limit))}
 	if len(hits) > limit {
 		hits, resp.Truncated = hits[:limit], true
+		resp.NextCursor = sealAccessCursor(scope, store.CursorOf(&hits[limit-1]))
 	}
 	for i := range hits {
 		resp.Rows = append(resp.Rows, newAccessRow(&hits[i]))
@@ -149,46 +194,155 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	return resp, nil
 }
 
-// parseAccess checks the query parameters of /v1/access.
-func (s *Server) parseAccess(params url.Values) (store.AccessQuery, error) {
+// parseAccess checks the query parameters of /v1/access. For an export
+// (stream), limit is optional (0: up to the export bound) and may go up to
+// it.
+func (s *Server) parseAccess(params url.Values, stream bool) (store.AccessQuery, error) {
 	var q store.AccessQuery
-	for name, vs := range params {
-		if !accessParams[name] {
-			return q, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
-		}
-		if len(vs) > 1 {
-			return q, errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
-		}
+	if err := checkParams(params, accessParams, "/v1/access"); err != nil {
+		return q, err
 	}
 	var err error
-	if q.Network, err = parseNetwork(params.Get("ip")); err != nil {
+	if q.Network, q.From, q.To, err = s.parseWindow(params, s.cfg.MaxWindow); err != nil {
 		return q, err
 	}
-	if q.From, err = parseTime("from", params.Get("from")); err != nil {
+	if q.Site, err = parseSite(params.Get("site")); err != nil {
 		return q, err
 	}
-	if q.To, err = parseTime("to", params.Get("to")); err != nil {
+	if q.Port, err = parsePort(params.Get("port")); err != nil {
 		return q, err
 	}
-	if !q.From.Before(q.To) {
-		return q, errorf(CodeBadRequest, "from must be before to")
+	if q.PathPrefix, err = parseText("path_prefix", params.Get("path_prefix"), maxPathPrefix); err != nil {
+		return q, err
 	}
-	if w := q.To.Sub(q.From); w > s.cfg.MaxWindow {
-		return q, errorf(CodeWindowTooLarge, fmt.Sprintf("the time window (%s) exceeds the maximum of %s; split the search", w, s.cfg.MaxWindow))
+	if q.Method, err = parseMethod(params.Get("method")); err != nil {
+		return q, err
 	}
-	q.Site = params.Get("site")
-	if len(q.Site) > maxSite || strings.ContainsFunc(q.Site, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return q, errorf(CodeBadRequest, "site must be a host name")
+	if q.StatusMin, q.StatusMax, err = parseStatus(params.Get("status")); err != nil {
+		return q, err
 	}
-	q.Limit = s.cfg.DefaultLimit
-	if v := params.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > s.cfg.MaxLimit {
-			return q, errorf(CodeBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", s.cfg.MaxLimit))
+	if q.UserAgent, err = parseText("user_agent", params.Get("user_agent"), maxUserAgent); err != nil {
+		return q, err
+	}
+	if q.User, err = parseText("user", params.Get("user"), maxUser); err != nil {
+		return q, err
+	}
+	q.Limit, err = s.parseLimit(params.Get("limit"), stream)
+	return q, err
+}
+
+// checkParams refuses unknown and repeated parameters, so that a misspelt
+// filter cannot silently widen a search.
+func checkParams(params url.Values, known map[string]bool, endpoint string) error {
+	for name, vs := range params {
+		if !known[name] {
+			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q for %s", truncate(strings.ToValidUTF8(name, "\uFFFD"), 40), endpoint))
 		}
-		q.Limit = n
+		if len(vs) > 1 {
+			return errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
+		}
 	}
-	return q, nil
+	return nil
+}
+
+// parseWindow parses ip, from and to, the window being at most maxWindow.
+func (s *Server) parseWindow(params url.Values, maxWindow time.Duration) (network netip.Prefix, from, to time.Time, err error) {
+	if network, err = parseNetwork(params.Get("ip")); err != nil {
+		return
+	}
+	from, to, err = parseRange(params.Get("from"), params.Get("to"), maxWindow)
+	return
+}
+
+// parseRange parses a required time window of at most maxWindow.
+func parseRange(fromV, toV string, maxWindow time.Duration) (from, to time.Time, err error) {
+	if from, err = parseTime("from", fromV); err != nil {
+		return
+	}
+	if to, err = parseTime("to", toV); err != nil {
+		return
+	}
+	if !from.Before(to) {
+		return from, to, errorf(CodeBadRequest, "from must be before to")
+	}
+	if w := to.Sub(from); w > maxWindow {
+		return from, to, errorf(CodeWindowTooLarge, fmt.Sprintf("the time window (%s) exceeds the maximum of %s; split the search", w, maxWindow))
+	}
+	return from, to, nil
+}
+
+// parseSite checks an optional site name.
+func parseSite(v string) (string, error) {
+	if len(v) > maxSite || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || r == utf8.RuneError }) {
+		return "", errorf(CodeBadRequest, "site must be a host name")
+	}
+	return v, nil
+}
+
+// parsePort parses an optional client port.
+func parsePort(v string) (uint16, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		return 0, errorf(CodeBadRequest, "port must be a number from 1 to 65535")
+	}
+	return uint16(n), nil
+}
+
+// parseText checks an optional free-text filter: valid UTF-8, printable,
+// at most max bytes.
+func parseText(name, v string, max int) (string, error) {
+	if len(v) > max {
+		return "", errorf(CodeBadRequest, fmt.Sprintf("%s must be at most %d bytes", name, max))
+	}
+	if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return "", errorf(CodeBadRequest, name+" must be printable text")
+	}
+	return v, nil
+}
+
+// parseMethod checks an optional HTTP method: an upper-case token.
+func parseMethod(v string) (string, error) {
+	if len(v) > maxMethod || strings.ContainsFunc(v, func(r rune) bool { return r < 'A' || r > 'Z' }) {
+		return "", errorf(CodeBadRequest, "method must be an HTTP method in upper case, e.g. POST")
+	}
+	return v, nil
+}
+
+// parseStatus parses an optional status: exact ("404") or a class ("4xx").
+func parseStatus(v string) (lo, hi uint16, err error) {
+	if v == "" {
+		return 0, 0, nil
+	}
+	bad := errorf(CodeBadRequest, "status must be an HTTP status (404) or a class (4xx)")
+	if len(v) == 3 && (v[1:] == "xx" || v[1:] == "XX") && v[0] >= '1' && v[0] <= '5' {
+		c := uint16(v[0]-'0') * 100
+		return c, c + 99, nil
+	}
+	n, perr := strconv.ParseUint(v, 10, 16)
+	if perr != nil || n < 100 || n > 599 {
+		return 0, 0, bad
+	}
+	return uint16(n), uint16(n), nil
+}
+
+// parseLimit parses the row limit of a page (default DefaultLimit, at most
+// MaxLimit) or of an export (default 0: the export bound, at most it).
+func (s *Server) parseLimit(v string, stream bool) (int, error) {
+	top, def := s.cfg.MaxLimit, s.cfg.DefaultLimit
+	if stream {
+		top, def = s.cfg.Search.MaxExportRows, 0
+	}
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > top {
+		return 0, errorf(CodeBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", top))
+	}
+	return n, nil
 }
 
 // parseNetwork parses an address or a CIDR network. An address becomes a

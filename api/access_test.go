@@ -89,7 +89,7 @@ func TestAccessGuardAndAudit(t *testing.T) {
 		{"zero limit is refused", okQuery + "&limit=0", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
 		{"limit above max is refused", okQuery + "&limit=10001", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
 		{"non-numeric limit is refused", okQuery + "&limit=ten", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
-		{"unknown parameter is refused", okQuery + "&status=401", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
+		{"unknown parameter is refused", okQuery + "&color=red", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
 		{"repeated parameter is refused", okQuery + "&ip=198.51.100.1", func(k testTokens) string { return k.analyst }, "INC-42", 400, CodeBadRequest, "invalid", "alice"},
 		{"site outside token scope is forbidden", okQuery + "&site=c.example", func(k testTokens) string { return k.scoped }, "INC-42", 403, CodeForbidden, "denied", "sam"},
 		{"site inside token scope is allowed", okQuery + "&site=a.example", func(k testTokens) string { return k.scoped }, "INC-42", 200, "", "ok", "sam"},

@@ -60,6 +60,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// once its context ends. Default: 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Search bounds connection-record and audit searches and exports.
+	Search SearchConfig `yaml:"search"`
+	// RateLimit limits each credential's request rate.
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
 	// StatsMinVisitors is the small-cell threshold k of /v1/stats/audience:
 	// cells with fewer distinct visitors are merged into "(other)". Values
 	// below 1 take the default. Default: 5.
@@ -107,6 +111,8 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	c.Search = c.Search.withDefaults()
+	c.RateLimit = c.RateLimit.withDefaults()
 	c.OIDC = c.OIDC.withDefaults()
 	return c
 }
@@ -137,6 +143,8 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("api shutdown timeout %s: must be positive", c.ShutdownTimeout))
 	}
+	errs = append(errs, c.Search.validate()...)
+	errs = append(errs, c.RateLimit.validate()...)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("api tls: set both tls_cert and tls_key, or neither"))
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // Code is a stable, machine-readable error code in an API error response.
@@ -29,6 +30,9 @@ const (
 	// CodeAuditUnavailable means the audit row could not be written, so no data
 	// is returned (503).
 	CodeAuditUnavailable Code = "audit_unavailable"
+	// CodeRateLimited means the credential sent too many requests; retry
+	// after the seconds of the Retry-After header (429).
+	CodeRateLimited Code = "rate_limited"
 	// CodeInternal means a bug in connlog (500).
 	CodeInternal Code = "internal"
 )
@@ -48,6 +52,8 @@ func httpStatus(c Code) int {
 		return http.StatusMethodNotAllowed
 	case CodeUnavailable, CodeAuditUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -58,7 +64,7 @@ func outcome(status int) string {
 	switch {
 	case status < 300:
 		return "ok"
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests:
 		return "denied"
 	case status < 500:
 		return "invalid"
@@ -75,6 +81,8 @@ type apiError struct {
 	// reason, if set, is a more precise explanation for the audit trail;
 	// it may name things the client must not learn (e.g. a store error).
 	reason string
+	// retryAfter is the Retry-After of a rate_limited error, in seconds.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return string(e.code) + ": " + e.msg }
@@ -106,6 +114,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	switch e.code {
 	case CodeUnauthenticated:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="connlog"`)
+	case CodeRateLimited:
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, e.retryAfter)))
 	case CodeMethodNotAllowed:
 		w.Header().Set("Allow", "GET, HEAD")
 	}

@@ -34,6 +34,9 @@ type call struct {
 	rows int
 	// file, if set, is the answer: a file sent as is instead of JSON.
 	file *fileBody
+	// stream, if set, is written after the audit row instead of a JSON
+	// body (api/stream.go).
+	stream *stream
 }
 
 // dataHandler answers an authenticated, authorised data request that stated
@@ -96,6 +99,10 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 			c.file.write(w)
 			return
 		}
+		if c.stream != nil {
+			s.runStream(w, r, c, entry)
+			return
+		}
 		writeBody(w, status, body)
 	})
 }
@@ -125,6 +132,9 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rateLimit(who); err != nil {
+		return nil, err
+	}
 	if role != "" && who.role != role && who.role != RoleAdmin {
 		return nil, &apiError{
 			code:   CodeForbidden,
@@ -140,6 +150,10 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	out, err := h(r, c)
 	if err != nil {
 		return nil, err
+	}
+	if st, ok := out.(*stream); ok {
+		c.stream = st // written after the audit row
+		return nil, nil
 	}
 	if f, ok := out.(*fileBody); ok {
 		c.file = f // sent as is, after the audit row

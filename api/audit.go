@@ -1,0 +1,188 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+var auditParams = map[string]bool{
+	"from": true, "to": true, "actor": true, "role": true, "endpoint": true, "outcome": true,
+	"purpose_contains": true, "limit": true, "cursor": true, "purpose": true,
+}
+
+// auditResponse is the body of GET /v1/audit.
+type auditResponse struct {
+	Rows       []auditRow `json:"rows"`
+	Count      int        `json:"count"`
+	Truncated  bool       `json:"truncated"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// auditRow is one audit row as the auditor sees it.
+type auditRow struct {
+	Time     string `json:"time"`
+	Actor    string `json:"actor"`
+	Role     string `json:"role"`
+	Source   string `json:"source"`
+	Method   string `json:"method"`
+	Endpoint string `json:"endpoint"`
+	Purpose  string `json:"purpose"`
+	// Filters is the canonical JSON of the request's filters, as a string.
+	Filters string `json:"filters"`
+	Status  int    `json:"status"`
+	Rows    int    `json:"rows"`
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// auditSearch answers GET /v1/audit (role auditor): who looked at what,
+// when and why, oldest first, with keyset pagination.
+func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
+	params := r.URL.Query()
+	c.filters = rawFilters(params, "from", "to", "actor", "role", "endpoint", "outcome", "purpose_contains", "limit")
+	if err := checkParams(params, auditParams, "/v1/audit"); err != nil {
+		return nil, err
+	}
+	var q store.AuditQuery
+	var err error
+	if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
+		return nil, err
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+		max  int
+	}{{"actor", &q.Actor, 200}, {"role", &q.Role, 20}, {"endpoint", &q.Endpoint, 200}, {"outcome", &q.Outcome, 20}, {"purpose_contains", &q.Purpose, maxPurpose}} {
+		if *p.dst, err = parseText(p.name, params.Get(p.name), p.max); err != nil {
+			return nil, err
+		}
+	}
+	if q.Limit, err = s.parseLimit(params.Get("limit"), false); err != nil {
+		return nil, err
+	}
+	f := map[string]any{
+		"from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano),
+		"actor": q.Actor, "role": q.Role, "endpoint": q.Endpoint, "outcome": q.Outcome, "purpose_contains": q.Purpose,
+	}
+	scope := "/v1/audit" + canonical(f)
+	if v := params.Get("cursor"); v != "" {
+		cur, err := openAuditCursor(scope, v)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &cur
+		f["cursor"] = v
+	}
+	f["limit"] = q.Limit
+	c.filters = canonical(f)
+	limit := q.Limit
+	q.Limit++
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	recs, err := s.store.SearchAudit(ctx, q)
+	if err != nil {
+		s.logger.Warn("search audit trail", "err", err)
+		return nil, storeError(r.Context(), err)
+	}
+	resp := auditResponse{Rows: make([]auditRow, 0, min(len(recs), limit))}
+	if len(recs) > limit {
+		recs, resp.Truncated = recs[:limit], true
+		resp.NextCursor = sealAuditCursor(scope, recs[limit-1].Cursor())
+	}
+	for _, a := range recs {
+		resp.Rows = append(resp.Rows, auditRow{
+			Time: a.Time.UTC().Format(timeFormat), Actor: a.Actor, Role: a.Role, Source: a.Source, Method: a.Method,
+			Endpoint: a.Endpoint, Purpose: a.Purpose, Filters: a.Filters, Status: a.Status, Rows: a.Rows,
+			Outcome: a.Outcome, Reason: a.Reason,
+		})
+	}
+	resp.Count = len(resp.Rows)
+	c.rows = resp.Count
+	return resp, nil
+}
+
+var subjectParams = map[string]bool{"ip": true, "from": true, "to": true, "limit": true, "cursor": true, "purpose": true}
+
+// subjectResponse is the body of GET /v1/audit/subject.
+type subjectResponse struct {
+	IP            string         `json:"ip"`
+	Consultations []consultation `json:"consultations"`
+	Count         int            `json:"count"`
+	Truncated     bool           `json:"truncated"`
+	NextCursor    string         `json:"next_cursor,omitempty"`
+}
+
+// consultation is one data request that touched the subject's address:
+// its date and purpose, never who made it.
+type consultation struct {
+	Date     string `json:"date"`
+	Purpose  string `json:"purpose"`
+	Endpoint string `json:"endpoint"`
+	Rows     uint64 `json:"rows"`
+}
+
+// subject answers GET /v1/audit/subject?ip= (role auditor): the dates and
+// purposes of the answered data requests whose filters covered the
+// address, for a data subject's access request (CJEU C-579/21). Staff
+// identities, roles and source addresses are left out. Without from and to,
+// the whole audit lifetime is searched.
+func (s *Server) subject(r *http.Request, c *call) (any, error) {
+	params := r.URL.Query()
+	c.filters = rawFilters(params, "ip", "from", "to", "limit")
+	if err := checkParams(params, subjectParams, "/v1/audit/subject"); err != nil {
+		return nil, err
+	}
+	var q store.SubjectQuery
+	a, err := netip.ParseAddr(params.Get("ip"))
+	if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() {
+		return nil, errorf(CodeBadRequest, "ip is required: one IP address, e.g. 203.0.113.7")
+	}
+	q.Addr = a.Unmap()
+	if params.Get("from") == "" && params.Get("to") == "" {
+		q.To = s.now().UTC().Add(time.Minute)
+		q.From = q.To.Add(-s.cfg.Search.AuditMaxWindow)
+	} else if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
+		return nil, err
+	}
+	if q.Limit, err = s.parseLimit(params.Get("limit"), false); err != nil {
+		return nil, err
+	}
+	f := map[string]any{"ip": q.Addr.String(), "from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano)}
+	scope := "/v1/audit/subject" + canonical(f)
+	if v := params.Get("cursor"); v != "" {
+		cur, err := openAuditCursor(scope, v)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &cur
+		f["cursor"] = v
+	}
+	f["limit"] = q.Limit
+	c.filters = canonical(f)
+	limit := q.Limit
+	q.Limit++
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	cs, err := s.store.SubjectConsultations(ctx, q)
+	if err != nil {
+		s.logger.Warn("search audit trail for a subject", "err", err)
+		return nil, storeError(r.Context(), err)
+	}
+	resp := subjectResponse{IP: q.Addr.String(), Consultations: make([]consultation, 0, min(len(cs), limit))}
+	if len(cs) > limit {
+		cs, resp.Truncated = cs[:limit], true
+		resp.NextCursor = sealAuditCursor(scope, cs[limit-1].Cursor())
+	}
+	for _, x := range cs {
+		resp.Consultations = append(resp.Consultations, consultation{
+			Date: x.Time.UTC().Format(time.DateOnly), Purpose: x.Purpose, Endpoint: x.Endpoint, Rows: x.Rows,
+		})
+	}
+	resp.Count = len(resp.Consultations)
+	c.rows = resp.Count
+	return resp, nil
+}

@@ -1,0 +1,273 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Defaults of [SearchConfig].
+const (
+	DefaultConnectionsMaxWindow = 366 * 24 * time.Hour
+	DefaultAuditMaxWindow       = 3*366*24*time.Hour + 24*time.Hour
+	DefaultMaxExportRows        = 10_000_000
+	DefaultExportTimeout        = 10 * time.Minute
+)
+
+// SearchConfig bounds the searches beyond the access log's: connection
+// records, audit trail and exports. Zero fields take the Default* values.
+type SearchConfig struct {
+	// ConnectionsMaxWindow bounds the time window of a connection-record
+	// search: requisitions look back up to a year. Default: 366 days.
+	ConnectionsMaxWindow time.Duration `yaml:"connections_max_window"`
+	// AuditMaxWindow bounds the time window of an audit search. Default:
+	// 3 years and a day (the audit trail's lifetime).
+	AuditMaxWindow time.Duration `yaml:"audit_max_window"`
+	// MaxExportRows bounds a streamed export (NDJSON, CSV); the trailer
+	// X-Connlog-Truncated says when it was reached. Default: 10,000,000.
+	MaxExportRows int `yaml:"max_export_rows"`
+	// ExportTimeout bounds a streamed export, query and transfer.
+	// Default: 10 minutes.
+	ExportTimeout time.Duration `yaml:"export_timeout"`
+}
+
+func (c SearchConfig) withDefaults() SearchConfig {
+	if c.ConnectionsMaxWindow == 0 {
+		c.ConnectionsMaxWindow = DefaultConnectionsMaxWindow
+	}
+	if c.AuditMaxWindow == 0 {
+		c.AuditMaxWindow = DefaultAuditMaxWindow
+	}
+	if c.MaxExportRows == 0 {
+		c.MaxExportRows = DefaultMaxExportRows
+	}
+	if c.ExportTimeout == 0 {
+		c.ExportTimeout = DefaultExportTimeout
+	}
+	return c
+}
+
+func (c SearchConfig) validate() []error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"connections_max_window", c.ConnectionsMaxWindow}, {"audit_max_window", c.AuditMaxWindow}, {"export_timeout", c.ExportTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("api search %s %s: must be positive", d.name, d.v))
+		}
+	}
+	if c.MaxExportRows < 0 {
+		errs = append(errs, fmt.Errorf("api search max_export_rows %d: must be positive", c.MaxExportRows))
+	}
+	return errs
+}
+
+// searchStore is what the search endpoints need from storage beyond
+// SearchAccess; *store.Store satisfies it.
+type searchStore interface {
+	// EachAccess streams the access-log rows matching q.
+	EachAccess(ctx context.Context, q store.AccessQuery, fn func(*store.Hit) error) error
+	// SearchConnections returns the connection records matching q.
+	SearchConnections(ctx context.Context, q store.ConnectionQuery) ([]store.ConnectionRecord, error)
+	// EachConnection streams the connection records matching q.
+	EachConnection(ctx context.Context, q store.ConnectionQuery, fn func(*store.ConnectionRecord) error) error
+	// SummarizeIP summarises one address over a window.
+	SummarizeIP(ctx context.Context, q store.AccessQuery) (store.IPSummary, error)
+	// SearchAudit searches the audit trail.
+	SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error)
+	// SubjectConsultations lists the consultations that touched an address.
+	SubjectConsultations(ctx context.Context, q store.SubjectQuery) ([]store.Consultation, error)
+}
+
+// connectionParams are the query parameters /v1/connections accepts.
+var connectionParams = map[string]bool{
+	"ip": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "operation": true,
+	"status": true, "user": true, "limit": true, "cursor": true, "purpose": true,
+}
+
+// connectionsResponse is the body of a successful /v1/connections page.
+type connectionsResponse struct {
+	Rows       []connectionRow `json:"rows"`
+	Count      int             `json:"count"`
+	Truncated  bool            `json:"truncated"`
+	NextCursor string          `json:"next_cursor,omitempty"`
+}
+
+// connectionRow is one connection record as the API shows it.
+type connectionRow struct {
+	Time        string `json:"time"`
+	ClientIP    string `json:"client_ip"`
+	ClientPort  uint16 `json:"client_port,omitempty"`
+	ServerAddr  string `json:"server_addr,omitempty"`
+	ServerPort  uint16 `json:"server_port,omitempty"`
+	Site        string `json:"site,omitempty"`
+	Protocol    string `json:"protocol,omitempty"`
+	TLSProtocol string `json:"tls_protocol,omitempty"`
+	Operation   string `json:"operation"`
+	Path        string `json:"path,omitempty"`
+	User        string `json:"user,omitempty"`
+	Status      uint16 `json:"status"`
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	Offset      int64  `json:"offset"`
+}
+
+func newConnectionRow(r *store.ConnectionRecord) connectionRow {
+	return connectionRow{
+		Time:        r.EventTime.UTC().Format(timeFormat),
+		ClientIP:    addrString(r.ClientIP),
+		ClientPort:  r.ClientPort,
+		ServerAddr:  addrString(r.ServerAddr),
+		ServerPort:  r.ServerPort,
+		Site:        r.Site,
+		Protocol:    r.Protocol,
+		TLSProtocol: r.TLSProtocol,
+		Operation:   r.Operation.String(),
+		Path:        r.Path,
+		User:        r.User,
+		Status:      r.Status,
+		Topic:       r.Source.Topic,
+		Partition:   r.Source.Partition,
+		Offset:      r.Source.Offset,
+	}
+}
+
+// connectionHeader is the CSV header of connection-record exports.
+var connectionHeader = []string{"time", "client_ip", "client_port", "server_addr", "server_port", "site", "protocol",
+	"tls_protocol", "operation", "path", "user", "status", "topic", "partition", "offset"}
+
+func (c *connectionRow) csvRecord(dst []string) []string {
+	return append(dst, c.Time, c.ClientIP, port(c.ClientPort), c.ServerAddr, port(c.ServerPort), c.Site, c.Protocol,
+		c.TLSProtocol, c.Operation, c.Path, c.User, strconv.Itoa(int(c.Status)), c.Topic,
+		strconv.Itoa(int(c.Partition)), strconv.FormatInt(c.Offset, 10))
+}
+
+// connections answers GET /v1/connections (role officer): a page of
+// connection records, or the whole result as an NDJSON or CSV stream.
+func (s *Server) connections(r *http.Request, c *call) (any, error) {
+	params := r.URL.Query()
+	c.filters = rawFilters(params, "ip", "from", "to", "site", "port", "path_prefix", "operation", "status", "user", "limit")
+	format := streamFormat(r)
+	q, err := s.parseConnections(params, format != "")
+	if err != nil {
+		return nil, err
+	}
+	f := map[string]any{
+		"ip":          q.Network.String(),
+		"from":        q.From.Format(time.RFC3339Nano),
+		"to":          q.To.Format(time.RFC3339Nano),
+		"site":        q.Site,
+		"path_prefix": q.PathPrefix,
+		"status":      params.Get("status"),
+		"user":        q.User,
+	}
+	if q.Port != 0 {
+		f["port"] = q.Port
+	}
+	if q.Operation != store.OpUnknown {
+		f["operation"] = q.Operation.String()
+	}
+	scope := "/v1/connections" + canonical(f)
+	if v := params.Get("cursor"); v != "" {
+		cur, err := openAccessCursor(scope, v)
+		if err != nil {
+			return nil, err
+		}
+		q.After = &cur
+		f["cursor"] = v
+	}
+	if format != "" {
+		f["export"] = format
+	}
+	if q.Limit != 0 || format == "" {
+		f["limit"] = q.Limit
+	}
+	c.filters = canonical(f)
+	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
+		return nil, &apiError{
+			code:   CodeForbidden,
+			msg:    "your token does not allow this site",
+			reason: fmt.Sprintf("site %q outside the token's sites", q.Site),
+		}
+	}
+	q.Sites = c.who.sites
+
+	if format != "" {
+		if q.Limit == 0 {
+			q.Limit = s.cfg.Search.MaxExportRows + 1
+		}
+		q.Timeout = s.cfg.Search.ExportTimeout
+		return &stream{format: format, header: connectionHeader, run: func(ctx context.Context, emit func(streamRow) error) error {
+			var row connectionRow
+			return s.store.EachConnection(ctx, q, func(r *store.ConnectionRecord) error {
+				row = newConnectionRow(r)
+				return emit(&row)
+			})
+		}}, nil
+	}
+	limit := q.Limit
+	q.Limit++
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	recs, err := s.store.SearchConnections(ctx, q)
+	if err != nil {
+		s.logger.Warn("search connection records", "err", err)
+		return nil, storeError(r.Context(), err)
+	}
+	resp := connectionsResponse{Rows: make([]connectionRow, 0, min(len(recs), limit))}
+	if len(recs) > limit {
+		recs, resp.Truncated = recs[:limit], true
+		resp.NextCursor = sealAccessCursor(scope, recs[limit-1].Cursor())
+	}
+	for i := range recs {
+		resp.Rows = append(resp.Rows, newConnectionRow(&recs[i]))
+	}
+	resp.Count = len(resp.Rows)
+	c.rows = resp.Count
+	return resp, nil
+}
+
+// parseConnections checks the query parameters of /v1/connections.
+func (s *Server) parseConnections(params url.Values, stream bool) (store.ConnectionQuery, error) {
+	var q store.ConnectionQuery
+	for _, name := range []string{"method", "user_agent"} {
+		if params.Has(name) {
+			return q, errorf(CodeBadRequest, fmt.Sprintf("connection records do not keep %s; filter on operation (read, create, modify, delete) instead", name))
+		}
+	}
+	if err := checkParams(params, connectionParams, "/v1/connections"); err != nil {
+		return q, err
+	}
+	var err error
+	if q.Network, q.From, q.To, err = s.parseWindow(params, s.cfg.Search.ConnectionsMaxWindow); err != nil {
+		return q, err
+	}
+	if q.Site, err = parseSite(params.Get("site")); err != nil {
+		return q, err
+	}
+	if q.Port, err = parsePort(params.Get("port")); err != nil {
+		return q, err
+	}
+	if q.PathPrefix, err = parseText("path_prefix", params.Get("path_prefix"), maxPathPrefix); err != nil {
+		return q, err
+	}
+	if v := params.Get("operation"); v != "" {
+		if q.Operation = store.ParseOperation(v); q.Operation == store.OpUnknown {
+			return q, errorf(CodeBadRequest, "operation must be read, create, modify or delete")
+		}
+	}
+	if q.StatusMin, q.StatusMax, err = parseStatus(params.Get("status")); err != nil {
+		return q, err
+	}
+	if q.User, err = parseText("user", params.Get("user"), maxUser); err != nil {
+		return q, err
+	}
+	q.Limit, err = s.parseLimit(params.Get("limit"), stream)
+	return q, err
+}

@@ -1,0 +1,341 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Media types of the streamed exports.
+const (
+	mediaNDJSON = "application/x-ndjson"
+	mediaCSV    = "text/csv"
+)
+
+// Trailers of a streamed export: what the stream held, known only at its end.
+const (
+	trailerRows      = "X-Connlog-Rows"
+	trailerTruncated = "X-Connlog-Truncated"
+	trailerSHA256    = "X-Connlog-Sha256"
+)
+
+// Audit outcomes of the second audit row of an export.
+const (
+	outcomeCompleted   = "completed"
+	outcomeInterrupted = "interrupted"
+)
+
+// streamFormat returns the export media type the client accepts, or "" for
+// a JSON page. Only an explicit application/x-ndjson or text/csv asks for
+// an export; */* and application/json get JSON.
+func streamFormat(r *http.Request) string {
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case mediaNDJSON, mediaCSV:
+			return mt
+		}
+	}
+	return ""
+}
+
+// streamRow is a row of an export: encoded as JSON (NDJSON) or as a CSV
+// record.
+type streamRow interface {
+	csvRecord(dst []string) []string
+}
+
+// stream is a data handler's answer that is too large to hold: the guard
+// writes the audit row first, then [Server.runStream] writes the rows as the
+// store produces them.
+type stream struct {
+	format string   // mediaNDJSON or mediaCSV
+	header []string // CSV header
+	// run produces the rows in order, calling emit for each; it stops and
+	// returns emit's error if emit fails.
+	run func(ctx context.Context, emit func(streamRow) error) error
+}
+
+// errStop ends a stream at the export bound.
+var errStop = errors.New("export bound reached")
+
+// hashWriter counts and hashes what goes through it.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashWriter) Write(b []byte) (int, error) {
+	n, err := hw.w.Write(b)
+	hw.h.Write(b[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+// flushEvery is how often a stream pushes buffered rows to the client.
+const flushEvery = 250 * time.Millisecond
+
+// runStream writes c.stream to the client. The first audit row (entry) has
+// already been written by the guard, with the filters and rows 0: "audit
+// before data" holds. When the stream ends, a second audit row with the
+// same actor, endpoint, purpose and filters records the outcome
+// ("completed" or "interrupted"), the rows sent and, in its reason, the bytes
+// and SHA-256 of the body; the same figures go to the client as HTTP
+// trailers. An error before the first byte is answered with a JSON error;
+// after it, the connection is cut so that the client cannot mistake a
+// partial export for a whole one.
+func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entry store.AuditEntry) {
+	st := c.stream
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Search.ExportTimeout)
+	defer cancel()
+	hw := &hashWriter{w: w, h: sha256.New()}
+	bw := bufio.NewWriterSize(hw, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	cw := csv.NewWriter(bw)
+	rc := http.NewResponseController(w)
+	var (
+		started   bool
+		rows      int
+		truncated bool
+		record    []string
+		lastFlush = time.Now()
+	)
+	start := func() error {
+		started = true
+		h := w.Header()
+		h.Set("Content-Type", st.format+"; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Trailer", trailerRows+", "+trailerTruncated+", "+trailerSHA256)
+		w.WriteHeader(http.StatusOK)
+		if st.format == mediaCSV {
+			return cw.Write(st.header)
+		}
+		return nil
+	}
+	maxRows := s.cfg.Search.MaxExportRows
+	err := st.run(ctx, func(row streamRow) error {
+		if rows >= maxRows {
+			truncated = true
+			return errStop
+		}
+		if !started {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		rows++
+		if st.format == mediaCSV {
+			record = row.csvRecord(record[:0])
+			if err := cw.Write(record); err != nil {
+				return err
+			}
+		} else if err := enc.Encode(row); err != nil {
+			return err
+		}
+		if rows%1024 == 0 && time.Since(lastFlush) > flushEvery {
+			lastFlush = time.Now()
+			cw.Flush()
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			_ = rc.Flush()
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	if err == nil && !started {
+		err = start()
+	}
+	if err == nil {
+		cw.Flush()
+		if err = cw.Error(); err == nil {
+			err = bw.Flush()
+		}
+	}
+	sum := hex.EncodeToString(hw.h.Sum(nil))
+
+	fin := entry
+	fin.Time = s.now().UTC()
+	fin.Rows = rows
+	if err != nil {
+		fin.Outcome = outcomeInterrupted
+		fin.Reason = fmt.Sprintf("export interrupted after %d rows, %d bytes: %v", rows, hw.n, err)
+		if !started {
+			fin.Status = httpStatus(CodeUnavailable)
+		}
+	} else {
+		fin.Outcome = outcomeCompleted
+		fin.Reason = fmt.Sprintf("export completed: rows=%d bytes=%d sha256=%s truncated=%t", rows, hw.n, sum, truncated)
+	}
+	actx, acancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	if aerr := s.store.Audit(actx, fin); aerr != nil {
+		s.metrics.auditFailures.WithLabelValues(entry.Endpoint).Inc()
+		s.logger.Error("audit row of a finished export not written", "endpoint", entry.Endpoint, "err", aerr)
+	}
+	acancel()
+
+	if err != nil {
+		s.logger.Warn("export", "endpoint", entry.Endpoint, "rows", rows, "err", err)
+		if !started {
+			writeError(w, storeError(r.Context(), err).(*apiError))
+			return
+		}
+		panic(http.ErrAbortHandler) // cut the connection: the export is incomplete
+	}
+	h := w.Header()
+	h.Set(trailerRows, strconv.Itoa(rows))
+	h.Set(trailerTruncated, strconv.FormatBool(truncated))
+	h.Set(trailerSHA256, sum)
+}
+
+// cursorKey authenticates cursors. It is drawn at start-up: cursors are
+// valid for the life of the process only, and cannot be forged or altered.
+var cursorKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic("api: no randomness for the cursor key: " + err.Error())
+	}
+	return k
+}()
+
+// cursorMAC is the length of a cursor's truncated HMAC-SHA256.
+const cursorMAC = 16
+
+var errBadCursor = errorf(CodeBadRequest, "the cursor is invalid, expired (the server restarted) or from another search; start again without it")
+
+// sealCursor encodes payload as an opaque cursor bound to scope (the
+// endpoint and its filters): base64url(payload || HMAC(scope, payload)).
+func sealCursor(scope string, payload []byte) string {
+	m := hmac.New(sha256.New, cursorKey)
+	m.Write([]byte(scope))
+	m.Write([]byte{0})
+	m.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(payload)[:len(payload)+cursorMAC])
+}
+
+// openCursor checks a cursor against scope and returns its payload.
+func openCursor(scope, v string) ([]byte, error) {
+	if len(v) > 1024 {
+		return nil, errBadCursor
+	}
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(b) < cursorMAC {
+		return nil, errBadCursor
+	}
+	payload, mac := b[:len(b)-cursorMAC], b[len(b)-cursorMAC:]
+	m := hmac.New(sha256.New, cursorKey)
+	m.Write([]byte(scope))
+	m.Write([]byte{0})
+	m.Write(payload)
+	if !hmac.Equal(mac, m.Sum(nil)[:cursorMAC]) {
+		return nil, errBadCursor
+	}
+	return payload, nil
+}
+
+// sealAccessCursor encodes a search position: 16 bytes of address, 8 of
+// Unix milliseconds, 4 of partition, 8 of offset, then the topic.
+func sealAccessCursor(scope string, c store.Cursor) string {
+	b := make([]byte, 0, 36+len(c.Topic))
+	a := c.ClientIP.As16()
+	b = append(b, a[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Time.UnixMilli()))
+	b = binary.BigEndian.AppendUint32(b, uint32(c.Partition))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Offset))
+	b = append(b, c.Topic...)
+	return sealCursor(scope, b)
+}
+
+func openAccessCursor(scope, v string) (store.Cursor, error) {
+	b, err := openCursor(scope, v)
+	if err != nil || len(b) < 36 {
+		return store.Cursor{}, errBadCursor
+	}
+	return store.Cursor{
+		ClientIP:  netip.AddrFrom16([16]byte(b[:16])).Unmap(),
+		Time:      time.UnixMilli(int64(binary.BigEndian.Uint64(b[16:24]))).UTC(),
+		Partition: int32(binary.BigEndian.Uint32(b[24:28])),
+		Offset:    int64(binary.BigEndian.Uint64(b[28:36])),
+		Topic:     string(b[36:]),
+	}, nil
+}
+
+// sealAuditCursor encodes an audit position: Unix milliseconds and hash.
+func sealAuditCursor(scope string, c store.AuditCursor) string {
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.Time.UnixMilli()))
+	return sealCursor(scope, binary.BigEndian.AppendUint64(b, c.Hash))
+}
+
+func openAuditCursor(scope, v string) (store.AuditCursor, error) {
+	b, err := openCursor(scope, v)
+	if err != nil || len(b) != 16 {
+		return store.AuditCursor{}, errBadCursor
+	}
+	return store.AuditCursor{
+		Time: time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
+		Hash: binary.BigEndian.Uint64(b[8:]),
+	}, nil
+}
+
+// accessHeader is the CSV header of access-log exports, in the order of
+// accessRow.csvRecord.
+var accessHeader = []string{"time", "client_ip", "client_port", "peer_ip", "forwarded_for", "server_addr", "server_port", "site",
+	"method", "path", "query", "protocol", "status", "bytes", "referer", "user_agent", "request_time_ms", "upstream", "request_id",
+	"user", "tls_protocol", "topic", "partition", "offset"}
+
+func (a *accessRow) csvRecord(dst []string) []string {
+	return append(dst, a.Time, a.ClientIP, port(a.ClientPort), a.PeerIP, a.ForwardedFor, a.ServerAddr, port(a.ServerPort), a.Site,
+		a.Method, a.Path, a.Query, a.Protocol, strconv.Itoa(int(a.Status)), strconv.FormatUint(a.Bytes, 10), a.Referer, a.UserAgent,
+		strconv.FormatInt(a.RequestTimeMS, 10), a.Upstream, a.RequestID, a.User, a.TLSProtocol, a.Topic,
+		strconv.Itoa(int(a.Partition)), strconv.FormatInt(a.Offset, 10))
+}
+
+// port writes a port, "" when absent.
+func port(p uint16) string {
+	if p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(p))
+}
+
+// accessStream is the export of q.
+func (s *Server) accessStream(q store.AccessQuery, format string) *stream {
+	if q.Limit == 0 {
+		q.Limit = s.cfg.Search.MaxExportRows + 1 // one more tells truncation
+	}
+	q.Timeout = s.cfg.Search.ExportTimeout
+	return &stream{format: format, header: accessHeader, run: func(ctx context.Context, emit func(streamRow) error) error {
+		var row accessRow
+		return s.store.EachAccess(ctx, q, func(h *store.Hit) error {
+			row = newAccessRow(h)
+			return emit(&row)
+		})
+	}}
+}
