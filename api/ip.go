@@ -28,17 +28,17 @@ type ipResponse struct {
 	To   string `json:"to"`
 	// Requests is 0 when the address was not seen; first_seen and
 	// last_seen are then absent.
-	Requests      uint64       `json:"requests"`
-	FirstSeen     string       `json:"first_seen,omitempty"`
-	LastSeen      string       `json:"last_seen,omitempty"`
-	Bytes         uint64       `json:"bytes"`
-	ClientPorts   uint64       `json:"distinct_client_ports"`
-	Paths         uint64       `json:"distinct_paths"`
-	Sites         []valueCount `json:"sites"`
-	ServerPorts   []valueCount `json:"server_ports"`
-	Methods       []valueCount `json:"methods"`
-	Statuses      []valueCount `json:"statuses"`
-	UserAgents    []valueCount `json:"user_agents"`
+	Requests    uint64       `json:"requests"`
+	FirstSeen   string       `json:"first_seen,omitempty"`
+	LastSeen    string       `json:"last_seen,omitempty"`
+	Bytes       uint64       `json:"bytes"`
+	ClientPorts uint64       `json:"distinct_client_ports"`
+	Paths       uint64       `json:"distinct_paths"`
+	Sites       []valueCount `json:"sites"`
+	ServerPorts []valueCount `json:"server_ports"`
+	Methods     []valueCount `json:"methods"`
+	Statuses    []valueCount `json:"statuses"`
+	UserAgents  []valueCount `json:"user_agents"`
 	// SitesLimited reports that the counts cover only the token's sites.
 	SitesLimited bool `json:"sites_limited,omitempty"`
 }
