@@ -27,6 +27,9 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEntry) error
 	// Ping reports whether the store can answer.
 	Ping(ctx context.Context) error
+	// searchStore: connection records, exports, IP summary, audit search
+	// (api/connections.go).
+	searchStore
 }
 
 // Timeouts of the store calls that are not searches.
@@ -48,6 +51,8 @@ type Server struct {
 	dataPaths map[string]bool
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// limiter enforces the per-credential rate limit (api/ratelimit.go).
+	limiter *limiter
 	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
 	// api/oidc.go): nil when not served.
 	requisitions RequisitionStore
@@ -90,6 +95,7 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		now:       time.Now,
 		dataPaths: map[string]bool{},
 	}
+	s.limiter = newLimiter(cfg.RateLimit)
 	for _, t := range cfg.Tokens {
 		h, _ := parseHash(t.SHA256) // checked by Validate
 		b, _ := hex.DecodeString(h)
@@ -112,6 +118,8 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	route("/healthz", http.HandlerFunc(s.healthz))
 	route("/readyz", http.HandlerFunc(s.readyz))
 	route("/metrics", metricsHandler)
+	// The API description carries no data: served to anyone, not audited.
+	route("/v1/openapi.json", http.HandlerFunc(s.openapi))
 	// Data endpoints: each one is guarded and audited by s.data. Later
 	// endpoints (connections, requisitions, holds, audit) slot in here.
 	for _, d := range []struct {
@@ -120,6 +128,10 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		h    dataHandler
 	}{
 		{"/v1/access", RoleAnalyst, s.access},
+		{"/v1/connections", RoleOfficer, s.connections},
+		{"/v1/ip/{ip}", RoleAnalyst, s.ipSummary},
+		{"/v1/audit", RoleAuditor, s.auditSearch},
+		{"/v1/audit/subject", RoleAuditor, s.subject},
 		{"/v1/stats/audience", RoleStats, s.audience},
 	} {
 		route(d.path, s.data(d.path, d.role, d.h))
