@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ type e2eResult struct {
 	Conn       int64
 	Quarantine int64
 	Disk       []diskUsage
+	Profile    string // perf report summary, with -profile
 	Err        string
 }
 
@@ -60,7 +62,7 @@ func publishInput(ctx context.Context, input, topic string, partitions int) (*in
 // access log plus the quarantine account for every published line and the
 // connection records hold as many rows as the access log. The instance is
 // returned running (for the peer measurement on the same engine).
-func benchE2E(ctx context.Context, bin, work string, brokers []string, mode string, lines int, env []string) (e2eResult, *instance) {
+func benchE2E(ctx context.Context, bin, work string, brokers []string, mode string, lines int, env []string, profile bool) (e2eResult, *instance) {
 	r := e2eResult{Mode: mode, Lines: lines}
 	env = append([]string{
 		"CONNLOG_KAFKA_BROKERS=" + strings.Join(brokers, ","),
@@ -72,6 +74,10 @@ func benchE2E(ctx context.Context, bin, work string, brokers []string, mode stri
 		return r, nil
 	}
 	r.Startup = in.ready.Sub(in.started)
+	var prof *perfRecord
+	if profile {
+		prof = startPerf(in.cmd.Process.Pid, filepath.Join(work, "perf-"+mode+".data"))
+	}
 	cpu0, _ := in.cpu()
 	self0 := selfCPU()
 	deadline := in.ready.Add(30 * time.Minute)
@@ -96,6 +102,9 @@ func benchE2E(ctx context.Context, bin, work string, brokers []string, mode stri
 	cpu1, _ := in.cpu()
 	r.CPU = cpu1 - cpu0
 	r.BrokerCPU = selfCPU() - self0
+	if prof != nil {
+		r.Profile = prof.stop()
+	}
 	r.Disk, err = in.parts(ctx, "connlog_access.access_log", "connlog_connections.connection_records")
 	if err != nil {
 		r.Err = err.Error()

@@ -57,6 +57,7 @@ func run() error {
 		apiClient = flag.Int64("api-clients", 2_000_000, "distinct clients of the seeded rows")
 		apiReqs   = flag.Int("api-requests", 200, "measured requests per search kind")
 		out       = flag.String("out", "", "also write the report to this file")
+		profile   = flag.Bool("profile", false, "record connlog serve with perf(1) during the e2e runs and print where the CPU went")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -149,7 +150,7 @@ func run() error {
 			}{"stats-on", append(splitEnv(*offEnv), splitEnv(*statsEnv)...)})
 		}
 		for i, m := range modes {
-			r, in := benchE2E(ctx, *bin, dir, b.Addrs(), m.name, n, m.env)
+			r, in := benchE2E(ctx, *bin, dir, b.Addrs(), m.name, n, m.env, *profile)
 			e2es = append(e2es, r)
 			if in == nil {
 				continue

@@ -102,6 +102,9 @@ func (r *report) e2e(res []e2eResult) {
 			e.Wall.Round(time.Millisecond), e.CPU.Round(time.Millisecond), e.BrokerCPU.Round(time.Millisecond), e.Stored, e.Conn, e.Quarantine, e.Startup.Round(time.Millisecond))
 	}
 	for _, e := range res {
+		if e.Profile != "" {
+			r.printf("\nperf profile of connlog serve, %s (share of samples by binary, then the top symbols):\n\n```\n%s\n```\n", e.Mode, e.Profile)
+		}
 		for _, d := range e.Disk {
 			r.printf("\n%s, %s: %d rows, %d active parts, %.1f MB on disk, %.1f bytes/row on disk (%.1f uncompressed)", e.Mode, d.Table, d.Rows, d.Parts, float64(d.Bytes)/1e6, d.bytesPerRow(), float64(d.Uncompressed)/float64(max(d.Rows, 1)))
 		}
@@ -135,7 +138,7 @@ func (r *report) api(ctx context.Context, bin, dir string, rows, clients int64, 
 	r.printf("seeded %d rows (%d distinct clients, 30 days) in %s (%.0f rows/s), merges settled after %s more\n",
 		res.Rows, res.Clients, res.SeedWall.Round(time.Second), float64(res.Rows)/res.SeedWall.Seconds(), res.SettleWall.Round(time.Second))
 	for _, d := range res.Disk {
-		r.printf("%s: %d active parts, %.2f GB on disk, %.1f bytes/row on disk (%.1f uncompressed)\n", d.Table, d.Parts, float64(d.Bytes)/1e9, d.bytesPerRow(), float64(d.Uncompressed)/float64(max(d.Rows, 1)))
+		r.printf("%s: %d rows, %d active parts, %.2f GB on disk, %.1f bytes/row on disk (%.1f uncompressed)\n", d.Table, d.Rows, d.Parts, float64(d.Bytes)/1e9, d.bytesPerRow(), float64(d.Uncompressed)/float64(max(d.Rows, 1)))
 	}
 	r.printf("\n| search | requests | errors | p50 | p99 | max | mean rows | truncated |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range res.Lookups {
