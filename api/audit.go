@@ -47,6 +47,9 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 	if err := checkParams(params, auditParams, "/v1/audit"); err != nil {
 		return nil, err
 	}
+	if err := wholeTrail(c.who); err != nil {
+		return nil, err
+	}
 	var q store.AuditQuery
 	var err error
 	if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
@@ -105,6 +108,15 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 	return resp, nil
 }
 
+// wholeTrail refuses credentials limited to some sites: the audit trail is
+// not divided by site, so reading it is for unlimited auditors only.
+func wholeTrail(p *principal) error {
+	if len(p.sites) == 0 {
+		return nil
+	}
+	return &apiError{code: CodeForbidden, msg: "the audit trail covers every site; a token limited to some sites cannot read it", reason: "site-limited token on the audit trail"}
+}
+
 var subjectParams = map[string]bool{"ip": true, "from": true, "to": true, "limit": true, "cursor": true, "purpose": true}
 
 // subjectResponse is the body of GET /v1/audit/subject.
@@ -134,6 +146,9 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
 	c.filters = rawFilters(params, "ip", "from", "to", "limit")
 	if err := checkParams(params, subjectParams, "/v1/audit/subject"); err != nil {
+		return nil, err
+	}
+	if err := wholeTrail(c.who); err != nil {
 		return nil, err
 	}
 	var q store.SubjectQuery
