@@ -162,6 +162,9 @@ func (p *LineParser) jsonFor(kind formatKind) *jsonFormat {
 
 // parseBody parses an unwrapped line with the format kind.
 func (p *LineParser) parseBody(kind formatKind, line []byte, h *store.Hit, st *lineState) error {
+	if len(line) == 0 {
+		return perr("line", 0, "empty line")
+	}
 	switch kind {
 	case kindCombined:
 		_, err := parseCombined(line, h)
