@@ -185,7 +185,12 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 		if err != nil {
 			return rep, err
 		}
-		rep.PreManifestRows += pre.rows
+		if pre.rows > 0 && ms[0].PrevHash != "" {
+			// the chain's start is gone: its rows are signed by nothing
+			problem(&ms[0], ProblemAdded, fmt.Sprintf("%d stored rows precede the first remaining manifest, whose predecessor is missing", pre.rows))
+		} else {
+			rep.PreManifestRows += pre.rows
+		}
 		if pre.added > 0 {
 			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
 		}

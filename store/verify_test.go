@@ -1,0 +1,110 @@
+package store_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// writeTwoBatches stores two batches of three hits (offsets 1-3, 4-6) and
+// a quarantined line, and returns the batch ids.
+func writeTwoBatches(t *testing.T, st *store.Store) (string, string) {
+	t.Helper()
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	ids := []string{"nginx-1-1-3", "nginx-1-4-6"}
+	for b := range 2 {
+		var hits []store.Hit
+		for i := range 3 {
+			off := int64(b*3 + i + 1)
+			hits = append(hits, hit(fmt.Sprintf("203.0.113.%d", off), uint16(40000+off), base.Add(time.Duration(off)*time.Second), "POST", "/form", off))
+		}
+		batch := store.Batch{ID: ids[b], Hits: hits}
+		if b == 1 {
+			batch.Quarantine = []store.Quarantined{{Source: store.Source{Topic: "nginx", Partition: 1, Offset: 7}, Received: base, Reason: "bad line", Raw: []byte("garbage")}}
+		}
+		if err := st.Write(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids[0], ids[1]
+}
+
+func verifyProblems(t *testing.T, st *store.Store) []store.Problem {
+	t.Helper()
+	rep, err := st.Verify(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Manifests == 0 {
+		t.Fatal("verify found no manifests")
+	}
+	return rep.Problems
+}
+
+func TestVerifyPassesOnAnUntouchedStoreAndReplays(t *testing.T) {
+	st, sg := openConfigured(t, nil)
+	writeTwoBatches(t, st)
+	writeTwoBatches(t, st) // a replay: same ids, deduplicated, no second manifest
+	rep, err := st.Verify(t.Context(), sg.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Manifests != 5 || rep.Rows != 13 {
+		t.Fatalf("untouched store: %+v", rep)
+	}
+}
+
+func TestVerifyNamesTheBatchOfAnUpdatedRow(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	first, _ := writeTwoBatches(t, st)
+	if err := st.Conn().Exec(t.Context(), "ALTER TABLE "+st.Databases().Connections+".connection_records UPDATE status = 404 WHERE kafka_offset = 2 SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	ps := verifyProblems(t, st)
+	if len(ps) != 1 || ps[0].Kind != store.ProblemAltered || ps[0].BatchID != first || ps[0].Table != "connection_records" {
+		t.Fatalf("problems after UPDATE: %v", ps)
+	}
+	if !strings.Contains(ps[0].String(), first) {
+		t.Errorf("problem %q does not name batch %s", ps[0], first)
+	}
+}
+
+func TestVerifyNamesTheBatchOfADeletedRow(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	_, second := writeTwoBatches(t, st)
+	if err := st.Conn().Exec(t.Context(), "DELETE FROM "+st.Databases().Access+".access_log WHERE kafka_offset = 5"); err != nil {
+		t.Fatal(err)
+	}
+	ps := verifyProblems(t, st)
+	if len(ps) != 1 || ps[0].Kind != store.ProblemDeleted || ps[0].BatchID != second || ps[0].Table != "access_log" {
+		t.Fatalf("problems after DELETE: %v", ps)
+	}
+}
+
+func TestVerifyFindsADeletedManifestAndAForgedOne(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	first, second := writeTwoBatches(t, st)
+	ops := st.Databases().Ops
+	if err := st.Conn().Exec(t.Context(), "ALTER TABLE "+ops+".manifests DELETE WHERE batch_id = '"+first+"' AND db_table = 'access_log' SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Conn().Exec(t.Context(), "ALTER TABLE "+ops+".manifests UPDATE rows = 2 WHERE batch_id = '"+second+"' AND db_table = 'quarantine' SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, p := range verifyProblems(t, st) {
+		kinds[p.Kind+" "+p.Table] = p.BatchID
+	}
+	if kinds[store.ProblemGap+" access_log"] != second {
+		t.Errorf("deleted manifest: problems %v, want a gap before batch %s", kinds, second)
+	}
+	if _, ok := kinds[store.ProblemAdded+" access_log"]; !ok {
+		t.Errorf("rows of the deleted manifest not reported as unsigned: %v", kinds)
+	}
+	if kinds[store.ProblemManifest+" quarantine"] != second {
+		t.Errorf("altered manifest: problems %v", kinds)
+	}
+}
