@@ -32,5 +32,13 @@
 //   - The hot path does not allocate once its caches are warm (user agents,
 //     geolocation records and keys are cached, with bounded memory).
 //
+// Storage: this package imports no other connlog package. ingest fills a
+// [Request] from each store.Hit (ingest.WithAudience), and the store keeps
+// the [Audience] rows of a batch (store.Batch.Audience) only as aggregates:
+// they are inserted into a Null table whose materialized views sum hits and
+// merge uniqCombined64 sketches of Visitor per site, hour or day, and
+// dimension. The Network is not stored at all. The KeyStore of a
+// deployment is store.VisitorKeys (the operations database, 2-day TTL).
+//
 // Nothing in this package logs an address, a user agent or a key.
 package anonymize
