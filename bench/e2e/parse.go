@@ -10,6 +10,7 @@ import (
 
 // parseResult is one parser over the whole input on one goroutine.
 type parseResult struct {
+	Shape         string
 	Format        string
 	Lines         int
 	Accepted      int
@@ -25,11 +26,27 @@ func (r parseResult) linesPerSec() float64 { return float64(r.Lines) / r.Best.Se
 // round. Lines a format rejects count in the rate: the input is one file for
 // all.
 func benchParse(lines [][]byte, rounds int) []parseResult {
+	out := benchParseShape("combined lines (the input file)", ingest.Formats(), lines, rounds)
+	// The other wire shapes of the same requests, from the distinct lines,
+	// cycled to as many lines as the input.
+	distinct := lines[:min(len(lines), 14487)]
+	for _, s := range shapes(distinct) {
+		cyc := make([][]byte, len(lines))
+		for i := range cyc {
+			cyc[i] = s.Lines[i%len(s.Lines)]
+		}
+		out = append(out, benchParseShape(s.Name, s.Formats, cyc, rounds)...)
+	}
+	return out
+}
+
+// benchParseShape runs each of formats over lines.
+func benchParseShape(shape string, formats []string, lines [][]byte, rounds int) []parseResult {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var out []parseResult
-	for _, name := range ingest.Formats() {
-		r := parseResult{Format: name, Lines: len(lines)}
+	for _, name := range formats {
+		r := parseResult{Shape: shape, Format: name, Lines: len(lines)}
 		p, err := ingest.NewParser(name)
 		if err != nil {
 			r.Err = err.Error()
