@@ -52,6 +52,9 @@ func (l *GeoLevel) UnmarshalText(b []byte) error {
 
 // Config says how hits are anonymized. Start from [DefaultConfig].
 type Config struct {
+	// Enabled turns the audience statistics on: serve wraps the ingest sink
+	// with ingest.WithAudience only when it is set. Default: true.
+	Enabled bool `yaml:"enabled"`
 	// IPv4PrefixLen is the number of leading bits of an IPv4 address kept
 	// in [Network]. Coarser (smaller) values are allowed; finer ones are
 	// refused. Range 0..16. Default: 16.
@@ -98,6 +101,7 @@ type Config struct {
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() Config {
 	return Config{
+		Enabled:       true,
 		IPv4PrefixLen: 16,
 		IPv6PrefixLen: 48,
 		GeoLevel:      GeoCountry,
