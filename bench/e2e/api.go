@@ -300,8 +300,12 @@ func export(ctx context.Context, api, tok string, q url.Values) (rows, size int6
 	if lines > 0 {
 		lines-- // header line
 	}
-	if t := resp.Trailer.Get("X-Error"); t != "" {
-		note = "stream error trailer: " + t
+	// The API's trailers: the row count it sent and whether it cut the export.
+	if t := resp.Trailer.Get("X-Connlog-Rows"); t != "" && t != strconv.FormatInt(lines, 10) {
+		note += fmt.Sprintf(" (trailer X-Connlog-Rows %s, counted %d)", t, lines)
+	}
+	if resp.Trailer.Get("X-Connlog-Truncated") == "true" {
+		note += " (truncated at the export bound)"
 	}
 	return lines, size, wall, note
 }
