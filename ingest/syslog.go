@@ -81,6 +81,13 @@ func looksLikeLineStart(tok []byte) bool {
 		return true
 	}
 	tok = bytes.TrimRight(tok, ",")
+	for _, c := range tok {
+		// Only these bytes make up an address; checking first saves the
+		// allocation of netip's error for a tag such as "nginx-access".
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':' || c == '[' || c == ']' || c == '%') {
+			return false
+		}
+	}
 	if _, err := netip.ParseAddr(str(tok)); err == nil {
 		return true
 	}
