@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/integrity"
+)
+
+// instanceKeyPath is where the instance's signing key lives:
+// clickhouse.key_path, by default <data_dir>/instance.key.
+func instanceKeyPath(cfg *Config) string {
+	if cfg.ClickHouse.KeyPath != "" {
+		return cfg.ClickHouse.KeyPath
+	}
+	return filepath.Join(cfg.DataDir, "instance.key")
+}
+
+// openMigrated loads the configuration named by the -config flag, opens the
+// store and brings its schema up to date.
+func openMigrated(ctx context.Context, path string) (*storeHandle, *Config, error) {
+	cfg, err := loadConfig(path, os.Environ())
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, &cfg, newLogger("warn"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return st, &cfg, nil
+}
+
+// cmdRetention prints the retention report: per class, table and site, the
+// lifetime, oldest and newest records, rows, bytes, the last enforcement
+// pass, and OVERDUE where something outlived its lifetime. -enforce runs an
+// enforcement pass first. It fails when anything is overdue.
+func cmdRetention(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("retention", flag.ContinueOnError)
+	path := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	enforce := fs.Bool("enforce", false, "run an enforcement pass (remove what expired) before reporting")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, _, err := openMigrated(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if _, err := st.ApplyRetention(ctx); err != nil {
+		return err
+	}
+	if *enforce {
+		res, err := st.Enforce(ctx)
+		if err != nil {
+			return err
+		}
+		if !*asJSON {
+			fmt.Fprintf(stdout, "enforcement pass %s: %d rows removed, %d partitions dropped, %d holds released\n\n",
+				res.RunID, res.Removed(), res.PartitionsDropped, len(res.HoldsReleased))
+		}
+	}
+	rep, err := st.RetentionReport(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(stdout, rep)
+	}
+	if rep.Overdue {
+		return errors.New("records are stored past their lifetime (OVERDUE above)")
+	}
+	return nil
+}
+
+func printReport(w io.Writer, rep store.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLASS\tTABLE\tSITE\tPOLICY\tOLDEST\tNEWEST\tROWS\tBYTES\tLAST PASS\tREMOVED\tSTATUS")
+	day := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02")
+	}
+	for _, e := range rep.Entries {
+		status := "ok"
+		if e.Overdue {
+			status = "OVERDUE"
+		}
+		if e.Detail != "" {
+			status += " " + e.Detail
+		}
+		site := e.Site
+		if site == "" {
+			site = "*"
+		}
+		bytes := fmt.Sprint(e.Bytes)
+		if e.BytesEstimated {
+			bytes = "~" + bytes
+		}
+		last := "-"
+		if !e.LastRun.IsZero() {
+			last = e.LastRun.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", e.Class, e.Table, site, e.Policy,
+			day(e.Oldest), day(e.Newest), e.Rows, bytes, last, e.LastRemoved, status)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ngenerated %s, grace %s: ", rep.Generated.Format(time.RFC3339), rep.Grace)
+	if rep.Overdue {
+		fmt.Fprintln(w, "SOME RECORDS ARE OVERDUE")
+	} else {
+		fmt.Fprintln(w, "nothing is stored past its lifetime")
+	}
+}
+
+// keyFiles collects repeated -key flags.
+type keyFiles []string
+
+func (k *keyFiles) String() string     { return strings.Join(*k, ",") }
+func (k *keyFiles) Set(v string) error { *k = append(*k, v); return nil }
+
+// cmdVerify checks the tamper evidence of the stores: every manifest chain,
+// signature and batch hash. It fails, naming each batch, on any gap,
+// alteration or deletion outside the lifetimes. Trusted keys: the -key PEM
+// files; without any, the keys the instances registered in the store
+// (compare the printed ids with `connlog key` on each instance).
+func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	path := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	var keys keyFiles
+	fs.Var(&keys, "key", "trusted public key (PEM) file; repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var trusted []ed25519.PublicKey
+	for _, k := range keys {
+		raw, err := os.ReadFile(k)
+		if err != nil {
+			return fmt.Errorf("read trusted key: %w", err)
+		}
+		pub, err := integrity.ParsePublicPEM(raw)
+		if err != nil {
+			return fmt.Errorf("trusted key %s: %w", k, err)
+		}
+		trusted = append(trusted, pub)
+	}
+	st, _, err := openMigrated(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	rep, err := st.Verify(ctx, trusted...)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "%d chains, %d manifests, %d groups rehashed (%d rows), %d groups past their lifetime, keys %s\n",
+			rep.Chains, rep.Manifests, rep.Groups, rep.Rows, rep.Expired, strings.Join(rep.KeyIDs, ", "))
+		if rep.PreManifestRows > 0 {
+			fmt.Fprintf(stdout, "%d rows were stored before tamper evidence existed and cannot be checked\n", rep.PreManifestRows)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintln(stdout, "PROBLEM", p.String())
+		}
+		if rep.OK() {
+			fmt.Fprintln(stdout, "OK: no gap, alteration or deletion outside the lifetimes")
+		}
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%d integrity problems", len(rep.Problems))
+	}
+	return nil
+}
+
+// cmdKey prints the instance's public key (PEM) and key id, creating the key
+// if there is none yet.
+func cmdKey(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("key", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	kp := instanceKeyPath(&cfg)
+	sg, created, err := integrity.LoadOrCreate(kp)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(os.Stderr, "connlog key: created a new instance key at %s\n", kp)
+	}
+	if _, err := stdout.Write(sg.PublicPEM()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key id: %s\n", integrity.KeyID(sg.Public()))
+	return nil
+}
