@@ -41,7 +41,7 @@ mkdir -p "$out"
 
 echo "bench: results in $out" >&2
 {
-	echo "commit $(git describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "commit $(git describe --always --dirty 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")"
 	echo "nproc $(nproc)"
 	grep -m1 'model name' /proc/cpuinfo || true
 	grep MemTotal /proc/meminfo || true
@@ -51,7 +51,7 @@ echo "bench: results in $out" >&2
 } | tee "$out/machine.txt"
 
 $GO build -o "$work/connlog" ./cmd/connlog
-$GO build -o "$work/e2e" ./bench/e2e
+$GO build -o "$work/bench-e2e" ./bench/e2e
 
 start=$(date +%s)
 if [ -n "${BENCH_GO-.}" ]; then
@@ -60,7 +60,7 @@ if [ -n "${BENCH_GO-.}" ]; then
 	$GO test -run '^$' -bench "${BENCH_GO-.}" -benchmem -cpu 1 -timeout 20m ./... 2>&1 | tee "$out/go-bench.txt" || true
 fi
 
-"$work/e2e" -connlog "$work/connlog" -work "$work/e2e" \
+"$work/bench-e2e" -connlog "$work/connlog" -work "$work/e2e" \
 	-logs "${BENCH_LOGS:-$logs_default}" \
 	-lines "${BENCH_LINES:-1000000}" \
 	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,api}" \
