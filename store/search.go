@@ -270,10 +270,12 @@ func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) e
 		h                            Hit
 		clientIP, peerIP, serverAddr netip.Addr
 		requestTimeUS                uint64
+		operation                    string
 	)
 	dest := []any{&h.EventTime, &h.Ingested, &clientIP, &h.ClientPort, &peerIP, &h.ForwardedFor, &serverAddr, &h.ServerPort,
 		&h.Site, &h.Method, &h.Path, &h.Query, &h.Protocol, &h.Status, &h.BytesSent, &h.Referer, &h.UserAgent, &requestTimeUS,
-		&h.Upstream, &h.RequestID, &h.User, &h.TLSProtocol, &h.Source.Topic, &h.Source.Partition, &h.Source.Offset}
+		&h.Upstream, &h.RequestID, &h.User, &h.TLSProtocol, &h.Source.Topic, &h.Source.Partition, &h.Source.Offset,
+		&operation, &h.OptOut, &h.ShipperHost, &h.LogFile}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read access log row: %w", err)
@@ -281,6 +283,7 @@ func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) e
 		h.ClientIP, h.PeerIP, h.ServerAddr = fromStored(clientIP), fromStored(peerIP), fromStored(serverAddr)
 		h.RequestTime = time.Duration(requestTimeUS) * time.Microsecond
 		h.EventTime, h.Ingested = h.EventTime.UTC(), h.Ingested.UTC()
+		h.Operation = ParseOperation(operation)
 		if err := fn(&h); err != nil {
 			return err
 		}

@@ -106,7 +106,7 @@ func (s *Store) insert(ctx context.Context, token, table string, columns string,
 	return bt.Send()
 }
 
-const accessColumns = "event_time, ingested_at, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, site, method, path, query, protocol, status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, tls_protocol, kafka_topic, kafka_partition, kafka_offset"
+const accessColumns = "event_time, ingested_at, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, site, method, path, query, protocol, status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, tls_protocol, kafka_topic, kafka_partition, kafka_offset, operation, opt_out, shipper_host, log_file"
 
 func appendAccess(bt driver.Batch, hits []Hit) error {
 	n := len(hits)
@@ -121,9 +121,17 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 		query, protocol, referer, ua   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		upstream, reqID, user, tlsProt = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		topic                          = make([]string, n)
+		operation                      = make([]int8, n)
+		optOut                         = make([]bool, n)
+		shipperHost, logFile           = make([]string, n), make([]string, n)
 	)
 	for i := range hits {
 		h := &hits[i]
+		op := h.Operation
+		if op == OpUnknown {
+			op = OperationOfMethod(h.Method)
+		}
+		operation[i], optOut[i], shipperHost[i], logFile[i] = int8(op), h.OptOut, h.ShipperHost, h.LogFile
 		eventTime[i], ingested[i] = h.EventTime, h.Ingested
 		clientIP[i], peerIP[i], serverAddr[i] = addr16(h.ClientIP), addr16(h.PeerIP), addr16(h.ServerAddr)
 		clientPort[i], serverPort[i], status[i] = h.ClientPort, h.ServerPort, h.Status
@@ -135,7 +143,7 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 	}
 	return appendColumns(bt, eventTime, ingested, clientIP, clientPort, peerIP, forwarded, serverAddr, serverPort,
 		site, method, path, query, protocol, status, bytesSent, referer, ua, requestTime, upstream, reqID, user, tlsProt,
-		topic, partition, offset)
+		topic, partition, offset, operation, optOut, shipperHost, logFile)
 }
 
 const connectionColumns = "event_time, ingested_at, client_ip, client_port, server_addr, server_port, site, protocol, tls_protocol, operation, path, user, status, kafka_topic, kafka_partition, kafka_offset"
