@@ -281,3 +281,24 @@ func NewLogFormatParser(logFormat string) (Parser, error) {
 	}
 	return p.Topic(""), nil
 }
+
+// ParserFor returns the parser `connlog parse` runs: cfg (trusted proxies,
+// redaction, operations, JSON keys) with every topic read as format, or as
+// the nginx log_format logFormat when that is set. An empty format means
+// cfg's own formats (auto-detection by default).
+func ParserFor(cfg ParseConfig, format, logFormat string) (Parser, error) {
+	switch {
+	case logFormat != "":
+		cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
+		cfg.LogFormat = logFormat
+	case format != "":
+		cfg.Formats = map[string]string{DefaultTopic: format}
+	case cfg.Formats == nil:
+		cfg.Formats = map[string]string{DefaultTopic: FormatAuto}
+	}
+	p, err := NewLineParser(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.Topic(""), nil
+}

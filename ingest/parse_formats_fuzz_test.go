@@ -146,7 +146,7 @@ func FuzzJSONLine(f *testing.F) {
 			uri += "?" + h.Query
 		}
 		fields := map[string]string{
-			"msec": strconv.FormatInt(h.EventTime.Unix(), 10) + "." + strconv.FormatInt(int64(h.EventTime.Nanosecond()), 10),
+			"msec":        strconv.FormatInt(h.EventTime.Unix(), 10) + "." + strconv.FormatInt(int64(h.EventTime.Nanosecond()), 10),
 			"remote_addr": h.PeerIP.String(), "request_method": h.Method, "request_uri": uri, "server_protocol": h.Protocol,
 			"http_referer": h.Referer, "http_user_agent": h.UserAgent, "remote_user": h.User, "host": h.Site, "request_id": h.RequestID,
 			"ssl_protocol": h.TLSProtocol, "http_x_forwarded_for": h.ForwardedFor, "upstream_addr": h.Upstream,
