@@ -133,6 +133,7 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		{"/v1/audit", RoleAuditor, s.auditSearch},
 		{"/v1/audit/subject", RoleAuditor, s.subject},
 		{"/v1/stats/audience", RoleStats, s.audience},
+		{"/v1/retention", RoleAuditor, s.retention},
 	} {
 		route(d.path, s.data(d.path, d.role, d.h))
 		s.dataPaths[d.path] = true
