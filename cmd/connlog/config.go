@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
@@ -45,6 +46,10 @@ type Config struct {
 
 	// API is the query API for security staff.
 	API api.Config `yaml:"api"`
+
+	// Statistics configures the audience statistics: truncation, daily
+	// visitor keys, geolocation, bot and opt-out exclusion.
+	Statistics anonymize.Config `yaml:"statistics"`
 }
 
 // EmbeddedClickHouse configures the chDB engine connlog loads when no
@@ -76,7 +81,8 @@ func defaultConfig() Config {
 			Listen:       "127.0.0.1:8123",
 			MaxQueryTime: 60 * time.Second,
 		},
-		API: api.DefaultConfig(),
+		API:        api.DefaultConfig(),
+		Statistics: anonymize.DefaultConfig(),
 	}
 }
 
@@ -130,6 +136,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.API.Validate())
+	if c.Statistics.Enabled {
+		errs = append(errs, c.Statistics.Validate())
+	}
 	return errors.Join(errs...)
 }
 

@@ -212,9 +212,9 @@ func (in *instance) get(path string, header map[string]string) (int, []byte) {
 // line is one generated request, with what the access log must hold.
 type line struct {
 	ip, method, path, query, proto, referer, ua, user string
-	status                                           int
-	bytes                                            uint64
-	t                                                time.Time
+	status                                            int
+	bytes                                             uint64
+	t                                                 time.Time
 }
 
 func (l line) combined() string {

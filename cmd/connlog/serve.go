@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
@@ -164,7 +165,22 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(broker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","))
 	}
 
-	pipeline, err := ingest.New(cfg.Kafka, st.Store, reg, logger)
+	// Audience statistics: the only path from hits to aggregates goes
+	// through anonymize, and the statistics rows share the batch's
+	// deduplication token.
+	var sink ingest.Sink = st.Store
+	var keys *anonymize.Keys
+	if cfg.Statistics.Enabled {
+		keys = anonymize.NewKeys(st.Store.VisitorKeys())
+		an, err := anonymize.New(cfg.Statistics, keys, reg, logger)
+		if err != nil {
+			return fmt.Errorf("statistics: %w", err)
+		}
+		defer an.Close()
+		sink = ingest.WithAudience(st.Store, an)
+	}
+
+	pipeline, err := ingest.New(cfg.Kafka, sink, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -181,6 +197,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipeline.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
+	if keys != nil {
+		g.Go(func() error {
+			return keys.Run(gctx, time.Minute, func(err error) { logger.Warn("visitor keys", "err", err) })
+		})
+	}
 	srv.SetReady(true)
 
 	done := make(chan error, 1)
