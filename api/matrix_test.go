@@ -32,7 +32,9 @@ var matrixEndpoints = map[string]matrixEndpoint{
 	"GET /v1/access": {method: http.MethodGet, role: RoleAnalyst, ok: 200, otherSite: 403,
 		target: func(e *liveEnv) string { return "/v1/access?ip=203.0.113.7&site=" + liveSite + "&" + e.window() }},
 	"GET /v1/connections": {method: http.MethodGet, role: RoleOfficer, ok: 200, otherSite: 403,
-		target: func(e *liveEnv) string { return "/v1/connections?ip=203.0.113.0/24&site=" + liveSite + "&" + e.window() }},
+		target: func(e *liveEnv) string {
+			return "/v1/connections?ip=203.0.113.0/24&site=" + liveSite + "&" + e.window()
+		}},
 	"GET /v1/ip/{ip}": {method: http.MethodGet, role: RoleAnalyst, ok: 200, otherSite: 403,
 		target: func(e *liveEnv) string { return "/v1/ip/203.0.113.7?site=" + liveSite + "&" + e.window() }},
 	"GET /v1/audit": {method: http.MethodGet, role: RoleAuditor, ok: 200, otherSite: 403,
