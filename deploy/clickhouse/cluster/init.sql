@@ -1,3 +1,6 @@
+-- Layout A (Replicated databases). Do NOT use it together with connlog's
+-- `clickhouse.cluster` setting (layout B, see README.md): pick one.
+--
 -- Run once, as the ClickHouse admin user, on either server of the two-site
 -- cluster BEFORE the first `connlog migrate`:
 --
@@ -16,6 +19,8 @@ CREATE DATABASE IF NOT EXISTS connlog_access ON CLUSTER connlog
     ENGINE = Replicated('/clickhouse/databases/connlog_access', '{shard}', '{replica}');
 CREATE DATABASE IF NOT EXISTS connlog_ops ON CLUSTER connlog
     ENGINE = Replicated('/clickhouse/databases/connlog_ops', '{shard}', '{replica}');
+CREATE DATABASE IF NOT EXISTS connlog_stats ON CLUSTER connlog
+    ENGINE = Replicated('/clickhouse/databases/connlog_stats', '{shard}', '{replica}');
 
 -- Check after `connlog migrate` (both replicas, same tables, engine Replicated*):
 --   SELECT hostName(), database, name, engine FROM clusterAllReplicas('connlog', system.tables)
