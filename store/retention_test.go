@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded/embeddedtest"
 	"github.com/connlog/connlog/store/integrity"
@@ -81,7 +82,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	// The lines were ingested when they were young: a store whose lifetimes
 	// keep everything (ClickHouse drops rows already expired at insert).
 	young, _ := openConfigured(t, func(c *store.Config) {
-		c.Retention.Connections, c.Retention.Access = store.Months(120), store.Months(120)
+		c.Retention.Connections, c.Retention.Access, c.Retention.Statistics = store.Months(120), store.Months(120), store.Months(120)
 	})
 	ctx := t.Context()
 	if _, err := young.ApplyRetention(ctx); err != nil {
@@ -105,8 +106,18 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 			hits = append(hits, h)
 		}
 	}
-	if err := st.Write(ctx, store.Batch{Hits: hits}); err != nil {
+	var audience []anonymize.Audience
+	for _, h := range hits {
+		audience = append(audience, anonymize.Audience{Site: h.Site, Time: h.EventTime.Truncate(time.Hour), Path: "/", Browser: "Firefox", OS: "Linux", Device: "desktop", ReferrerDomain: "(direct)", StatusClass: "2xx", Visitor: uint64(h.Source.Offset)})
+	}
+	if err := st.Write(ctx, store.Batch{Hits: hits, Audience: audience}); err != nil {
 		t.Fatal(err)
+	}
+	statsDays := func() uint64 {
+		return count(t, st, "SELECT uniqExact(day) FROM "+db.Stats+".audience_daily")
+	}
+	if n := statsDays(); n != 4 {
+		t.Fatalf("statistics of %d days stored, want 4", n)
 	}
 	if n := count(t, st, "SELECT count() FROM "+db.Connections+".connection_records"); n != 8 {
 		t.Fatalf("stored %d connection records, want 8", n)
@@ -134,8 +145,8 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 2 {
-		t.Fatalf("ApplyRetention applied %+v, want the connections and access lifetimes", changes)
+	if len(changes) != 3 {
+		t.Fatalf("ApplyRetention applied %+v, want the connections, access and statistics lifetimes", changes)
 	}
 	for _, c := range changes {
 		if c.Table == db.Connections+".connection_records" && !strings.Contains(c.NewTTL, "site = '"+partners+"'") {
@@ -181,6 +192,10 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	if got, want := ports(db.Access+".access_log"), "1,101"; got != want {
 		t.Errorf("access log after enforcement: ports %s, want %s", got, want)
 	}
+	// Statistics keep everything up to 25 months: 13, 7 and 1 months.
+	if n := statsDays(); n != 3 {
+		t.Errorf("statistics of %d days after enforcement, want 3", n)
+	}
 	if got, want := ports(st.HeldRecordsTable()), "13"; got != want {
 		t.Errorf("held records: ports %s, want %s", got, want)
 	}
@@ -215,6 +230,9 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	}
 	if e := find(store.ClassHolds, "www.example.org"); e.Rows != 1 || e.Overdue {
 		t.Errorf("hold entry: %+v", e)
+	}
+	if e := find(store.ClassStatistics, "www.example.org"); e.Policy != "25mo" || e.Rows == 0 || e.Overdue {
+		t.Errorf("statistics entry: %+v", e)
 	}
 	find(store.ClassAudit, "")
 	find(store.ClassQuarantine, "")
