@@ -12,12 +12,101 @@
 //     its [Sink] acknowledged every row up to that offset. While the sink
 //     fails, the Pipeline retries the same batch with capped exponential
 //     backoff; it never skips a batch.
-//   - Nothing is dropped silently: a message that cannot be parsed, or is
-//     longer than Config.MaxLineBytes, is written to quarantine with its
-//     topic, partition, offset, the reason and a copy of its bytes, and it is
-//     counted. It never blocks its partition.
-//   - Bounded memory: fetched messages wait in a bounded queue; when the sink
-//     is slow, fetching stops (back-pressure) instead of buffering.
+//   - Exactly once (see "Exactly-once design" below): a crash at any
+//     instant, a ClickHouse error or timeout, or a rebalance leaves one copy
+//     of every line in every table that store.Write fills.
+//   - Nothing is dropped silently: a message that cannot be parsed, is
+//     longer than Config.MaxLineBytes, carries control bytes (binary) or is
+//     not valid UTF-8 is written to quarantine with its topic, partition,
+//     offset, the reason and a copy of its bytes, and it is counted. It never
+//     blocks its partition.
+//   - Bounded memory: each assigned partition has a bounded fetch (kafka-go
+//     MaxBytes = Config.FetchMaxBytes, 100 prefetched messages), a bounded
+//     queue (Config.QueueMessages) and one batch (Config.BatchRows,
+//     Config.BatchBytes); when the store is slow or down, fetching stops
+//     (back-pressure) instead of buffering. connlog_ingest_queued_messages
+//     shows the queues.
+//   - Graceful stop: when Run's context is cancelled, every partition worker
+//     stops fetching, writes and commits its batch within
+//     Config.ShutdownTimeout, then the member leaves the group.
+//
+// # Exactly-once design
+//
+// A batch holds messages of one partition only, a contiguous range of
+// offsets [first, last], and its [store.Batch.ID] is "topic/partition/
+// first-last" ([store.BatchRange.ID]). The store uses the ID as the
+// insert_deduplication_token of every insert (access_log,
+// connection_records, quarantine, and whatever later goes through
+// store.Write with the same ID), and the tables keep the tokens of their
+// last 10,000 inserts (non_replicated_deduplication_window), so writing a
+// batch again with the same ID stores nothing new.
+//
+// The ID only helps if a batch written again has the same boundaries, and
+// boundaries depend on timing (rows, bytes, flush interval). So, per batch:
+//
+//  1. record the range in the intent log, ops.ingest_batches
+//     (consumer_group, topic, partition, first_offset, last_offset), and
+//     wait for ClickHouse's acknowledgement ([Journal], *store.Store);
+//  2. write the batch with its ID, retrying the same batch until it is
+//     acknowledged;
+//  3. commit last+1 to the consumer group.
+//
+// When a partition is assigned (start, restart after kill -9, rebalance),
+// its worker reads the recorded ranges whose last offset is at or after the
+// committed offset and rebuilds those batches with exactly those
+// boundaries, whatever the current limits: their IDs match, and ClickHouse
+// drops the inserts that had already been made. A crash before step 1
+// leaves nothing to undo; between 1 and 3 the batch is rebuilt; after 3 it
+// is not consumed again. A rebuilt batch is only written whole: if the
+// partition is released while one is half-filled, it is left to the next
+// owner. Rows carry the Kafka message time as ingested_at (not the clock),
+// so a rebuilt batch is the same rows.
+//
+// Rebalances: each partition is consumed by a worker started in a kafka-go
+// consumer-group generation; the member rejoins the group only after all
+// its workers returned, and a worker returns only after writing and
+// committing its batch (bounded by Config.ShutdownTimeout, below the
+// rebalance timeout of ShutdownTimeout+10s). So the next owner reads the
+// intent log after the previous owner's last intent. Commits carry the
+// generation, so a stale member's commit is refused.
+//
+// Limits, stated honestly:
+//
+//   - The deduplication window is 10,000 inserts per table: a batch rebuilt
+//     after more than 10,000 later inserts into the same table (days of
+//     downtime at small batches) would be stored twice. Intents expire after
+//     7 days.
+//   - A member frozen (SIGSTOP, VM pause) longer than the session timeout
+//     while writing can resume and write a batch that the next owner has
+//     already cut differently; Kafka has no fencing for an external sink.
+//   - ClickHouse records a token before it makes the part visible; a crash
+//     of ClickHouse itself in between (not of connlog) could make it drop
+//     the rebuilt batch. In embedded mode ClickHouse runs in connlog's
+//     process, so a kill -9 of connlog is such a crash; the window is a few
+//     microseconds per insert and the crash test has not hit it.
+//   - Without a Journal (a Sink that is not *store.Store), retries within a
+//     process are still exactly once, but batches are not rebuilt after a
+//     restart.
+//
+// Shipper duplicates: when lines carry $request_id, the Pipeline remembers
+// the request ids of the last Config.DedupRequestIDs stored lines
+// (process-wide, all partitions) and does not store a line whose id it has
+// seen: it is counted as result="duplicate". This catches rsyslog's resends
+// after a broker outage, which arrive within minutes. It does not survive a
+// restart and is per process: two instances, or a resend older than the
+// window, can still store a request twice (the rows have the same
+// request_id, so a query can tell).
+//
+// Metrics (no label carries an address, a path or a user agent; site only
+// for the sites listed in Config.Sites, others as "other"):
+// connlog_ingest_lines_total{topic,result} (stored, quarantined, duplicate,
+// redacted), connlog_ingest_lag_messages{topic,partition},
+// connlog_ingest_committed_offset{topic,partition},
+// connlog_ingest_batch_rows, connlog_ingest_batch_bytes,
+// connlog_ingest_write_duration_seconds, connlog_ingest_write_retries_total,
+// connlog_ingest_rebuilt_batches_total, connlog_ingest_queued_messages,
+// connlog_ingest_partitions, connlog_ingest_last_event_timestamp_seconds{site}.
+//
 //   - Parse errors never quote the line: a [*ParseError] names the field, the
 //     byte position and the reason, so it can be logged without leaking IP
 //     addresses. Logs carry offsets, never lines.
