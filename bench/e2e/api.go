@@ -25,6 +25,7 @@ type apiResult struct {
 	SettleWall  time.Duration
 	Disk        []diskUsage
 	Lookups     []latency
+	Diag        []latency // engine-only timings, to explain Lookups
 	ExportRows  int64
 	ExportWall  time.Duration
 	ExportBytes int64
@@ -192,7 +193,32 @@ func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests i
 		name string
 		gen  func() (string, time.Time, time.Time)
 	}{{"one IP, 24 hours", one}, {"one /24, 7 days", net24}} {
-		r.Lookups = append(r.Lookups, measureSearch(ctx, in.api, tok, k.name, requests, k.gen))
+		rng = rand.New(rand.NewPCG(1, 2))
+		r.Lookups = append(r.Lookups, measure(k.name, requests, func() (int, bool, error) {
+			network, from, to := k.gen()
+			return apiSearch(ctx, in.api, tok, network, from, to)
+		}))
+	}
+	// Where the time goes: the same searches (same targets) straight to the
+	// engine, and the audit row every API request writes first.
+	for _, k := range []struct {
+		name string
+		gen  func() (string, time.Time, time.Time)
+	}{{"one IP, 24 hours", one}, {"one /24, 7 days", net24}} {
+		rng = rand.New(rand.NewPCG(1, 2))
+		r.Diag = append(r.Diag, measure("engine only: "+k.name, requests, func() (int, bool, error) {
+			network, from, to := k.gen()
+			return engineSearch(ctx, in, network, from, to)
+		}))
+	}
+	if _, err := in.sql(ctx, "CREATE DATABASE IF NOT EXISTS bench_diag", nil); err == nil {
+		if _, err := in.sql(ctx, "CREATE TABLE bench_diag.audit AS connlog_ops.audit", nil); err == nil {
+			r.Diag = append(r.Diag, measure("engine only: one audit row insert (fsync, as connlog_ops.audit)", requests, func() (int, bool, error) {
+				_, err := in.sql(ctx, "INSERT INTO bench_diag.audit (time, actor, purpose) VALUES (now64(3), 'bench', 'make bench')", nil)
+				return 1, false, err
+			}))
+		}
+		in.sql(ctx, "DROP DATABASE bench_diag", nil) //nolint:errcheck // scratch
 	}
 
 	// CSV export: one of the ten IPv4 /8s over 7 days (≈1/10 of a week).
@@ -210,30 +236,18 @@ func searchURL(api, network string, from, to time.Time) string {
 	return "http://" + api + "/v1/access?" + q.Encode()
 }
 
-// measureSearch runs n searches (after 10 unmeasured warm-up ones) one at
-// a time and records the latency of each, response body read in full.
-func measureSearch(ctx context.Context, api, tok, name string, n int, gen func() (string, time.Time, time.Time)) latency {
+// measure runs do n times (after 10 unmeasured warm-up calls) one at a
+// time and records the latency of each.
+func measure(name string, n int, do func() (rows int, truncated bool, err error)) latency {
 	l := latency{Name: name, Requests: n}
 	var times []time.Duration
 	var rows int
 	for i := range n + 10 {
-		network, from, to := gen()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, searchURL(api, network, from, to), nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("X-Purpose", "make bench: API latency")
 		start := time.Now()
-		resp, err := http.DefaultClient.Do(req)
-		var body []byte
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
+		got, trunc, err := do()
 		el := time.Since(start)
 		if i < 10 {
 			continue
-		}
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
 		}
 		if err != nil {
 			l.Errors++
@@ -243,15 +257,9 @@ func measureSearch(ctx context.Context, api, tok, name string, n int, gen func()
 			continue
 		}
 		times = append(times, el)
-		var res struct {
-			Rows      []json.RawMessage `json:"rows"`
-			Truncated bool              `json:"truncated"`
-		}
-		if json.Unmarshal(body, &res) == nil {
-			rows += len(res.Rows)
-			if res.Truncated {
-				l.Truncated++
-			}
+		rows += got
+		if trunc {
+			l.Truncated++
 		}
 	}
 	if len(times) == 0 {
@@ -263,6 +271,75 @@ func measureSearch(ctx context.Context, api, tok, name string, n int, gen func()
 	l.Max = times[len(times)-1]
 	l.MeanRows = float64(rows) / float64(len(times))
 	return l
+}
+
+// apiSearch is one GET /v1/access, response body read in full.
+func apiSearch(ctx context.Context, api, tok, network string, from, to time.Time) (int, bool, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, searchURL(api, network, from, to), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Purpose", "make bench: API latency")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, false, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	var res struct {
+		Rows      []json.RawMessage `json:"rows"`
+		Truncated bool              `json:"truncated"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return 0, false, fmt.Errorf("decode answer: %w", err)
+	}
+	return len(res.Rows), res.Truncated, nil
+}
+
+// engineSearch is the search the API makes (same filter, order and limit
+// as store's access search), sent straight to the engine's HTTP interface:
+// the API, audit and encoding overhead is the difference.
+func engineSearch(ctx context.Context, in *instance, network string, from, to time.Time) (int, bool, error) {
+	p, err := netip.ParsePrefix(network)
+	if err != nil {
+		a, err2 := netip.ParseAddr(network)
+		if err2 != nil {
+			return 0, false, err
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	lo, hi := p.Masked().Addr(), lastAddr(p)
+	if lo.Is4() {
+		lo, hi = netip.AddrFrom16(lo.As16()), netip.AddrFrom16(hi.As16())
+	}
+	out, err := in.sql(ctx, `SELECT * FROM connlog_access.access_log
+		WHERE client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}
+		ORDER BY client_ip, event_time, kafka_topic, kafka_partition, kafka_offset LIMIT 1001 FORMAT TSV`, url.Values{
+		"param_lo": {lo.String()}, "param_hi": {hi.String()},
+		"param_from": {from.UTC().Format("2006-01-02 15:04:05.000")}, "param_to": {to.UTC().Format("2006-01-02 15:04:05.000")},
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	if out == "" {
+		return 0, false, nil
+	}
+	return strings.Count(out, "\n") + 1, false, nil
+}
+
+// lastAddr is the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr()
+	b := a.AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	last, _ := netip.AddrFromSlice(b)
+	return last
 }
 
 // export streams a search with Accept: text/csv and counts the data lines.

@@ -147,6 +147,15 @@ func (r *report) api(ctx context.Context, bin, dir string, rows, clients int64, 
 			r.printf("first error: %s\n", l.FirstErr)
 		}
 	}
+	if len(res.Diag) > 0 {
+		r.printf("\nWhere the time goes (same targets, straight to the engine's HTTP interface, no API):\n\n| what | requests | errors | p50 | p99 | max | mean rows |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, l := range res.Diag {
+			r.printf("| %s | %d | %d | %s | %s | %s | %.1f |\n", l.Name, l.Requests, l.Errors, l.P50.Round(time.Microsecond*100), l.P99.Round(time.Microsecond*100), l.Max.Round(time.Microsecond*100), l.MeanRows)
+			if l.FirstErr != "" {
+				r.printf("first error: %s\n", l.FirstErr)
+			}
+		}
+	}
 	if res.ExportRows > 0 {
 		r.printf("\nCSV export (Accept: text/csv, one /8 over 7 days): %d rows, %.1f MB in %s: %.0f rows/s %s\n", res.ExportRows, float64(res.ExportBytes)/1e6, res.ExportWall.Round(time.Millisecond), float64(res.ExportRows)/res.ExportWall.Seconds(), res.ExportNote)
 	} else {
