@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/export"
@@ -199,6 +200,20 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 	if m.Records != e.suspectRows || len(m.Queries) != 1 || !strings.Contains(m.Queries[0].Text, "connection_records") ||
 		m.Queries[0].Parameters["port"] != "51234" || m.Software != "connlog test" {
 		t.Errorf("manifest %+v", m)
+	}
+	// The manifest's query, run again with its parameters, gives the same records.
+	qctx := clickhouse.Context(t.Context(), clickhouse.WithParameters(clickhouse.Parameters(m.Queries[0].Parameters)))
+	again, err := e.st.Conn().Query(qctx, m.Queries[0].Text)
+	if err != nil {
+		t.Fatalf("manifest query: %v", err)
+	}
+	n := 0
+	for again.Next() {
+		n++
+	}
+	again.Close()
+	if n != m.Records {
+		t.Errorf("manifest query gives %d records, manifest says %d", n, m.Records)
 	}
 	var inManifest store.Requisition
 	if err := json.Unmarshal(m.Requisition, &inManifest); err != nil || inManifest.ProcedureRef != "PV 2026/123" || inManifest.ID != req.ID {
