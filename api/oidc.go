@@ -127,7 +127,14 @@ type oidcAuth struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	// failed is when discovery last failed; it is not tried again for
+	// oidcRetry, so that an identity provider that is down is not flooded.
+	failed    time.Time
+	failedErr error
 }
+
+// oidcRetry is how long a failed discovery is not tried again.
+const oidcRetry = 5 * time.Second
 
 func newOIDCAuth(cfg OIDCConfig, now func() time.Time) *oidcAuth {
 	return &oidcAuth{cfg: cfg, client: &http.Client{Timeout: oidcHTTPTimeout}, now: now}
@@ -145,12 +152,16 @@ func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, erro
 	if a.verifier != nil {
 		return a.verifier, nil
 	}
+	if !a.failed.IsZero() && time.Since(a.failed) < oidcRetry {
+		return nil, a.failedErr
+	}
 	cctx := oidc.ClientContext(context.WithoutCancel(ctx), a.client)
 	dctx, cancel := context.WithTimeout(cctx, oidcHTTPTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(dctx, a.cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("oidc discovery: %w", err)
+		a.failed, a.failedErr = time.Now(), fmt.Errorf("oidc discovery: %w", err)
+		return nil, a.failedErr
 	}
 	// The key set outlives this request: it gets a context with the client
 	// but no deadline.
