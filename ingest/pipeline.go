@@ -95,8 +95,8 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		log:   logger.With("component", "ingest"),
 		sites: map[string]bool{},
 	}
-	if j, ok := sink.(Journal); ok {
-		p.journal = j
+	if p.journal = journalOf(sink); p.journal == nil {
+		p.log.Warn("the sink keeps no intent log: batches are not rebuilt after a restart, so a crash between a write and its commit can store lines twice")
 	}
 	if cfg.DedupRequestIDs > 0 {
 		p.dedup = newRequestIDs(cfg.DedupRequestIDs)
