@@ -110,8 +110,10 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 		return perr("line", 0, "empty line")
 	}
 	kind := p.def
-	if k, ok := p.topics[topic]; ok {
-		kind = k
+	if len(p.topics) > 0 {
+		if k, ok := p.topics[topic]; ok {
+			kind = k
+		}
 	}
 	var host, file string
 	if line[0] == '{' && (bytes.Contains(line, []byte(`"message"`)) || bytes.Contains(line, []byte(`"log"`))) {

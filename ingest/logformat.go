@@ -17,8 +17,8 @@ const (
 	LogFormatMain = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`
 	// LogFormatRecommended is connlog's recommended format for sites that
 	// cannot log JSON: combined plus what the connection records need.
-	// Fields are separated by spaces, not "addr:port", because an IPv6
-	// address contains colons.
+	// Fields are separated by spaces: "addr:port" also works (the port
+	// follows the last colon) but reads badly with IPv6.
 	LogFormatRecommended = `$remote_addr $remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" ` +
 		`$msec $request_id "$host" "$ssl_protocol" $server_addr $server_port "$http_x_forwarded_for"`
 )
@@ -44,6 +44,8 @@ type lfVar struct {
 	// quoted: the variable sits between double quotes, so its end is the
 	// first unescaped quote (Apache writes \", nginx \x22).
 	quoted bool
+	// addrPort: an address followed by ':' and more (a port).
+	addrPort bool
 }
 
 // compileLogFormat compiles an nginx log_format. It accepts the format as
@@ -110,6 +112,10 @@ func compileLogFormat(s string) (*logFormat, error) {
 			before = lf.vars[k-1].after
 		}
 		v.quoted = len(before) > 0 && before[len(before)-1] == '"' && len(v.after) > 0 && v.after[0] == '"'
+		switch v.f {
+		case fRemoteAddr, fRealIPRemoteAddr, fServerAddr, fProxyProtocolAddr:
+			v.addrPort = !v.quoted && len(v.after) > 0 && v.after[0] == ':' && k+1 < len(lf.vars)
+		}
 	}
 	var errs []error
 	if !hasTime {
@@ -221,6 +227,18 @@ func (lf *logFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 			end = q
 		case len(v.after) == 0:
 			end = len(line)
+		case v.addrPort:
+			// "$remote_addr:$remote_port": nginx writes IPv6 without
+			// brackets, so the port follows the last colon of the token.
+			tok := bytes.IndexByte(line[i:], ' ')
+			if tok < 0 {
+				tok = len(line) - i
+			}
+			j := bytes.LastIndexByte(line[i:i+tok], ':')
+			if j < 0 {
+				return perr(v.name, i, fmt.Sprintf("expected %q after the field", v.after))
+			}
+			end = i + j
 		case len(v.after) == 1:
 			j := bytes.IndexByte(line[i:], v.after[0])
 			if j < 0 {
