@@ -35,9 +35,11 @@ import (
 // highest first offset.
 //
 // What is hashed: every stored column except ingested_at, with the values as
-// stored (times in milliseconds, addresses as 16 bytes). No column of these
-// tables has a column TTL today; a column that gets one must be left out of
-// the encoding so that its expiry does not look like tampering.
+// stored (times in milliseconds, addresses as 16 bytes). The access log's
+// detail columns (query, referer, user_agent, forwarded_for), which a column
+// TTL may blank before the record expires (retention.access_detail), are
+// hashed apart (DetailHash), so that their expiry does not look like
+// tampering: verify checks them only while they are within that lifetime.
 //
 // A group leaves storage whole when its lifetime ends (daily partitions,
 // one lifetime per site), so verify can tell expiry from deletion: a group
@@ -94,6 +96,9 @@ type encodedRow struct {
 	day    int64 // UTC days since epoch
 	site   string
 	data   []byte
+	// detail encodes the columns that may expire before the row; nil for
+	// tables without such columns.
+	detail []byte
 }
 
 func dayOf(t time.Time) int64 {
@@ -106,18 +111,14 @@ func encodeAccess(h *Hit) encodedRow {
 	e.ip(addr16(h.ClientIP))
 	e.u64(uint64(h.ClientPort))
 	e.ip(addr16(h.PeerIP))
-	e.str(h.ForwardedFor)
 	e.ip(addr16(h.ServerAddr))
 	e.u64(uint64(h.ServerPort))
 	e.str(h.Site)
 	e.str(h.Method)
 	e.str(h.Path)
-	e.str(h.Query)
 	e.str(h.Protocol)
 	e.u64(uint64(h.Status))
 	e.u64(h.BytesSent)
-	e.str(h.Referer)
-	e.str(h.UserAgent)
 	e.u64(uint64(h.RequestTime / time.Microsecond))
 	e.str(h.Upstream)
 	e.str(h.RequestID)
@@ -126,8 +127,16 @@ func encodeAccess(h *Hit) encodedRow {
 	e.str(h.Source.Topic)
 	e.i64(int64(h.Source.Partition))
 	e.i64(h.Source.Offset)
-	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b}
+	var d encoder
+	d.str(h.Query)
+	d.str(h.Referer)
+	d.str(h.UserAgent)
+	d.str(h.ForwardedFor)
+	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b, detail: d.b}
 }
+
+// accessDetailColumns may be blanked by a column TTL before the row expires.
+var accessDetailColumns = []string{"query", "referer", "user_agent", "forwarded_for"}
 
 // accessHashColumns reads back what encodeAccess encodes, in its order.
 const accessHashColumns = "event_time, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, toString(site), toString(method), path, query, toString(protocol), status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, toString(tls_protocol), toString(kafka_topic), kafka_partition, kafka_offset"
@@ -254,6 +263,9 @@ type ManifestGroup struct {
 	Site string    `json:"site,omitempty"`
 	Rows uint64    `json:"rows"`
 	Hash string    `json:"sha256"`
+	// DetailHash covers the columns that may expire before the rows
+	// (access log detail); "" for tables without them.
+	DetailHash string `json:"detail_sha256,omitempty"`
 }
 
 // Manifest is the signed description of one batch's rows in one table and
@@ -293,6 +305,7 @@ func (m *Manifest) computeHash() string {
 		e.str(g.Site)
 		e.u64(g.Rows)
 		e.str(g.Hash)
+		e.str(g.DetailHash)
 	}
 	e.str(m.PrevHash)
 	sum := sha256.Sum256(e.b)
@@ -320,15 +333,25 @@ func groupRows(rows []encodedRow) []ManifestGroup {
 	var out []ManifestGroup
 	for i := 0; i < len(rows); {
 		j := i
-		h := sha256.New()
+		h, dh := sha256.New(), sha256.New()
+		detail := false
 		for ; j < len(rows) && rows[j].day == rows[i].day && rows[j].site == rows[i].site; j++ {
 			var n [binary.MaxVarintLen64]byte
 			h.Write(n[:binary.PutUvarint(n[:], uint64(len(rows[j].data)))])
 			h.Write(rows[j].data)
+			if rows[j].detail != nil {
+				detail = true
+				dh.Write(n[:binary.PutUvarint(n[:], uint64(len(rows[j].detail)))])
+				dh.Write(rows[j].detail)
+			}
 		}
-		out = append(out, ManifestGroup{
+		g := ManifestGroup{
 			Day: time.Unix(rows[i].day*86400, 0).UTC(), Site: rows[i].site, Rows: uint64(j - i), Hash: hex.EncodeToString(h.Sum(nil)),
-		})
+		}
+		if detail {
+			g.DetailHash = hex.EncodeToString(dh.Sum(nil))
+		}
+		out = append(out, g)
 		i = j
 	}
 	return out
@@ -424,18 +447,19 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, prev_hash, hash, key_id, signature)")
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature)")
 	if err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}
 	defer bt.Abort() //nolint:errcheck // no-op once sent
 	for _, m := range ms {
-		days, sites, rows, hashes := make([]time.Time, len(m.Groups)), make([]string, len(m.Groups)), make([]uint64, len(m.Groups)), make([]string, len(m.Groups))
+		n := len(m.Groups)
+		days, sites, rows, hashes, details := make([]time.Time, n), make([]string, n), make([]uint64, n), make([]string, n), make([]string, n)
 		for i, g := range m.Groups {
-			days[i], sites[i], rows[i], hashes[i] = g.Day, g.Site, g.Rows, g.Hash
+			days[i], sites[i], rows[i], hashes[i], details[i] = g.Day, g.Site, g.Rows, g.Hash, g.DetailHash
 		}
 		if err := bt.Append(m.Created, m.BatchID, m.Table, m.Topic, m.Partition, m.FirstOffset, m.LastOffset, m.Rows,
-			days, sites, rows, hashes, m.PrevHash, m.Hash, m.KeyID, m.Signature); err != nil {
+			days, sites, rows, hashes, details, m.PrevHash, m.Hash, m.KeyID, m.Signature); err != nil {
 			return fmt.Errorf("write manifests: %w", err)
 		}
 	}

@@ -95,6 +95,10 @@ type RetentionConfig struct {
 	Connections Period `yaml:"connections"`
 	// Access: the security access log. Default 6mo.
 	Access Period `yaml:"access"`
+	// AccessDetail, if set, blanks the access log's query string, referer,
+	// user agent and forwarded-for chain after this lifetime (a column TTL);
+	// the rest of the record stays for Access. Default: unset.
+	AccessDetail Period `yaml:"access_detail"`
 	// Quarantine: unparsable lines. Default 30d.
 	Quarantine Period `yaml:"quarantine"`
 	// Audit: the audit trail. Default 3y.
@@ -168,6 +172,12 @@ func (r RetentionConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("store.retention.%s: negative lifetime", f.name))
 		}
 	}
+	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if r.AccessDetail.Months < 0 || r.AccessDetail.Days < 0 {
+		errs = append(errs, errors.New("store.retention.access_detail: negative lifetime"))
+	} else if acc := r.withDefaults().Access; !r.AccessDetail.IsZero() && acc.AddTo(ref).Before(r.AccessDetail.AddTo(ref)) {
+		errs = append(errs, fmt.Errorf("store.retention.access_detail: %s is longer than the access log's lifetime %s", r.AccessDetail, acc))
+	}
 	if r.EnforceInterval < 0 || r.Grace < 0 {
 		errs = append(errs, errors.New("store.retention: enforce_interval and grace must not be negative"))
 	}
@@ -209,10 +219,13 @@ func quoteString(s string) string {
 const (
 	ClassConnections = "connections"
 	ClassAccess      = "access"
-	ClassQuarantine  = "quarantine"
-	ClassAudit       = "audit"
-	ClassStatistics  = "statistics"
-	ClassHolds       = "holds"
+	// ClassAccessDetail is the access log's detail columns (query,
+	// referer, user agent, forwarded-for) under retention.access_detail.
+	ClassAccessDetail = "access_detail"
+	ClassQuarantine   = "quarantine"
+	ClassAudit        = "audit"
+	ClassStatistics   = "statistics"
+	ClassHolds        = "holds"
 )
 
 // retentionTable is one table under a lifetime.
@@ -376,17 +389,108 @@ func (s *Store) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
 			return changes, fmt.Errorf("set lifetime of %s: %w", t.table, err)
 		}
 		c := RetentionChange{Time: time.Now().UTC(), Actor: actor, Class: t.class, Table: t.table, OldTTL: old, NewTTL: want}
-		pctx := withParams(ctx, map[string]string{
-			"t": formatTime(c.Time), "a": escapeParam(c.Actor), "c": escapeParam(c.Class), "tb": escapeParam(c.Table),
-			"o": escapeParam(c.OldTTL), "n": escapeParam(c.NewTTL),
-		})
-		if err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".retention_changes (time, actor, class, db_table, old_ttl, new_ttl) VALUES ({t:DateTime64(3, 'UTC')}, {a:String}, {c:String}, {tb:String}, {o:String}, {n:String})"); err != nil {
-			return changes, fmt.Errorf("record lifetime change of %s: %w", t.table, err)
+		if err := s.recordChange(ctx, c); err != nil {
+			return changes, err
 		}
-		s.logger.Info("retention lifetime applied", "table", t.table, "class", t.class, "old", old, "new", want)
 		changes = append(changes, c)
 	}
+	c, err := s.applyDetailTTL(ctx, actor)
+	if err != nil {
+		return changes, err
+	}
+	if c != nil {
+		changes = append(changes, *c)
+	}
 	return changes, nil
+}
+
+func (s *Store) recordChange(ctx context.Context, c RetentionChange) error {
+	pctx := withParams(ctx, map[string]string{
+		"t": formatTime(c.Time), "a": escapeParam(c.Actor), "c": escapeParam(c.Class), "tb": escapeParam(c.Table),
+		"o": escapeParam(c.OldTTL), "n": escapeParam(c.NewTTL),
+	})
+	if err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".retention_changes (time, actor, class, db_table, old_ttl, new_ttl) VALUES ({t:DateTime64(3, 'UTC')}, {a:String}, {c:String}, {tb:String}, {o:String}, {n:String})"); err != nil {
+		return fmt.Errorf("record lifetime change of %s: %w", c.Table, err)
+	}
+	s.logger.Info("retention lifetime applied", "table", c.Table, "class", c.Class, "old", c.OldTTL, "new", c.NewTTL)
+	return nil
+}
+
+// detailTable is the access log's detail columns under their lifetime, or
+// ok false when retention.access_detail is unset.
+func (s *Store) detailTable() (t retentionTable, ok bool) {
+	p := s.cfg.Retention.AccessDetail
+	return retentionTable{class: ClassAccessDetail, table: s.db.Access + ".access_log", timeCol: "event_time", def: p}, !p.IsZero()
+}
+
+// detailPresent is true for an access-log row whose detail is not blank.
+const detailPresent = "(query != '' OR referer != '' OR user_agent != '' OR forwarded_for != '')"
+
+// applyDetailTTL sets (or removes) the column TTL of the access log's
+// detail columns. The change is recorded under the table name + "#detail".
+func (s *Store) applyDetailTTL(ctx context.Context, actor string) (*RetentionChange, error) {
+	t, ok := s.detailTable()
+	want := ""
+	if ok {
+		want = t.expiry()
+	}
+	key := s.db.Access + ".access_log#detail"
+	last, err := s.lastAppliedTTL(ctx, key)
+	if err != nil || last == want {
+		return nil, err
+	}
+	for _, col := range accessDetailColumns {
+		stmt := "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " REMOVE TTL"
+		if want != "" {
+			stmt = "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " TTL " + want + " SETTINGS materialize_ttl_after_modify = 0"
+		}
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("set lifetime of access log column %s: %w", col, err)
+		}
+	}
+	c := RetentionChange{Time: time.Now().UTC(), Actor: actor, Class: ClassAccessDetail, Table: key, OldTTL: last, NewTTL: want}
+	return &c, s.recordChange(ctx, c)
+}
+
+// enforceDetail blanks the detail columns of access-log rows past their
+// detail lifetime, partition by partition.
+func (s *Store) enforceDetail(ctx context.Context) (EnforcedTable, error) {
+	t, _ := s.detailTable()
+	res := EnforcedTable{Class: ClassAccessDetail, Table: t.table + "#detail"}
+	exp := t.expiry()
+	countDetail := func() (uint64, error) {
+		var n uint64
+		err := s.conn.QueryRow(ctx, "SELECT count() FROM "+t.table+" WHERE "+detailPresent).Scan(&n)
+		return n, err
+	}
+	var err error
+	if res.RowsBefore, err = countDetail(); err != nil {
+		return res, fmt.Errorf("count access log detail: %w", err)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT _partition_id FROM "+t.table+" WHERE toDateTime(event_time) <= now() - "+t.def.interval()+" AND "+detailPresent)
+	if err != nil {
+		return res, fmt.Errorf("find expired access log detail: %w", err)
+	}
+	var parts []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("find expired access log detail: %w", err)
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+	for _, p := range parts {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" UPDATE query = '', referer = '', user_agent = '', forwarded_for = '' IN PARTITION ID "+
+			quoteString(p)+" WHERE "+exp+" <= now() AND "+detailPresent+" SETTINGS mutations_sync = 2"); err != nil {
+			return res, fmt.Errorf("blank expired access log detail in partition %s: %w", p, err)
+		}
+	}
+	if res.RowsAfter, err = countDetail(); err != nil {
+		return res, fmt.Errorf("count access log detail: %w", err)
+	}
+	return res, nil
 }
 
 // RetentionChanges returns the recorded lifetime changes, oldest first.
@@ -519,6 +623,13 @@ func (s *Store) Enforce(ctx context.Context) (EnforcementResult, error) {
 		for site, n := range before {
 			res.Tables = append(res.Tables, EnforcedTable{Class: t.class, Table: t.table, Site: site, RowsBefore: n, RowsAfter: after[site]})
 		}
+	}
+	if _, ok := s.detailTable(); ok {
+		d, err := s.enforceDetail(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		res.Tables = append(res.Tables, d)
 	}
 	released, err := s.releaseExpiredHolds(ctx)
 	res.HoldsReleased = released
@@ -793,6 +904,21 @@ func (s *Store) RetentionReport(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 		rep.Entries = append(rep.Entries, entries...)
+	}
+	if t, ok := s.detailTable(); ok {
+		e := ReportEntry{Class: ClassAccessDetail, Table: t.table + "#detail", Policy: t.def.String(), Detail: "query, referer, user agent, forwarded-for"}
+		var oldest, newest time.Time
+		if err := s.conn.QueryRow(ctx, "SELECT toDateTime64(min(event_time), 3, 'UTC'), toDateTime64(max(event_time), 3, 'UTC'), count() FROM "+t.table+" WHERE "+detailPresent).Scan(&oldest, &newest, &e.Rows); err != nil {
+			return rep, fmt.Errorf("retention report of access log detail: %w", err)
+		}
+		if e.Rows > 0 {
+			e.Oldest, e.Newest = oldest.UTC(), newest.UTC()
+			if now.After(t.def.AddTo(e.Oldest).Add(grace)) {
+				e.Overdue = true
+				e.Detail += ": oldest detail expired on " + t.def.AddTo(e.Oldest).Format(time.DateOnly)
+			}
+		}
+		rep.Entries = append(rep.Entries, e)
 	}
 	holds, err := s.reportHolds(ctx, now, grace)
 	if err != nil {

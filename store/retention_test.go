@@ -336,3 +336,61 @@ func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testing.T) {
+	st, _ := openConfigured(t, func(c *store.Config) { c.Retention.AccessDetail = store.Days(30) })
+	ctx := t.Context()
+	now := time.Now().UTC()
+	old := hit("192.0.2.1", 1, now.Add(-45*24*time.Hour).Truncate(time.Millisecond), "GET", "/old", 1)
+	fresh := hit("192.0.2.2", 2, now.Add(-24*time.Hour).Truncate(time.Millisecond), "GET", "/fresh", 2)
+	if err := st.Write(ctx, store.Batch{Hits: []store.Hit{old, fresh}}); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := st.ApplyRetention(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var detail bool
+	for _, c := range changes {
+		detail = detail || c.Class == store.ClassAccessDetail && strings.Contains(c.NewTTL, "toIntervalDay(30)")
+	}
+	if !detail {
+		t.Fatalf("no detail lifetime applied: %+v", changes)
+	}
+	if _, err := st.Enforce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	table := st.Databases().Access + ".access_log"
+	rows, err := st.Conn().Query(ctx, "SELECT client_port, path, query, referer, user_agent FROM "+table+" ORDER BY client_port")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var port uint16
+		var path, query, ref, ua string
+		if err := rows.Scan(&port, &path, &query, &ref, &ua); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s q=%q r=%t ua=%t", port, path, query, ref != "", ua != ""))
+	}
+	rows.Close()
+	if want := []string{`1 /old q="" r=false ua=false`, `2 /fresh q="q=1" r=true ua=true`}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after enforcement: %q, want %q", got, want)
+	}
+	if vr, err := st.Verify(ctx); err != nil || !vr.OK() {
+		t.Fatalf("blanked detail looks like tampering: %+v %v", vr, err)
+	}
+	rep, err := st.RetentionReport(ctx)
+	if err != nil || rep.Overdue {
+		t.Fatalf("report: %+v %v", rep, err)
+	}
+	// Changing the detail of a fresh row is tampering.
+	if err := st.Conn().Exec(ctx, "ALTER TABLE "+table+" UPDATE user_agent = 'forged' WHERE client_port = 2 SETTINGS mutations_sync = 2"); err != nil {
+		t.Fatal(err)
+	}
+	vr, err := st.Verify(ctx)
+	if err != nil || len(vr.Problems) != 1 || vr.Problems[0].Kind != store.ProblemAltered || !strings.Contains(vr.Problems[0].Detail, "detail") {
+		t.Fatalf("forged user agent: %+v %v", vr.Problems, err)
+	}
+}

@@ -111,10 +111,11 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 		full, cols string
 		scan       func(func(...any) error) (encodedRow, error)
 		policy     retentionTable
+		detail     Period // lifetime of the detail columns; zero: the row's
 	}{
-		tableAccess:      {s.db.Access + ".access_log", accessHashColumns, scanAccess, policies[s.db.Access+".access_log"]},
-		tableConnections: {s.db.Connections + ".connection_records", connectionHashColumns, scanConnection, policies[s.db.Connections+".connection_records"]},
-		tableQuarantine:  {s.db.Ops + ".quarantine", quarantineHashColumns, scanQuarantine, retentionTable{def: rcfg.Quarantine}},
+		tableAccess:      {s.db.Access + ".access_log", accessHashColumns, scanAccess, policies[s.db.Access+".access_log"], rcfg.AccessDetail},
+		tableConnections: {s.db.Connections + ".connection_records", connectionHashColumns, scanConnection, policies[s.db.Connections+".connection_records"], Period{}},
+		tableQuarantine:  {s.db.Ops + ".quarantine", quarantineHashColumns, scanQuarantine, retentionTable{def: rcfg.Quarantine}, Period{}},
 	}
 	keysOrder := make([]chainKey, 0, len(chains))
 	for k := range chains {
@@ -222,6 +223,9 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 					gp(ProblemAdded, fmt.Sprintf("%d rows stored, %d signed", have.Rows, g.Rows))
 				case have.Hash != g.Hash:
 					gp(ProblemAltered, fmt.Sprintf("%d rows, content differs from what was signed", g.Rows))
+				case g.DetailHash != "" && have.DetailHash != g.DetailHash &&
+					(t.detail.IsZero() || rep.Checked.Before(t.detail.AddTo(g.Day))):
+					gp(ProblemAltered, fmt.Sprintf("%d rows, detail (query, referer, user agent, forwarded-for) differs from what was signed before its lifetime ended", g.Rows))
 				}
 			}
 			for _, g := range got {
@@ -251,7 +255,7 @@ func cmpStr(a, b string) int {
 
 // readManifests returns every manifest by chain, ordered by first offset.
 func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, error) {
-	rows, err := s.conn.Query(ctx, "SELECT created_at, batch_id, toString(db_table), toString(kafka_topic), kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, prev_hash, hash, key_id, signature FROM "+
+	rows, err := s.conn.Query(ctx, "SELECT created_at, batch_id, toString(db_table), toString(kafka_topic), kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature FROM "+
 		s.db.Ops+".manifests ORDER BY db_table, kafka_topic, kafka_partition, first_offset, created_at")
 	if err != nil {
 		return nil, fmt.Errorf("read manifests: %w", err)
@@ -261,18 +265,18 @@ func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, err
 	for rows.Next() {
 		var m Manifest
 		var days []time.Time
-		var sites, hashes []string
+		var sites, hashes, details []string
 		var counts []uint64
 		if err := rows.Scan(&m.Created, &m.BatchID, &m.Table, &m.Topic, &m.Partition, &m.FirstOffset, &m.LastOffset, &m.Rows,
-			&days, &sites, &counts, &hashes, &m.PrevHash, &m.Hash, &m.KeyID, &m.Signature); err != nil {
+			&days, &sites, &counts, &hashes, &details, &m.PrevHash, &m.Hash, &m.KeyID, &m.Signature); err != nil {
 			return nil, fmt.Errorf("read manifests: %w", err)
 		}
-		if len(sites) != len(days) || len(counts) != len(days) || len(hashes) != len(days) {
+		if len(sites) != len(days) || len(counts) != len(days) || len(hashes) != len(days) || len(details) != len(days) {
 			// leave the groups out: the hash check reports it
 			days = nil
 		}
 		for i := range days {
-			m.Groups = append(m.Groups, ManifestGroup{Day: days[i].UTC(), Site: sites[i], Rows: counts[i], Hash: hashes[i]})
+			m.Groups = append(m.Groups, ManifestGroup{Day: days[i].UTC(), Site: sites[i], Rows: counts[i], Hash: hashes[i], DetailHash: details[i]})
 		}
 		m.Created = m.Created.UTC()
 		k := chainKey{m.Table, m.Topic, m.Partition}

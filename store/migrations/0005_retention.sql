@@ -89,7 +89,8 @@ SETTINGS ttl_only_drop_parts = 1;
 -- One manifest per batch, table and Kafka partition: a chain per (table,
 -- topic, partition). groups_* describe the rows by expiry group (day, site):
 -- a group leaves whole when its lifetime ends, so verify can tell expiry from
--- deletion. hash covers every field but signature; signature is Ed25519 over
+-- deletion; group_detail_hashes cover the access log's detail columns, which
+-- may expire before the rows (column TTL). hash covers every field but signature; signature is Ed25519 over
 -- hash with the key key_id.
 CREATE TABLE IF NOT EXISTS ${ops}.manifests
 (
@@ -105,6 +106,7 @@ CREATE TABLE IF NOT EXISTS ${ops}.manifests
     group_sites     Array(String),
     group_rows      Array(UInt64),
     group_hashes    Array(String),
+    group_detail_hashes Array(String),
     prev_hash       String,
     hash            String,
     key_id          String,
