@@ -1,10 +1,10 @@
 package api
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +44,8 @@ func injectionTargets(e *liveEnv) []struct {
 	}
 }
 
+var injectionFull = flag.Bool("injection.full", false, "try every injection payload in every parameter (slow)")
+
 // typedSample is the part of the corpus tried on most parameters. (The
 // whole corpus everywhere is ~1,800 requests and more than a minute on the
 // embedded engine, whose audit inserts wait for fsync.)
@@ -55,9 +57,9 @@ var freeText = map[string]bool{"site": true, "path_prefix": true, "user_agent": 
 
 // payloadsFor returns the payloads tried on param of path: the whole
 // corpus on the free-text parameters of /v1/access, a sample elsewhere;
-// CONNLOG_INJECTION_FULL=1 tries the whole corpus everywhere.
+// go test -injection.full tries the whole corpus everywhere.
 func payloadsFor(path, param string) []string {
-	if os.Getenv("CONNLOG_INJECTION_FULL") == "1" || freeText[param] && path == "/v1/access" {
+	if *injectionFull || freeText[param] && path == "/v1/access" {
 		return injectionCorpus
 	}
 	return typedSample
