@@ -110,7 +110,14 @@ func FuzzLogFormat(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	cfg.LogFormat = `$remote_addr:$remote_port [$time_local] "$request" $status $server_addr:$server_port "$http_x_forwarded_for"`
+	p2, err := NewLineParser(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`2001:db8::1:443 [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2001:db8::2:8443 "-"`))
 	f.Fuzz(func(t *testing.T, line []byte) {
+		checkParsed(t, p2, "t", line)
 		h, ok := checkParsed(t, p, "t", line)
 		if !ok {
 			return
