@@ -58,6 +58,18 @@ type integrityState struct {
 	mu         sync.Mutex // serializes chain-head reads and manifest inserts
 	signer     *integrity.Signer
 	registered bool
+	// heads caches the chain heads this instance wrote. A cached head is
+	// used only for a batch that continues it (first offset = last + 1):
+	// anything else (another instance wrote in between, a replay, skipped
+	// offsets) reads the head from the store.
+	heads map[chainKey]chainHead
+}
+
+// chainHead is the latest manifest of a chain.
+type chainHead struct {
+	hash    string
+	batchID string
+	last    int64
 }
 
 var integrityStates sync.Map // *Store → *integrityState
@@ -73,7 +85,7 @@ func (s *Store) integrity() *integrityState {
 func (s *Store) SetSigner(sg *integrity.Signer) {
 	st := s.integrity()
 	st.mu.Lock()
-	st.signer, st.registered = sg, false
+	st.signer, st.registered, st.heads = sg, false, nil
 	st.mu.Unlock()
 }
 
@@ -433,16 +445,43 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		return nil
 	}
 	keyID := integrity.KeyID(st.signer.Public())
+	if st.heads == nil {
+		st.heads = map[chainKey]chainHead{}
+	}
+	todo := ms[:0]
 	for i := range ms {
-		m := &ms[i]
-		head, err := s.chainHead(ctx, chainKey{m.Table, m.Topic, m.Partition})
-		if err != nil {
-			return err
+		m := ms[i]
+		k := chainKey{m.Table, m.Topic, m.Partition}
+		head, ok := st.heads[k]
+		if !ok || m.FirstOffset != head.last+1 {
+			var err error
+			if head, err = s.chainHead(ctx, k); err != nil {
+				return err
+			}
+			// A replay (after a crash, before the offsets were committed):
+			// its manifest is already in the chain.
+			stored, err := s.hasManifest(ctx, k, m.BatchID)
+			if err != nil {
+				return err
+			}
+			if stored {
+				st.heads[k] = head
+				continue
+			}
 		}
-		m.PrevHash = head
+		m.PrevHash = head.hash
 		m.Hash = m.computeHash()
 		raw, _ := hex.DecodeString(m.Hash)
 		m.KeyID, m.Signature = keyID, hex.EncodeToString(st.signer.Sign(raw))
+		todo = append(todo, m)
+	}
+	ms = todo
+	if len(ms) == 0 {
+		return nil
+	}
+	// Until the insert is acknowledged the heads are unknown.
+	for _, m := range ms {
+		delete(st.heads, chainKey{m.Table, m.Topic, m.Partition})
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
@@ -466,21 +505,34 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	if err := bt.Send(); err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}
+	for _, m := range ms {
+		st.heads[chainKey{m.Table, m.Topic, m.Partition}] = chainHead{hash: m.Hash, batchID: m.BatchID, last: m.LastOffset}
+	}
 	return nil
 }
 
-// chainHead returns the hash of the chain's latest manifest, "" for none.
-func (s *Store) chainHead(ctx context.Context, k chainKey) (string, error) {
+// hasManifest reports whether the chain holds a manifest of batch id.
+func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, error) {
+	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition)), "b": escapeParam(id)})
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} AND batch_id = {b:String}").Scan(&n); err != nil {
+		return false, fmt.Errorf("look up manifest of batch %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// chainHead reads the chain's latest manifest; zero for none.
+func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
 	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
-	rows, err := s.conn.Query(ctx, "SELECT hash FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY first_offset DESC, created_at DESC LIMIT 1")
+	rows, err := s.conn.Query(ctx, "SELECT hash, batch_id, last_offset FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY first_offset DESC, created_at DESC LIMIT 1")
 	if err != nil {
-		return "", fmt.Errorf("read manifest chain head: %w", err)
+		return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
 	}
 	defer rows.Close()
-	var h string
+	var h chainHead
 	if rows.Next() {
-		if err := rows.Scan(&h); err != nil {
-			return "", fmt.Errorf("read manifest chain head: %w", err)
+		if err := rows.Scan(&h.hash, &h.batchID, &h.last); err != nil {
+			return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
 		}
 	}
 	return h, rows.Err()

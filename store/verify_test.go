@@ -108,3 +108,21 @@ func TestVerifyFindsADeletedManifestAndAForgedOne(t *testing.T) {
 		t.Errorf("altered manifest: problems %v", kinds)
 	}
 }
+
+func TestReplayingOlderBatchesAddsNoManifest(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	writeTwoBatches(t, st)
+	// A second instance (no cached heads) replays both batches after a
+	// crash, oldest first, as ingest does.
+	st2 := reopen(t, st, func(*store.Config) {})
+	_, sg := openConfigured(t, nil)
+	st2.SetSigner(sg)
+	writeTwoBatches(t, st2)
+	rep, err := st2.Verify(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Manifests != 5 {
+		t.Fatalf("after replay: %+v", rep)
+	}
+}
