@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -392,5 +393,44 @@ func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testin
 	vr, err := st.Verify(ctx)
 	if err != nil || len(vr.Problems) != 1 || vr.Problems[0].Kind != store.ProblemAltered || !strings.Contains(vr.Problems[0].Detail, "detail") {
 		t.Fatalf("forged user agent: %+v %v", vr.Problems, err)
+	}
+}
+
+func TestRunEnforcementPassesUntilCanceledAndCounts(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- st.RunEnforcement(ctx, 50*time.Millisecond, reg, slog.New(slog.DiscardHandler)) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ok float64
+		for _, mf := range mfs {
+			if mf.GetName() == "connlog_retention_enforcement_runs_total" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == "ok" {
+						ok = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		if ok >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v passes after 30s", ok)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, st, "SELECT uniqExact(run_id) FROM "+st.Databases().Ops+".retention_runs"); n < 2 {
+		t.Errorf("%d passes recorded", n)
 	}
 }
