@@ -97,6 +97,14 @@ func FuzzLineParser(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		checkParsed(t, p, "any", msg)
+		orig := bytes.Clone(msg)
+		red := p.RedactRaw(msg)
+		if !bytes.Equal(msg, orig) {
+			t.Fatal("RedactRaw modified its input")
+		}
+		if again := p.RedactRaw(red); !bytes.Equal(again, red) {
+			t.Fatalf("RedactRaw is not idempotent: %q then %q", red, again)
+		}
 	})
 }
 

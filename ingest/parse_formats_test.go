@@ -540,3 +540,22 @@ func TestParseStreamLogFormat(t *testing.T) {
 }
 
 func netipFrom16(b [16]byte) netip.Addr { return netip.AddrFrom16(b).Unmap() }
+
+func TestRedactRaw(t *testing.T) {
+	p, err := NewLineParser(DefaultParseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		`1.2.3.4 - - [bad] "GET /a?Token=abc&x=1&password=p HTTP/1.1" 200 "https://r/?code=9#f"`: `1.2.3.4 - - [bad] "GET /a?Token=REDACTED&x=1&password=REDACTED HTTP/1.1" 200 "https://r/?code=REDACTED#f"`,
+		`{"request":"GET /?email=a%40b\"x","msec":"bad"}`:                                        `{"request":"GET /?email=REDACTED\"x","msec":"bad"}`,
+		`nothing secret here ?keyword=1&token`:                                                   `nothing secret here ?keyword=1&token`,
+		"\x00\xff?key=\xfe\xfd&":                                                                 "\x00\xff?key=REDACTED&",
+	} {
+		orig := []byte(in)
+		got := p.RedactRaw(orig)
+		if string(got) != want || string(orig) != in {
+			t.Errorf("RedactRaw(%q) = %q, want %q (input kept)", in, got, want)
+		}
+	}
+}

@@ -95,3 +95,52 @@ func (r redactor) isSecret(name string) bool {
 	}
 	return false
 }
+
+// raw redacts secret query parameters anywhere in a raw message: each
+// "?name=value" or "&name=value" whose name is configured has its value (up
+// to '&', '#', a space, a quote or a backslash) replaced. It returns b
+// itself when nothing matched, else a new slice.
+func (r redactor) raw(b []byte) []byte {
+	if len(r.names) == 0 {
+		return b
+	}
+	var out []byte
+	last := 0
+	for k := 0; k < len(b); k++ {
+		if b[k] != '?' && b[k] != '&' {
+			continue
+		}
+		n := k + 1
+		for n < len(b) && b[n] != '=' && b[n] != '&' && b[n] != ' ' && b[n] != '"' && b[n] != '#' {
+			n++
+		}
+		if n >= len(b) || b[n] != '=' || !r.isSecret(str(b[k+1:n])) {
+			continue
+		}
+		v := n + 1
+		e := v
+		for e < len(b) && b[e] != '&' && b[e] != '#' && b[e] != ' ' && b[e] != '"' && b[e] != '\\' {
+			e++
+		}
+		if e == v || string(b[v:e]) == RedactedValue {
+			continue
+		}
+		out = append(out, b[last:v]...)
+		out = append(out, RedactedValue...)
+		last = e
+		k = e - 1
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
+
+// RedactRaw returns msg with the values of the configured secret query
+// parameters replaced by [RedactedValue] wherever they appear ("?name=" or
+// "&name="), for what is stored without being parsed: a quarantined
+// message. It returns msg itself when nothing matched, else a copy; msg is
+// never modified. Safe for concurrent use.
+func (p *LineParser) RedactRaw(msg []byte) []byte {
+	return p.redact.raw(msg)
+}
