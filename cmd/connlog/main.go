@@ -24,6 +24,11 @@ Usage:
   connlog migrate  [-config FILE]   apply schema migrations and exit
   connlog parse    [-format NAME]   parse log lines from stdin, print one JSON object per line
   connlog publish  [-brokers ADDR] [-topic NAME]   publish stdin lines to Kafka, one message per line
+  connlog search   -ip IP|CIDR -since 24h -purpose REF [-connections] [-json|-csv]   query the API
+  connlog retention [-config FILE] [-json] [-enforce]   retention report: policy vs what is stored
+  connlog verify   [-config FILE]   check the signed batch manifests against the stored rows
+  connlog key      [-config FILE]   print the instance's public signing key and key id
+  connlog verify-export FILE.zip -key PUBLIC.pem   check a requisition export package offline
   connlog token create -name NAME -role ROLE [-sites a,b]   make an API token, print it once
   connlog config check [-config FILE]   validate the configuration, report every problem
   connlog config reference   every setting: type, default, environment variable, meaning
@@ -54,6 +59,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdParse(rest, stdin, stdout)
 	case "publish":
 		err = cmdPublish(ctx, rest, stdin, stderr)
+	case "search":
+		err = cmdSearch(ctx, rest, stdout, stderr)
+	case "retention":
+		err = cmdRetention(ctx, rest, stdout)
+	case "verify":
+		err = cmdVerify(ctx, rest, stdout)
+	case "key":
+		err = cmdKey(rest, stdout)
+	case "verify-export":
+		err = cmdVerifyExport(rest, stdout)
 	case "token":
 		err = cmdToken(rest, stdout)
 	case "config":

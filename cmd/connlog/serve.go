@@ -24,6 +24,7 @@ import (
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded"
+	"github.com/connlog/connlog/store/integrity"
 )
 
 // storeHandle is an open store and, in embedded mode, the engine behind it.
@@ -184,7 +185,19 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger)
+	// The instance key signs batch manifests and requisition packages;
+	// `connlog key` prints its public half for auditors and authorities.
+	signer, created, err := integrity.LoadOrCreate(instanceKeyPath(&cfg))
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("created the instance signing key", "path", instanceKeyPath(&cfg), "key_id", integrity.KeyID(signer.Public()))
+	}
+	st.SetSigner(signer)
+
+	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger,
+		api.WithRequisitions(st.Store, signer, versionString()), api.WithHolds(st.Store))
 	if err != nil {
 		return err
 	}
