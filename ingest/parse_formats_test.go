@@ -559,3 +559,33 @@ func TestRedactRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestRsyslogOnTheWire parses what rsyslog 8.2302 (Debian) really wrote for
+// testdata/rsyslog_wire.input.log read by imfile with Tag="nginx-access"
+// and no template of ours: its default file format, the traditional
+// format, RFC 5424 and the forward format, six lines each.
+func TestRsyslogOnTheWire(t *testing.T) {
+	p, err := NewLineParser(DefaultParseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := readLines(t, "testdata/rsyslog_wire.input.log")
+	wire := readLines(t, "testdata/rsyslog_wire.log")
+	if len(wire) != 4*len(in) {
+		t.Fatalf("%d wire lines for %d input lines", len(wire), len(in))
+	}
+	for i, msg := range wire {
+		var got, want store.Hit
+		if err := p.Parse("nginx", msg, &got); err != nil {
+			t.Errorf("wire line %d: %v", i+1, err)
+			continue
+		}
+		if err := p.Parse("nginx", in[i%len(in)], &want); err != nil {
+			t.Fatalf("input line %d: %v", i%len(in)+1, err)
+		}
+		want.ShipperHost = "vm"
+		if got != want {
+			t.Errorf("wire line %d:\n got  %+v\n want %+v", i+1, got, want)
+		}
+	}
+}
