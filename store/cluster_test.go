@@ -181,3 +181,21 @@ func TestNoStatisticsColumnCanHoldAnAddress(t *testing.T) {
 		t.Skip("no statistics tables in this build")
 	}
 }
+
+func TestForRoleConnectsAsTheRoleUser(t *testing.T) {
+	cfg := store.DefaultConfig()
+	cfg.Addrs = []string{"ch-a:9000"}
+	cfg.Username, cfg.Password = "admin", "x"
+	cfg.RoleUsers.Analyst = "analyst-pw"
+	a, ok := cfg.ForRole("analyst")
+	if !ok || a.Username != "connlog_analyst" || a.Password != "analyst-pw" {
+		t.Errorf("analyst: %v %+v", ok, a.Username)
+	}
+	if o, ok := cfg.ForRole("officer"); ok || o.Username != "admin" {
+		t.Errorf("officer without password: %v %s", ok, o.Username)
+	}
+	cfg.Addrs = nil
+	if _, ok := cfg.ForRole("analyst"); ok {
+		t.Error("embedded mode has no role users")
+	}
+}

@@ -138,3 +138,22 @@ func (s *Store) ApplyRoles(ctx context.Context) error {
 	s.logger.Info("role users applied", "statements", len(stmts))
 	return nil
 }
+
+// ForRole returns the configuration that connects as role's ClickHouse user
+// (RoleUsersFor), for a caller that wants each request's queries to run
+// with the least privilege (the API, per request role). ok is false when
+// no password is configured for role or in embedded mode, where the
+// engine has no users: use c itself then.
+func (c Config) ForRole(role string) (_ Config, ok bool) {
+	pw := c.RoleUsers.password(role)
+	if pw == "" || c.Embedded() {
+		return c, false
+	}
+	for _, u := range RoleUsersFor(c) {
+		if u.Role == role {
+			c.Username, c.Password = u.User, pw
+			return c, true
+		}
+	}
+	return c, false
+}

@@ -28,8 +28,8 @@ func instanceKeyPath(cfg *Config) string {
 }
 
 // openMigrated loads the configuration named by the -config flag, opens the
-// store and brings its schema up to date.
-func openMigrated(ctx context.Context, path string) (*storeHandle, *Config, error) {
+// store and, if migrate, brings its schema up to date.
+func openMigrated(ctx context.Context, path string, migrate bool) (*storeHandle, *Config, error) {
 	cfg, err := loadConfig(path, os.Environ())
 	if err != nil {
 		return nil, nil, err
@@ -38,9 +38,11 @@ func openMigrated(ctx context.Context, path string) (*storeHandle, *Config, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := st.Migrate(ctx); err != nil {
-		st.close()
-		return nil, nil, err
+	if migrate {
+		if _, err := st.Migrate(ctx); err != nil {
+			st.close()
+			return nil, nil, err
+		}
 	}
 	return st, &cfg, nil
 }
@@ -57,7 +59,7 @@ func cmdRetention(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, _, err := openMigrated(ctx, *path)
+	st, _, err := openMigrated(ctx, *path, true)
 	if err != nil {
 		return err
 	}
@@ -167,7 +169,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		trusted = append(trusted, pub)
 	}
-	st, _, err := openMigrated(ctx, *path)
+	// Read only: verify changes nothing, not even the schema.
+	st, _, err := openMigrated(ctx, *path, false)
 	if err != nil {
 		return err
 	}
