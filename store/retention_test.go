@@ -434,3 +434,32 @@ func TestRunEnforcementPassesUntilCanceledAndCounts(t *testing.T) {
 		t.Errorf("%d passes recorded", n)
 	}
 }
+
+func TestExpiredHoldIsReleasedByTheEnforcementPass(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	if err := st.Write(ctx, store.Batch{Hits: []store.Hit{hit("2001:db8::5", 443, now.Add(-time.Hour).Truncate(time.Millisecond), "POST", "/x", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := st.CreateHold(ctx, store.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
+		Selector: store.HoldSelector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
+	if err != nil || h.Rows != 1 {
+		t.Fatalf("hold: %+v %v", h, err)
+	}
+	if res, err := st.Enforce(ctx); err != nil || len(res.HoldsReleased) != 0 {
+		t.Fatalf("active hold released: %+v %v", res.HoldsReleased, err)
+	}
+	time.Sleep(time.Until(h.Expires) + 100*time.Millisecond)
+	res, err := st.Enforce(ctx)
+	if err != nil || len(res.HoldsReleased) != 1 || res.HoldsReleased[0] != h.ID {
+		t.Fatalf("expired hold not released: %+v %v", res.HoldsReleased, err)
+	}
+	if n := count(t, st, "SELECT count() FROM "+st.HeldRecordsTable()); n != 0 {
+		t.Errorf("%d held copies left", n)
+	}
+	hs, err := st.ListHolds(ctx)
+	if err != nil || len(hs) != 1 || hs[0].ReleasedBy != "retention: expired" || hs[0].Rows != 1 {
+		t.Errorf("register: %+v %v", hs, err)
+	}
+}
