@@ -560,21 +560,24 @@ func TestRedactRaw(t *testing.T) {
 	}
 }
 
-// TestRsyslogOnTheWire parses what rsyslog 8.2302 (Debian) really wrote for
+// TestSyslogShippersOnTheWire parses what rsyslog 8.2302 (Debian) really wrote for
 // testdata/rsyslog_wire.input.log read by imfile with Tag="nginx-access"
 // and no template of ours: its default file format, the traditional
-// format, RFC 5424 and the forward format, six lines each.
-func TestRsyslogOnTheWire(t *testing.T) {
+// format, RFC 5424 and the forward format, six lines each; then what
+// syslog-ng 3.38 wrote with kafka-c's default template
+// "${ISODATE} ${HOST} ${MSGHDR}${MSG}\n" for the same file.
+func TestSyslogShippersOnTheWire(t *testing.T) {
 	p, err := NewLineParser(DefaultParseConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := readLines(t, "testdata/rsyslog_wire.input.log")
 	wire := readLines(t, "testdata/rsyslog_wire.log")
-	if len(wire) != 4*len(in) {
-		t.Fatalf("%d wire lines for %d input lines", len(wire), len(in))
+	ng := readLines(t, "testdata/syslogng_wire.log")
+	if len(wire) != 4*len(in) || len(ng) != len(in) {
+		t.Fatalf("%d rsyslog and %d syslog-ng lines for %d input lines", len(wire), len(ng), len(in))
 	}
-	for i, msg := range wire {
+	for i, msg := range append(wire, ng...) {
 		var got, want store.Hit
 		if err := p.Parse("nginx", msg, &got); err != nil {
 			t.Errorf("wire line %d: %v", i+1, err)
