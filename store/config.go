@@ -29,6 +29,8 @@ type Config struct {
 	Protocol string `yaml:"protocol"`
 	// Username and Password authenticate to a ClickHouse server.
 	Username string `yaml:"username"`
+	// Password is Username's password (better set by
+	// CONNLOG_CLICKHOUSE_PASSWORD than in the file).
 	Password Secret `yaml:"password"`
 	// TLS enables TLS to the server. Default: false.
 	TLS bool `yaml:"tls"`

@@ -8,10 +8,16 @@ import (
 // RoleUsers holds the passwords of the per-role ClickHouse users. A role
 // whose password is empty gets no user.
 type RoleUsers struct {
-	Ingest  Secret `yaml:"ingest"`
+	// Ingest is the password of <prefix>_ingest (inserts, lifetimes).
+	Ingest Secret `yaml:"ingest"`
+	// Analyst is the password of <prefix>_analyst (reads the access log).
 	Analyst Secret `yaml:"analyst"`
+	// Officer is the password of <prefix>_officer (reads connection records).
 	Officer Secret `yaml:"officer"`
-	Stats   Secret `yaml:"stats"`
+	// Stats is the password of <prefix>_stats (reads audience statistics).
+	Stats Secret `yaml:"stats"`
+	// Auditor is the password of <prefix>_auditor (reads the audit trail
+	// and retention metadata).
 	Auditor Secret `yaml:"auditor"`
 }
 
