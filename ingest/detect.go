@@ -134,7 +134,7 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 		} else {
 			// A format starting with $time_iso8601 looks like a syslog
 			// header: try the line as it is before giving up.
-			st = lineState{}
+			*h, st = store.Hit{}, lineState{}
 			if p.parseBody(kind, line, h, &st) == nil {
 				err = nil
 			}

@@ -592,3 +592,24 @@ func TestSyslogShippersOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// A log_format that starts with $time_iso8601 looks like a syslog header;
+// the failed attempt without it must leave nothing behind.
+func TestLogFormatStartingWithISOTime(t *testing.T) {
+	cfg := DefaultParseConfig()
+	cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
+	cfg.LogFormat = `$time_iso8601 $remote_addr "$request" $status "$http_user_agent"`
+	p, err := NewLineParser(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h store.Hit
+	if err := p.Parse("t", []byte(`2026-11-22T11:00:00+01:00 192.0.2.1 "GET / HTTP/1.1" 200 "UA"`), &h); err != nil {
+		t.Fatal(err)
+	}
+	want := store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.1"), PeerIP: ip("192.0.2.1"), Method: "GET", Path: "/",
+		Protocol: "HTTP/1.1", Status: 200, UserAgent: "UA", Operation: store.OpRead}
+	if h != want {
+		t.Errorf("got  %+v\nwant %+v", h, want)
+	}
+}
