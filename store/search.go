@@ -215,7 +215,9 @@ func (s *Store) queryContext(ctx context.Context, params map[string]string, time
 		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
 		"max_result_rows":      limit,
 		"result_overflow_mode": "throw",
-		"readonly":             2, // a search never writes, whatever its text
+		// No "readonly" here: a user whose profile is readonly=2 (the
+		// deployed API users) may not set it, and values are bound
+		// parameters, never SQL.
 	}))
 }
 
