@@ -182,23 +182,10 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			problem(nil, ProblemManifest, "unknown table "+k.table)
 			continue
 		}
-		stored, pre, err := s.readChainRows(ctx, t.full, t.cols, t.scan, k, ms)
-		if err != nil {
-			return rep, err
-		}
-		if pre.rows > 0 && ms[0].PrevHash != "" {
-			// the chain's start is gone: its rows are signed by nothing
-			problem(&ms[0], ProblemAdded, fmt.Sprintf("%d stored rows precede the first remaining manifest, whose predecessor is missing", pre.rows))
-		} else {
-			rep.PreManifestRows += pre.rows
-		}
-		if pre.added > 0 {
-			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
-		}
-		for i := range ms {
+		check := func(i int, stored []encodedRow) {
 			m := &ms[i]
 			got := map[[2]string]ManifestGroup{}
-			for _, g := range groupRows(stored[i]) {
+			for _, g := range groupRows(stored) {
 				got[[2]string{g.Day.Format(time.DateOnly), g.Site}] = g
 			}
 			for _, g := range m.Groups {
@@ -231,6 +218,19 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			for _, g := range got {
 				problem(m, ProblemAdded, fmt.Sprintf("%d rows of day %s site %q in the batch's offsets were never signed", g.Rows, g.Day.Format(time.DateOnly), g.Site))
 			}
+		}
+		pre, err := s.readChainRows(ctx, t.full, t.cols, t.scan, k, ms, check)
+		if err != nil {
+			return rep, err
+		}
+		if pre.rows > 0 && ms[0].PrevHash != "" {
+			// the chain's start is gone: its rows are signed by nothing
+			problem(&ms[0], ProblemAdded, fmt.Sprintf("%d stored rows precede the first remaining manifest, whose predecessor is missing", pre.rows))
+		} else {
+			rep.PreManifestRows += pre.rows
+		}
+		if pre.added > 0 {
+			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
 		}
 	}
 	return rep, nil
@@ -290,21 +290,29 @@ type preManifest struct {
 	added uint64 // after it, but in no manifest's offset range
 }
 
-// readChainRows reads a chain's stored rows and assigns them to the
-// manifests whose offset range holds them.
-func (s *Store) readChainRows(ctx context.Context, table, cols string, scan func(func(...any) error) (encodedRow, error), k chainKey, ms []Manifest) ([][]encodedRow, preManifest, error) {
-	out := make([][]encodedRow, len(ms))
+// readChainRows streams a chain's stored rows in offset order and hands
+// each manifest the rows of its offset range (check is called once per
+// manifest, in order, also with no rows), so that memory holds one batch.
+func (s *Store) readChainRows(ctx context.Context, table, cols string, scan func(func(...any) error) (encodedRow, error), k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
 	ctx = withParams(ctx, map[string]string{"tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
-	rows, err := s.conn.Query(ctx, "SELECT "+cols+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32}")
+	rows, err := s.conn.Query(ctx, "SELECT "+cols+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset")
 	if err != nil {
-		return nil, pre, fmt.Errorf("read rows of %s: %w", table, err)
+		return pre, fmt.Errorf("read rows of %s: %w", table, err)
 	}
 	defer rows.Close()
+	next := 0 // the next manifest not yet checked
+	var buf []encodedRow
+	flushTo := func(i int) { // check manifests before i
+		for ; next < i; next++ {
+			check(next, buf)
+			buf = buf[:0]
+		}
+	}
 	for rows.Next() {
 		r, err := scan(rows.Scan)
 		if err != nil {
-			return nil, pre, fmt.Errorf("read rows of %s: %w", table, err)
+			return pre, fmt.Errorf("read rows of %s: %w", table, err)
 		}
 		// ms is ordered by first offset: the last manifest starting at or
 		// before the row's offset is the only candidate.
@@ -316,8 +324,13 @@ func (s *Store) readChainRows(ctx context.Context, table, cols string, scan func
 		case r.offset > ms[i].LastOffset:
 			pre.added++
 		default:
-			out[i] = append(out[i], r)
+			flushTo(i)
+			buf = append(buf, r)
 		}
 	}
-	return out, pre, rows.Err()
+	if err := rows.Err(); err != nil {
+		return pre, fmt.Errorf("read rows of %s: %w", table, err)
+	}
+	flushTo(len(ms))
+	return pre, nil
 }
