@@ -241,9 +241,8 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 
 	if a.Offset >= 0 {
 		p.m.committed.WithLabelValues(w.labels...).Set(float64(a.Offset))
-	} else if g, err := p.m.committed.GetMetricWithLabelValues(w.labels...); err == nil {
-		_ = g // created lazily; -1 until the first commit
-		g.Set(-1)
+	} else {
+		p.m.committed.WithLabelValues(w.labels...).Set(-1) // -1 until the first commit
 	}
 	if p.journal != nil {
 		from := max(a.Offset, 0)
@@ -302,10 +301,11 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 				}
 				return
 			}
+			p.m.queued.Inc() // counted while held, before the queue has room
 			select {
 			case msgs <- m:
-				p.m.queued.Inc()
 			case <-fetchCtx.Done():
+				p.m.queued.Dec()
 				return
 			}
 		}
@@ -378,13 +378,6 @@ func (w *worker) release() {
 // boundaries require.
 func (w *worker) handle(ctx context.Context, m kafka.Message, timer *time.Timer) error {
 	b := &w.b
-	// Drop recorded ranges entirely before m (already committed).
-	for len(w.pending) > 0 && w.pending[0].Last < m.Offset {
-		if b.replay != nil && b.replay.First == w.pending[0].First {
-			break
-		}
-		w.pending = w.pending[1:]
-	}
 	if b.msgs > 0 {
 		switch {
 		case b.replay != nil && m.Offset > b.replay.Last:
@@ -401,6 +394,11 @@ func (w *worker) handle(ctx context.Context, m kafka.Message, timer *time.Timer)
 		}
 	}
 	if b.msgs == 0 {
+		// Drop recorded ranges entirely before m (already committed, or
+		// their messages are gone).
+		for len(w.pending) > 0 && w.pending[0].Last < m.Offset {
+			w.pending = w.pending[1:]
+		}
 		b.first = m.Offset
 		if len(w.pending) > 0 && w.pending[0].First <= m.Offset && m.Offset <= w.pending[0].Last {
 			r := w.pending[0]

@@ -19,8 +19,8 @@ import (
 // same data directory; at the end the access log and the connection records
 // each hold every line exactly once.
 //
-// Each kill comes after the new instance stored something (see
-// TestKillNineLosesNothing for why), plus a random delay. -short runs 50,000
+// Each kill comes after the new instance stored something, plus 2s and a
+// random delay (see TestKillNineLosesNothing for why). -short runs 50,000
 // lines and 5 kills; CONNLOG_CRASH_LINES and CONNLOG_CRASH_KILLS override.
 func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 	lines, kills := 500000, 20
@@ -63,7 +63,10 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 	stored := 0
 	for kill := 1; kill <= kills; kill++ {
 		stored = in.waitRows(table, stored+1, 90*time.Second)
-		delay := time.Duration(rand.IntN(1500)) * time.Millisecond
+		// at least 2s: kafka-go's first heartbeat comes HeartbeatInterval
+		// (1.5s with a 6s session) after the join; kfake never expires a
+		// member that died before it (see TestKillNineLosesNothing)
+		delay := 2*time.Second + time.Duration(rand.IntN(1500))*time.Millisecond
 		time.Sleep(delay)
 		in.cmd.Process.Kill()
 		<-in.exited
