@@ -200,6 +200,14 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	if got, want := ports(st.HeldRecordsTable()), "13"; got != want {
 		t.Errorf("held records: ports %s, want %s", got, want)
 	}
+	// The connections search still finds the held record, whose original
+	// has expired.
+	recs, err := st.SearchConnections(ctx, store.ConnectionQuery{
+		Network: netip.MustParsePrefix("198.51.100.13/32"), From: monthsAgo(now, 13).Add(-time.Hour), To: monthsAgo(now, 13).Add(time.Hour), Limit: 10,
+	})
+	if err != nil || len(recs) != 1 || recs[0].ClientPort != 13 {
+		t.Errorf("search of the held record: %d records, %v", len(recs), err)
+	}
 	if n := count(t, st, "SELECT count() FROM "+db.Ops+".retention_runs WHERE run_id = '"+res.RunID+"'"); n == 0 {
 		t.Error("the enforcement pass left no record in retention_runs")
 	}
