@@ -43,7 +43,7 @@ func RoleUsersFor(cfg Config) []RoleUser {
 	all := []string{db.Connections, db.Access, db.Ops, db.Stats}
 	var ingest []string
 	for _, d := range all {
-		ingest = append(ingest, "GRANT CREATE TABLE, CREATE DATABASE, ALTER, INSERT, OPTIMIZE, DROP TABLE, SHOW ON "+d+".*")
+		ingest = append(ingest, "GRANT CREATE TABLE, CREATE DATABASE, CREATE VIEW, ALTER, INSERT, OPTIMIZE, SHOW ON "+d+".*")
 	}
 	// What ingest itself reads: counts and expiry for enforcement, the
 	// chain heads, the registers.
