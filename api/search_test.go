@@ -204,10 +204,17 @@ func TestIPSummaryAndSubjectRequest(t *testing.T) {
 	// search of the /24 touches it too; one of 198.51.100.0/24 does not.
 	env.get(t, "/v1/connections?ip=203.0.113.0/24&"+env.window(), env.tokens[RoleOfficer], "")
 	env.do(t, http.MethodGet, "/v1/access?ip=198.51.100.0/24&"+env.window(), "Bearer "+env.tokens[RoleAnalyst], "OTHER-9", "", "", false)
+	// A legal hold of the address is a consultation too (its audit row
+	// names the hold, not the address).
+	sel := `{"ip":"203.0.113.7","from":"` + env.base.Format(time.RFC3339) + `","to":"` + env.base.Add(time.Hour).Format(time.RFC3339) + `"}`
+	if r := env.do(t, http.MethodPost, "/v1/holds", "Bearer "+env.tokens[RoleOfficer], "INC-1234", "",
+		`{"reference":"GEL-1","expires":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","selector":`+sel+`}`, false); r.StatusCode != 200 {
+		t.Fatalf("hold: %d %s", r.StatusCode, r.body)
+	}
 	r = env.get(t, "/v1/audit/subject?ip=203.0.113.7", env.tokens[RoleAuditor], "")
 	var subj subjectResponse
 	decodeJSON(t, r, &subj)
-	if r.StatusCode != 200 || subj.Count != 3 {
+	if r.StatusCode != 200 || subj.Count != 4 {
 		t.Fatalf("subject: %d %s", r.StatusCode, r.body)
 	}
 	for _, c := range subj.Consultations {

@@ -132,9 +132,11 @@ type Consultation struct {
 func (c *Consultation) Cursor() AuditCursor { return AuditCursor{Time: c.Time, Hash: c.Hash} }
 
 // SubjectConsultations returns, oldest first, the answered data requests
-// (outcome "ok", outside the audit endpoints themselves) whose filters name
-// an address or network containing q.Addr: an "ip" string, or an "ips"
-// array of strings, in the audit row's filters JSON.
+// (outcome "ok", outside the audit endpoints themselves) that covered
+// q.Addr: their filters JSON names an address or network containing it as
+// "ip" (a string) or "ips" (an array of strings), or names a requisition
+// ("requisition") whose selectors, or holds ("hold", or "holds" separated
+// by commas) whose networks contain it.
 func (s *Store) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Consultation, error) {
 	if !q.Addr.IsValid() {
 		return nil, fmt.Errorf("%w: an IP address is required", ErrBadFilter)
@@ -152,10 +154,18 @@ func (s *Store) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Con
 	// /32 or /128; anything that is not an address never matches.
 	const inRange = "isIPAddressInRange({addr:String}, if(position(x, '/') > 0, x, concat(x, if(position(x, ':') > 0, '/128', '/32'))))"
 	const valid = "(isIPv4String(splitByChar('/', x)[1]) OR isIPv6String(splitByChar('/', x)[1]))"
+	// The addresses a request covered: its "ip" and "ips" filters, the
+	// selectors of the requisition it names, the networks of the holds it
+	// names (requisition and hold endpoints record ids, not addresses).
+	const covered = "arrayConcat([JSONExtractString(filters, 'ip')], JSONExtract(filters, 'ips', 'Array(String)')," +
+		" arrayMap(s -> JSONExtractString(s, 'ip'), JSONExtractArrayRaw(reqs.2[indexOf(reqs.1, JSONExtractString(filters, 'requisition'))]))," +
+		" arrayMap(i -> holds.2[indexOf(holds.1, i)], arrayConcat(splitByChar(',', JSONExtractString(filters, 'holds')), [JSONExtractString(filters, 'hold')])))"
 	f.and("outcome = 'ok' AND NOT startsWith(endpoint, '/v1/audit')")
-	f.and("arrayExists(x -> " + valid + " AND " + inRange + ", arrayConcat([JSONExtractString(filters, 'ip')], JSONExtract(filters, 'ips', 'Array(String)')))")
+	f.and("arrayExists(x -> " + valid + " AND " + inRange + ", " + covered + ")")
+	with := "WITH (SELECT tuple(groupArray(id), groupArray(sel)) FROM (SELECT id, any(selectors) AS sel FROM " + s.db.Ops + ".requisitions GROUP BY id)) AS reqs," +
+		" (SELECT tuple(groupArray(id), groupArray(net)) FROM (SELECT id, any(network) AS net FROM " + s.db.Ops + ".holds GROUP BY id)) AS holds "
 	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
-		"SELECT time, endpoint, purpose, rows, "+auditHash+" AS h FROM "+s.db.Ops+".audit WHERE "+f.where.String()+
+		with+"SELECT time, endpoint, purpose, rows, "+auditHash+" AS h FROM "+s.db.Ops+".audit WHERE "+f.where.String()+
 			" ORDER BY time, h LIMIT {limit:UInt64}")
 	if err != nil {
 		return nil, fmt.Errorf("search audit trail for a subject: %w", err)

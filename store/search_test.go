@@ -203,6 +203,17 @@ func TestSearchAuditAndSubject(t *testing.T) {
 		{Actor: "carl", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-6", Filters: `{"ip":"2001:db8::/32"}`, Status: 200, Outcome: "ok"},
 		{Actor: "audrey", Role: "auditor", Endpoint: "/v1/audit/subject", Purpose: "DSR-7", Filters: `{"ip":"203.0.113.7"}`, Status: 200, Outcome: "ok"},
 	}
+	req, err := st.CreateRequisition(t.Context(), store.Requisition{
+		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV 1",
+		Received: base, CreatedBy: "bob", Purpose: "REQ-8",
+		Selectors: []store.RequisitionSelector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries,
+		store.AuditEntry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-8", Filters: `{"requisition":"` + req.ID + `"}`, Status: 200, Outcome: "ok"},
+		store.AuditEntry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-9", Filters: `{"requisition":"nope"}`, Status: 200, Outcome: "ok"})
 	for i, e := range entries {
 		e.Time = base.Add(time.Duration(i) * time.Second)
 		if err := st.Audit(t.Context(), e); err != nil {
@@ -219,7 +230,7 @@ func TestSearchAuditAndSubject(t *testing.T) {
 	}
 	c := page[3].Cursor()
 	rest, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Limit: 10, After: &c})
-	if err != nil || len(rest) != 3 {
+	if err != nil || len(rest) != 5 {
 		t.Fatalf("second page: %d, %v", len(rest), err)
 	}
 	if p, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Purpose: "inc-", Limit: 10}); err != nil || len(p) != 5 {
@@ -234,7 +245,7 @@ func TestSearchAuditAndSubject(t *testing.T) {
 	for _, c := range subj {
 		purposes = append(purposes, c.Purpose)
 	}
-	if !slices.Equal(purposes, []string{"INC-1", "INC-2", "REQ-3"}) {
-		t.Errorf("consultations touching 203.0.113.7: %q, want INC-1, INC-2, REQ-3", purposes)
+	if !slices.Equal(purposes, []string{"INC-1", "INC-2", "REQ-3", "REQ-8"}) {
+		t.Errorf("consultations touching 203.0.113.7: %q, want INC-1, INC-2, REQ-3, REQ-8", purposes)
 	}
 }
