@@ -40,19 +40,58 @@
 //     be empty and must not exceed Config.MaxWindow. A '+' in an offset that
 //     arrives unescaped (decoded as a space) is accepted.
 //   - site: optional, exact virtual host name.
+//   - port, path_prefix, method, status (404 or 4xx), user_agent (substring,
+//     ASCII case ignored), user: optional filters.
 //   - limit: optional, 1 to Config.MaxLimit rows; default Config.DefaultLimit.
+//   - cursor: the next_cursor of the previous page of the same search.
 //
 // Unknown or repeated parameters are refused, so a misspelt filter cannot
 // silently widen a search. The answer is
 //
-//	{"rows": [...], "count": N, "truncated": bool}
+//	{"rows": [...], "count": N, "truncated": bool, "next_cursor": "..."}
 //
-// where truncated reports that more rows matched than the limit. Each row has
+// where truncated reports that more rows matched than the limit. Rows come
+// in primary-key order (client address, then time, then Kafka position), so
+// a page of a network is a range read, and next_cursor is that position,
+// sealed with an HMAC under a per-process key: it cannot be forged, altered
+// or used with other filters, and dies with the process. Each row has
 // time (RFC 3339, UTC, milliseconds), client_ip, topic, partition, offset,
 // status, bytes and request_time_ms always, and client_port, peer_ip,
 // forwarded_for, server_addr, server_port, site, method, path, query,
 // protocol, referer, user_agent, upstream, request_id, user and tls_protocol
 // when the log line carried them. IPv4 addresses are written dotted-quad.
+//
+// # Exports
+//
+// With "Accept: application/x-ndjson" or "Accept: text/csv", /v1/access and
+// /v1/connections stream the whole result instead of a page, row by row as
+// ClickHouse produces it, up to Config.Search.MaxExportRows and within
+// Config.Search.ExportTimeout. The audit row is written before the first
+// byte, with rows 0; when the stream ends, a second audit row with the same
+// actor, endpoint, purpose and filters records the outcome ("completed" or
+// "interrupted"), the rows sent and, in its reason, the bytes and SHA-256
+// of the body. The HTTP trailers X-Connlog-Rows, X-Connlog-Truncated and
+// X-Connlog-Sha256 carry the same figures to the client. A failure after the
+// first byte cuts the connection, so a partial export cannot pass for a
+// whole one.
+//
+// # Other searches
+//
+// GET /v1/connections (role officer) searches the connection records with
+// the filters of /v1/access but method and user_agent (not kept), plus
+// operation (read, create, modify, delete); its window may reach
+// Config.Search.ConnectionsMaxWindow (366 days). Held copies of legal holds
+// answer once their originals have expired. GET /v1/ip/{ip} (analyst)
+// summarises one address over a window. GET /v1/audit (auditor) searches
+// the audit trail; GET /v1/audit/subject?ip= (auditor) lists the dates and
+// purposes of the answered requests that covered an address, without staff
+// identities. Audit endpoints refuse site-limited credentials. The OpenAPI 3
+// document at /v1/openapi.json describes every endpoint.
+//
+// # Rate limit
+//
+// Each credential has a token bucket (Config.RateLimit): over it, 429
+// "rate_limited" with Retry-After, audited like any refusal.
 //
 // # Errors
 //
