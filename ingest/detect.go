@@ -115,32 +115,29 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 			kind = k
 		}
 	}
-	var host, file string
-	if line[0] == '{' && (bytes.Contains(line, []byte(`"message"`)) || bytes.Contains(line, []byte(`"log"`))) {
-		if inner, ok := unwrapEnvelope(line, p.jsonFor(kind), h); ok {
-			line, host, file = inner, h.ShipperHost, h.LogFile
-			if len(line) == 0 {
+	var st lineState
+	host, err := p.parseLine(kind, line, h, &st)
+	file := ""
+	if err != nil && line[0] == '{' {
+		// A shipper's envelope: the JSON reader stops at its "message" or
+		// "log" (errEnvelope); other formats simply failed on it.
+		*h = store.Hit{}
+		inner, ok := unwrapEnvelope(line, p.jsonFor(kind), h)
+		switch {
+		case ok:
+			ehost := h.ShipperHost
+			file = h.LogFile
+			*h, st = store.Hit{}, lineState{}
+			if len(inner) == 0 {
 				return perr("message", 0, "empty line in the shipper's envelope")
 			}
-		}
-	}
-	var st lineState
-	var err error
-	if stripped, shost, ok := stripSyslog(line); ok {
-		if err = p.parseBody(kind, stripped, h, &st); err == nil {
-			if host == "" {
-				host = str(shost)
+			host, err = p.parseLine(kind, inner, h, &st)
+			if ehost != "" {
+				host = ehost
 			}
-		} else {
-			// A format starting with $time_iso8601 looks like a syslog
-			// header: try the line as it is before giving up.
-			*h, st = store.Hit{}, lineState{}
-			if p.parseBody(kind, line, h, &st) == nil {
-				err = nil
-			}
+		case errors.Is(err, errEnvelope):
+			err = perr("json", 0, "malformed shipper envelope")
 		}
-	} else {
-		err = p.parseBody(kind, line, h, &st)
 	}
 	if err != nil {
 		return err
@@ -150,6 +147,25 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 	p.redact.apply(h)
 	p.classify.classify(h)
 	return nil
+}
+
+// parseLine strips a syslog header if there is one and parses the line
+// with the format kind. It returns the syslog sender's host, if any.
+func (p *LineParser) parseLine(kind formatKind, line []byte, h *store.Hit, st *lineState) (host string, err error) {
+	stripped, shost, ok := stripSyslog(line)
+	if !ok {
+		return "", p.parseBody(kind, line, h, st)
+	}
+	if err = p.parseBody(kind, stripped, h, st); err == nil {
+		return str(shost), nil
+	}
+	// A format starting with $time_iso8601 looks like a syslog header: try
+	// the line as it is before giving up.
+	*h, *st = store.Hit{}, lineState{}
+	if p.parseBody(kind, line, h, st) == nil {
+		return "", nil
+	}
+	return "", err
 }
 
 func (p *LineParser) jsonFor(kind formatKind) *jsonFormat {

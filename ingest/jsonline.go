@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -9,6 +10,11 @@ import (
 
 	"github.com/connlog/connlog/store"
 )
+
+// errEnvelope is what the JSON reader returns for an object with a
+// "message" or "log" string it does not map: a shipper's envelope, which
+// [LineParser.Parse] unwraps. It never leaves Parse.
+var errEnvelope = errors.New("shipper envelope")
 
 // jsonFormat reads one JSON object per line, as nginx writes with
 // `log_format NAME escape=json '{"key":"$variable",...}'`. keys maps a JSON
@@ -106,6 +112,10 @@ func (jf *jsonFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 			key = unescapeJSON(key)
 		}
 		f := jf.keys[str(key)]
+		if f == fIgnore && kind == 's' && (string(key) == "message" || string(key) == "log") {
+			ferr = errEnvelope // a shipper's envelope, not a log line
+			return false
+		}
 		if f == fIgnore || kind == '{' || kind == '[' || kind == 'n' {
 			return true
 		}
