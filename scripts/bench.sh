@@ -17,7 +17,9 @@
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
 #   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve
-#   BENCH_BASE_ENV   VAR=VALUE,... for every e2e connlog serve (statistics off)
+#                    (default CONNLOG_STATISTICS_ENABLED=true; "" skips that run)
+#   BENCH_BASE_ENV   VAR=VALUE,... for every e2e connlog serve
+#                    (default CONNLOG_STATISTICS_ENABLED=false)
 #   BENCH_OUT        directory for the results (default a new one under /tmp)
 #   TMPDIR           where the input, data directories and binaries go
 #                    (the API phase needs ~10 GB; removed at the end)
@@ -65,7 +67,7 @@ fi
 	-lines "${BENCH_LINES:-1000000}" \
 	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,api}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
-	-stats-env "${BENCH_STATS_ENV:-}" \
-	-base-env "${BENCH_BASE_ENV:-}" \
+	-stats-env "${BENCH_STATS_ENV-CONNLOG_STATISTICS_ENABLED=true}" \
+	-base-env "${BENCH_BASE_ENV-CONNLOG_STATISTICS_ENABLED=false}" \
 	-out "$out/e2e.md"
 echo "bench: done in $(($(date +%s) - start))s; results in $out" >&2
