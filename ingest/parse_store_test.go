@@ -1,0 +1,110 @@
+package ingest
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/embedded/embeddedtest"
+)
+
+var parseStoreSeq atomic.Int64
+
+// TestParsedHitsRoundTripThroughTheStore parses lines of several formats
+// and address families, writes them to the embedded ClickHouse and reads
+// them back: every field comes back as parsed (IPv4 stored as IPv4-mapped
+// IPv6 comes back as IPv4), secrets are already redacted in every store,
+// and the connection records keep path and user only for create, modify
+// and delete.
+func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
+	addr := embeddedtest.Start(t)
+	scfg := store.DefaultConfig()
+	scfg.Addrs = []string{addr}
+	scfg.Protocol = "http"
+	scfg.DatabasePrefix = fmt.Sprintf("prs%d_%d", time.Now().UnixNano()%1e6, parseStoreSeq.Add(1))
+	st, err := store.Open(t.Context(), scfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := DefaultParseConfig()
+	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	p, err := NewLineParser(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	tl := now.Format("02/Jan/2006:15:04:05 -0700")
+	msec := fmt.Sprintf("%d.123", now.Unix())
+	lines := []string{
+		`192.0.2.1 - alice [` + tl + `] "GET /a?token=s3cret&x=1 HTTP/1.1" 200 10 "https://r.example/?email=a@b" "UA \"q\""`,
+		`2001:db8::1 - bob [` + tl + `] "POST /b HTTP/2.0" 201 20 "-" "-"`,
+		`::ffff:198.51.100.9 - - [` + tl + `] "DELETE /c HTTP/1.1" 204 0 "-" "-"`,
+		`{"host":"web1","file":"/var/log/nginx/access.json.log","message":` + jsonString(`{"msec":"`+msec+`","remote_addr":"10.1.1.1","remote_port":"4000",`+
+			`"http_x_forwarded_for":"2001:db8:beef::7","server_addr":"2001:db8::443","server_port":"443","host":"shop.example","request_id":"rid-1",`+
+			`"ssl_protocol":"TLSv1.3","remote_user":"carol","request":"PUT /cart/1?session=abc HTTP/2.0","status":"200","body_bytes_sent":"5",`+
+			`"request_time":"0.012","upstream_addr":"127.0.0.1:8080","http_sec_gpc":"1"}`) + `}`,
+	}
+	hits := make([]store.Hit, len(lines))
+	for i, l := range lines {
+		if err := p.Parse("nginx", []byte(l), &hits[i]); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		hits[i].Source = store.Source{Topic: "nginx", Partition: 0, Offset: int64(i)}
+		hits[i].Ingested = now.Add(time.Minute)
+	}
+	if err := st.Write(t.Context(), store.Batch{Hits: hits}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range hits {
+		got, err := st.SearchAccess(t.Context(), store.AccessQuery{
+			Network: netip.PrefixFrom(want.ClientIP, want.ClientIP.BitLen()), From: now.Add(-time.Minute), To: now.Add(time.Minute), Limit: 10,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("line %d: %d rows for %v", i+1, len(got), want.ClientIP)
+		}
+		want.Redacted = false // not stored
+		if got[0] != want {
+			t.Errorf("line %d:\n got  %+v\n want %+v", i+1, got[0], want)
+		}
+	}
+	if hits[0].Query != "token=REDACTED&x=1" || hits[0].Referer != "https://r.example/?email=REDACTED" || hits[3].Query != "session=REDACTED" {
+		t.Errorf("not redacted: %q %q %q", hits[0].Query, hits[0].Referer, hits[3].Query)
+	}
+	if hits[3].ClientIP != netip.MustParseAddr("2001:db8:beef::7") || hits[3].PeerIP != netip.MustParseAddr("10.1.1.1") || !hits[3].OptOut {
+		t.Errorf("envelope line: client %v peer %v opt-out %v", hits[3].ClientIP, hits[3].PeerIP, hits[3].OptOut)
+	}
+
+	db := st.Databases()
+	rows, err := st.Conn().Query(t.Context(), "SELECT kafka_offset, toString(operation), path, user FROM "+db.Connections+".connection_records ORDER BY kafka_offset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var (
+			off            int64
+			op, path, user string
+		)
+		if err := rows.Scan(&off, &op, &path, &user); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %q %q", off, op, path, user))
+	}
+	want := []string{`0 read "" ""`, `1 create "/b" "bob"`, `2 delete "/c" ""`, `3 modify "/cart/1" "carol"`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("connection records:\n got  %q\n want %q", got, want)
+	}
+}
