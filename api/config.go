@@ -72,7 +72,9 @@ type Config struct {
 	// private key. Both set: the API listens with TLS (1.2 or later); both
 	// empty: plain HTTP, for a listener on loopback or behind a proxy.
 	TLSCert string `yaml:"tls_cert"`
-	TLSKey  string `yaml:"tls_key"`
+	// TLSKey is the path of the private key of TLSCert (PEM); set both or
+	// neither.
+	TLSKey string `yaml:"tls_key"`
 	// OIDC accepts JWTs from the organisation's identity provider as a
 	// second kind of credential. Disabled while OIDC.Issuer is empty.
 	OIDC OIDCConfig `yaml:"oidc"`

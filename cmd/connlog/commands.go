@@ -14,11 +14,23 @@ import (
 
 func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
-	format := fs.String("format", "combined", "log format: "+strings.Join(ingest.Formats(), ", "))
+	path := configFlag(fs)
+	format := fs.String("format", "", "log format: "+strings.Join(ingest.Formats(), ", ")+" (default: auto-detect)")
+	logFormat := fs.String("log-format", "", "an nginx log_format string (nginx.conf syntax); overrides -format")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	p, err := ingest.NewParser(*format)
+	// Parse exactly as serve would: the configuration's trusted proxies,
+	// redacted parameters and operation rules apply.
+	pcfg := ingest.DefaultParseConfig()
+	if *path != "" {
+		cfg, err := loadConfig(*path, os.Environ())
+		if err != nil {
+			return err
+		}
+		pcfg = cfg.Kafka.Parse
+	}
+	p, err := ingest.ParserFor(pcfg, *format, *logFormat)
 	if err != nil {
 		return err
 	}

@@ -103,6 +103,16 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := st.ApplyRoles(ctx); err != nil {
+		return err
+	}
+	changes, err := st.ApplyRetention(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		fmt.Fprintf(stdout, "retention changed: %+v\n", c)
+	}
 	v, err := st.SchemaVersion(ctx)
 	if err != nil {
 		return err
@@ -195,6 +205,14 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Info("created the instance signing key", "path", instanceKeyPath(&cfg), "key_id", integrity.KeyID(signer.Public()))
 	}
 	st.SetSigner(signer)
+	// Lifetimes come from the configuration: a change since the last start
+	// becomes ALTER TABLE … MODIFY TTL, recorded in retention_changes.
+	if err := st.ApplyRoles(ctx); err != nil {
+		return err
+	}
+	if _, err := st.ApplyRetention(ctx); err != nil {
+		return err
+	}
 
 	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger,
 		api.WithRequisitions(st.Store, signer, versionString()), api.WithHolds(st.Store))
@@ -210,6 +228,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipeline.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
+	// ClickHouse's TTL merges are lazy: the enforcement pass makes expiry
+	// happen on schedule, and records what it removed.
+	g.Go(func() error {
+		return st.RunEnforcement(gctx, cfg.ClickHouse.Retention.EnforceInterval, reg, logger)
+	})
 	if keys != nil {
 		g.Go(func() error {
 			return keys.Run(gctx, time.Minute, func(err error) { logger.Warn("visitor keys", "err", err) })
