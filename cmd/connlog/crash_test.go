@@ -47,21 +47,22 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 			all[i].ip = fmt.Sprintf("2001:db8::%x:%x", i>>16, i&0xffff)
 		}
 	}
-	published := make(chan error, 1)
-	go func() {
-		// in chunks, so that kills happen while lines are still arriving
-		for i := 0; i < len(all); i += 50000 {
-			if err := publishLines(t.Context(), addr, "nginx", all[i:min(i+50000, len(all))]); err != nil {
-				published <- err
-				return
-			}
+	// One chunk per kill, published just before waiting for progress: the
+	// kills fall while lines are being fetched, parsed and inserted, not
+	// after everything is stored.
+	chunk := (lines + kills) / (kills + 1)
+	next := 0
+	publishNext := func() {
+		if next < len(all) {
+			end := min(next+chunk, len(all))
+			publish(t, addr, "nginx", all[next:end])
+			next = end
 		}
-		published <- nil
-	}()
-
+	}
 	const table = "connlog_access.access_log"
 	stored := 0
 	for kill := 1; kill <= kills; kill++ {
+		publishNext()
 		stored = in.waitRows(table, stored+1, 90*time.Second)
 		// at least 2s: kafka-go's first heartbeat comes HeartbeatInterval
 		// (1.5s with a 6s session) after the join; kfake never expires a
@@ -76,8 +77,8 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 		// killed while the delay ran
 		stored, _ = strconv.Atoi(in.sql("SELECT count() FROM " + table))
 	}
-	if err := <-published; err != nil {
-		t.Fatal(err)
+	for next < len(all) {
+		publishNext()
 	}
 	in.waitRows(table, lines, 180*time.Second)
 	in.waitRows("connlog_connections.connection_records", lines, 60*time.Second)
