@@ -758,6 +758,7 @@ type EnforcementMetrics struct {
 	removed  *prometheus.CounterVec
 	duration prometheus.Histogram
 	last     prometheus.Gauge
+	overdue  *prometheus.GaugeVec
 }
 
 // NewEnforcementMetrics registers connlog_retention_enforcement_* on reg.
@@ -776,8 +777,12 @@ func NewEnforcementMetrics(reg prometheus.Registerer) (*EnforcementMetrics, erro
 		last: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "connlog_retention_enforcement_last_success_timestamp_seconds", Help: "When the last successful retention enforcement pass ended (Unix time).",
 		}),
+		overdue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "connlog_retention_overdue_entries",
+			Help: "Entries of the retention report (table and site) holding records older than their lifetime allows, by data class, after the last enforcement pass. Anything above 0 breaks the privacy policy.",
+		}, []string{"class"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.removed, m.duration, m.last} {
+	for _, c := range []prometheus.Collector{m.runs, m.removed, m.duration, m.last, m.overdue} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -787,6 +792,7 @@ func NewEnforcementMetrics(reg prometheus.Registerer) (*EnforcementMetrics, erro
 	}
 	for _, c := range []string{ClassConnections, ClassAccess, ClassQuarantine, ClassAudit, ClassStatistics} {
 		m.removed.WithLabelValues(c)
+		m.overdue.WithLabelValues(c)
 	}
 	return m, nil
 }
@@ -805,6 +811,25 @@ func (m *EnforcementMetrics) observe(res EnforcementResult, err error) {
 	}
 	m.runs.WithLabelValues("ok").Inc()
 	m.last.SetToCurrentTime()
+}
+
+// observeReport publishes how many report entries are overdue, per class.
+func (m *EnforcementMetrics) observeReport(r Report) {
+	if m == nil {
+		return
+	}
+	counts := map[string]float64{}
+	for _, e := range r.Entries {
+		if _, ok := counts[e.Class]; !ok {
+			counts[e.Class] = 0
+		}
+		if e.Overdue {
+			counts[e.Class]++
+		}
+	}
+	for class, n := range counts {
+		m.overdue.WithLabelValues(class).Set(n)
+	}
 }
 
 // RunEnforcement runs Enforce now and then every interval until ctx ends,
@@ -832,6 +857,16 @@ func (s *Store) RunEnforcement(ctx context.Context, interval time.Duration, reg 
 			}
 			logger.Error("retention enforcement pass failed", "run", res.RunID, "err", err)
 		} else {
+			// The report after the pass is what an auditor would see: alert
+			// on it rather than trust the pass.
+			if rep, rerr := s.RetentionReport(ctx); rerr != nil {
+				logger.Warn("retention report after enforcement", "err", rerr)
+			} else {
+				m.observeReport(rep)
+				if rep.Overdue {
+					logger.Error("retention overdue: records older than their lifetime remain after enforcement", "run", res.RunID)
+				}
+			}
 			logger.Info("retention enforcement pass", "run", res.RunID, "removed", res.Removed(),
 				"partitions_dropped", res.PartitionsDropped, "partitions_mutated", res.PartitionsMutated,
 				"holds_released", len(res.HoldsReleased), "duration", res.Duration)
