@@ -79,11 +79,15 @@
 //   - A member frozen (SIGSTOP, VM pause) longer than the session timeout
 //     while writing can resume and write a batch that the next owner has
 //     already cut differently; Kafka has no fencing for an external sink.
-//   - ClickHouse records a token before it makes the part visible; a crash
-//     of ClickHouse itself in between (not of connlog) could make it drop
-//     the rebuilt batch. In embedded mode ClickHouse runs in connlog's
-//     process, so a kill -9 of connlog is such a crash; the window is a few
-//     microseconds per insert and the crash test has not hit it.
+//   - If ClickHouse records a token in its deduplication log before the
+//     part is durable, a crash of ClickHouse itself between the two could
+//     make it drop the rebuilt batch as a duplicate. In embedded mode
+//     ClickHouse runs in connlog's process, so a kill -9 of connlog is such
+//     a crash; the window is tiny and the crash test (500,000 lines, 20
+//     kill -9) has not hit it, but it is not excluded.
+//   - Each batch costs one more small insert (the intent). With many
+//     partitions and little traffic, raise Config.FlushInterval so that
+//     ClickHouse does not receive too many small inserts.
 //   - Without a Journal (a Sink that is not *store.Store), retries within a
 //     process are still exactly once, but batches are not rebuilt after a
 //     restart.
