@@ -123,6 +123,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.Kafka.Validate())
+	// The group close waits for every partition worker's final flush and
+	// commit: it must fit in the process's own stop budget.
+	if kt := c.Kafka.ShutdownTimeout; kt > 0 && kt+2*time.Second > c.ShutdownTimeout {
+		errs = append(errs, fmt.Errorf("kafka.shutdown_timeout (%s) must be at least 2s shorter than shutdown_timeout (%s)", kt, c.ShutdownTimeout))
+	}
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, c.EmbeddedKafka.Validate())
 	}
