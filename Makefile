@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Where `make run` keeps its data (embedded ClickHouse, admin token).
 DATA    ?= connlog-data
 
-.PHONY: all build run test test-deps vet tidy-check lint bench chdb clean
+.PHONY: all build run test test-deps vet tidy-check fuzz lint bench chdb clean
 
 all: build
 
@@ -33,6 +33,13 @@ test-deps:
 test: test-deps chdb vet tidy-check
 	CONNLOG_REQUIRE_ENGINE=1 CONNLOG_REQUIRE_TOOLS=1 CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
 		$(GO) test -race -shuffle=on -timeout 45m -count=1 ./...
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# Every fuzz target, a short budget each (the committed corpus also runs as
+# plain tests above). FUZZTIME=1m make fuzz for a longer look.
+FUZZTIME ?= 10s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 vet:
 	$(GO) vet ./...
