@@ -144,30 +144,11 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	if q.Port != 0 {
 		f["port"] = q.Port
 	}
-	scope := "/v1/access" + canonical(f)
-	if v := params.Get("cursor"); v != "" {
-		cur, err := openAccessCursor(scope, v)
-		if err != nil {
-			return nil, err
-		}
-		q.After = &cur
-		f["cursor"] = v
+	scope, after, err := s.searchScope(c, "/v1/access", f, params.Get("cursor"), format, q.Limit, q.Site)
+	if err != nil {
+		return nil, err
 	}
-	if format != "" {
-		f["export"] = format
-	}
-	if q.Limit != 0 || format == "" {
-		f["limit"] = q.Limit
-	}
-	c.filters = canonical(f)
-	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
-		return nil, &apiError{
-			code:   CodeForbidden,
-			msg:    "your token does not allow this site",
-			reason: fmt.Sprintf("site %q outside the token's sites", q.Site),
-		}
-	}
-	q.Sites = c.who.sites
+	q.After, q.Sites = after, c.who.sites
 
 	if format != "" {
 		return s.accessStream(q, format), nil
@@ -192,6 +173,37 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	resp.Count = len(resp.Rows)
 	c.rows = resp.Count
 	return resp, nil
+}
+
+// searchScope finishes what the searches share once their filters f are
+// parsed: the scope a cursor is sealed to (the endpoint and its filters, so
+// a cursor cannot be replayed with others), the cursor itself, the
+// canonical filters recorded in the audit row, and the token's site scope.
+func (s *Server) searchScope(c *call, endpoint string, f map[string]any, cursor, format string, limit int, site string) (scope string, after *store.Cursor, err error) {
+	scope = endpoint + canonical(f)
+	if cursor != "" {
+		cur, err := openAccessCursor(scope, cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		after = &cur
+		f["cursor"] = cursor
+	}
+	if format != "" {
+		f["export"] = format
+	}
+	if limit != 0 || format == "" {
+		f["limit"] = limit
+	}
+	c.filters = canonical(f)
+	if site != "" && !c.who.sitesAllowed(site) {
+		return "", nil, &apiError{
+			code:   CodeForbidden,
+			msg:    "your token does not allow this site",
+			reason: fmt.Sprintf("site %q outside the token's sites", site),
+		}
+	}
+	return scope, after, nil
 }
 
 // parseAccess checks the query parameters of /v1/access. For an export

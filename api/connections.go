@@ -173,30 +173,11 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 	if q.Operation != store.OpUnknown {
 		f["operation"] = q.Operation.String()
 	}
-	scope := "/v1/connections" + canonical(f)
-	if v := params.Get("cursor"); v != "" {
-		cur, err := openAccessCursor(scope, v)
-		if err != nil {
-			return nil, err
-		}
-		q.After = &cur
-		f["cursor"] = v
+	scope, after, err := s.searchScope(c, "/v1/connections", f, params.Get("cursor"), format, q.Limit, q.Site)
+	if err != nil {
+		return nil, err
 	}
-	if format != "" {
-		f["export"] = format
-	}
-	if q.Limit != 0 || format == "" {
-		f["limit"] = q.Limit
-	}
-	c.filters = canonical(f)
-	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
-		return nil, &apiError{
-			code:   CodeForbidden,
-			msg:    "your token does not allow this site",
-			reason: fmt.Sprintf("site %q outside the token's sites", q.Site),
-		}
-	}
-	q.Sites = c.who.sites
+	q.After, q.Sites = after, c.who.sites
 
 	if format != "" {
 		if q.Limit == 0 {
