@@ -83,6 +83,22 @@ func (h *storeHandle) close() {
 	}
 }
 
+// prepare brings the store up to the configuration: schema migrations,
+// the per-role ClickHouse users (on a server), and the lifetimes — a change
+// since the last start becomes ALTER TABLE … MODIFY TTL, recorded in
+// retention_changes. serve and migrate both run it.
+func (h *storeHandle) prepare(ctx context.Context) ([]int, []store.RetentionChange, error) {
+	applied, err := h.Migrate(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := h.ApplyRoles(ctx); err != nil {
+		return applied, nil, err
+	}
+	changes, err := h.ApplyRetention(ctx)
+	return applied, changes, err
+}
+
 func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	path := configFlag(fs)
@@ -99,14 +115,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.close()
-	applied, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.ApplyRoles(ctx); err != nil {
-		return err
-	}
-	changes, err := st.ApplyRetention(ctx)
+	applied, changes, err := st.prepare(ctx)
 	if err != nil {
 		return err
 	}
@@ -146,7 +155,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.close()
-	if _, err := st.Migrate(ctx); err != nil {
+	if _, _, err := st.prepare(ctx); err != nil {
 		return err
 	}
 
@@ -205,14 +214,6 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Info("created the instance signing key", "path", instanceKeyPath(&cfg), "key_id", integrity.KeyID(signer.Public()))
 	}
 	st.SetSigner(signer)
-	// Lifetimes come from the configuration: a change since the last start
-	// becomes ALTER TABLE … MODIFY TTL, recorded in retention_changes.
-	if err := st.ApplyRoles(ctx); err != nil {
-		return err
-	}
-	if _, err := st.ApplyRetention(ctx); err != nil {
-		return err
-	}
 
 	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger,
 		api.WithRequisitions(st.Store, signer, versionString()), api.WithHolds(st.Store))
