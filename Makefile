@@ -52,9 +52,11 @@ tidy-check:
 		echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; \
 		cp /tmp/connlog-go.mod.bak go.mod; cp /tmp/connlog-go.sum.bak go.sum; exit 1; fi
 
+# Go benchmarks on one core, then end to end from the Kafka protocol into the
+# embedded ClickHouse, GoAccess and ClickHouse's own Regexp input format on the
+# same file, and the query API over 50M rows (see BENCHMARKS.md).
 bench: chdb
-	CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
-		$(GO) test -run '^$$' -bench . -benchmem ./...
+	scripts/bench.sh
 
 clean:
 	rm -rf bin
