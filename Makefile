@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Where `make run` keeps its data (embedded ClickHouse, admin token).
 DATA    ?= connlog-data
 
-.PHONY: all build run test test-deps vet tidy-check fuzz lint bench chdb clean
+.PHONY: all build run test test-deps vet tidy-check fuzz bench chdb clean
 
 all: build
 
