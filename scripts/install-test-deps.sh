@@ -16,7 +16,7 @@ set -eu
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-PKGS='nginx rsyslog rsyslog-kafka kcat prometheus docker-compose'
+PKGS='curl nginx rsyslog rsyslog-kafka kcat prometheus docker-compose'
 SNG_PKGS='syslog-ng-core syslog-ng-mod-rdkafka'
 cache_root="${CONNLOG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/connlog}"
 sng_dir="$cache_root/syslog-ng"
