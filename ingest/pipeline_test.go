@@ -414,7 +414,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("New without brokers: %v, want a problem about brokers", err)
 	}
 	c := Config{}.withDefaults()
-	if c.GroupID != "connlog" || c.BatchRows != 10000 || c.BatchBytes != 8<<20 || c.FlushInterval != time.Second ||
+	if c.GroupID != "connlog" || c.BatchRows != 50000 || c.BatchBytes != 16<<20 || c.FlushInterval != time.Second ||
 		c.MaxLineBytes != 64<<10 || c.ShutdownTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
