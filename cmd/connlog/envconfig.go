@@ -31,15 +31,9 @@ func envSettings(cfg any) []envSetting {
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			if !f.IsExported() {
+			name, ok := yamlKey(f)
+			if !ok {
 				continue
-			}
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
 			}
 			fv := v.Field(i)
 			p := append(append([]string(nil), path...), name)
@@ -61,6 +55,23 @@ func envSettings(cfg any) []envSetting {
 	walk(reflect.ValueOf(cfg).Elem(), nil)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
+}
+
+// yamlKey returns the configuration key of a struct field as the YAML
+// decoder sees it: the yaml tag's name, else the lower-cased field name;
+// false for unexported or `yaml:"-"` fields.
+func yamlKey(f reflect.StructField) (string, bool) {
+	if !f.IsExported() {
+		return "", false
+	}
+	name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+	if name == "-" {
+		return "", false
+	}
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name, true
 }
 
 func isLeaf(v reflect.Value) bool {

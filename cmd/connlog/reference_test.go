@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"go/ast"
+	"go/format"
 	"go/parser"
 	"go/token"
 	"os"
@@ -39,7 +40,11 @@ func TestConfigReference(t *testing.T) {
 			t.Errorf("configuration key %s has no doc comment", s.Path)
 		}
 	}
-	check(t, "configdoc_gen.go", gen.Bytes())
+	src, err := format.Source(gen.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "configdoc_gen.go", src)
 	if !*update && !reflect.DeepEqual(configDocs, docs) {
 		t.Fatal("configdoc_gen.go is stale: run go test ./cmd/connlog -run TestConfigReference -update")
 	}
@@ -109,15 +114,9 @@ func fieldDocs(t *testing.T) map[string]string {
 		}
 		for i := 0; i < tp.NumField(); i++ {
 			f := tp.Field(i)
-			if !f.IsExported() {
+			name, ok := yamlKey(f)
+			if !ok {
 				continue
-			}
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
 			}
 			p := append(append([]string(nil), path...), name)
 			if f.Type.Kind() == reflect.Struct && !isLeaf(reflect.New(f.Type).Elem()) {
