@@ -176,13 +176,29 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 }
 
 // searchScope finishes what the searches share once their filters f are
-// parsed: the scope a cursor is sealed to (the endpoint and its filters, so
-// a cursor cannot be replayed with others), the cursor itself, the
-// canonical filters recorded in the audit row, and the token's site scope.
+// parsed: the cursor (openScoped) and the token's site scope.
 func (s *Server) searchScope(c *call, endpoint string, f map[string]any, cursor, format string, limit int, site string) (scope string, after *store.Cursor, err error) {
+	scope, after, err = openScoped(c, endpoint, f, cursor, format, limit, openAccessCursor)
+	if err != nil {
+		return "", nil, err
+	}
+	if site != "" && !c.who.sitesAllowed(site) {
+		return "", nil, &apiError{
+			code:   CodeForbidden,
+			msg:    "your token does not allow this site",
+			reason: fmt.Sprintf("site %q outside the token's sites", site),
+		}
+	}
+	return scope, after, nil
+}
+
+// openScoped computes the scope a cursor is sealed to (the endpoint and its
+// filters, so a cursor cannot be replayed with others), opens the cursor if
+// one was given, and records the canonical filters in the audit row.
+func openScoped[C any](c *call, endpoint string, f map[string]any, cursor, format string, limit int, open func(scope, v string) (C, error)) (scope string, after *C, err error) {
 	scope = endpoint + canonical(f)
 	if cursor != "" {
-		cur, err := openAccessCursor(scope, cursor)
+		cur, err := open(scope, cursor)
 		if err != nil {
 			return "", nil, err
 		}
@@ -196,13 +212,6 @@ func (s *Server) searchScope(c *call, endpoint string, f map[string]any, cursor,
 		f["limit"] = limit
 	}
 	c.filters = canonical(f)
-	if site != "" && !c.who.sitesAllowed(site) {
-		return "", nil, &apiError{
-			code:   CodeForbidden,
-			msg:    "your token does not allow this site",
-			reason: fmt.Sprintf("site %q outside the token's sites", site),
-		}
-	}
 	return scope, after, nil
 }
 

@@ -71,17 +71,11 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 		"from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano),
 		"actor": q.Actor, "role": q.Role, "endpoint": q.Endpoint, "outcome": q.Outcome, "purpose_contains": q.Purpose,
 	}
-	scope := "/v1/audit" + canonical(f)
-	if v := params.Get("cursor"); v != "" {
-		cur, err := openAuditCursor(scope, v)
-		if err != nil {
-			return nil, err
-		}
-		q.After = &cur
-		f["cursor"] = v
+	scope, after, err := openScoped(c, "/v1/audit", f, params.Get("cursor"), "", q.Limit, openAuditCursor)
+	if err != nil {
+		return nil, err
 	}
-	f["limit"] = q.Limit
-	c.filters = canonical(f)
+	q.After = after
 	limit := q.Limit
 	q.Limit++
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
@@ -167,17 +161,11 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 		return nil, err
 	}
 	f := map[string]any{"ip": q.Addr.String(), "from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano)}
-	scope := "/v1/audit/subject" + canonical(f)
-	if v := params.Get("cursor"); v != "" {
-		cur, err := openAuditCursor(scope, v)
-		if err != nil {
-			return nil, err
-		}
-		q.After = &cur
-		f["cursor"] = v
+	scope, after, err := openScoped(c, "/v1/audit/subject", f, params.Get("cursor"), "", q.Limit, openAuditCursor)
+	if err != nil {
+		return nil, err
 	}
-	f["limit"] = q.Limit
-	c.filters = canonical(f)
+	q.After = after
 	limit := q.Limit
 	q.Limit++
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
