@@ -216,21 +216,28 @@ func TestWriteSameBatchTwiceStoresOnce(t *testing.T) {
 
 func TestAuditRowIsStored(t *testing.T) {
 	st := openStore(t)
+	// Every text field carries what a hostile or careless caller could
+	// send: quotes, backslashes, control bytes, a parameter placeholder,
+	// SQL. Each must come back byte for byte.
+	odd := "it's \\ \"q\" \t\n\r\x00 {x:String} '); DROP TABLE audit; --"
 	e := store.AuditEntry{
-		Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice", Role: "analyst", Source: "127.0.0.1:5000",
-		Method: "GET", Endpoint: "/v1/access", Purpose: "INC-1", Filters: `{"ip":"203.0.113.7"}`,
-		Status: 200, Rows: 3, Outcome: "ok",
+		Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice " + odd, Role: "analyst", Source: "127.0.0.1:5000",
+		Method: "GET", Endpoint: "/v1/access", Purpose: "INC-1 " + odd, Filters: `{"ip":"203.0.113.7","path":"` + odd + `"}`,
+		Status: 200, Rows: 3, Outcome: "ok", Reason: odd,
 	}
 	if err := st.Audit(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	var actor, purpose, filters string
+	var got store.AuditEntry
+	var status uint16
 	var rows uint64
-	if err := st.Conn().QueryRow(context.Background(), "SELECT actor, purpose, filters, rows FROM "+st.Databases().Ops+".audit").Scan(&actor, &purpose, &filters, &rows); err != nil {
+	if err := st.Conn().QueryRow(context.Background(), "SELECT time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason FROM "+st.Databases().Ops+".audit").
+		Scan(&got.Time, &got.Actor, &got.Role, &got.Source, &got.Method, &got.Endpoint, &got.Purpose, &got.Filters, &status, &rows, &got.Outcome, &got.Reason); err != nil {
 		t.Fatal(err)
 	}
-	if actor != "alice" || purpose != "INC-1" || filters != e.Filters || rows != 3 {
-		t.Errorf("audit row: %s %s %s %d", actor, purpose, filters, rows)
+	got.Time, got.Status, got.Rows = got.Time.UTC(), int(status), int(rows)
+	if got != e {
+		t.Errorf("audit row\n got %+v\nwant %+v", got, e)
 	}
 }
 
