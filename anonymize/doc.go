@@ -35,9 +35,10 @@
 // Storage: this package imports no other connlog package. ingest fills a
 // [Request] from each store.Hit (ingest.WithAudience), and the store keeps
 // the [Audience] rows of a batch (store.Batch.Audience) only as aggregates:
-// they are inserted into a Null table whose materialized views sum hits and
-// merge uniqCombined64 sketches of Visitor per site, hour or day, and
-// dimension. The Network is not stored at all. The KeyStore of a
+// it groups them per site, hour, dimension and key (hits and the distinct
+// Visitor hashes of each cell) and inserts the cells into a Null table whose
+// materialized view turns the hashes into uniqCombined64 sketches, per hour
+// and, merged, per day. The Network is not stored at all. The KeyStore of a
 // deployment is store.VisitorKeys (the operations database, 2-day TTL).
 //
 // Nothing in this package logs an address, a user agent or a key.

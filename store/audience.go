@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -137,12 +138,214 @@ LIMIT {limit:UInt64}`
 	return out, nil
 }
 
-const audienceColumns = "site, hour, path, country, region, city, browser, os, device, referrer_domain, status_class, visitor"
+// audienceDims is len(AudienceDimensions); cellGrouper.group fills them in
+// that order.
+const audienceDims = 10
 
-// insertAudience inserts rows into the Null table audience_in, whose
-// materialized views aggregate them. The deduplication token reaches the
-// views' target tables, so a retried batch is counted once.
+// cellGrouper groups the audience rows of one batch into the rows of
+// audience_cells, column by column: the hits of the batch that share site,
+// hour, dimension and key, and their distinct visitor hashes. It keeps its
+// buffers between batches (groupers): a batch of 50,000 hits would
+// otherwise allocate tens of megabytes, and the garbage collector would
+// rescan every batch in flight for them.
+type cellGrouper struct {
+	// The columns of audience_cells, one entry per cell.
+	site, dim, key []string
+	hour           []time.Time
+	hits           []uint64
+	visitors       [][]uint64
+
+	buckets map[cellBucket]*[audienceDims]map[string]int32
+	spare   []*[audienceDims]map[string]int32 // emptied maps for the next buckets
+	of      []int32                           // of[i*audienceDims+d]: cell of row i in dimension d, -1 if none
+	counts  []int32                           // visitor hashes per cell, repeats included
+	start   []int32                           // counting sort: first slot of each cell in placed
+	next    []int32
+	placed  []int32 // visitor ids by cell
+	mark    []int32 // mark[id]: last cell that took visitor id
+	ids     map[uint64]int32
+	hashes  []uint64 // hashes[id]
+	out     []uint64 // the distinct visitors of every cell, cell after cell
+}
+
+type cellBucket struct {
+	site string
+	hour time.Time
+}
+
+var groupers = sync.Pool{New: func() any {
+	return &cellGrouper{buckets: map[cellBucket]*[audienceDims]map[string]int32{}, ids: map[uint64]int32{}}
+}}
+
+// group replaces g's columns with the cells of rows, as the materialized
+// view of migration 0004 grouped them in the engine: every hit counts once
+// in each dimension whose key is not empty; country "" counts as (unknown);
+// region and city are qualified by their country (and region); visitor hash
+// 0 (no key) counts as a hit but not as a visitor. Cells come in order of
+// first appearance, and each cell's visitors distinct in order of first
+// appearance, so the same rows always give the same insert.
+//
+// Cost per hit (BenchmarkAudienceCells): one map lookup per dimension plus
+// one for the visitor, no sorting; the visitors are placed by a counting
+// sort and deduplicated with mark.
+func (g *cellGrouper) group(rows []anonymize.Audience) {
+	g.reset()
+	g.of = slices.Grow(g.of[:0], len(rows)*audienceDims)[:len(rows)*audienceDims]
+	var (
+		last    cellBucket
+		current *[audienceDims]map[string]int32
+	)
+	add := func(i, dim int, key string, visitor uint64) {
+		if key == "" {
+			g.of[i*audienceDims+dim] = -1
+			return
+		}
+		m := current[dim]
+		if m == nil {
+			m = map[string]int32{}
+			current[dim] = m
+		}
+		c, ok := m[key]
+		if !ok {
+			c = int32(len(g.key))
+			g.site = append(g.site, last.site)
+			g.hour = append(g.hour, last.hour)
+			g.dim = append(g.dim, AudienceDimensions[dim])
+			g.key = append(g.key, key)
+			g.hits = append(g.hits, 0)
+			g.counts = append(g.counts, 0)
+			m[key] = c
+		}
+		g.hits[c]++
+		if visitor != 0 {
+			g.counts[c]++
+		}
+		g.of[i*audienceDims+dim] = c
+	}
+	for i := range rows {
+		r := &rows[i]
+		if b := (cellBucket{r.Site, r.Time}); current == nil || b != last {
+			last = b
+			if current = g.buckets[b]; current == nil {
+				current = g.newBucket()
+				g.buckets[b] = current
+			}
+		}
+		v := r.Visitor
+		add(i, 0, "*", v)
+		add(i, 1, r.Path, v)
+		country := r.Country
+		if country == "" {
+			country = "(unknown)"
+		}
+		add(i, 2, country, v)
+		region, city := "", ""
+		if r.Region != "" {
+			region = r.Country + "-" + r.Region
+		}
+		if r.City != "" {
+			city = r.Country + "-" + r.Region + "/" + r.City
+		}
+		add(i, 3, region, v)
+		add(i, 4, city, v)
+		add(i, 5, r.Browser, v)
+		add(i, 6, r.OS, v)
+		add(i, 7, r.Device, v)
+		add(i, 8, r.ReferrerDomain, v)
+		add(i, 9, r.StatusClass, v)
+	}
+
+	// Each distinct visitor hash gets a small id; a counting sort places
+	// the ids by cell; each cell keeps the first occurrence of each id.
+	cells := len(g.key)
+	g.start = slices.Grow(g.start[:0], cells+1)[:cells+1]
+	g.start[0] = 0
+	for c, n := range g.counts {
+		g.start[c+1] = g.start[c] + n
+	}
+	g.next = append(g.next[:0], g.start[:cells]...)
+	g.placed = slices.Grow(g.placed[:0], int(g.start[cells]))[:g.start[cells]]
+	for i := range rows {
+		v := rows[i].Visitor
+		if v == 0 {
+			continue
+		}
+		id, ok := g.ids[v]
+		if !ok {
+			id = int32(len(g.hashes))
+			g.ids[v] = id
+			g.hashes = append(g.hashes, v)
+		}
+		for _, c := range g.of[i*audienceDims : (i+1)*audienceDims] {
+			if c >= 0 {
+				g.placed[g.next[c]] = id
+				g.next[c]++
+			}
+		}
+	}
+	g.mark = slices.Grow(g.mark[:0], len(g.hashes))[:len(g.hashes)]
+	for i := range g.mark {
+		g.mark[i] = -1
+	}
+	g.out = slices.Grow(g.out[:0], len(g.placed))
+	g.visitors = slices.Grow(g.visitors[:0], cells)[:cells]
+	for c := range cells {
+		from := len(g.out)
+		for _, id := range g.placed[g.start[c]:g.start[c+1]] {
+			if g.mark[id] != int32(c) {
+				g.mark[id] = int32(c)
+				g.out = append(g.out, g.hashes[id])
+			}
+		}
+		g.visitors[c] = g.out[from:len(g.out):len(g.out)]
+	}
+}
+
+// newBucket returns empty per-dimension maps, reusing those of earlier
+// batches.
+func (g *cellGrouper) newBucket() *[audienceDims]map[string]int32 {
+	if n := len(g.spare); n > 0 {
+		b := g.spare[n-1]
+		g.spare = g.spare[:n-1]
+		return b
+	}
+	return new([audienceDims]map[string]int32)
+}
+
+// reset empties g, keeping its memory. Strings of the previous batch are
+// dropped so that the pool does not keep them alive.
+func (g *cellGrouper) reset() {
+	for b, maps := range g.buckets {
+		for _, m := range maps {
+			clear(m)
+		}
+		g.spare = append(g.spare, maps)
+		delete(g.buckets, b)
+	}
+	clear(g.site)
+	clear(g.dim)
+	clear(g.key)
+	clear(g.visitors)
+	g.site, g.dim, g.key, g.hour, g.hits, g.visitors = g.site[:0], g.dim[:0], g.key[:0], g.hour[:0], g.hits[:0], g.visitors[:0]
+	g.counts, g.hashes = g.counts[:0], g.hashes[:0]
+	clear(g.ids)
+}
+
+// insertAudience groups rows into cells (cellGrouper) and inserts them into
+// the Null table audience_cells, whose materialized view turns each cell's
+// visitor hashes into the sketch of audience_hourly (and, chained,
+// audience_daily). Grouping here rather than in the engine is what keeps
+// statistics cheap: the engine builds each sketch once, from distinct
+// hashes. The deduplication token reaches the views' target tables, so a
+// retried batch is counted once. rows[].Network is deliberately not used:
+// the statistics need no address, not even a truncated one.
 func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymize.Audience) error {
+	g := groupers.Get().(*cellGrouper)
+	defer func() {
+		g.reset()
+		groupers.Put(g)
+	}()
+	g.group(rows)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
@@ -150,29 +353,12 @@ func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymi
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 		"max_partitions_per_insert_block":                    10000,
 	}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Stats+".audience_in ("+audienceColumns+")")
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Stats+".audience_cells (site, dim, hour, key, hits, visitors)")
 	if err != nil {
 		return err
 	}
 	defer bt.Abort() //nolint:errcheck // no-op once sent
-	n := len(rows)
-	var (
-		site, path, country, region = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		city, browser, os, device   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		referrer, status            = make([]string, n), make([]string, n)
-		hour                        = make([]time.Time, n)
-		visitor                     = make([]uint64, n)
-	)
-	for i := range rows {
-		r := &rows[i]
-		// r.Network is deliberately not stored: the statistics need no
-		// address, not even a truncated one.
-		site[i], hour[i], path[i] = r.Site, r.Time, r.Path
-		country[i], region[i], city[i] = r.Country, r.Region, r.City
-		browser[i], os[i], device[i] = r.Browser, r.OS, r.Device
-		referrer[i], status[i], visitor[i] = r.ReferrerDomain, r.StatusClass, r.Visitor
-	}
-	if err := appendColumns(bt, site, hour, path, country, region, city, browser, os, device, referrer, status, visitor); err != nil {
+	if err := appendColumns(bt, g.site, g.dim, g.hour, g.key, g.hits, g.visitors); err != nil {
 		return err
 	}
 	return bt.Send()

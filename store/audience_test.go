@@ -328,3 +328,94 @@ func keyRows(tb testing.TB, st *store.Store, day anonymize.Day) uint64 {
 	}
 	return n
 }
+
+// The cells grouped by connlog (audience_cells, migration 0007) must count
+// exactly what the engine's own grouping of migration 0004 counted: the same
+// rows go once through each path, under two site names, and every hourly and
+// daily cell must agree, visitor counts included (same distinct hashes, same
+// count; the serialized sketches differ only in order). The rows cover every dimension rule: empty keys, unknown country,
+// region and city qualified by country, hits without visitor, several
+// hours and sites in one batch.
+func TestAudienceCellsMatchTheEngineGrouping(t *testing.T) {
+	st := openStore(t)
+	var rows []anonymize.Audience
+	for i := range 3000 {
+		r := anonymize.Audience{
+			Time:           audienceDay.Add(time.Duration(i%3) * time.Hour),
+			Path:           fmt.Sprintf("/p/%d", i%37),
+			Country:        []string{"FR", "DE", "", "US"}[i%4],
+			Region:         []string{"", "IDF", "BY", ""}[i%4],
+			City:           []string{"", "Paris", "", ""}[i%4],
+			Browser:        []string{"Firefox", "Chrome", ""}[i%3],
+			OS:             []string{"Linux", "Android", "iOS", "Windows", ""}[i%5],
+			Device:         []string{"desktop", "mobile"}[i%2],
+			ReferrerDomain: []string{"(direct)", "(internal)", "example.net", ""}[i%4],
+			StatusClass:    []string{"2xx", "3xx", "4xx"}[i%3],
+			Visitor:        uint64(i%211) * 0x9E3779B97F4A7C15, // 0 for one in 211: no key
+		}
+		rows = append(rows, r)
+	}
+	insert := func(site string) []anonymize.Audience {
+		out := slices.Clone(rows)
+		for i := range out {
+			out[i].Site = site
+		}
+		return out
+	}
+	// The 0004 path, straight into its Null table.
+	db := st.Databases().Stats
+	bt, err := st.Conn().PrepareBatch(t.Context(), "INSERT INTO "+db+".audience_in (site, hour, path, country, region, city, browser, os, device, referrer_domain, status_class, visitor)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range insert("engine.example") {
+		if err := bt.Append(r.Site, r.Time, r.Path, r.Country, r.Region, r.City, r.Browser, r.OS, r.Device, r.ReferrerDomain, r.StatusClass, r.Visitor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bt.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Write(t.Context(), store.Batch{ID: "cells", Audience: insert("connlog.example")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"audience_hourly", "audience_daily"} {
+		bucket := "hour"
+		if table == "audience_daily" {
+			bucket = "day"
+		}
+		dump := func(site string) []string {
+			t.Helper()
+			ctx := clickhouse.Context(t.Context(), clickhouse.WithParameters(clickhouse.Parameters{"site": site}))
+			r, err := st.Conn().Query(ctx, "SELECT dim, toString("+bucket+"), key, sum(hits), toString(uniqCombined64Merge(visitors)) FROM "+db+"."+table+
+				" WHERE site = {site:String} GROUP BY dim, "+bucket+", key ORDER BY ALL")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var out []string
+			for r.Next() {
+				var dim, b, key, sketch string
+				var hits uint64
+				if err := r.Scan(&dim, &b, &key, &hits, &sketch); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("%s %s %s %d %s", dim, b, key, hits, sketch))
+			}
+			return out
+		}
+		engine, cells := dump("engine.example"), dump("connlog.example")
+		if len(engine) < 50 {
+			t.Fatalf("%s: only %d cells from the engine's grouping", table, len(engine))
+		}
+		if !slices.Equal(engine, cells) {
+			t.Errorf("%s: %d cells from the engine's grouping, %d from connlog's; first difference:", table, len(engine), len(cells))
+			for i := range min(len(engine), len(cells)) {
+				if engine[i] != cells[i] {
+					t.Errorf("  engine  %.120s\n  connlog %.120s", engine[i], cells[i])
+					break
+				}
+			}
+		}
+	}
+}

@@ -35,12 +35,14 @@ var (
 	createTable    = regexp.MustCompile(`^(?is)(CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z0-9_]+)\.([A-Za-z0-9_]+))`)
 	createView     = regexp.MustCompile(`^(?is)(CREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?[A-Za-z0-9_]+\.[A-Za-z0-9_]+)`)
 	alterTable     = regexp.MustCompile(`^(?is)(ALTER\s+TABLE\s+[A-Za-z0-9_]+\.[A-Za-z0-9_]+)`)
+	dropView       = regexp.MustCompile(`^(?is)(DROP\s+VIEW\s+(?:IF\s+EXISTS\s+)?[A-Za-z0-9_]+\.[A-Za-z0-9_]+)`)
 	engineClause   = regexp.MustCompile(`(?m)^ENGINE\s*=\s*(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing)?MergeTree(\(([^)]*)\))?`)
 	nonReplWindow  = regexp.MustCompile(`non_replicated_deduplication_window`)
 )
 
 // ClusterStatements rewrites migration statements for the cluster named
-// cluster: ON CLUSTER on CREATE DATABASE / CREATE TABLE / ALTER TABLE,
+// cluster: ON CLUSTER on CREATE DATABASE / CREATE TABLE / CREATE
+// MATERIALIZED VIEW / ALTER TABLE / DROP VIEW,
 // Replicated*MergeTree engines with the ReplicaPath, the replicated
 // deduplication window, and a Distributed <table>_all after each CREATE
 // TABLE. With cluster "" the statements are returned unchanged.
@@ -77,6 +79,8 @@ func ClusterStatements(cluster string, stmts []string) []string {
 			out = append(out, createView.ReplaceAllString(st, "${1}"+on))
 		case alterTable.MatchString(st):
 			out = append(out, alterTable.ReplaceAllString(st, "${1}"+on))
+		case dropView.MatchString(st):
+			out = append(out, dropView.ReplaceAllString(st, "${1}"+on))
 		default:
 			out = append(out, st)
 		}

@@ -37,7 +37,7 @@ func TestClusterDDLIsReplicatedOnClusterAndParses(t *testing.T) {
 		for _, stmt := range m.Statements {
 			up := strings.ToUpper(stmt)
 			switch {
-			case strings.HasPrefix(up, "CREATE") || strings.HasPrefix(up, "ALTER"):
+			case strings.HasPrefix(up, "CREATE") || strings.HasPrefix(up, "ALTER") || strings.HasPrefix(up, "DROP"):
 				if !strings.Contains(stmt, " ON CLUSTER `connlog`") {
 					t.Errorf("migration %d: not ON CLUSTER:\n%s", m.Version, stmt)
 				}
