@@ -16,6 +16,8 @@
 #   BENCH_LINES      input lines (default 1000000)
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
+#   BENCH_E2E_REPEAT end-to-end runs per mode, interleaved; the best of each
+#                    mode is compared (default 3: this machine's runs vary)
 #   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve
 #                    (default CONNLOG_STATISTICS_ENABLED=true; "" skips that run)
 #   BENCH_BASE_ENV   VAR=VALUE,... for every e2e connlog serve
@@ -67,6 +69,7 @@ fi
 	-lines "${BENCH_LINES:-1000000}" \
 	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,api}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
+	-e2e-repeat "${BENCH_E2E_REPEAT:-3}" \
 	-stats-env "${BENCH_STATS_ENV-CONNLOG_STATISTICS_ENABLED=true}" \
 	-base-env "${BENCH_BASE_ENV-CONNLOG_STATISTICS_ENABLED=false}" \
 	-out "$out/e2e.md"
