@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type apiResult struct {
 	Clients     int64
 	SeedWall    time.Duration
 	SettleWall  time.Duration
+	Settle2Wall time.Duration // merges after the connection records
+	SyncWall    time.Duration // sync(2): the seed's dirty pages written back
 	Disk        []diskUsage
 	Lookups     []latency
 	Diag        []latency // engine-only timings, to explain Lookups
@@ -43,6 +46,9 @@ type latency struct {
 	Max       time.Duration
 	MeanRows  float64
 	Truncated int
+	// Slowest are the slowest requests as "#index duration" (index in
+	// the measured sequence), to tell a slow start from scattered spikes.
+	Slowest []string
 }
 
 // seedSQL generates rows access-log rows in ClickHouse itself: 30 days up
@@ -129,7 +135,13 @@ func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests i
 	if _, err := in.sql(ctx, connSQL, url.Values{"param_since": {strconv.FormatInt(end.Add(-72*time.Hour).UnixMilli(), 10)}, "max_execution_time": {"3600"}}); err != nil {
 		r.Err = "seed connection records: " + err.Error()
 	}
-	in.waitMerges(ctx, 2*time.Minute) //nolint:errcheck // only for the disk figures
+	r.Settle2Wall, _ = in.waitMerges(ctx, 2*time.Minute)
+	// The seed wrote gigabytes in two minutes, what live traffic writes in
+	// days; the kernel would write those dirty pages back during the first
+	// searches and time its own writeback, not the searches. Flush them now.
+	t1 := time.Now()
+	syscall.Sync()
+	r.SyncWall = time.Since(t1)
 	r.Disk, _ = in.parts(ctx, "connlog_access.access_log", "connlog_connections.connection_records")
 
 	// Targets: rows picked at random among the stored ones.
@@ -241,6 +253,11 @@ func searchURL(api, network string, from, to time.Time) string {
 func measure(name string, n int, do func() (rows int, truncated bool, err error)) latency {
 	l := latency{Name: name, Requests: n}
 	var times []time.Duration
+	type timed struct {
+		i  int
+		el time.Duration
+	}
+	var seq []timed
 	var rows int
 	for i := range n + 10 {
 		start := time.Now()
@@ -257,6 +274,7 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 			continue
 		}
 		times = append(times, el)
+		seq = append(seq, timed{i - 10, el})
 		rows += got
 		if trunc {
 			l.Truncated++
@@ -266,6 +284,10 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 		return l
 	}
 	slices.Sort(times)
+	slices.SortFunc(seq, func(a, b timed) int { return int(b.el - a.el) })
+	for _, t := range seq[:min(3, len(seq))] {
+		l.Slowest = append(l.Slowest, fmt.Sprintf("#%d %s", t.i, t.el.Round(100*time.Microsecond)))
+	}
 	l.P50 = times[len(times)/2]
 	l.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)]
 	l.Max = times[len(times)-1]

@@ -140,22 +140,22 @@ func (r *report) api(ctx context.Context, bin, dir string, rows, clients int64, 
 	if res.Err != "" {
 		r.printf("error: %s\n", res.Err)
 	}
-	r.printf("seeded %d rows (%d distinct clients, 30 days) in %s (%.0f rows/s), merges settled after %s more\n",
-		res.Rows, res.Clients, res.SeedWall.Round(time.Second), float64(res.Rows)/res.SeedWall.Seconds(), res.SettleWall.Round(time.Second))
+	r.printf("seeded %d rows (%d distinct clients, 30 days) in %s (%.0f rows/s), merges settled after %s more, and %s more after the connection records; sync(2) then took %s\n",
+		res.Rows, res.Clients, res.SeedWall.Round(time.Second), float64(res.Rows)/res.SeedWall.Seconds(), res.SettleWall.Round(time.Second), res.Settle2Wall.Round(time.Second), res.SyncWall.Round(time.Millisecond))
 	for _, d := range res.Disk {
 		r.printf("%s: %d rows, %d active parts, %.2f GB on disk, %.1f bytes/row on disk (%.1f uncompressed)\n", d.Table, d.Rows, d.Parts, float64(d.Bytes)/1e9, d.bytesPerRow(), float64(d.Uncompressed)/float64(max(d.Rows, 1)))
 	}
-	r.printf("\n| search | requests | errors | p50 | p99 | max | mean rows | truncated |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	r.printf("\n| search | requests | errors | p50 | p99 | max | mean rows | truncated | slowest (request #) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, l := range res.Lookups {
-		r.printf("| %s | %d | %d | %s | %s | %s | %.1f | %d |\n", l.Name, l.Requests, l.Errors, l.P50.Round(time.Microsecond*100), l.P99.Round(time.Microsecond*100), l.Max.Round(time.Microsecond*100), l.MeanRows, l.Truncated)
+		r.printf("| %s | %d | %d | %s | %s | %s | %.1f | %d | %s |\n", l.Name, l.Requests, l.Errors, l.P50.Round(time.Microsecond*100), l.P99.Round(time.Microsecond*100), l.Max.Round(time.Microsecond*100), l.MeanRows, l.Truncated, strings.Join(l.Slowest, ", "))
 		if l.FirstErr != "" {
 			r.printf("first error: %s\n", l.FirstErr)
 		}
 	}
 	if len(res.Diag) > 0 {
-		r.printf("\nWhere the time goes (same targets, straight to the engine's HTTP interface, no API):\n\n| what | requests | errors | p50 | p99 | max | mean rows |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		r.printf("\nWhere the time goes (same targets, straight to the engine's HTTP interface, no API):\n\n| what | requests | errors | p50 | p99 | max | mean rows | slowest (request #) |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, l := range res.Diag {
-			r.printf("| %s | %d | %d | %s | %s | %s | %.1f |\n", l.Name, l.Requests, l.Errors, l.P50.Round(time.Microsecond*100), l.P99.Round(time.Microsecond*100), l.Max.Round(time.Microsecond*100), l.MeanRows)
+			r.printf("| %s | %d | %d | %s | %s | %s | %.1f | %s |\n", l.Name, l.Requests, l.Errors, l.P50.Round(time.Microsecond*100), l.P99.Round(time.Microsecond*100), l.Max.Round(time.Microsecond*100), l.MeanRows, strings.Join(l.Slowest, ", "))
 			if l.FirstErr != "" {
 				r.printf("first error: %s\n", l.FirstErr)
 			}
