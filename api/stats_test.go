@@ -347,8 +347,12 @@ ARRAY JOIN [sipHash64(ip), cityHash64(ip), xxHash64(ip), farmHash64(ip), sipHash
 	checked := 0
 	for _, c := range cols {
 		q := fmt.Sprintf("SELECT DISTINCT toString(`%s`), hex(`%s`) FROM `%s`.`%s`", c.name, c.name, db, c.table)
-		if strings.HasPrefix(c.typ, "AggregateFunction") {
+		switch {
+		case strings.HasPrefix(c.typ, "AggregateFunction"):
 			q = fmt.Sprintf("SELECT '', hex(`%s`) FROM `%s`.`%s`", c.name, db, c.table)
+		case strings.HasPrefix(c.typ, "Array("):
+			// the elements' bytes, one after the other
+			q = fmt.Sprintf("SELECT DISTINCT toString(`%s`), hex(arrayStringConcat(arrayMap(x -> reinterpretAsString(x), `%s`))) FROM `%s`.`%s`", c.name, c.name, db, c.table)
 		}
 		vrows, err := st.Conn().Query(t.Context(), q)
 		if err != nil {

@@ -78,7 +78,8 @@ func ClusterStatements(cluster string, stmts []string) []string {
 		case createView.MatchString(st):
 			out = append(out, createView.ReplaceAllString(st, "${1}"+on))
 		case alterTable.MatchString(st):
-			out = append(out, alterTable.ReplaceAllString(st, "${1}"+on))
+			st = alterTable.ReplaceAllString(st, "${1}"+on)
+			out = append(out, nonReplWindow.ReplaceAllString(st, "replicated_deduplication_window"))
 		case dropView.MatchString(st):
 			out = append(out, dropView.ReplaceAllString(st, "${1}"+on))
 		default:

@@ -277,3 +277,32 @@ func TestSearchBySiteWithBackslashAndTab(t *testing.T) {
 		}
 	}
 }
+
+// A journal segment shipped twice (stored, then the process died before
+// deleting it) carries the same token: the audit table keeps one copy.
+func TestAuditBatchIsStoredOncePerToken(t *testing.T) {
+	st := openStore(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	batch := []store.AuditEntry{
+		{Time: now, Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"},
+		{Time: now.Add(time.Millisecond), Actor: "bob", Role: "officer", Endpoint: "/v1/connections", Purpose: "REQ-7", Status: 403, Outcome: "denied", Reason: "role"},
+	}
+	for range 2 {
+		if err := st.AuditBatch(t.Context(), "auditjournal/test/1", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.AuditBatch(t.Context(), "auditjournal/test/2", batch[:1]); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	if err := st.Conn().QueryRow(t.Context(), "SELECT count() FROM "+st.Databases().Ops+".audit").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d audit rows, want 3 (2 once, then 1)", n)
+	}
+	if err := st.AuditBatch(t.Context(), "", batch); err == nil {
+		t.Error("a batch without token was accepted")
+	}
+}

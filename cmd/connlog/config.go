@@ -50,6 +50,29 @@ type Config struct {
 	// Statistics configures the audience statistics: truncation, daily
 	// visitor keys, geolocation, bot and opt-out exclusion.
 	Statistics anonymize.Config `yaml:"statistics"`
+
+	// AuditJournal configures the local journal that makes each audit row
+	// durable before the data it records leaves (store/auditjournal).
+	AuditJournal AuditJournal `yaml:"audit_journal"`
+}
+
+// AuditJournal configures the audit journal: every API request's audit row
+// is appended and fsynced to a file under data_dir/audit-journal before the
+// response is sent, and the journal stores its rows in connlog_ops.audit in
+// batches. The audit search endpoints store this instance's pending rows
+// first.
+type AuditJournal struct {
+	// Enabled turns the journal on. Off, each request inserts its audit row
+	// into ClickHouse synchronously (a fsynced part per request: slower,
+	// and a burst of requests makes many small parts). Default: true.
+	Enabled bool `yaml:"enabled"`
+	// Interval is how often the journal stores its rows in ClickHouse: the
+	// delay before another instance's auditor sees them. Default: 200ms.
+	Interval time.Duration `yaml:"interval"`
+	// MaxBacklog bounds the bytes of audit rows waiting for ClickHouse
+	// (e.g. while it is down); beyond it, data requests are refused until
+	// the rows are stored. Default: 67108864 (64 MiB).
+	MaxBacklog int64 `yaml:"max_backlog"`
 }
 
 // EmbeddedClickHouse configures the chDB engine connlog loads when no
@@ -83,6 +106,11 @@ func defaultConfig() Config {
 		},
 		API:        api.DefaultConfig(),
 		Statistics: anonymize.DefaultConfig(),
+		AuditJournal: AuditJournal{
+			Enabled:    true,
+			Interval:   200 * time.Millisecond,
+			MaxBacklog: 64 << 20,
+		},
 	}
 }
 
@@ -121,6 +149,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	if c.AuditJournal.Enabled && c.AuditJournal.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("audit_journal.interval: must be positive, got %s", c.AuditJournal.Interval))
+	}
+	if c.AuditJournal.Enabled && c.AuditJournal.MaxBacklog < 1<<20 {
+		errs = append(errs, fmt.Errorf("audit_journal.max_backlog: must be at least 1048576 bytes, got %d", c.AuditJournal.MaxBacklog))
 	}
 	errs = append(errs, c.Kafka.Validate())
 	// The group close waits for every partition worker's final flush and

@@ -381,8 +381,26 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 	if code, body := in.get(q, map[string]string{"Authorization": "Bearer " + in.token(), "X-Purpose": "INC-42"}); code != 200 {
 		t.Errorf("token and purpose: %d %s, want 200", code, body)
 	}
-	got := in.sql("SELECT status, outcome, actor, purpose FROM connlog_ops.audit ORDER BY time FORMAT TSV")
+	// When the answer arrived, its audit row was already on disk in the
+	// journal (or already shipped to ClickHouse).
+	journal, _ := filepath.Glob(filepath.Join(in.dataDir, "audit-journal", "*.jsonl"))
+	var journaled []byte
+	for _, f := range journal {
+		b, _ := os.ReadFile(f)
+		journaled = append(journaled, b...)
+	}
+	shipped := in.sql("SELECT count() FROM connlog_ops.audit WHERE purpose = 'INC-42'")
+	if !bytes.Contains(journaled, []byte(`"purpose":"INC-42"`)) && shipped != "1" {
+		t.Errorf("the answer came before its audit row was durable (journal %q, ClickHouse %s rows)", journaled, shipped)
+	}
+	// The journal stores its rows in ClickHouse within its interval.
 	want := "401\tdenied\t\t\n400\tinvalid\tadmin\t\n200\tok\tadmin\tINC-42"
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = in.sql("SELECT status, outcome, actor, purpose FROM connlog_ops.audit ORDER BY time FORMAT TSV"); got == want {
+			break
+		}
+	}
 	if got != want {
 		t.Errorf("audit trail:\n%s\nwant\n%s", got, want)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/auditjournal"
 	"github.com/connlog/connlog/store/embedded"
 	"github.com/connlog/connlog/store/integrity"
 )
@@ -215,7 +216,38 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	st.SetSigner(signer)
 
-	srv, err := api.New(cfg.API, st.Store, reg, metricsHandler, logger,
+	// Audit rows: fsynced in the local journal before data leaves, stored
+	// in ClickHouse in batches (store/auditjournal).
+	var apiStore api.Store = st.Store
+	var journal *auditjournal.Journal
+	if cfg.AuditJournal.Enabled {
+		journal, err = auditjournal.Open(auditjournal.Options{
+			Dir:        filepath.Join(cfg.DataDir, "audit-journal"),
+			Interval:   cfg.AuditJournal.Interval,
+			MaxBacklog: cfg.AuditJournal.MaxBacklog,
+			Logger:     logger,
+		}, st.Store)
+		if err != nil {
+			return err
+		}
+		// Runs before st.close (defers run last first): the rows of the
+		// last requests are stored before the store goes away.
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := journal.Flush(fctx); err != nil {
+				logger.Error("audit journal: rows left in the journal at shutdown; the next start stores them", "err", err)
+			}
+			journal.Close()
+		}()
+		apiStore = journaledStore{Store: st.Store, journal: journal}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "connlog_audit_journal_backlog_bytes",
+			Help: "Bytes of audit rows fsynced in the local journal but not yet stored in ClickHouse; data requests are refused when it reaches audit_journal.max_backlog.",
+		}, func() float64 { return float64(journal.Backlog()) }))
+	}
+
+	srv, err := api.New(cfg.API, apiStore, reg, metricsHandler, logger,
 		api.WithRequisitions(st.Store, signer, versionString()), api.WithHolds(st.Store))
 	if err != nil {
 		return err
@@ -238,6 +270,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		g.Go(func() error {
 			return keys.Run(gctx, time.Minute, func(err error) { logger.Warn("visitor keys", "err", err) })
 		})
+	}
+	if journal != nil {
+		g.Go(func() error { return journal.Run(gctx) })
 	}
 	srv.SetReady(true)
 
@@ -265,6 +300,33 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		pprof.Lookup("goroutine").WriteTo(stderr, 1) //nolint:errcheck // best effort on the way out
 		return fmt.Errorf("shutdown took longer than %s", cfg.ShutdownTimeout)
 	}
+}
+
+// journaledStore is the API's store with the audit journal in front of the
+// audit trail: Audit appends to the journal; the audit searches store the
+// journal's pending rows first, so an auditor sees every request this
+// instance has answered.
+type journaledStore struct {
+	*store.Store
+	journal *auditjournal.Journal
+}
+
+func (s journaledStore) Audit(ctx context.Context, e store.AuditEntry) error {
+	return s.journal.Audit(ctx, e)
+}
+
+func (s journaledStore) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+	if err := s.journal.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.SearchAudit(ctx, q)
+}
+
+func (s journaledStore) SubjectConsultations(ctx context.Context, q store.SubjectQuery) ([]store.Consultation, error) {
+	if err := s.journal.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.SubjectConsultations(ctx, q)
 }
 
 // bootstrapAdminToken gives a fresh embedded installation one credential:

@@ -1,0 +1,392 @@
+// Package auditjournal makes audit rows durable on the instance's disk
+// before they reach ClickHouse, so that answering a request costs one
+// append and one fsync instead of a synchronous, fsynced ClickHouse insert
+// (a new part in connlog_ops.audit per request).
+//
+// Guarantees:
+//   - Audit returns only once the row is on stable storage (write + fsync of
+//     the journal file); if that fails, it returns the error and the caller
+//     serves no data.
+//   - Rows reach ClickHouse in batches, every Options.Interval and on Flush
+//     (the audit search endpoints flush first, so an auditor sees every row
+//     of this instance). A batch is a closed journal segment: its content and
+//     its deduplication token never change, so a batch shipped again after a
+//     crash (inserted, but not yet deleted) is stored once.
+//   - Segments left by a stopped or crashed process are shipped by the next
+//     Flush of a new Journal on the same directory. A last line cut short by
+//     a crash belonged to a request that was never answered; it is skipped
+//     and logged.
+//   - When ClickHouse cannot take the rows for long, the journal grows up to
+//     Options.MaxBacklog bytes; then Audit fails (and the API serves no data)
+//     until the backlog is shipped.
+//
+// The rows are plain JSON lines in the journal directory: its permissions
+// must be those of the data directory (0700), like the rest of the data.
+package auditjournal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// Sink stores a batch of audit rows once per token: a second call with a
+// token already stored must store nothing (*store.Store.AuditBatch).
+type Sink interface {
+	AuditBatch(ctx context.Context, token string, entries []store.AuditEntry) error
+}
+
+// Options configure a Journal.
+type Options struct {
+	// Dir holds the journal: one file per segment, and the instance id.
+	Dir string
+	// Interval between two shipments to the Sink (Run). Default 200ms.
+	Interval time.Duration
+	// MaxBacklog bounds the bytes of rows not yet shipped; beyond it,
+	// Audit fails. Default 64 MiB.
+	MaxBacklog int64
+	Logger     *slog.Logger
+}
+
+// ErrBacklog is returned by Audit when MaxBacklog bytes of rows wait for
+// the Sink.
+var ErrBacklog = errors.New("audit journal: too many rows not yet stored in ClickHouse")
+
+const segmentSuffix = ".jsonl"
+
+// Journal is an append-only, fsynced audit log shipped to a Sink. It is
+// safe for concurrent use.
+type Journal struct {
+	opts Options
+	sink Sink
+	id   string // instance id, part of every token
+
+	mu      sync.Mutex // the active segment
+	active  *os.File
+	name    string // active segment's file name
+	size    int64  // bytes in the active segment
+	closed  int64  // bytes in closed segments not yet shipped
+	lastSeg string // name of the last segment created, to keep names increasing
+
+	ship sync.Mutex // one shipment at a time
+}
+
+// Open opens (or creates) the journal in opts.Dir. Segments found there are
+// shipped by the first Flush.
+func Open(opts Options, sink Sink) (*Journal, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = 200 * time.Millisecond
+	}
+	if opts.MaxBacklog <= 0 {
+		opts.MaxBacklog = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit journal: %w", err)
+	}
+	id, err := instanceID(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{opts: opts, sink: sink, id: id}
+	segs, err := j.segments()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segs {
+		if fi, err := os.Stat(filepath.Join(opts.Dir, s)); err == nil {
+			j.closed += fi.Size()
+		}
+		j.lastSeg = s
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.rotateLocked(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// instanceID reads the journal's random id, creating it the first time:
+// tokens of two instances (or two data directories) never collide.
+func instanceID(dir string) (string, error) {
+	path := filepath.Join(dir, "instance")
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("audit journal id: %w", err)
+	}
+	id := hex.EncodeToString(b[:])
+	if err := writeSynced(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("audit journal id: %w", err)
+	}
+	return id, syncDir(dir)
+}
+
+// Audit appends e to the journal and returns once it is on stable storage.
+func (j *Journal) Audit(_ context.Context, e store.AuditEntry) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	line, err := json.Marshal(entryJSON(e))
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
+	line = append(line, '\n')
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.active == nil {
+		return errors.New("audit journal: closed")
+	}
+	if j.closed+j.size+int64(len(line)) > j.opts.MaxBacklog {
+		return ErrBacklog
+	}
+	n, err := j.active.Write(line)
+	j.size += int64(n)
+	if err == nil {
+		err = j.active.Sync()
+	}
+	if err != nil {
+		// The segment may now end with part of a line: start a new one so
+		// that the rows after it are not glued to it.
+		_ = j.rotateLocked()
+		return fmt.Errorf("audit journal: write: %w", err)
+	}
+	return nil
+}
+
+// Flush ships every row appended before the call to the Sink. It returns
+// the Sink's error, the rows staying in the journal for the next Flush.
+func (j *Journal) Flush(ctx context.Context) error {
+	j.ship.Lock()
+	defer j.ship.Unlock()
+	j.mu.Lock()
+	if j.size > 0 {
+		if err := j.rotateLocked(); err != nil {
+			j.mu.Unlock()
+			return err
+		}
+	}
+	active := j.name
+	j.mu.Unlock()
+	segs, err := j.segments()
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if s == active {
+			continue
+		}
+		if err := j.shipSegment(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shipSegment sends one closed segment to the Sink, then deletes it.
+func (j *Journal) shipSegment(ctx context.Context, name string) error {
+	path := filepath.Join(j.opts.Dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
+	entries, torn, err := decode(data)
+	if err != nil {
+		return fmt.Errorf("audit journal: segment %s: %w", name, err)
+	}
+	if torn {
+		j.opts.Logger.Warn("audit journal: a segment ends with an incomplete row (a write interrupted before its request was answered); skipped", "segment", name)
+	}
+	if len(entries) > 0 {
+		token := "auditjournal/" + j.id + "/" + strings.TrimSuffix(name, segmentSuffix)
+		if err := j.sink.AuditBatch(ctx, token, entries); err != nil {
+			return fmt.Errorf("audit journal: store %d rows: %w", len(entries), err)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
+	j.mu.Lock()
+	j.closed = max(0, j.closed-int64(len(data)))
+	j.mu.Unlock()
+	return nil
+}
+
+// Run flushes every Interval until ctx is done. Failures are logged and
+// retried; they never stop Run. The caller flushes once more after the last
+// request is answered (then Close), so that a clean stop leaves nothing
+// behind.
+func (j *Journal) Run(ctx context.Context) error {
+	t := time.NewTicker(j.opts.Interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := j.Flush(ctx); err != nil && ctx.Err() == nil {
+			if !failing {
+				j.opts.Logger.Error("audit journal: cannot store rows in ClickHouse; retrying (data requests are refused once the backlog is full)", "err", err, "backlog_bytes", j.Backlog())
+			}
+			failing = true
+		} else if failing && err == nil {
+			j.opts.Logger.Info("audit journal: rows stored again")
+			failing = false
+		}
+	}
+}
+
+// Backlog returns the bytes of rows not yet shipped.
+func (j *Journal) Backlog() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closed + j.size
+}
+
+// Close closes the active segment (removing it if empty). Rows not shipped
+// stay in the journal for the next Open.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.active == nil {
+		return nil
+	}
+	err := j.active.Close()
+	if j.size == 0 {
+		_ = os.Remove(filepath.Join(j.opts.Dir, j.name))
+	}
+	j.active = nil
+	return err
+}
+
+// rotateLocked closes the active segment and starts a new, empty one. The
+// caller holds j.mu.
+func (j *Journal) rotateLocked() error {
+	if j.active != nil {
+		if err := j.active.Close(); err != nil {
+			j.opts.Logger.Warn("audit journal: close segment", "err", err)
+		}
+		j.closed += j.size
+		j.active = nil
+	}
+	// Names sort in creation order (shipping order), even if the clock goes
+	// back: never below the previous one.
+	name := fmt.Sprintf("%020d%s", time.Now().UnixNano(), segmentSuffix)
+	if name <= j.lastSeg {
+		var n int64
+		fmt.Sscanf(strings.TrimSuffix(j.lastSeg, segmentSuffix), "%d", &n)
+		name = fmt.Sprintf("%020d%s", n+1, segmentSuffix)
+	}
+	f, err := os.OpenFile(filepath.Join(j.opts.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit journal: new segment: %w", err)
+	}
+	if err := syncDir(j.opts.Dir); err != nil {
+		f.Close()
+		return fmt.Errorf("audit journal: new segment: %w", err)
+	}
+	j.active, j.name, j.size, j.lastSeg = f, name, 0, name
+	return nil
+}
+
+// segments lists the segment files, oldest first.
+func (j *Journal) segments() ([]string, error) {
+	des, err := os.ReadDir(j.opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit journal: %w", err)
+	}
+	var out []string
+	for _, de := range des {
+		if !de.IsDir() && strings.HasSuffix(de.Name(), segmentSuffix) {
+			out = append(out, de.Name())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// jsonEntry is the journal's line format.
+type jsonEntry struct {
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	Role     string    `json:"role"`
+	Source   string    `json:"source"`
+	Method   string    `json:"method"`
+	Endpoint string    `json:"endpoint"`
+	Purpose  string    `json:"purpose"`
+	Filters  string    `json:"filters"`
+	Status   int       `json:"status"`
+	Rows     int       `json:"rows"`
+	Outcome  string    `json:"outcome"`
+	Reason   string    `json:"reason"`
+}
+
+func entryJSON(e store.AuditEntry) jsonEntry {
+	return jsonEntry(e)
+}
+
+// decode parses a segment. torn reports a last line without its newline
+// (a write cut short), which is left out.
+func decode(data []byte) (entries []store.AuditEntry, torn bool, err error) {
+	if n := len(data); n > 0 && data[n-1] != '\n' {
+		torn = true
+		data = data[:bytes.LastIndexByte(data, '\n')+1]
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var je jsonEntry
+		if err := json.Unmarshal(sc.Bytes(), &je); err != nil {
+			return nil, torn, err
+		}
+		entries = append(entries, store.AuditEntry(je))
+	}
+	return entries, torn, sc.Err()
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes a file creation or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

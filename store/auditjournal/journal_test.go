@@ -1,0 +1,306 @@
+package auditjournal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connlog/connlog/store"
+)
+
+// sink records what reaches ClickHouse, once per token like the real
+// table; fail makes the next calls fail (a ClickHouse outage).
+type sink struct {
+	mu      sync.Mutex
+	tokens  map[string]bool
+	rows    []store.AuditEntry
+	calls   []string
+	fail    error
+	dropped int // batches received again with a known token
+}
+
+func (s *sink) AuditBatch(_ context.Context, token string, entries []store.AuditEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, token)
+	if s.fail != nil {
+		return s.fail
+	}
+	if s.tokens == nil {
+		s.tokens = map[string]bool{}
+	}
+	if s.tokens[token] {
+		s.dropped++
+		return nil
+	}
+	s.tokens[token] = true
+	s.rows = append(s.rows, entries...)
+	return nil
+}
+
+func (s *sink) stored() []store.AuditEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rows)
+}
+
+func entry(i int) store.AuditEntry {
+	return store.AuditEntry{
+		Time: time.Date(2026, 11, 22, 10, 0, 0, i*int(time.Millisecond), time.UTC), Actor: fmt.Sprintf("alice-%d", i), Role: "analyst",
+		Source: "127.0.0.1:5000", Method: "GET", Endpoint: "/v1/access", Purpose: "INC-1 \"quoted\"\n\\ é",
+		Filters: `{"ip":"203.0.113.7"}`, Status: 200, Rows: i, Outcome: "ok",
+	}
+}
+
+func open(t *testing.T, dir string, s Sink) *Journal {
+	t.Helper()
+	j, err := Open(Options{Dir: dir}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func TestRowsReachTheSinkInOrderOnce(t *testing.T) {
+	s := &sink{}
+	j := open(t, t.TempDir(), s)
+	var want []store.AuditEntry
+	for i := range 5 {
+		e := entry(i)
+		if err := j.Audit(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
+		if i == 2 {
+			if err := j.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(t.Context()); err != nil { // nothing new: no call
+		t.Fatal(err)
+	}
+	if got := s.stored(); !equal(got, want) {
+		t.Fatalf("stored %+v\nwant %+v", got, want)
+	}
+	if len(s.calls) != 2 || s.calls[0] == s.calls[1] {
+		t.Errorf("calls %v: want two batches with distinct tokens", s.calls)
+	}
+	if j.Backlog() != 0 {
+		t.Errorf("backlog %d after flush", j.Backlog())
+	}
+}
+
+// equal compares entries, times by instant (JSON keeps the nanoseconds).
+func equal(a, b []store.AuditEntry) bool {
+	return slices.EqualFunc(a, b, func(x, y store.AuditEntry) bool {
+		tx, ty := x.Time, y.Time
+		x.Time, y.Time = time.Time{}, time.Time{}
+		return tx.Equal(ty) && x == y
+	})
+}
+
+// A row is on disk when Audit returns: a process that dies right after
+// (no Flush, no Close) leaves it to the next Journal on the directory.
+func TestRowsSurviveACrash(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	crashed, err := Open(Options{Dir: dir}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := crashed.Audit(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// no Flush, no Close: the file descriptor simply goes away
+	j := open(t, dir, s)
+	if j.Backlog() == 0 {
+		t.Error("backlog 0 after a crash with 3 rows")
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 3 || got[2].Actor != "alice-2" {
+		t.Fatalf("after the crash: %+v", got)
+	}
+}
+
+// A segment stored in ClickHouse but not yet deleted when the process died
+// is sent again with the same token and the same rows: the table keeps one
+// copy (the sink drops the repeat like insert_deduplication_token does).
+func TestSegmentShippedTwiceIsStoredOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	j := open(t, dir, s)
+	for i := range 4 {
+		if err := j.Audit(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	if err := j.rotateLocked(); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Unlock()
+	segs, _ := j.segments()
+	saved, err := os.ReadFile(filepath.Join(dir, segs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the segment is back, as if the delete never happened.
+	if err := os.WriteFile(filepath.Join(dir, segs[0]), saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j2 := open(t, dir, s)
+	if err := j2.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 4 || s.dropped != 1 {
+		t.Fatalf("stored %d rows, %d repeats dropped; want 4 and 1", len(got), s.dropped)
+	}
+	if s.calls[0] != s.calls[1] {
+		t.Errorf("tokens %q then %q: the same segment must keep its token", s.calls[0], s.calls[1])
+	}
+}
+
+// While ClickHouse refuses rows they stay in the journal; once the backlog
+// is full, Audit fails (the API then serves no data); when ClickHouse is
+// back, everything arrives, in order.
+func TestOutageKeepsRowsAndBoundsTheBacklog(t *testing.T) {
+	s := &sink{fail: errors.New("connection refused")}
+	j, err := Open(Options{Dir: t.TempDir(), MaxBacklog: 4 << 10}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var accepted []store.AuditEntry
+	for i := range 100 {
+		e := entry(i)
+		err := j.Audit(t.Context(), e)
+		if errors.Is(err, ErrBacklog) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted = append(accepted, e)
+		if i%5 == 0 {
+			if err := j.Flush(t.Context()); err == nil {
+				t.Fatal("flush succeeded during the outage")
+			}
+		}
+	}
+	if len(accepted) == 0 || len(accepted) == 100 {
+		t.Fatalf("%d rows accepted before the backlog was full; want some, not all", len(accepted))
+	}
+	s.mu.Lock()
+	s.fail = nil
+	s.mu.Unlock()
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); !equal(got, accepted) {
+		t.Fatalf("after the outage: %d rows, want the %d accepted in order", len(got), len(accepted))
+	}
+	if err := j.Audit(t.Context(), entry(1000)); err != nil {
+		t.Errorf("audit after the backlog drained: %v", err)
+	}
+}
+
+// A last line cut short (a write interrupted by a crash, whose request was
+// never answered) is skipped; the complete rows before it are shipped.
+func TestTornLastLineIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	j := open(t, dir, s)
+	for i := range 2 {
+		if err := j.Audit(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.mu.Lock()
+	if _, err := j.active.WriteString(`{"time":"2026-11-22T10:00:00Z","actor":"cut`); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Unlock()
+	j2 := open(t, dir, s)
+	if err := j2.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 2 {
+		t.Fatalf("stored %d rows, want the 2 complete ones", len(got))
+	}
+}
+
+// Concurrent requests and shipments: every row arrives exactly once.
+func TestConcurrentAuditAndFlush(t *testing.T) {
+	s := &sink{}
+	j := open(t, t.TempDir(), s)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = j.Flush(ctx)
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if err := j.Audit(t.Context(), entry(w*1000+i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	<-done
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range s.stored() {
+		seen[e.Actor]++
+	}
+	if len(seen) != 400 {
+		t.Errorf("%d distinct rows stored, want 400", len(seen))
+	}
+	for a, n := range seen {
+		if n != 1 {
+			t.Errorf("%s stored %d times", a, n)
+		}
+	}
+}
+
+func BenchmarkAudit(b *testing.B) {
+	j, err := Open(Options{Dir: b.TempDir(), MaxBacklog: 1 << 40}, &sink{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	e := entry(1)
+	for b.Loop() {
+		if err := j.Audit(b.Context(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
