@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -31,8 +33,12 @@ type AuditEntry struct {
 // prepared batch would first ask for the table's structure, and a settings
 // parameter costs the embedded engine two more statements).
 // async_insert = 0 whatever the user's profile says: the insert must not
-// return before the row is in a part on disk.
-const auditInsert = ".audit (time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason) SETTINGS async_insert = 0 VALUES " +
+// return before the row is in a part on disk. A random deduplication token
+// per row: the table deduplicates inserts (for the journal's batches,
+// migration 0009), by content when no token is given, and two requests
+// identical to the millisecond must leave two rows (insert_deduplicate = 0
+// does not turn that off for a non-replicated table).
+const auditInsert = ".audit (time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason) SETTINGS async_insert = 0, insert_deduplication_token = {token:String} VALUES " +
 	"({time:DateTime64(3, 'UTC')}, {actor:String}, {role:String}, {source:String}, {method:String}, {endpoint:String}, {purpose:String}, {filters:String}, {status:UInt16}, {rows:UInt64}, {outcome:String}, {reason:String})"
 
 // Audit appends e to the audit trail and returns once ClickHouse has
@@ -43,7 +49,12 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	var token [16]byte
+	if _, err := rand.Read(token[:]); err != nil {
+		return fmt.Errorf("write audit row: %w", err)
+	}
 	ctx = withParams(ctx, map[string]string{
+		"token":    "audit/" + hex.EncodeToString(token[:]),
 		"time":     formatTime(e.Time),
 		"actor":    escapeParam(e.Actor),
 		"role":     escapeParam(e.Role),

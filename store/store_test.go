@@ -306,3 +306,23 @@ func TestAuditBatchIsStoredOncePerToken(t *testing.T) {
 		t.Error("a batch without token was accepted")
 	}
 }
+
+// Two requests identical to the millisecond (two HTTP/2 streams of one
+// client, say) are two audit rows, although the table deduplicates the
+// journal's batches by token.
+func TestIdenticalAuditRowsAreBothStored(t *testing.T) {
+	st := openStore(t)
+	e := store.AuditEntry{Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
+	for range 2 {
+		if err := st.Audit(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n uint64
+	if err := st.Conn().QueryRow(t.Context(), "SELECT count() FROM "+st.Databases().Ops+".audit").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d audit rows for two identical requests, want 2", n)
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/connlog/connlog/store"
 )
@@ -81,6 +82,7 @@ type Journal struct {
 	size    int64  // bytes in the active segment
 	closed  int64  // bytes in closed segments not yet shipped
 	lastSeg string // name of the last segment created, to keep names increasing
+	closing bool   // Close was called: no new segment, Audit refused
 
 	ship sync.Mutex // one shipment at a time
 }
@@ -146,54 +148,98 @@ func (j *Journal) Audit(_ context.Context, e store.AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	line, err := json.Marshal(entryJSON(e))
+	line, err := json.Marshal(encodeEntry(e))
 	if err != nil {
 		return fmt.Errorf("audit journal: %w", err)
 	}
 	line = append(line, '\n')
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.active == nil {
+	if j.closing {
 		return errors.New("audit journal: closed")
+	}
+	if j.active == nil {
+		// An earlier failure left no segment open: try again now (the
+		// disk may be back).
+		if err := j.rotateLocked(); err != nil {
+			return err
+		}
 	}
 	if j.closed+j.size+int64(len(line)) > j.opts.MaxBacklog {
 		return ErrBacklog
 	}
 	n, err := j.active.Write(line)
-	j.size += int64(n)
 	if err == nil {
 		err = j.active.Sync()
 	}
 	if err != nil {
-		// The segment may now end with part of a line: start a new one so
-		// that the rows after it are not glued to it.
-		_ = j.rotateLocked()
+		// The request will be refused: its row, whole or partial, must not
+		// stay in the segment, or it would be shipped as if answered. Cut
+		// the segment back to its last acknowledged row, then move on to a
+		// new segment.
+		if n > 0 {
+			if terr := j.active.Truncate(j.size); terr == nil {
+				_ = j.active.Sync()
+			} else {
+				// A torn row is skipped when shipped; a complete one
+				// would be stored although its request was refused.
+				j.size += int64(n)
+				j.opts.Logger.Error("audit journal: a refused request's row could not be removed from the journal; it may appear in the audit trail", "segment", j.name, "err", terr)
+			}
+		}
+		if rerr := j.rotateLocked(); rerr != nil {
+			j.opts.Logger.Error("audit journal: no segment to write to", "err", rerr)
+		}
 		return fmt.Errorf("audit journal: write: %w", err)
 	}
+	j.size += int64(n)
 	return nil
 }
 
-// Flush ships every row appended before the call to the Sink. It returns
-// the Sink's error, the rows staying in the journal for the next Flush.
+// Flush ships every row appended before the call to the Sink, oldest
+// segment first. It returns the first error (the Sink's, usually), the rows
+// staying in the journal for the next Flush. While older segments cannot be
+// shipped, the active one keeps growing instead of being cut into many
+// small segments (each would become a part in ClickHouse).
 func (j *Journal) Flush(ctx context.Context) error {
 	j.ship.Lock()
 	defer j.ship.Unlock()
+	if err := j.shipBefore(ctx, j.activeName()); err != nil {
+		return err
+	}
 	j.mu.Lock()
-	if j.size > 0 {
+	if j.active != nil && j.size > 0 {
 		if err := j.rotateLocked(); err != nil {
 			j.mu.Unlock()
 			return err
 		}
 	}
-	active := j.name
 	j.mu.Unlock()
+	return j.shipBefore(ctx, j.activeName())
+}
+
+// activeName is the segment Audit writes to, "" if none (closed, or after
+// a failure): every segment whose name sorts before it is closed.
+func (j *Journal) activeName() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.active == nil {
+		return ""
+	}
+	return j.name
+}
+
+// shipBefore ships the segments whose names sort before active (all of
+// them if active is ""). Names only increase, so a segment created while
+// this runs is never shipped by it.
+func (j *Journal) shipBefore(ctx context.Context, active string) error {
 	segs, err := j.segments()
 	if err != nil {
 		return err
 	}
 	for _, s := range segs {
-		if s == active {
-			continue
+		if active != "" && s >= active {
+			break
 		}
 		if err := j.shipSegment(ctx, s); err != nil {
 			return err
@@ -211,7 +257,17 @@ func (j *Journal) shipSegment(ctx context.Context, name string) error {
 	}
 	entries, torn, err := decode(data)
 	if err != nil {
-		return fmt.Errorf("audit journal: segment %s: %w", name, err)
+		// A damaged segment (not a torn last line: those decode) must not
+		// block the rows behind it. It is kept aside for the operator.
+		aside := path + ".damaged"
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return fmt.Errorf("audit journal: segment %s cannot be read (%v) nor set aside: %w", name, err, rerr)
+		}
+		j.opts.Logger.Error("audit journal: a segment cannot be read; set aside, its rows are not in ClickHouse", "file", aside, "err", err)
+		j.mu.Lock()
+		j.closed = max(0, j.closed-int64(len(data)))
+		j.mu.Unlock()
+		return nil
 	}
 	if torn {
 		j.opts.Logger.Warn("audit journal: a segment ends with an incomplete row (a write interrupted before its request was answered); skipped", "segment", name)
@@ -224,6 +280,12 @@ func (j *Journal) shipSegment(ctx context.Context, name string) error {
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("audit journal: %w", err)
+	}
+	// Durable removal: a segment that came back after a power loss would
+	// be shipped again, stored once only while its token is within the
+	// table's deduplication window.
+	if err := syncDir(j.opts.Dir); err != nil {
+		j.opts.Logger.Warn("audit journal: sync directory after removing a shipped segment", "err", err)
 	}
 	j.mu.Lock()
 	j.closed = max(0, j.closed-int64(len(data)))
@@ -264,11 +326,13 @@ func (j *Journal) Backlog() int64 {
 	return j.closed + j.size
 }
 
-// Close closes the active segment (removing it if empty). Rows not shipped
-// stay in the journal for the next Open.
+// Close closes the active segment (removing it if empty); Audit fails from
+// then on. Rows not shipped stay in the journal: a Flush after Close ships
+// them (serve does, at shutdown), or the next Open.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.closing = true
 	if j.active == nil {
 		return nil
 	}
@@ -276,13 +340,17 @@ func (j *Journal) Close() error {
 	if j.size == 0 {
 		_ = os.Remove(filepath.Join(j.opts.Dir, j.name))
 	}
-	j.active = nil
+	j.closed += j.size
+	j.active, j.size = nil, 0
 	return err
 }
 
 // rotateLocked closes the active segment and starts a new, empty one. The
 // caller holds j.mu.
 func (j *Journal) rotateLocked() error {
+	if j.closing {
+		return errors.New("audit journal: closed")
+	}
 	if j.active != nil {
 		if err := j.active.Close(); err != nil {
 			j.opts.Logger.Warn("audit journal: close segment", "err", err)
@@ -326,24 +394,55 @@ func (j *Journal) segments() ([]string, error) {
 	return out, nil
 }
 
-// jsonEntry is the journal's line format.
+// jsonEntry is the journal's line format. JSON strings hold valid UTF-8
+// only; a field that is not (a purpose header, say) travels base64-encoded
+// in Raw instead, so every row reaches ClickHouse byte for byte.
 type jsonEntry struct {
-	Time     time.Time `json:"time"`
-	Actor    string    `json:"actor"`
-	Role     string    `json:"role"`
-	Source   string    `json:"source"`
-	Method   string    `json:"method"`
-	Endpoint string    `json:"endpoint"`
-	Purpose  string    `json:"purpose"`
-	Filters  string    `json:"filters"`
-	Status   int       `json:"status"`
-	Rows     int       `json:"rows"`
-	Outcome  string    `json:"outcome"`
-	Reason   string    `json:"reason"`
+	Time     time.Time         `json:"time"`
+	Actor    string            `json:"actor"`
+	Role     string            `json:"role"`
+	Source   string            `json:"source"`
+	Method   string            `json:"method"`
+	Endpoint string            `json:"endpoint"`
+	Purpose  string            `json:"purpose"`
+	Filters  string            `json:"filters"`
+	Status   int               `json:"status"`
+	Rows     int               `json:"rows"`
+	Outcome  string            `json:"outcome"`
+	Reason   string            `json:"reason"`
+	Raw      map[string][]byte `json:"raw,omitempty"`
 }
 
-func entryJSON(e store.AuditEntry) jsonEntry {
-	return jsonEntry(e)
+// fields lists the string fields of e by name, for Raw.
+func fields(e *jsonEntry) map[string]*string {
+	return map[string]*string{
+		"actor": &e.Actor, "role": &e.Role, "source": &e.Source, "method": &e.Method, "endpoint": &e.Endpoint,
+		"purpose": &e.Purpose, "filters": &e.Filters, "outcome": &e.Outcome, "reason": &e.Reason,
+	}
+}
+
+func encodeEntry(e store.AuditEntry) jsonEntry {
+	je := jsonEntry{Time: e.Time, Actor: e.Actor, Role: e.Role, Source: e.Source, Method: e.Method, Endpoint: e.Endpoint,
+		Purpose: e.Purpose, Filters: e.Filters, Status: e.Status, Rows: e.Rows, Outcome: e.Outcome, Reason: e.Reason}
+	for name, f := range fields(&je) {
+		if !utf8.ValidString(*f) {
+			if je.Raw == nil {
+				je.Raw = map[string][]byte{}
+			}
+			je.Raw[name], *f = []byte(*f), ""
+		}
+	}
+	return je
+}
+
+func decodeEntry(je jsonEntry) store.AuditEntry {
+	for name, f := range fields(&je) {
+		if b, ok := je.Raw[name]; ok {
+			*f = string(b)
+		}
+	}
+	return store.AuditEntry{Time: je.Time, Actor: je.Actor, Role: je.Role, Source: je.Source, Method: je.Method, Endpoint: je.Endpoint,
+		Purpose: je.Purpose, Filters: je.Filters, Status: je.Status, Rows: je.Rows, Outcome: je.Outcome, Reason: je.Reason}
 }
 
 // decode parses a segment. torn reports a last line without its newline
@@ -360,7 +459,7 @@ func decode(data []byte) (entries []store.AuditEntry, torn bool, err error) {
 		if err := json.Unmarshal(sc.Bytes(), &je); err != nil {
 			return nil, torn, err
 		}
-		entries = append(entries, store.AuditEntry(je))
+		entries = append(entries, decodeEntry(je))
 	}
 	return entries, torn, sc.Err()
 }

@@ -304,3 +304,155 @@ func BenchmarkAudit(b *testing.B) {
 		}
 	}
 }
+
+// Segments cut while a Flush runs (Audit rotates after a write failure)
+// are newer than the one Flush saw as active: never shipped by it, never
+// deleted while open. Every row arrives once and the active file exists.
+func TestRotationDuringFlushLosesNothing(t *testing.T) {
+	s := &sink{}
+	dir := t.TempDir()
+	j := open(t, dir, s)
+	ctx, cancel := context.WithCancel(t.Context())
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		for ctx.Err() == nil {
+			_ = j.Flush(ctx)
+		}
+	}()
+	go func() { // the rotation of Audit's failure path
+		defer bg.Done()
+		for ctx.Err() == nil {
+			j.mu.Lock()
+			_ = j.rotateLocked()
+			j.mu.Unlock()
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				if err := j.Audit(t.Context(), entry(w*1000+i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	bg.Wait()
+	if _, err := os.Stat(filepath.Join(dir, j.activeName())); err != nil {
+		t.Fatalf("active segment: %v", err)
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range s.stored() {
+		seen[e.Actor]++
+	}
+	if len(seen) != 400 {
+		t.Errorf("%d distinct rows stored, want 400", len(seen))
+	}
+	for a, n := range seen {
+		if n != 1 {
+			t.Errorf("%s stored %d times", a, n)
+		}
+	}
+	if j.Backlog() != 0 {
+		t.Errorf("backlog %d after the last flush", j.Backlog())
+	}
+}
+
+// A failed write refuses the request, leaves nothing of its row, and the
+// journal goes on in a new segment.
+func TestFailedWriteLeavesNoRowAndRecovers(t *testing.T) {
+	s := &sink{}
+	j := open(t, t.TempDir(), s)
+	if err := j.Audit(t.Context(), entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	j.mu.Lock()
+	j.active.Close() // the disk goes away under the open segment
+	j.mu.Unlock()
+	if err := j.Audit(t.Context(), entry(2)); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	if err := j.Audit(t.Context(), entry(3)); err != nil {
+		t.Fatalf("after a failure: %v", err)
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := s.stored()
+	if len(got) != 2 || got[0].Actor != "alice-1" || got[1].Actor != "alice-3" {
+		t.Errorf("stored %+v, want rows 1 and 3 only", got)
+	}
+}
+
+// After Close, Audit refuses; a Flush still ships what was written.
+func TestCloseThenFlush(t *testing.T) {
+	s := &sink{}
+	j := open(t, t.TempDir(), s)
+	for i := range 3 {
+		if err := j.Audit(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Audit(t.Context(), entry(9)); err == nil {
+		t.Error("Audit after Close succeeded")
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 3 || j.Backlog() != 0 {
+		t.Errorf("stored %d rows, backlog %d; want 3 and 0", len(got), j.Backlog())
+	}
+	if segs, _ := j.segments(); len(segs) != 0 {
+		t.Errorf("segments left: %v", segs)
+	}
+}
+
+// Fields that are not valid UTF-8 (a purpose header can carry any byte)
+// reach the sink byte for byte; a damaged segment is set aside without
+// blocking the rows after it.
+func TestBytesKeptAndDamagedSegmentSetAside(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	j := open(t, dir, s)
+	odd := entry(1)
+	odd.Purpose = "INC-\xff\xfe-1"
+	odd.Reason = "bad \xc3"
+	if err := j.Audit(t.Context(), odd); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 1 || got[0].Purpose != odd.Purpose || got[0].Reason != odd.Reason {
+		t.Fatalf("stored %q / %q, want %q / %q", got[0].Purpose, got[0].Reason, odd.Purpose, odd.Reason)
+	}
+	// A segment damaged in the middle, then a good one.
+	if err := os.WriteFile(filepath.Join(dir, "00000000000000000001.jsonl"), []byte("{not json}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Audit(t.Context(), entry(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); len(got) != 2 || got[1].Actor != "alice-2" {
+		t.Errorf("after a damaged segment: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "00000000000000000001.jsonl.damaged")); err != nil {
+		t.Errorf("damaged segment not kept aside: %v", err)
+	}
+}
