@@ -100,3 +100,26 @@ func TestCellGrouperReuseLeaksNothing(t *testing.T) {
 	}
 	t.Error("no site totals cell for shop.example.org")
 }
+
+// cellGrouper.group fills the dimensions by index, in the order of
+// AudienceDimensions.
+func TestGrouperDimensionsFollowAudienceDimensions(t *testing.T) {
+	if len(AudienceDimensions) != audienceDims {
+		t.Fatalf("%d dimensions, the grouper knows %d", len(AudienceDimensions), audienceDims)
+	}
+	g := &cellGrouper{buckets: map[cellBucket]*[audienceDims]map[string]int32{}, ids: map[uint64]int32{}}
+	g.group([]anonymize.Audience{{
+		Site: "s", Time: time.Unix(0, 0).UTC(), Path: "/p", Country: "FR", Region: "IDF", City: "Paris",
+		Browser: "Firefox", OS: "Linux", Device: "desktop", ReferrerDomain: "(direct)", StatusClass: "2xx", Visitor: 7,
+	}})
+	want := map[string]string{"site": "*", "path": "/p", "country": "FR", "region": "FR-IDF", "city": "FR-IDF/Paris",
+		"browser": "Firefox", "os": "Linux", "device": "desktop", "referrer": "(direct)", "status": "2xx"}
+	if len(g.key) != len(want) {
+		t.Fatalf("%d cells, want %d", len(g.key), len(want))
+	}
+	for c := range g.key {
+		if want[g.dim[c]] != g.key[c] {
+			t.Errorf("dimension %s has key %q, want %q", g.dim[c], g.key[c], want[g.dim[c]])
+		}
+	}
+}
