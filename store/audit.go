@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,19 +12,23 @@ import (
 // AuditEntry records one API call that touched (or tried to touch) data:
 // who, when, in which role, why, with which filters, and what came out.
 type AuditEntry struct {
-	Time     time.Time
-	Actor    string // credential name (a person); "" if unauthenticated
-	Role     string
-	Source   string // remote address of the API client
-	Method   string // HTTP method
-	Endpoint string // route pattern, e.g. "/v1/access"
-	Purpose  string
-	Filters  string // canonical JSON of the request's filters
-	Status   int    // HTTP status returned
-	Rows     int
-	Outcome  string // "ok", "denied", "invalid", "error"
-	Reason   string // why refused or failed, for the auditor
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"` // credential name (a person); "" if unauthenticated
+	Role     string    `json:"role"`
+	Source   string    `json:"source"`   // remote address of the API client
+	Method   string    `json:"method"`   // HTTP method
+	Endpoint string    `json:"endpoint"` // route pattern, e.g. "/v1/access"
+	Purpose  string    `json:"purpose"`
+	Filters  string    `json:"filters"` // canonical JSON of the request's filters
+	Status   int       `json:"status"`  // HTTP status returned
+	Rows     int       `json:"rows"`
+	Outcome  string    `json:"outcome"` // "ok", "denied", "invalid", "error"
+	Reason   string    `json:"reason"`  // why refused or failed, for the auditor
 }
+
+// auditColumns are the columns both audit inserts write, in AuditEntry's
+// order.
+const auditColumns = "time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason"
 
 // auditInsert is one statement: the values are bound parameters and the
 // setting is part of the text, so the row costs a single round trip (a
@@ -38,7 +40,7 @@ type AuditEntry struct {
 // migration 0009), by content when no token is given, and two requests
 // identical to the millisecond must leave two rows (insert_deduplicate = 0
 // does not turn that off for a non-replicated table).
-const auditInsert = ".audit (time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason) SETTINGS async_insert = 0, insert_deduplication_token = {token:String} VALUES " +
+const auditInsert = ".audit (" + auditColumns + ") SETTINGS async_insert = 0, insert_deduplication_token = {token:String} VALUES " +
 	"({time:DateTime64(3, 'UTC')}, {actor:String}, {role:String}, {source:String}, {method:String}, {endpoint:String}, {purpose:String}, {filters:String}, {status:UInt16}, {rows:UInt64}, {outcome:String}, {reason:String})"
 
 // Audit appends e to the audit trail and returns once ClickHouse has
@@ -49,12 +51,8 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var token [16]byte
-	if _, err := rand.Read(token[:]); err != nil {
-		return fmt.Errorf("write audit row: %w", err)
-	}
 	ctx = withParams(ctx, map[string]string{
-		"token":    "audit/" + hex.EncodeToString(token[:]),
+		"token":    "audit/" + newID(),
 		"time":     formatTime(e.Time),
 		"actor":    escapeParam(e.Actor),
 		"role":     escapeParam(e.Role),
@@ -91,7 +89,7 @@ func (s *Store) AuditBatch(ctx context.Context, token string, entries []AuditEnt
 		"insert_deduplication_token":      token,
 		"max_partitions_per_insert_block": 1000,
 	}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".audit (time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason)")
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".audit ("+auditColumns+")")
 	if err != nil {
 		return fmt.Errorf("write %d audit rows: %w", len(entries), err)
 	}

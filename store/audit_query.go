@@ -80,7 +80,7 @@ func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, e
 	}
 	f.params["limit"] = strconv.Itoa(q.Limit)
 	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
-		"SELECT time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, "+auditHash+" AS h FROM "+
+		"SELECT "+auditColumns+", "+auditHash+" AS h FROM "+
 			s.db.Ops+".audit WHERE "+f.where.String()+" ORDER BY time, h LIMIT {limit:UInt64}")
 	if err != nil {
 		return nil, fmt.Errorf("search audit trail: %w", err)
