@@ -394,27 +394,17 @@ func (j *Journal) segments() ([]string, error) {
 	return out, nil
 }
 
-// jsonEntry is the journal's line format. JSON strings hold valid UTF-8
-// only; a field that is not (a purpose header, say) travels base64-encoded
-// in Raw instead, so every row reaches ClickHouse byte for byte.
+// jsonEntry is the journal's line format: the entry's JSON (store.AuditEntry's
+// tags). JSON strings hold valid UTF-8 only; a field that is not (a purpose
+// header, say) travels base64-encoded in Raw instead, so every row reaches
+// ClickHouse byte for byte.
 type jsonEntry struct {
-	Time     time.Time         `json:"time"`
-	Actor    string            `json:"actor"`
-	Role     string            `json:"role"`
-	Source   string            `json:"source"`
-	Method   string            `json:"method"`
-	Endpoint string            `json:"endpoint"`
-	Purpose  string            `json:"purpose"`
-	Filters  string            `json:"filters"`
-	Status   int               `json:"status"`
-	Rows     int               `json:"rows"`
-	Outcome  string            `json:"outcome"`
-	Reason   string            `json:"reason"`
-	Raw      map[string][]byte `json:"raw,omitempty"`
+	store.AuditEntry
+	Raw map[string][]byte `json:"raw,omitempty"`
 }
 
-// fields lists the string fields of e by name, for Raw.
-func fields(e *jsonEntry) map[string]*string {
+// fields lists the string fields of e by their JSON names, for Raw.
+func fields(e *store.AuditEntry) map[string]*string {
 	return map[string]*string{
 		"actor": &e.Actor, "role": &e.Role, "source": &e.Source, "method": &e.Method, "endpoint": &e.Endpoint,
 		"purpose": &e.Purpose, "filters": &e.Filters, "outcome": &e.Outcome, "reason": &e.Reason,
@@ -422,9 +412,8 @@ func fields(e *jsonEntry) map[string]*string {
 }
 
 func encodeEntry(e store.AuditEntry) jsonEntry {
-	je := jsonEntry{Time: e.Time, Actor: e.Actor, Role: e.Role, Source: e.Source, Method: e.Method, Endpoint: e.Endpoint,
-		Purpose: e.Purpose, Filters: e.Filters, Status: e.Status, Rows: e.Rows, Outcome: e.Outcome, Reason: e.Reason}
-	for name, f := range fields(&je) {
+	je := jsonEntry{AuditEntry: e}
+	for name, f := range fields(&je.AuditEntry) {
 		if !utf8.ValidString(*f) {
 			if je.Raw == nil {
 				je.Raw = map[string][]byte{}
@@ -436,13 +425,12 @@ func encodeEntry(e store.AuditEntry) jsonEntry {
 }
 
 func decodeEntry(je jsonEntry) store.AuditEntry {
-	for name, f := range fields(&je) {
+	for name, f := range fields(&je.AuditEntry) {
 		if b, ok := je.Raw[name]; ok {
 			*f = string(b)
 		}
 	}
-	return store.AuditEntry{Time: je.Time, Actor: je.Actor, Role: je.Role, Source: je.Source, Method: je.Method, Endpoint: je.Endpoint,
-		Purpose: je.Purpose, Filters: je.Filters, Status: je.Status, Rows: je.Rows, Outcome: je.Outcome, Reason: je.Reason}
+	return je.AuditEntry
 }
 
 // decode parses a segment. torn reports a last line without its newline
