@@ -295,11 +295,7 @@ func TestAuditBatchIsStoredOncePerToken(t *testing.T) {
 	if err := st.AuditBatch(t.Context(), "auditjournal/test/2", batch[:1]); err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	if err := st.Conn().QueryRow(t.Context(), "SELECT count() FROM "+st.Databases().Ops+".audit").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 3 {
+	if n := count(t, st, "SELECT count() FROM "+st.Databases().Ops+".audit"); n != 3 {
 		t.Errorf("%d audit rows, want 3 (2 once, then 1)", n)
 	}
 	if err := st.AuditBatch(t.Context(), "", batch); err == nil {
@@ -318,11 +314,7 @@ func TestIdenticalAuditRowsAreBothStored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var n uint64
-	if err := st.Conn().QueryRow(t.Context(), "SELECT count() FROM "+st.Databases().Ops+".audit").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 2 {
+	if n := count(t, st, "SELECT count() FROM "+st.Databases().Ops+".audit"); n != 2 {
 		t.Errorf("%d audit rows for two identical requests, want 2", n)
 	}
 }

@@ -68,6 +68,51 @@ func open(t *testing.T, dir string, s Sink) *Journal {
 	return j
 }
 
+// auditN appends entry(0) to entry(n-1).
+func auditN(t *testing.T, j *Journal, n int) {
+	t.Helper()
+	for i := range n {
+		if err := j.Audit(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// auditConcurrently runs writers goroutines appending n rows each, distinct
+// across writers, and waits for them.
+func auditConcurrently(t *testing.T, j *Journal, writers, n int) {
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if err := j.Audit(t.Context(), entry(w*1000+i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// checkEachOnce fails unless s stored want distinct rows, each once.
+func checkEachOnce(t *testing.T, s *sink, want int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, e := range s.stored() {
+		seen[e.Actor]++
+	}
+	if len(seen) != want {
+		t.Errorf("%d distinct rows stored, want %d", len(seen), want)
+	}
+	for a, n := range seen {
+		if n != 1 {
+			t.Errorf("%s stored %d times", a, n)
+		}
+	}
+}
+
 func TestRowsReachTheSinkInOrderOnce(t *testing.T) {
 	s := &sink{}
 	j := open(t, t.TempDir(), s)
@@ -119,11 +164,7 @@ func TestRowsSurviveACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		if err := crashed.Audit(t.Context(), entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auditN(t, crashed, 3)
 	// no Flush, no Close: the file descriptor simply goes away
 	j := open(t, dir, s)
 	if j.Backlog() == 0 {
@@ -144,11 +185,7 @@ func TestSegmentShippedTwiceIsStoredOnce(t *testing.T) {
 	dir := t.TempDir()
 	s := &sink{}
 	j := open(t, dir, s)
-	for i := range 4 {
-		if err := j.Audit(t.Context(), entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auditN(t, j, 4)
 	j.mu.Lock()
 	if err := j.rotateLocked(); err != nil {
 		t.Fatal(err)
@@ -228,11 +265,7 @@ func TestTornLastLineIsSkipped(t *testing.T) {
 	dir := t.TempDir()
 	s := &sink{}
 	j := open(t, dir, s)
-	for i := range 2 {
-		if err := j.Audit(t.Context(), entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auditN(t, j, 2)
 	j.mu.Lock()
 	if _, err := j.active.WriteString(`{"time":"2026-11-22T10:00:00Z","actor":"cut`); err != nil {
 		t.Fatal(err)
@@ -259,36 +292,13 @@ func TestConcurrentAuditAndFlush(t *testing.T) {
 			_ = j.Flush(ctx)
 		}
 	}()
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 50 {
-				if err := j.Audit(t.Context(), entry(w*1000+i)); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	auditConcurrently(t, j, 8, 50)
 	cancel()
 	<-done
 	if err := j.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	for _, e := range s.stored() {
-		seen[e.Actor]++
-	}
-	if len(seen) != 400 {
-		t.Errorf("%d distinct rows stored, want 400", len(seen))
-	}
-	for a, n := range seen {
-		if n != 1 {
-			t.Errorf("%s stored %d times", a, n)
-		}
-	}
+	checkEachOnce(t, s, 400)
 }
 
 func BenchmarkAudit(b *testing.B) {
@@ -330,19 +340,7 @@ func TestRotationDuringFlushLosesNothing(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 100 {
-				if err := j.Audit(t.Context(), entry(w*1000+i)); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	auditConcurrently(t, j, 4, 100)
 	cancel()
 	bg.Wait()
 	if _, err := os.Stat(filepath.Join(dir, j.activeName())); err != nil {
@@ -351,18 +349,7 @@ func TestRotationDuringFlushLosesNothing(t *testing.T) {
 	if err := j.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	for _, e := range s.stored() {
-		seen[e.Actor]++
-	}
-	if len(seen) != 400 {
-		t.Errorf("%d distinct rows stored, want 400", len(seen))
-	}
-	for a, n := range seen {
-		if n != 1 {
-			t.Errorf("%s stored %d times", a, n)
-		}
-	}
+	checkEachOnce(t, s, 400)
 	if j.Backlog() != 0 {
 		t.Errorf("backlog %d after the last flush", j.Backlog())
 	}
@@ -398,11 +385,7 @@ func TestFailedWriteLeavesNoRowAndRecovers(t *testing.T) {
 func TestCloseThenFlush(t *testing.T) {
 	s := &sink{}
 	j := open(t, t.TempDir(), s)
-	for i := range 3 {
-		if err := j.Audit(t.Context(), entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	auditN(t, j, 3)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
