@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -252,12 +253,13 @@ func searchURL(api, network string, from, to time.Time) string {
 // time and records the latency of each.
 func measure(name string, n int, do func() (rows int, truncated bool, err error)) latency {
 	l := latency{Name: name, Requests: n}
-	var times []time.Duration
+	// times holds each measured request's latency and its position in
+	// the run, sorted by latency once the run is over.
 	type timed struct {
 		i  int
 		el time.Duration
 	}
-	var seq []timed
+	var times []timed
 	var rows int
 	for i := range n + 10 {
 		start := time.Now()
@@ -273,8 +275,7 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 			}
 			continue
 		}
-		times = append(times, el)
-		seq = append(seq, timed{i - 10, el})
+		times = append(times, timed{i - 10, el})
 		rows += got
 		if trunc {
 			l.Truncated++
@@ -283,14 +284,13 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 	if len(times) == 0 {
 		return l
 	}
-	slices.Sort(times)
-	slices.SortFunc(seq, func(a, b timed) int { return int(b.el - a.el) })
-	for _, t := range seq[:min(3, len(seq))] {
-		l.Slowest = append(l.Slowest, fmt.Sprintf("#%d %s", t.i, t.el.Round(100*time.Microsecond)))
+	slices.SortStableFunc(times, func(a, b timed) int { return cmp.Compare(a.el, b.el) })
+	for k := len(times) - 1; k >= max(0, len(times)-3); k-- {
+		l.Slowest = append(l.Slowest, fmt.Sprintf("#%d %s", times[k].i, times[k].el.Round(100*time.Microsecond)))
 	}
-	l.P50 = times[len(times)/2]
-	l.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)]
-	l.Max = times[len(times)-1]
+	l.P50 = times[len(times)/2].el
+	l.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)].el
+	l.Max = times[len(times)-1].el
 	l.MeanRows = float64(rows) / float64(len(times))
 	return l
 }
