@@ -129,8 +129,12 @@ func (s *faultySink) RecordBatch(ctx context.Context, r store.BatchRange) error 
 	return s.st.RecordBatch(ctx, r)
 }
 
-func (s *faultySink) PendingBatches(ctx context.Context, group, topic string, partition int32, from int64) ([]store.BatchRange, error) {
-	return s.st.PendingBatches(ctx, group, topic, partition, from)
+func (s *faultySink) PendingBatches(ctx context.Context, group, topic string, partition int32, from int64, incarnation string) ([]store.BatchRange, error) {
+	return s.st.PendingBatches(ctx, group, topic, partition, from, incarnation)
+}
+
+func (s *faultySink) StoredRows(ctx context.Context, b store.Batch) (int, int, error) {
+	return s.st.StoredRows(ctx, b)
 }
 
 // TestCrashBetweenInsertAndCommitStoresOnce simulates a process that dies

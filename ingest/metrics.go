@@ -23,6 +23,7 @@ type metrics struct {
 	writeDuration prometheus.Histogram
 	writeRetries  prometheus.Counter
 	replayed      prometheus.Counter
+	regressions   *prometheus.CounterVec
 	committed     *prometheus.GaugeVec
 	lag           *prometheus.GaugeVec
 	queued        prometheus.Gauge
@@ -37,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, sites []string) (*metrics, error) {
 	m := &metrics{
 		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connlog_ingest_lines_total",
-			Help: "Messages written to the store, by topic and result: stored, quarantined, duplicate (request id already stored, not written again); redacted counts stored lines in which a secret was redacted.",
+			Help: "Messages handled, by topic and result: stored (rows the store did not hold yet), quarantined (likewise, in quarantine), already_stored (rows of a batch rebuilt after a crash or rebalance that the store already held, dropped as duplicates), duplicate (request id already stored, not written again); redacted counts stored lines in which a secret was redacted.",
 		}, []string{"topic", "result"}),
 		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "connlog_ingest_batch_rows",
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, sites []string) (*metrics, error) {
 			Name: "connlog_ingest_rebuilt_batches_total",
 			Help: "Batches rebuilt from the intent log after a crash or rebalance and written again (the store drops what was already inserted).",
 		}),
+		regressions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connlog_ingest_offset_regressions_total",
+			Help: "Times a partition's offsets came back with other data: a recorded range rebuilt with other content (topic deleted and created again, log truncated), or offsets going back while consuming. The data is stored as new.",
+		}, []string{"topic"}),
 		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "connlog_ingest_committed_offset",
 			Help: "Next offset committed for the consumer group, per partition; -1 until the first commit.",
@@ -90,7 +95,7 @@ func newMetrics(reg prometheus.Registerer, sites []string) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.lines, m.batchRows, m.batchBytes, m.writeDuration, m.writeRetries, m.replayed, m.committed, m.lag, m.queued, m.partitions, m.lastEvent} {
+	for _, c := range []prometheus.Collector{m.lines, m.batchRows, m.batchBytes, m.writeDuration, m.writeRetries, m.replayed, m.regressions, m.committed, m.lag, m.queued, m.partitions, m.lastEvent} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

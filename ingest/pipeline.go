@@ -3,8 +3,12 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -32,13 +36,30 @@ type Sink interface {
 
 // Journal is the intent log that makes batch boundaries survive a crash;
 // *store.Store satisfies it. When the [Sink] given to [New] also implements
-// Journal, the Pipeline records every batch's offset range before writing
-// it, and on partition assignment rebuilds the batches recorded at or after
-// the committed offset with exactly those boundaries (see the package
-// documentation). Without it, exactly-once holds only within one process.
+// Journal, the Pipeline records every batch's offset range, incarnation and
+// digest before writing it, and on partition assignment rebuilds the
+// batches recorded at or after the committed offset with exactly those
+// boundaries (see the package documentation). StoredRows tells how much of
+// a rebuilt batch the store already held, so that only new rows are counted
+// as stored. Without a Journal, exactly-once holds only within one process.
 type Journal interface {
 	RecordBatch(ctx context.Context, r store.BatchRange) error
-	PendingBatches(ctx context.Context, group, topic string, partition int32, from int64) ([]store.BatchRange, error)
+	PendingBatches(ctx context.Context, group, topic string, partition int32, from int64, incarnation string) ([]store.BatchRange, error)
+	StoredRows(ctx context.Context, b store.Batch) (hits, quarantined int, err error)
+}
+
+// Option configures a [Pipeline] beyond its [Config].
+type Option func(*Pipeline)
+
+// Incarnations tells the Pipeline how to name the log behind a topic (its
+// topic ID), so that a batch cut from a log that was deleted and created
+// again, or from the embedded broker after a restart, never shares an
+// identity with one cut from the earlier log at the same offsets. fn must
+// be safe for concurrent use and return "" when it cannot tell; kafka-go
+// does not expose topic IDs, so for an external Kafka the batch's content
+// digest alone tells a replay from new data.
+func Incarnations(fn func(topic string) string) Option {
+	return func(p *Pipeline) { p.incarnation = fn }
 }
 
 // Pipeline consumes log lines from Kafka topics through a consumer group,
@@ -46,14 +67,15 @@ type Journal interface {
 // batch, committing offsets only after the sink acknowledged them. Build it
 // with [New] and call Run.
 type Pipeline struct {
-	cfg     Config
-	sink    Sink
-	journal Journal
-	parse   func(topic string, line []byte, h *store.Hit) error
-	m       *metrics
-	log     *slog.Logger
-	dedup   *requestIDs
-	sites   map[string]bool
+	cfg         Config
+	sink        Sink
+	journal     Journal
+	parse       func(topic string, line []byte, h *store.Hit) error
+	incarnation func(topic string) string
+	m           *metrics
+	log         *slog.Logger
+	dedup       *requestIDs
+	sites       map[string]bool
 
 	stopping atomic.Bool
 	// commitMu serialises commits on the generation's coordinator connection.
@@ -65,7 +87,7 @@ type Pipeline struct {
 // New builds a Pipeline from cfg (zero fields take their defaults, see
 // [Config]). Its metrics are registered with reg (nil: not exported), and it
 // logs through logger (nil: discarded). It does not connect to Kafka.
-func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) (*Pipeline, error) {
+func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,12 +110,16 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{
-		cfg:   cfg,
-		sink:  sink,
-		parse: parser.Parse,
-		m:     m,
-		log:   logger.With("component", "ingest"),
-		sites: map[string]bool{},
+		cfg:         cfg,
+		sink:        sink,
+		parse:       parser.Parse,
+		incarnation: func(string) string { return "" },
+		m:           m,
+		log:         logger.With("component", "ingest"),
+		sites:       map[string]bool{},
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	if p.journal = journalOf(sink); p.journal == nil {
 		p.log.Warn("the sink keeps no intent log: batches are not rebuilt after a restart, so a crash between a write and its commit can store lines twice")
@@ -192,7 +218,12 @@ type batch struct {
 	// replay is the recorded range this batch rebuilds, nil for a new batch.
 	replay *store.BatchRange
 	// hwm is the partition's high watermark at the last fetch.
-	hwm     int64
+	hwm int64
+	// digest hashes the batch's messages as they are added (offset,
+	// timestamp, bytes): with the incarnation it tells a replay of the same
+	// data from other data at the same offsets.
+	digest  hash.Hash
+	scratch [20]byte
 	stored  int
 	quar    int
 	dups    int
@@ -208,6 +239,10 @@ func (b *batch) reset() {
 	b.Quarantine = b.Quarantine[:0]
 	b.ID = ""
 	b.msgs, b.bytes = 0, 0
+	if b.digest == nil {
+		b.digest = sha256.New()
+	}
+	b.digest.Reset()
 	b.replay = nil
 	b.stored, b.quar, b.dups, b.redact = 0, 0, 0, 0
 	clear(b.reqIDs)
@@ -222,6 +257,11 @@ type worker struct {
 	topic     string
 	partition int
 	labels    []string
+	// incarnation names the log behind the partition (see [Incarnations]).
+	incarnation string
+	// last is the offset of the last message handled, -1 before the first:
+	// an offset at or below it means the log went back (see handle).
+	last int64
 	// pending are the recorded ranges not yet rebuilt, by first offset.
 	pending []store.BatchRange
 	b       batch
@@ -230,7 +270,8 @@ type worker struct {
 // consume runs one partition's worker until the generation ends (gctx done),
 // then flushes and commits what it holds within Config.ShutdownTimeout.
 func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic string, a kafka.PartitionAssignment) {
-	w := &worker{p: p, gen: gen, topic: topic, partition: a.ID, labels: []string{topic, strconv.Itoa(a.ID)}}
+	w := &worker{p: p, gen: gen, topic: topic, partition: a.ID, labels: []string{topic, strconv.Itoa(a.ID)}, last: -1}
+	w.b.reset()
 	log := p.log.With("topic", topic, "partition", a.ID)
 	// wctx outlives the generation by ShutdownTimeout: the final flush and
 	// commit run in it; after it no write starts.
@@ -244,22 +285,11 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 	} else {
 		p.m.committed.WithLabelValues(w.labels...).Set(-1) // -1 until the first commit
 	}
-	if p.journal != nil {
-		from := max(a.Offset, 0)
-		err := p.retry(gctx, "read intent log", func(ctx context.Context) error {
-			var err error
-			w.pending, err = p.journal.PendingBatches(ctx, p.cfg.GroupID, topic, int32(a.ID), from)
-			return err
-		})
-		if err != nil {
-			// The generation ended before the intent log could be read:
-			// nothing was consumed, nothing to flush.
-			log.Warn("partition released before its intent log was read", "err", err)
-			return
-		}
-		if len(w.pending) > 0 {
-			log.Info("rebuilding recorded batches", "batches", len(w.pending), "from", w.pending[0].First, "to", w.pending[len(w.pending)-1].Last)
-		}
+	if err := w.readPending(gctx, max(a.Offset, 0)); err != nil {
+		// The generation ended before the intent log could be read:
+		// nothing was consumed, nothing to flush.
+		log.Warn("partition released before its intent log was read", "err", err)
+		return
 	}
 
 	r := kafka.NewReader(kafka.ReaderConfig{
@@ -273,9 +303,14 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		// allowance; a shorter MaxWait leaves little slack before kafka-go's
 		// read deadline and causes spurious "i/o timeout" reconnects
 		// (segmentio/kafka-go#726, #998).
-		MaxWait:     2 * time.Second,
-		Logger:      kafka.LoggerFunc(p.kafkaDebug),
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
+		MaxWait: 2 * time.Second,
+		// An offset past the end of the log means the log went back (topic
+		// deleted and created again, broker restarted without its data):
+		// kafka-go would otherwise wait until the new log reaches the old
+		// offset, skipping everything before it.
+		OffsetOutOfRangeError: true,
+		Logger:                kafka.LoggerFunc(p.kafkaDebug),
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
 	if err := r.SetOffset(a.Offset); err != nil {
@@ -290,6 +325,15 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		defer close(msgs)
 		for {
 			m, err := r.FetchMessage(fetchCtx)
+			if errors.Is(err, kafka.OffsetOutOfRange) && fetchCtx.Err() == nil {
+				// Start again from the first offset the log holds; the
+				// batcher sees the offsets go back and treats what
+				// follows as another log (see handle).
+				log.Warn("offset out of range: consuming the partition again from its first offset", "offset", r.Offset())
+				if err = r.SetOffset(kafka.FirstOffset); err == nil {
+					continue
+				}
+			}
 			if err != nil {
 				if fetchCtx.Err() == nil {
 					log.Warn("fetch", "err", err)
@@ -374,10 +418,56 @@ func (w *worker) release() {
 	w.b.reset()
 }
 
+// readPending reads the recorded ranges of the partition from offset from
+// on, for the log now behind it.
+func (w *worker) readPending(ctx context.Context, from int64) error {
+	p := w.p
+	w.incarnation = p.incarnation(w.topic)
+	w.pending = nil
+	if p.journal == nil {
+		return nil
+	}
+	err := p.retry(ctx, "read intent log", func(ctx context.Context) error {
+		var err error
+		w.pending, err = p.journal.PendingBatches(ctx, p.cfg.GroupID, w.topic, int32(w.partition), from, w.incarnation)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(w.pending) > 0 {
+		p.log.Info("rebuilding recorded batches", "topic", w.topic, "partition", w.partition, "batches", len(w.pending), "from", w.pending[0].First, "to", w.pending[len(w.pending)-1].Last)
+	}
+	return nil
+}
+
+// regressed handles offsets that went back while consuming (the topic was
+// deleted and created again, or the broker lost its log): what the batch
+// holds came from the earlier log and is written as it is; what follows is
+// another log, with its own incarnation and recorded ranges.
+func (w *worker) regressed(ctx context.Context, m kafka.Message) error {
+	p := w.p
+	p.m.regressions.WithLabelValues(w.topic).Inc()
+	p.log.Warn("offsets went back: the partition's log was replaced; storing its messages as new data",
+		"topic", w.topic, "partition", w.partition, "offset", m.Offset, "previous_offset", w.last)
+	if w.b.msgs > 0 {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return w.readPending(ctx, m.Offset)
+}
+
 // handle adds m to the batch, flushing before or after as the batch
 // boundaries require.
 func (w *worker) handle(ctx context.Context, m kafka.Message, timer *time.Timer) error {
 	b := &w.b
+	if m.Offset <= w.last {
+		if err := w.regressed(ctx, m); err != nil {
+			return err
+		}
+	}
+	w.last = m.Offset
 	if b.msgs > 0 {
 		switch {
 		case b.replay != nil && m.Offset > b.replay.Last:
@@ -433,6 +523,12 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	b.hwm = m.HighWaterMark
 	b.msgs++
 	b.bytes += len(m.Value)
+	// The timestamp as Kafka gave it: a rebuilt batch hashes the same.
+	binary.BigEndian.PutUint64(b.scratch[0:8], uint64(m.Offset))
+	binary.BigEndian.PutUint64(b.scratch[8:16], uint64(m.Time.UnixMilli()))
+	binary.BigEndian.PutUint32(b.scratch[16:20], uint32(len(m.Value)))
+	b.digest.Write(b.scratch[:])
+	b.digest.Write(m.Value)
 
 	reason := p.reject(m.Value)
 	if reason == "" {
@@ -490,17 +586,41 @@ func (w *worker) flush(ctx context.Context) error {
 	if b.msgs == 0 {
 		return nil
 	}
-	r := store.BatchRange{Group: p.cfg.GroupID, Topic: w.topic, Partition: int32(w.partition), First: b.first, Last: b.last}
+	digest := hex.EncodeToString(b.digest.Sum(nil))
+	r := store.BatchRange{Group: p.cfg.GroupID, Topic: w.topic, Partition: int32(w.partition), First: b.first, Last: b.last,
+		Incarnation: w.incarnation, Digest: digest}
+	record := b.replay == nil
 	if b.replay != nil {
 		r = *b.replay
+		if r.Digest != "" && r.Digest != digest {
+			// The recorded range came back with other content: it is
+			// new data, not a replay, and gets its own identity.
+			p.m.regressions.WithLabelValues(w.topic).Inc()
+			p.log.Warn("a recorded batch range came back with other content: storing it as new data",
+				"topic", w.topic, "partition", w.partition, "first", r.First, "last", r.Last)
+			r.First, r.Last, r.Digest, record = b.first, b.last, digest, true
+		}
 	}
 	b.ID = r.ID()
 	if !b.claimed {
 		b.claimed = true
 		w.dedupe()
 	}
-	if b.replay == nil && p.journal != nil {
+	if record && p.journal != nil {
 		if err := p.retry(ctx, "record batch "+b.ID, func(ctx context.Context) error { return p.journal.RecordBatch(ctx, r) }); err != nil {
+			return err
+		}
+	}
+	// A rebuilt batch may have been stored, wholly or in part, before the
+	// crash or rebalance: the engine drops those rows, and they are not
+	// counted as stored.
+	var heldHits, heldQuar int
+	if !record && p.journal != nil {
+		if err := p.retry(ctx, "count stored rows of batch "+b.ID, func(ctx context.Context) error {
+			var err error
+			heldHits, heldQuar, err = p.journal.StoredRows(ctx, b.Batch)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -519,8 +639,12 @@ func (w *worker) flush(ctx context.Context) error {
 
 	p.m.batchRows.Observe(float64(b.msgs))
 	p.m.batchBytes.Observe(float64(b.bytes))
-	p.m.lines.WithLabelValues(w.topic, "stored").Add(float64(len(b.Hits)))
-	p.m.lines.WithLabelValues(w.topic, "quarantined").Add(float64(len(b.Quarantine)))
+	p.m.lines.WithLabelValues(w.topic, "stored").Add(float64(len(b.Hits) - heldHits))
+	p.m.lines.WithLabelValues(w.topic, "quarantined").Add(float64(len(b.Quarantine) - heldQuar))
+	if held := heldHits + heldQuar; held > 0 {
+		p.m.lines.WithLabelValues(w.topic, "already_stored").Add(float64(held))
+		p.log.Info("rebuilt batch: rows the store already held were dropped as duplicates", "batch", b.ID, "already_stored", held, "stored", b.msgs-b.dups-held)
+	}
 	if b.dups > 0 {
 		p.m.lines.WithLabelValues(w.topic, "duplicate").Add(float64(b.dups))
 	}

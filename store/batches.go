@@ -10,20 +10,42 @@ import (
 // BatchRange is a contiguous range of offsets of one Kafka partition that
 // ingest writes as one [Batch]: its boundaries are recorded in the intent
 // log (ops.ingest_batches) before the batch is written.
+//
+// An offset range alone does not name data: the embedded broker's offsets
+// start again at 0 after a restart, and so do those of a Kafka topic that
+// was deleted and created again. Incarnation and Digest make the identity
+// unique: the same range of another log, or with other content, is another
+// batch.
 type BatchRange struct {
 	Group     string
 	Topic     string
 	Partition int32
 	// First and Last are the first and last offsets of the range, inclusive.
 	First, Last int64
+	// Incarnation names the log the range was cut from: the topic ID where
+	// ingest knows it (the embedded broker), "" where the Kafka client does
+	// not expose it.
+	Incarnation string
+	// Digest is a digest of the batch's messages (offsets, timestamps and
+	// bytes), lower-case hex; "" for a range recorded by a version of
+	// connlog that kept none.
+	Digest string
 }
 
-// ID returns the batch's identifier, "topic/partition/first-last", used as
-// [Batch.ID] and therefore as the insert deduplication token of every table
-// the batch goes to. It does not include the group: two groups writing the
-// same topic into one store would store it twice anyway.
+// digestIDLen is how many hex digits of the digest go into the ID: 64 bits
+// tell a replay from other data cut at the same offsets of the same log.
+const digestIDLen = 16
+
+// ID returns the batch's identifier, used as [Batch.ID] and therefore as the
+// insert deduplication token of every table the batch goes to:
+// "topic/partition/first-last", followed by "/incarnation" when known and
+// "/digest" (its first 16 hex digits). A range recorded without a digest (by
+// an earlier version) keeps its old ID, so that rebuilding it after an
+// upgrade still matches what that version inserted. The ID does not include
+// the group: two groups writing the same topic into one store would store
+// it twice anyway.
 func (r BatchRange) ID() string {
-	b := make([]byte, 0, len(r.Topic)+32)
+	b := make([]byte, 0, len(r.Topic)+len(r.Incarnation)+56)
 	b = append(b, r.Topic...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(r.Partition), 10)
@@ -31,13 +53,23 @@ func (r BatchRange) ID() string {
 	b = strconv.AppendInt(b, r.First, 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, r.Last, 10)
+	if r.Digest == "" {
+		return string(b)
+	}
+	if r.Incarnation != "" {
+		b = append(b, '/')
+		b = append(b, r.Incarnation...)
+	}
+	b = append(b, '/')
+	b = append(b, r.Digest[:min(len(r.Digest), digestIDLen)]...)
 	return string(b)
 }
 
 // RecordBatch appends r to the intent log. Ingest calls it before writing
 // the batch, so that whatever happens next, the next owner of the partition
-// can rebuild the batch with the same boundaries. It returns once ClickHouse
-// acknowledged the row.
+// can rebuild the batch with the same boundaries. Recording the same range
+// again (with another digest, when its content changed) supersedes the
+// earlier record. It returns once ClickHouse acknowledged the row.
 func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
@@ -47,10 +79,12 @@ func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
 		"p":  strconv.FormatInt(int64(r.Partition), 10),
 		"f":  strconv.FormatInt(r.First, 10),
 		"l":  strconv.FormatInt(r.Last, 10),
+		"i":  escapeParam(r.Incarnation),
+		"d":  escapeParam(r.Digest),
 		"at": formatTime(time.Now()),
 	})
-	err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".ingest_batches (consumer_group, kafka_topic, kafka_partition, first_offset, last_offset, written_at) "+
-		"SELECT {g:String}, {t:String}, {p:Int32}, {f:Int64}, {l:Int64}, {at:DateTime64(3, 'UTC')}")
+	err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".ingest_batches (consumer_group, kafka_topic, kafka_partition, first_offset, last_offset, incarnation, digest, written_at) "+
+		"SELECT {g:String}, {t:String}, {p:Int32}, {f:Int64}, {l:Int64}, {i:String}, {d:String}, {at:DateTime64(3, 'UTC')}")
 	if err != nil {
 		return fmt.Errorf("record batch %s: %w", r.ID(), err)
 	}
@@ -59,17 +93,28 @@ func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
 
 // PendingBatches returns the recorded ranges of a partition whose last
 // offset is at or after from (the committed offset: the next offset to
-// consume), in order of first offset, each range once. A range that overlaps
-// an earlier one is left out: the earlier one is the one rebuilt.
-func (s *Store) PendingBatches(ctx context.Context, group, topic string, partition int32, from int64) ([]BatchRange, error) {
+// consume), in order of first offset, each range once with its latest
+// record. A range that overlaps an earlier one is left out: the earlier one
+// is the one rebuilt.
+//
+// incarnation is the log now behind the partition. A range recorded from
+// another incarnation belongs to a log that no longer exists and is left
+// out. When incarnation is "" (the client cannot tell), every range is a
+// candidate and the content digest tells a replay from new data. When it is
+// set, ranges recorded without one are left out too: only a client that
+// knows the incarnation records one, so they come from another log.
+func (s *Store) PendingBatches(ctx context.Context, group, topic string, partition int32, from int64, incarnation string) ([]BatchRange, error) {
 	ctx = withParams(ctx, map[string]string{
 		"g":    escapeParam(group),
 		"t":    escapeParam(topic),
 		"p":    strconv.FormatInt(int64(partition), 10),
 		"from": strconv.FormatInt(from, 10),
+		"i":    escapeParam(incarnation),
 	})
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT first_offset, last_offset FROM "+s.db.Ops+".ingest_batches "+
+	rows, err := s.conn.Query(ctx, "SELECT first_offset, last_offset, argMax(incarnation, written_at) AS inc, argMax(digest, written_at) AS dig "+
+		"FROM "+s.db.Ops+".ingest_batches "+
 		"WHERE consumer_group = {g:String} AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND last_offset >= {from:Int64} "+
+		"GROUP BY first_offset, last_offset HAVING {i:String} = '' OR inc = {i:String} "+
 		"ORDER BY first_offset, last_offset")
 	if err != nil {
 		return nil, fmt.Errorf("read pending batches of %s/%d: %w", topic, partition, err)
@@ -78,7 +123,7 @@ func (s *Store) PendingBatches(ctx context.Context, group, topic string, partiti
 	var out []BatchRange
 	for rows.Next() {
 		r := BatchRange{Group: group, Topic: topic, Partition: partition}
-		if err := rows.Scan(&r.First, &r.Last); err != nil {
+		if err := rows.Scan(&r.First, &r.Last, &r.Incarnation, &r.Digest); err != nil {
 			return nil, fmt.Errorf("read pending batches of %s/%d: %w", topic, partition, err)
 		}
 		if n := len(out); n > 0 && r.First <= out[n-1].Last {
@@ -90,4 +135,79 @@ func (s *Store) PendingBatches(ctx context.Context, group, topic string, partiti
 		return nil, fmt.Errorf("read pending batches of %s/%d: %w", topic, partition, err)
 	}
 	return out, nil
+}
+
+// StoredRows reports how many of b's hits and quarantined messages the
+// store already holds, for a batch that ingest rebuilt from the intent log:
+// it was written, wholly or in part, before a crash or a rebalance, and the
+// engine drops what it already has. Ingest counts only the rest as stored.
+//
+// Rows are matched by their Kafka source (topic, partition, offset within
+// the batch's range) and by the message time they carry as ingested_at (or
+// received_at), which tells them from rows of an earlier incarnation of the
+// same log at the same offsets; the event time bounds the day partitions
+// read. All of b's rows must come from one partition.
+func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int, err error) {
+	if len(b.Hits) > 0 {
+		f, l, imin, imax := b.Hits[0].Source.Offset, b.Hits[0].Source.Offset, b.Hits[0].Ingested, b.Hits[0].Ingested
+		emin, emax := b.Hits[0].EventTime, b.Hits[0].EventTime
+		for i := range b.Hits {
+			h := &b.Hits[i]
+			f, l = min(f, h.Source.Offset), max(l, h.Source.Offset)
+			imin, imax = minTime(imin, h.Ingested), maxTime(imax, h.Ingested)
+			emin, emax = minTime(emin, h.EventTime), maxTime(emax, h.EventTime)
+		}
+		src := b.Hits[0].Source
+		hits, err = s.countSource(ctx, s.db.Access+".access_log",
+			"event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+			map[string]string{"emin": formatTime(emin), "emax": formatTime(emax), "imin": formatTime(imin), "imax": formatTime(imax)},
+			src, f, l)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(b.Quarantine) > 0 {
+		f, l, rmin, rmax := b.Quarantine[0].Source.Offset, b.Quarantine[0].Source.Offset, b.Quarantine[0].Received, b.Quarantine[0].Received
+		for i := range b.Quarantine {
+			q := &b.Quarantine[i]
+			f, l = min(f, q.Source.Offset), max(l, q.Source.Offset)
+			rmin, rmax = minTime(rmin, q.Received), maxTime(rmax, q.Received)
+		}
+		quarantined, err = s.countSource(ctx, s.db.Ops+".quarantine",
+			"received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+			map[string]string{"imin": formatTime(rmin), "imax": formatTime(rmax)},
+			b.Quarantine[0].Source, f, l)
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return min(hits, len(b.Hits)), min(quarantined, len(b.Quarantine)), nil
+}
+
+func (s *Store) countSource(ctx context.Context, table, where string, params map[string]string, src Source, first, last int64) (int, error) {
+	params["t"] = escapeParam(src.Topic)
+	params["p"] = strconv.FormatInt(int64(src.Partition), 10)
+	params["f"] = strconv.FormatInt(first, 10)
+	params["l"] = strconv.FormatInt(last, 10)
+	var n uint64
+	err := s.conn.QueryRow(withParams(ctx, params), "SELECT count() FROM "+table+" WHERE "+where+
+		" AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
+	}
+	return int(n), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
