@@ -73,3 +73,13 @@ func TestEnvironmentErrorsAreAllReported(t *testing.T) {
 		}
 	}
 }
+
+// TestTestSuiteSwitchesAreNotSettings: the crash test documents
+// CONNLOG_CRASH_LINES and CONNLOG_CRASH_KILLS, and the serve processes the
+// tests start inherit the environment: they must not be refused as unknown
+// settings.
+func TestTestSuiteSwitchesAreNotSettings(t *testing.T) {
+	if _, err := loadConfig("", []string{"CONNLOG_CRASH_LINES=20000", "CONNLOG_CRASH_KILLS=3", "CONNLOG_REQUIRE_ENGINE=1", "CONNLOG_SYSLOG_NG_ROOT=/x"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -135,6 +135,11 @@ var ignoredEnv = map[string]bool{
 	"CONNLOG_TOKEN":          true,
 	"CONNLOG_REQUIRE_ENGINE": true,
 	"CONNLOG_REQUIRE_TOOLS":  true,
+	// The crash test's documented overrides (cmd/connlog/crash_test.go):
+	// the serve processes it starts inherit its environment.
+	"CONNLOG_CRASH_LINES":    true,
+	"CONNLOG_CRASH_KILLS":    true,
+	"CONNLOG_SYSLOG_NG_ROOT": true,
 }
 
 func setValue(v reflect.Value, raw string) error {
