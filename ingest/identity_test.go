@@ -225,3 +225,28 @@ func TestBatchIDNamesData(t *testing.T) {
 		t.Errorf("ID %q, want %q", got, want)
 	}
 }
+
+// TestQuarantineIsMinimised: a line that cannot be parsed is kept in
+// quarantine with its secrets redacted, as a parsed one would have been.
+func TestQuarantineIsMinimised(t *testing.T) {
+	const topic = "nginx"
+	brokers := startTestBroker(t, topic, 1)
+	st := openTestStore(t)
+	p, err := New(testConfig(brokers, topic), st, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, p)
+	publishLines(t, brokers, topic, []string{
+		`not a log line GET /login?user=bob&password=hunter2 "https://bob:pw@ref.example/?api_key=k1"`,
+	})
+	db := st.Databases()
+	waitRows(t, st, db.Ops+".quarantine", 1, 60*time.Second)
+	var raw string
+	if err := st.Conn().QueryRow(t.Context(), "SELECT raw FROM "+db.Ops+".quarantine").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if want := `not a log line GET /login?user=bob&password=REDACTED "https://bob:REDACTED@ref.example/?api_key=REDACTED"`; raw != want {
+		t.Errorf("quarantined raw line\n %s\nwant %s", raw, want)
+	}
+}

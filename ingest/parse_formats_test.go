@@ -312,6 +312,11 @@ func TestRedaction(t *testing.T) {
 		{"configured list replaces the defaults", []string{"SSN"}, `GET /?ssn=1&token=2 HTTP/1.1" 200 1 "-`, "/", "ssn=REDACTED&token=2", "", true},
 		{"empty list redacts nothing", []string{}, `GET /?token=2 HTTP/1.1" 200 1 "-`, "/", "token=2", "", false},
 		{"malformed request kept whole in path", nil, `\x16\x03 /?secret=s" 400 1 "-`, `\x16\x03 /?secret=REDACTED`, "", "", true},
+		{"api keys and auth", nil, `GET /?api_key=1&apikey=2&auth=3&author=4 HTTP/1.1" 200 1 "-`, "/", "api_key=REDACTED&apikey=REDACTED&auth=REDACTED&author=4", "", true},
+		{"password of the user information in the referer", nil, `GET / HTTP/1.1" 200 1 "https://alice:pw%40x@ref.example:8443/p?q=1`, "/", "", "https://alice:REDACTED@ref.example:8443/p?q=1", true},
+		{"password of the user information in an absolute-form target", nil, `GET http://bob:s3cret@proxy.example/x HTTP/1.1" 200 1 "-`, "http://bob:REDACTED@proxy.example/x", "", "", true},
+		{"user information without a password is kept", nil, `GET / HTTP/1.1" 200 1 "https://alice@ref.example/`, "/", "", "https://alice@ref.example/", false},
+		{"empty list keeps user information too", []string{}, `GET / HTTP/1.1" 200 1 "https://alice:pw@ref.example/`, "/", "", "https://alice:pw@ref.example/", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,6 +337,29 @@ func TestRedaction(t *testing.T) {
 				t.Errorf("path %q query %q referer %q redacted %v\nwant %q %q %q %v", h.Path, h.Query, h.Referer, h.Redacted, tt.path, tt.query, tt.referer, tt.redacted)
 			}
 		})
+	}
+}
+
+// TestRedactRawUserinfoAndAPIKeys: what is stored without being parsed (a
+// quarantined line) is minimised like a parsed one, user information and
+// API keys included.
+func TestRedactRawUserinfoAndAPIKeys(t *testing.T) {
+	p, err := NewLineParser(DefaultParseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ in, want string }{
+		{`garbage GET /login?user=a&password=hunter2&x=1 "https://u:pw@r.example/?token=t#f"`, `garbage GET /login?user=a&password=REDACTED&x=1 "https://u:REDACTED@r.example/?token=REDACTED#f"`},
+		{`{"request":"GET /?api_key=k&auth=a HTTP/1.1","status":"x"}`, `{"request":"GET /?api_key=REDACTED&auth=REDACTED HTTP/1.1","status":"x"}`},
+		{`nothing secret here: /?a=1`, `nothing secret here: /?a=1`},
+	} {
+		in := []byte(tt.in)
+		if got := string(p.RedactRaw(in)); got != tt.want {
+			t.Errorf("RedactRaw(%s)\n = %s\nwant %s", tt.in, got, tt.want)
+		}
+		if string(in) != tt.in {
+			t.Errorf("RedactRaw modified its input: %s", in)
+		}
 	}
 }
 

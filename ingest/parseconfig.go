@@ -37,8 +37,11 @@ const RedactedValue = "REDACTED"
 
 // DefaultRedactParams are the query parameters redacted when
 // [ParseConfig.RedactParams] is not set. Names are matched case-insensitively.
+// Whenever redaction is on, the password of a URL's user information
+// ("https://user:password@host/") is redacted too.
 var DefaultRedactParams = []string{
 	"password", "passwd", "token", "access_token", "session", "sessionid", "code", "secret", "key", "email",
+	"api_key", "apikey", "auth",
 }
 
 // ParseConfig configures how ingest turns a Kafka message into a hit: the

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -67,10 +66,12 @@ func Incarnations(fn func(topic string) string) Option {
 // batch, committing offsets only after the sink acknowledged them. Build it
 // with [New] and call Run.
 type Pipeline struct {
-	cfg         Config
-	sink        Sink
-	journal     Journal
-	parse       func(topic string, line []byte, h *store.Hit) error
+	cfg     Config
+	sink    Sink
+	journal Journal
+	parse   func(topic string, line []byte, h *store.Hit) error
+	// redactRaw minimises what is kept of a line that could not be parsed.
+	redactRaw   func(line []byte) []byte
 	incarnation func(topic string) string
 	m           *metrics
 	log         *slog.Logger
@@ -113,6 +114,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 		cfg:         cfg,
 		sink:        sink,
 		parse:       parser.Parse,
+		redactRaw:   parser.RedactRaw,
 		incarnation: func(string) string { return "" },
 		m:           m,
 		log:         logger.With("component", "ingest"),
@@ -546,11 +548,15 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 		reason = err.Error()
 	}
 	p.log.Debug("quarantined line", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", reason)
+	// Minimisation reaches quarantine: secrets are redacted from the raw
+	// line as they would have been from the parsed one. RedactRaw copies
+	// when it changes something; otherwise the message's bytes are kept
+	// (kafka-go allocates a new Value per message, and the batch holds it).
 	b.Quarantine = append(b.Quarantine, store.Quarantined{
 		Source:   src,
 		Received: received,
 		Reason:   reason,
-		Raw:      bytes.Clone(m.Value),
+		Raw:      p.redactRaw(m.Value),
 	})
 }
 

@@ -21,11 +21,19 @@ func newRedactor(names []string) redactor {
 }
 
 // apply redacts h's query, the query part of a path that kept a whole
-// malformed request, and the query of the referer. It allocates only when
-// something is redacted, and then sets h.Redacted.
+// malformed request, the query of the referer, and the password of a URL's
+// user information ("https://user:password@host/") in the referer and in
+// an absolute-form request target. It allocates only when something is
+// redacted, and then sets h.Redacted.
 func (r redactor) apply(h *store.Hit) {
 	if len(r.names) == 0 {
 		return
+	}
+	if v, ok := redactUserinfo(h.Referer); ok {
+		h.Referer, h.Redacted = v, true
+	}
+	if v, ok := redactUserinfo(h.Path); ok {
+		h.Path, h.Redacted = v, true
 	}
 	if q, ok := r.query(h.Query); ok {
 		h.Query, h.Redacted = q, true
@@ -98,11 +106,15 @@ func (r redactor) isSecret(name string) bool {
 
 // raw redacts secret query parameters anywhere in a raw message: each
 // "?name=value" or "&name=value" whose name is configured has its value (up
-// to '&', '#', a space, a quote or a backslash) replaced. It returns b
-// itself when nothing matched, else a new slice.
+// to '&', '#', a space, a quote or a backslash) replaced; so is the
+// password of every "scheme://user:password@" in it. It returns b itself
+// when nothing matched, else a new slice.
 func (r redactor) raw(b []byte) []byte {
 	if len(r.names) == 0 {
 		return b
+	}
+	if v, ok := redactUserinfo(str(b)); ok {
+		b = []byte(v)
 	}
 	var out []byte
 	last := 0
@@ -134,6 +146,47 @@ func (r redactor) raw(b []byte) []byte {
 		return b
 	}
 	return append(out, b[last:]...)
+}
+
+// redactUserinfo replaces the password of each "scheme://user:password@"
+// in s by [RedactedValue] and reports whether it changed anything. The user
+// information ends at the last '@' before the authority ends ('/', '?',
+// '#', a space, a quote or a backslash: the end of the URL in a log line).
+func redactUserinfo(s string) (string, bool) {
+	var b strings.Builder
+	last, from := 0, 0
+	for {
+		i := strings.Index(s[from:], "://")
+		if i < 0 {
+			break
+		}
+		start := from + i + 3
+		end := start
+		for end < len(s) && !strings.ContainsRune("/?# \"\\", rune(s[end])) {
+			end++
+		}
+		from = end
+		at := strings.LastIndexByte(s[start:end], '@')
+		if at < 0 {
+			continue
+		}
+		colon := strings.IndexByte(s[start:start+at], ':')
+		if colon < 0 {
+			continue
+		}
+		pw, pwEnd := start+colon+1, start+at
+		if s[pw:pwEnd] == RedactedValue {
+			continue
+		}
+		b.WriteString(s[last:pw])
+		b.WriteString(RedactedValue)
+		last = pwEnd
+	}
+	if last == 0 {
+		return s, false
+	}
+	b.WriteString(s[last:])
+	return b.String(), true
 }
 
 // RedactRaw returns msg with the values of the configured secret query
