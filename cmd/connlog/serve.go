@@ -177,7 +177,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		if len(bcfg.Topics) == 0 {
 			bcfg.Topics = cfg.Kafka.Topics
 		}
-		broker, err = ingest.StartBroker(ctx, bcfg, logger)
+		// Not ctx: the broker must outlive SIGTERM until the pipeline has
+		// drained it (drainBroker); the deferred Close stops it.
+		broker, err = ingest.StartBroker(context.WithoutCancel(ctx), bcfg, logger)
 		if err != nil {
 			return fmt.Errorf("embedded Kafka: %w", err)
 		}
@@ -201,7 +203,13 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		sink = ingest.WithAudience(st.Store, an)
 	}
 
-	pipeline, err := ingest.New(cfg.Kafka, sink, reg, logger)
+	var popts []ingest.Option
+	if broker != nil {
+		// The embedded broker's log lives in memory: after a restart its
+		// offsets start again at 0, under new topic IDs.
+		popts = append(popts, ingest.Incarnations(broker.TopicIncarnation))
+	}
+	pipeline, err := ingest.New(cfg.Kafka, sink, reg, logger, popts...)
 	if err != nil {
 		return err
 	}
@@ -259,7 +267,28 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	logger.Info("connlog serving", "api", ln.Addr().String(), "version", versionString())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return pipeline.Run(gctx) })
+	// The pipeline stops after the rest: with the embedded broker, what it
+	// holds is drained first (drainBroker), since it is lost with the
+	// process.
+	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopPipeline()
+	pipelineDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(pipelineDone)
+		return pipeline.Run(pctx)
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-pipelineDone:
+			return nil
+		}
+		if broker != nil {
+			drainBroker(gctx, broker, &cfg, pipelineDone, logger)
+		}
+		stopPipeline()
+		return nil
+	})
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	// ClickHouse's TTL merges are lazy: the enforcement pass makes expiry
 	// happen on schedule, and records what it removed.
@@ -293,6 +322,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
+		if broker != nil {
+			if lost := lostInBroker(broker, &cfg, logger); lost > 0 {
+				return fmt.Errorf("stopped with %d published messages not stored", lost)
+			}
+		}
 		logger.Info("stopped cleanly")
 		return nil
 	case <-time.After(cfg.ShutdownTimeout):
@@ -300,6 +334,48 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		pprof.Lookup("goroutine").WriteTo(stderr, 1) //nolint:errcheck // best effort on the way out
 		return fmt.Errorf("shutdown took longer than %s", cfg.ShutdownTimeout)
 	}
+}
+
+// drainBroker gives the pipeline time to store what the embedded broker
+// holds before the broker goes away with the process: the shutdown budget
+// left after the pipeline's own final flush (shutdown_timeout minus
+// kafka.shutdown_timeout, minus 2s). What is still not committed once the
+// pipeline has stopped is lost, and reported by lostInBroker.
+func drainBroker(ctx context.Context, broker *ingest.Broker, cfg *Config, pipelineDone <-chan struct{}, logger *slog.Logger) {
+	budget := cfg.ShutdownTimeout - cfg.Kafka.ShutdownTimeout - 2*time.Second
+	if budget <= 0 || len(broker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)) == 0 {
+		return
+	}
+	logger.Info("draining the embedded broker before stopping", "timeout", budget.String())
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+	defer cancel()
+	go func() {
+		select {
+		case <-pipelineDone: // nothing consumes any more
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	if left := broker.Drain(dctx, cfg.Kafka.GroupID, cfg.Kafka.Topics, 50*time.Millisecond); len(left) > 0 {
+		logger.Warn("the embedded broker was not drained in time; stopping the pipeline", "partitions", len(left))
+	}
+}
+
+// lostInBroker logs what the stopped pipeline left in the embedded broker,
+// which is lost with the process: each partition's count and offsets, then
+// the total. It returns the total.
+func lostInBroker(broker *ingest.Broker, cfg *Config, logger *slog.Logger) int64 {
+	var total int64
+	left := broker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)
+	for _, p := range left {
+		total += p.Messages()
+		logger.Error("embedded broker stopped with messages not stored: they are lost", "topic", p.Topic, "partition", p.Partition,
+			"messages", p.Messages(), "first_offset", p.Committed, "last_offset", p.HighWatermark-1)
+	}
+	if total > 0 {
+		logger.Error("embedded broker stopped with messages not stored: they are lost", "messages", total, "partitions", len(left))
+	}
+	return total
 }
 
 // journaledStore is the API's store with the audit journal in front of the
