@@ -118,9 +118,12 @@ type RetentionConfig struct {
 
 // SiteRetention overrides lifetimes for one site; zero fields inherit.
 type SiteRetention struct {
-	Site        string `yaml:"site"`
+	// Site is the host name (the Host header, exactly) the lifetimes apply to.
+	Site string `yaml:"site"`
+	// Connections is the site's lifetime of connection records. Default: clickhouse.retention.connections.
 	Connections Period `yaml:"connections"`
-	Access      Period `yaml:"access"`
+	// Access is the site's lifetime of the access log. Default: clickhouse.retention.access.
+	Access Period `yaml:"access"`
 }
 
 // DefaultRetention returns the lifetimes of PRODUCT.md.

@@ -8,26 +8,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connlog/connlog/store"
 )
 
 // Every configuration value can be overridden by an environment variable
 // named after its YAML path: kafka.brokers → CONNLOG_KAFKA_BROKERS. Lists
 // are comma-separated; durations use Go syntax (1s, 5m).
 
-// envSetting is one overridable configuration key.
+// envSetting is one configuration key.
 type envSetting struct {
-	Path  string // YAML path, e.g. "kafka.brokers"
-	Env   string // CONNLOG_KAFKA_BROKERS
+	Path  string // YAML path, e.g. "kafka.brokers"; "api.tokens[].name" in a list of objects
+	Env   string // CONNLOG_KAFKA_BROKERS; "" for a key set in the file only
 	Type  string
 	value reflect.Value
 }
 
-// envSettings lists every scalar or list setting reachable from cfg (a
-// pointer to a struct), following yaml tags.
+// envSettings lists every setting reachable from cfg (a pointer to a
+// struct), following yaml tags: each scalar or list with its environment
+// variable, and each list of objects (api.tokens, clickhouse.retention.sites)
+// with the keys of its elements, which are set in the file only (Env "").
 func envSettings(cfg any) []envSetting {
 	var out []envSetting
-	var walk func(v reflect.Value, path []string)
-	walk = func(v reflect.Value, path []string) {
+	var walk func(v reflect.Value, path []string, fileOnly bool)
+	walk = func(v reflect.Value, path []string, fileOnly bool) {
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
@@ -38,21 +42,26 @@ func envSettings(cfg any) []envSetting {
 			fv := v.Field(i)
 			p := append(append([]string(nil), path...), name)
 			if fv.Kind() == reflect.Struct && !isLeaf(fv) {
-				walk(fv, p)
+				walk(fv, p, fileOnly)
 				continue
 			}
-			if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
-				continue // lists of objects (tokens) are set in the file only
+			s := envSetting{Path: strings.Join(p, "."), Type: typeName(fv), value: fv}
+			if !fileOnly {
+				s.Env = "CONNLOG_" + strings.ToUpper(strings.Join(p, "_"))
 			}
-			out = append(out, envSetting{
-				Path:  strings.Join(p, "."),
-				Env:   "CONNLOG_" + strings.ToUpper(strings.Join(p, "_")),
-				Type:  typeName(fv),
-				value: fv,
-			})
+			if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+				// Lists of objects are set in the file only; their
+				// elements' keys are listed after them.
+				s.Env, s.Type = "", "list of objects"
+				out = append(out, s)
+				p[len(p)-1] += "[]"
+				walk(reflect.New(fv.Type().Elem()).Elem(), p, true)
+				continue
+			}
+			out = append(out, s)
 		}
 	}
-	walk(reflect.ValueOf(cfg).Elem(), nil)
+	walk(reflect.ValueOf(cfg).Elem(), nil, false)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
@@ -83,8 +92,11 @@ func isLeaf(v reflect.Value) bool {
 }
 
 func typeName(v reflect.Value) string {
-	if v.Type() == reflect.TypeOf(time.Duration(0)) {
+	switch v.Type() {
+	case reflect.TypeOf(time.Duration(0)):
 		return "duration"
+	case reflect.TypeOf(store.Period{}):
+		return "period (12mo, 30d)"
 	}
 	switch v.Kind() {
 	case reflect.Slice:
@@ -107,6 +119,9 @@ func applyEnv(cfg any, env []string) []error {
 	var errs []error
 	known := map[string]bool{}
 	for _, s := range envSettings(cfg) {
+		if s.Env == "" {
+			continue
+		}
 		known[s.Env] = true
 		raw, ok := vars[s.Env]
 		if !ok {

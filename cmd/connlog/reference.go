@@ -28,9 +28,13 @@ use Go syntax (`+"`500ms`, `2s`, `5m`, `720h`"+`).
 |---|---|---|---|---|
 `)
 	for _, s := range envSettings(&cfg) {
-		fmt.Fprintf(w, "| `%s` | %s | %s | `%s` | %s |\n", s.Path, s.Type, defaultText(s.value), s.Env, mdEscape(configDocs[s.Path]))
+		env := "file only"
+		if s.Env != "" {
+			env = "`" + s.Env + "`"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", s.Path, s.Type, defaultText(s.value), env, mdEscape(configDocs[s.Path]))
 	}
-	fmt.Fprint(w, "\nLists of objects (`api.tokens`) are set in the file only.\n")
+	fmt.Fprint(w, "\nLists of objects (`api.tokens`, `clickhouse.retention.sites`…) are set in the file only; `[]` stands for each element.\n")
 }
 
 func defaultText(v reflect.Value) string {

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 var update = flag.Bool("update", false, "rewrite configdoc_gen.go and docs/configuration.md")
@@ -124,6 +126,10 @@ func fieldDocs(t *testing.T) map[string]string {
 				continue
 			}
 			docs[strings.Join(p, ".")] = docOf(st, f.Name)
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				p[len(p)-1] += "[]"
+				walk(f.Type.Elem(), p)
+			}
 		}
 	}
 	walk(reflect.TypeOf(Config{}), nil)
@@ -139,4 +145,55 @@ func docOf(st *ast.StructType, field string) string {
 		}
 	}
 	return ""
+}
+
+// TestReferenceListsEveryKeyTheFilesUse: every key of the configuration
+// files the repository ships as accepted (testdata/*.good.yaml, the compose
+// stack's) appears in docs/configuration.md, including the keys of list
+// elements (clickhouse.retention.sites[].site), which no environment
+// variable sets.
+func TestReferenceListsEveryKeyTheFilesUse(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	files = append(files, "../../deploy/compose/connlog.yaml")
+	var walk func(file string, v any, path string)
+	walk = func(file string, v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			if path != "" && bytes.Contains(doc, []byte("| `"+path+"` | map")) {
+				return // a map's keys are values (kafka.parse.formats)
+			}
+			for k, x := range v {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(file, x, p)
+			}
+			return
+		case []any:
+			for _, x := range v {
+				if _, ok := x.(map[string]any); ok {
+					walk(file, x, path+"[]")
+				}
+			}
+		}
+		if !bytes.Contains(doc, []byte("| `"+strings.TrimSuffix(path, "[]")+"` |")) {
+			t.Errorf("%s: key %s is not in docs/configuration.md", file, path)
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := yaml.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		walk(f, v, "")
+	}
 }
