@@ -19,7 +19,11 @@
 //     address, not even by trying every IPv4 address.
 //   - Visitor keys are random (crypto/rand), one per UTC day, held in memory
 //     by [Keys] and shared between instances only through a [KeyStore] that
-//     is never the statistics database. A key serves its own day and the
+//     is never the statistics database. A single instance (connlog serve in
+//     embedded mode) uses a [MemoryKeyStore]: the key never leaves memory.
+//     The instances of one consumer group on a ClickHouse server must hash a
+//     visitor alike, so they share it in ops.visitor_keys, readable only by
+//     connlog's ingest user (and the ClickHouse administrator). A key serves its own day and the
 //     next one (for late log lines) and is forgotten, in memory and in the
 //     KeyStore, 48 hours after its day began. Keys never print: [Key.String]
 //     returns "<redacted>".

@@ -128,6 +128,11 @@ func TestRoleUsersAreSeparatedAndTheirSQLParses(t *testing.T) {
 					t.Errorf("ingest reads whole records: %s", g)
 				}
 			}
+			// The shared daily visitor keys would link visitor hashes
+			// back to addresses: nobody but connlog's ingest user reads them.
+			if role != "ingest" && (strings.HasSuffix(g, " ON connlog_ops.*") || strings.Contains(g, "visitor_keys")) {
+				t.Errorf("%s can read the visitor keys: %s", role, g)
+			}
 		}
 	}
 	sql := store.RoleSQL(cfg)

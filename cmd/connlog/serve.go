@@ -194,7 +194,15 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var sink ingest.Sink = st.Store
 	var keys *anonymize.Keys
 	if cfg.Statistics.Enabled {
-		keys = anonymize.NewKeys(st.Store.VisitorKeys())
+		// The daily visitor key is held in memory only (PRODUCT.md) on a
+		// single instance; several instances of one consumer group must
+		// hash a visitor alike, so on a ClickHouse server they share it
+		// in ops.visitor_keys, which only connlog's ingest user can read.
+		var keyStore anonymize.KeyStore = anonymize.NewMemoryKeyStore()
+		if !embeddedMode {
+			keyStore = st.Store.VisitorKeys()
+		}
+		keys = anonymize.NewKeys(keyStore)
 		an, err := anonymize.New(cfg.Statistics, keys, reg, logger)
 		if err != nil {
 			return fmt.Errorf("statistics: %w", err)
