@@ -74,7 +74,9 @@ type Config struct {
 	GeoLevel GeoLevel `yaml:"geo_level"`
 
 	// OptOut leaves out requests carrying Sec-GPC: 1 or DNT: 1 when the log
-	// format records those headers. Default: true.
+	// format records those headers ($http_sec_gpc, $http_dnt: the
+	// recommended connlog_json format of deploy/nginx does; combined and
+	// main do not). Default: true.
 	OptOut bool `yaml:"opt_out"`
 	// HealthCheckPaths are request paths (exact match, without query)
 	// that are health checks, not visits. Default: /healthz, /readyz,

@@ -209,7 +209,7 @@ func TestNginxLogFormat(t *testing.T) {
 	for _, v := range []string{"escape=json", "$msec", "$remote_addr", "$remote_port", "$proxy_protocol_addr",
 		"$proxy_protocol_port", "$server_addr", "$server_port", "$host", "$request_id", "$ssl_protocol",
 		"$http_x_forwarded_for", "$remote_user", "$request", "$status", "$body_bytes_sent", "$http_referer",
-		"$http_user_agent", "$request_time", "$upstream_addr"} {
+		"$http_user_agent", "$request_time", "$upstream_addr", "$http_sec_gpc", "$http_dnt"} {
 		if !strings.Contains(string(raw), v+`"`) && !strings.Contains(string(raw), v+" ") {
 			t.Errorf("log_format lacks %s", v)
 		}

@@ -641,3 +641,29 @@ func TestLogFormatStartingWithISOTime(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", h, want)
 	}
 }
+
+// TestRecommendedFormatCarriesOptOut: the opt-out signals reach the hit
+// only from a format that logs them; deploy/nginx's connlog_json does.
+func TestRecommendedFormatCarriesOptOut(t *testing.T) {
+	cfg := DefaultParseConfig()
+	cfg.Formats = map[string]string{"nginx": FormatLogFormat}
+	cfg.LogFormat = connlogJSONFormat(t)
+	p, err := NewLineParser(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		gpc, dnt string
+		want     bool
+	}{{"1", "", true}, {"", "1", true}, {"", "", false}, {"0", "0", false}} {
+		line := `{"msec":"1795345200.123","remote_addr":"192.0.2.7","remote_port":"1","host":"h","request":"GET / HTTP/1.1","status":"200",` +
+			`"http_sec_gpc":"` + tt.gpc + `","http_dnt":"` + tt.dnt + `"}`
+		var h store.Hit
+		if err := p.Parse("nginx", []byte(line), &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.OptOut != tt.want {
+			t.Errorf("Sec-GPC %q DNT %q: OptOut %v, want %v", tt.gpc, tt.dnt, h.OptOut, tt.want)
+		}
+	}
+}

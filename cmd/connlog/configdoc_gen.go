@@ -108,6 +108,6 @@ var configDocs = map[string]string{
 	"statistics.ipv4_prefix_len":               "IPv4PrefixLen is the number of leading bits of an IPv4 address kept in [Network]. Coarser (smaller) values are allowed; finer ones are refused. Range 0..16. Default: 16.",
 	"statistics.ipv6_prefix_len":               "IPv6PrefixLen is the number of leading bits of an IPv6 address kept. Range 0..48. Default: 48.",
 	"statistics.key_timeout":                   "KeyTimeout bounds fetching or creating a day's visitor key in the KeyStore when it is not in memory yet. Default: 5s.",
-	"statistics.opt_out":                       "OptOut leaves out requests carrying Sec-GPC: 1 or DNT: 1 when the log format records those headers. Default: true.",
+	"statistics.opt_out":                       "OptOut leaves out requests carrying Sec-GPC: 1 or DNT: 1 when the log format records those headers ($http_sec_gpc, $http_dnt: the recommended connlog_json format of deploy/nginx does; combined and main do not). Default: true.",
 	"statistics.user_agent_cache_size":         "UserAgentCacheSize bounds the cache of classified user agents (entries; user agents longer than 512 bytes are not cached). Default: 10000.",
 }
