@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connlog/connlog/store/integrity"
@@ -16,7 +18,8 @@ import (
 const (
 	ProblemSignature = "bad-signature"    // signature invalid, or by an unknown key
 	ProblemManifest  = "manifest-altered" // a manifest's fields no longer match its hash
-	ProblemGap       = "chain-gap"        // a manifest's predecessor is missing (deleted)
+	ProblemGap       = "chain-gap"        // a manifest's predecessor (or successor) is missing (deleted)
+	ProblemMissing   = "chain-missing"    // a whole chain is gone: no manifest of it remains
 	ProblemFork      = "chain-fork"       // two manifests claim the same predecessor
 	ProblemAltered   = "rows-altered"     // same rows count, different content
 	ProblemDeleted   = "rows-deleted"     // rows missing before their lifetime ended
@@ -61,11 +64,14 @@ type VerifyReport struct {
 	Manifests int       `json:"manifests"`
 	// Groups counts the (day, site) groups whose rows were rehashed;
 	// Expired those past their lifetime, which may be gone.
-	Groups   int       `json:"groups_checked"`
-	Expired  int       `json:"groups_expired"`
-	Rows     uint64    `json:"rows_checked"`
-	KeyIDs   []string  `json:"key_ids"`
-	Problems []Problem `json:"problems"`
+	Groups  int      `json:"groups_checked"`
+	Expired int      `json:"groups_expired"`
+	Rows    uint64   `json:"rows_checked"`
+	KeyIDs  []string `json:"key_ids"`
+	// Versions counts the manifests by hash version (1: before every
+	// column was covered).
+	Versions map[uint8]int `json:"hash_versions"`
+	Problems []Problem     `json:"problems"`
 	// PreManifestRows counts stored rows older than the first manifest of
 	// their chain (written before tamper evidence existed): not checkable.
 	PreManifestRows uint64 `json:"pre_manifest_rows"`
@@ -81,7 +87,7 @@ func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // its lifetime. Rows past their lifetime may be gone (TTL); anything else
 // missing, changed or added is reported, naming the batch.
 func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (VerifyReport, error) {
-	rep := VerifyReport{Checked: time.Now().UTC()}
+	rep := VerifyReport{Checked: time.Now().UTC(), Versions: map[uint8]int{}}
 	keys := map[string]ed25519.PublicKey{}
 	if len(trusted) == 0 {
 		reg, err := s.registeredKeys(ctx)
@@ -108,14 +114,13 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 		policies[t.table] = t
 	}
 	tables := map[string]struct {
-		full, cols string
-		scan       func(func(...any) error) (encodedRow, error)
-		policy     retentionTable
-		detail     Period // lifetime of the detail columns; zero: the row's
+		full   string
+		policy retentionTable
+		detail Period // lifetime of the detail columns; zero: the row's
 	}{
-		tableAccess:      {s.db.Access + ".access_log", accessHashColumns, scanAccess, policies[s.db.Access+".access_log"], rcfg.AccessDetail},
-		tableConnections: {s.db.Connections + ".connection_records", connectionHashColumns, scanConnection, policies[s.db.Connections+".connection_records"], Period{}},
-		tableQuarantine:  {s.db.Ops + ".quarantine", quarantineHashColumns, scanQuarantine, retentionTable{def: rcfg.Quarantine}, Period{}},
+		tableAccess:      {s.db.Access + ".access_log", policies[s.db.Access+".access_log"], rcfg.AccessDetail},
+		tableConnections: {s.db.Connections + ".connection_records", policies[s.db.Connections+".connection_records"], Period{}},
+		tableQuarantine:  {s.db.Ops + ".quarantine", retentionTable{def: rcfg.Quarantine}, Period{}},
 	}
 	keysOrder := make([]chainKey, 0, len(chains))
 	for k := range chains {
@@ -144,14 +149,19 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 		// Links and signatures.
 		byHash := map[string]*Manifest{}
 		next := map[string]int{}
+		started := false // the chain's first manifest is there
 		for i := range ms {
 			m := &ms[i]
 			byHash[m.Hash] = m
 			next[m.PrevHash]++
+			started = started || m.PrevHash == ""
+			rep.Versions[m.Version]++
 		}
 		for i := range ms {
 			m := &ms[i]
-			if got := m.computeHash(); got != m.Hash {
+			if got := m.computeHash(); got == "" {
+				problem(m, ProblemManifest, fmt.Sprintf("unknown hash version %d (written by a newer connlog?)", m.Version))
+			} else if got != m.Hash {
 				problem(m, ProblemManifest, "manifest fields do not match its hash")
 			}
 			pub, ok := keys[m.KeyID]
@@ -177,8 +187,8 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			}
 		}
 		// Rows.
-		t := tables[k.table]
-		if t.full == "" {
+		t, layout := tables[k.table], hashLayouts[k.table]
+		if t.full == "" || layout == nil {
 			problem(nil, ProblemManifest, "unknown table "+k.table)
 			continue
 		}
@@ -219,11 +229,11 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 				problem(m, ProblemAdded, fmt.Sprintf("%d rows of day %s site %q in the batch's offsets were never signed", g.Rows, g.Day.Format(time.DateOnly), g.Site))
 			}
 		}
-		pre, err := s.readChainRows(ctx, t.full, t.cols, t.scan, k, ms, check)
+		pre, err := s.readChainRows(ctx, t.full, layout, k, ms, check)
 		if err != nil {
 			return rep, err
 		}
-		if pre.rows > 0 && ms[0].PrevHash != "" {
+		if pre.rows > 0 && !started {
 			// the chain's start is gone: its rows are signed by nothing
 			problem(&ms[0], ProblemAdded, fmt.Sprintf("%d stored rows precede the first remaining manifest, whose predecessor is missing", pre.rows))
 		} else {
@@ -233,7 +243,69 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
 		}
 	}
+	rep.Problems = append(rep.Problems, writerGaps(chains)...)
 	return rep, nil
+}
+
+// writerGaps follows the writer links: every manifest (version 2) names
+// the previous manifest signed with its key, in whatever chain. A named
+// manifest that is gone, and that no manifest of its own chain follows
+// (the chain's gap check reports those), is the newest part of a chain
+// cut off, or with no manifest of that chain left, a chain deleted whole.
+// Manifests are never removed by retention (their rows are), so a missing
+// manifest is never an expiry.
+func writerGaps(chains map[chainKey][]Manifest) []Problem {
+	have := map[string]bool{}
+	prevs := map[string]bool{}
+	for _, ms := range chains {
+		for i := range ms {
+			have[ms[i].Hash] = true
+			prevs[ms[i].PrevHash] = true
+		}
+	}
+	type gap struct {
+		missing int
+		by      *Manifest // the earliest writer-chain manifest naming one
+	}
+	gaps := map[chainKey]*gap{}
+	for _, ms := range chains {
+		for i := range ms {
+			m := &ms[i]
+			if m.Version < 2 || m.WriterPrev == "" || have[m.WriterPrev] || prevs[m.WriterPrev] {
+				continue
+			}
+			k, ok := parseChainKey(m.WriterPrevChain)
+			if !ok {
+				continue // the manifest hash check covers the field
+			}
+			g := gaps[k]
+			if g == nil {
+				g = &gap{}
+				gaps[k] = g
+			}
+			g.missing++
+			if g.by == nil || m.WriterSeq < g.by.WriterSeq {
+				g.by = m
+			}
+		}
+	}
+	var out []Problem
+	for k, g := range gaps {
+		p := Problem{Table: k.table, Topic: k.topic, Partition: k.partition}
+		by := fmt.Sprintf("manifest %s of %s (batch %s, same key) names", short(g.by.Hash), g.by.Table+" "+g.by.Topic+"/"+strconv.Itoa(int(g.by.Partition)), g.by.BatchID)
+		if len(chains[k]) == 0 {
+			p.Kind = ProblemMissing
+			p.Detail = fmt.Sprintf("no manifest of this chain remains, but %s its manifest %s as signed before it, and %d manifests of the chain are named so: the chain was deleted with its manifests", by, short(g.by.WriterPrev), g.missing)
+		} else {
+			p.Kind = ProblemGap
+			p.Detail = fmt.Sprintf("%d manifests after the chain's last remaining one are missing (%s %s): its newest batches were deleted", g.missing, by, short(g.by.WriterPrev))
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Problem) int {
+		return cmpStr(a.Table+a.Topic+strconv.Itoa(int(a.Partition)), b.Table+b.Topic+strconv.Itoa(int(b.Partition)))
+	})
+	return out
 }
 
 func short(h string) string {
@@ -254,8 +326,19 @@ func cmpStr(a, b string) int {
 }
 
 // readManifests returns every manifest by chain, ordered by first offset.
+// A store not yet migrated to 0013 (verify does not migrate) holds only
+// version-1 manifests.
 func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, error) {
-	rows, err := s.conn.Query(ctx, "SELECT created_at, batch_id, toString(db_table), toString(kafka_topic), kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature FROM "+
+	var v2 uint64
+	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"db": escapeParam(s.db.Ops)}),
+		"SELECT count() FROM system.columns WHERE database = {db:String} AND table = 'manifests' AND name = 'writer_seq'").Scan(&v2); err != nil {
+		return nil, fmt.Errorf("read manifests: %w", err)
+	}
+	extra := "toUInt8(1), toUInt64(0), '', '', toUInt64(0)"
+	if v2 > 0 {
+		extra = "version, chain_seq, writer_prev, writer_prev_chain, writer_seq"
+	}
+	rows, err := s.conn.Query(ctx, "SELECT created_at, batch_id, toString(db_table), toString(kafka_topic), kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, "+extra+" FROM "+
 		s.db.Ops+".manifests ORDER BY db_table, kafka_topic, kafka_partition, first_offset, created_at")
 	if err != nil {
 		return nil, fmt.Errorf("read manifests: %w", err)
@@ -268,7 +351,8 @@ func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, err
 		var sites, hashes, details []string
 		var counts []uint64
 		if err := rows.Scan(&m.Created, &m.BatchID, &m.Table, &m.Topic, &m.Partition, &m.FirstOffset, &m.LastOffset, &m.Rows,
-			&days, &sites, &counts, &hashes, &details, &m.PrevHash, &m.Hash, &m.KeyID, &m.Signature); err != nil {
+			&days, &sites, &counts, &hashes, &details, &m.PrevHash, &m.Hash, &m.KeyID, &m.Signature,
+			&m.Version, &m.Seq, &m.WriterPrev, &m.WriterPrevChain, &m.WriterSeq); err != nil {
 			return nil, fmt.Errorf("read manifests: %w", err)
 		}
 		if len(sites) != len(days) || len(counts) != len(days) || len(hashes) != len(days) || len(details) != len(days) {
@@ -291,46 +375,157 @@ type preManifest struct {
 }
 
 // readChainRows streams a chain's stored rows in offset order and hands
-// each manifest the rows of its offset range (check is called once per
-// manifest, in order, also with no rows), so that memory holds one batch.
-func (s *Store) readChainRows(ctx context.Context, table, cols string, scan func(func(...any) error) (encodedRow, error), k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
+// each manifest the rows of its offset range, encoded under the manifest's
+// hash version (check is called once per manifest, also with no rows), so
+// that memory holds the batches open at one offset.
+//
+// Offsets are not unique along a chain: after a broker restart or a topic
+// re-creation they start again, so several manifests may cover one offset.
+// A row then belongs to the first of them signed at or after the row
+// arrived (ingested_at, received_at): a batch is signed right after its
+// rows are stored, and the data of a later incarnation arrives after the
+// earlier one was signed.
+func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
+	v1, err := v1Encoder(t)
+	if err != nil {
+		return pre, err
+	}
 	ctx = withParams(ctx, map[string]string{"tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
-	rows, err := s.conn.Query(ctx, "SELECT "+cols+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset")
+	rows, err := s.conn.Query(ctx, "SELECT "+t.selectList()+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset, "+t.arrival)
 	if err != nil {
 		return pre, fmt.Errorf("read rows of %s: %w", table, err)
 	}
 	defer rows.Close()
-	next := 0 // the next manifest not yet checked
-	var buf []encodedRow
-	flushTo := func(i int) { // check manifests before i
-		for ; next < i; next++ {
-			check(next, buf)
-			buf = buf[:0]
-		}
+	dest, values := t.scanner()
+	bufs := map[int][]encodedRow{}
+	flush := func(i int) {
+		check(i, bufs[i])
+		delete(bufs, i)
 	}
+	next := 0      // ms is ordered by first offset: the next not yet open
+	var open []int // manifests whose range holds the current offset
 	for rows.Next() {
-		r, err := scan(rows.Scan)
-		if err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return pre, fmt.Errorf("read rows of %s: %w", table, err)
 		}
-		// ms is ordered by first offset: the last manifest starting at or
-		// before the row's offset is the only candidate.
-		i, _ := slices.BinarySearchFunc(ms, r.offset, func(m Manifest, off int64) int { return cmpInt(m.FirstOffset, off+1) })
-		i--
-		switch {
-		case i < 0:
-			pre.rows++
-		case r.offset > ms[i].LastOffset:
-			pre.added++
-		default:
-			flushTo(i)
-			buf = append(buf, r)
+		vals, arrival := values()
+		off := vals[t.offset].(int64)
+		kept := open[:0]
+		for _, i := range open {
+			if ms[i].LastOffset < off {
+				flush(i)
+			} else {
+				kept = append(kept, i)
+			}
 		}
+		open = kept
+		for ; next < len(ms) && ms[next].FirstOffset <= off; next++ {
+			if ms[next].LastOffset < off {
+				flush(next)
+			} else {
+				open = append(open, next)
+			}
+		}
+		if len(open) == 0 {
+			if len(ms) == 0 || off < ms[0].FirstOffset {
+				pre.rows++
+			} else {
+				pre.added++
+			}
+			continue
+		}
+		i := signedAfter(ms, open, arrival)
+		var r encodedRow
+		if ms[i].Version >= 2 {
+			r = t.encode(vals)
+		} else if r, err = v1(vals); err != nil {
+			return pre, fmt.Errorf("read rows of %s: %w", table, err)
+		}
+		bufs[i] = append(bufs[i], r)
 	}
 	if err := rows.Err(); err != nil {
 		return pre, fmt.Errorf("read rows of %s: %w", table, err)
 	}
-	flushTo(len(ms))
+	for _, i := range open {
+		flush(i)
+	}
+	for ; next < len(ms); next++ {
+		flush(next)
+	}
 	return pre, nil
+}
+
+// signedAfter picks, among the manifests open (all covering the row's
+// offset), the first one created at or after the row arrived (arrival in
+// milliseconds); the latest if none was.
+func signedAfter(ms []Manifest, open []int, arrival int64) int {
+	best, latest := -1, open[0]
+	for _, i := range open {
+		c := ms[i].Created.UnixMilli()
+		if c >= arrival && (best < 0 || c < ms[best].Created.UnixMilli()) {
+			best = i
+		}
+		if c > ms[latest].Created.UnixMilli() {
+			latest = i
+		}
+	}
+	if best < 0 {
+		return latest
+	}
+	return best
+}
+
+// v1Encoder encodes a row read by t's layout under hash version 1: the
+// version-1 scan functions (scanAccess, scanConnection, scanQuarantine),
+// fed from the version-2 values, which cover every column they read.
+func v1Encoder(t *hashTable) (func([]any) (encodedRow, error), error) {
+	var cols string
+	var scan func(func(...any) error) (encodedRow, error)
+	switch t.name {
+	case tableAccess:
+		cols, scan = accessHashColumns, scanAccess
+	case tableConnections:
+		cols, scan = connectionHashColumns, scanConnection
+	case tableQuarantine:
+		cols, scan = quarantineHashColumns, scanQuarantine
+	default:
+		return nil, fmt.Errorf("no hash version 1 for table %s", t.name)
+	}
+	var idx []int
+	for _, c := range strings.Split(cols, ", ") {
+		c = strings.TrimSuffix(strings.TrimPrefix(c, "toString("), ")")
+		i := slices.Index(t.names, c)
+		if i < 0 {
+			return nil, fmt.Errorf("hash version 1 column %s.%s is not in the layout", t.name, c)
+		}
+		idx = append(idx, i)
+	}
+	return func(vals []any) (encodedRow, error) {
+		return scan(func(dest ...any) error {
+			for j, d := range dest {
+				v := vals[idx[j]]
+				switch d := d.(type) {
+				case *time.Time:
+					*d = time.UnixMilli(v.(int64)).UTC()
+				case *net.IP:
+					a := v.([16]byte)
+					*d = net.IP(a[:])
+				case *uint16:
+					*d = uint16(v.(uint64))
+				case *uint64:
+					*d = v.(uint64)
+				case *int32:
+					*d = int32(v.(int64))
+				case *int64:
+					*d = v.(int64)
+				case *string:
+					*d = v.(string)
+				default:
+					return fmt.Errorf("hash version 1: cannot read into %T", d)
+				}
+			}
+			return nil
+		})
+	}, nil
 }
