@@ -381,10 +381,9 @@ type preManifest struct {
 //
 // Offsets are not unique along a chain: after a broker restart or a topic
 // re-creation they start again, so several manifests may cover one offset.
-// A row then belongs to the first of them signed at or after the row
-// arrived (ingested_at, received_at): a batch is signed right after its
-// rows are stored, and the data of a later incarnation arrives after the
-// earlier one was signed.
+// The rows of such an offset are told apart by when they arrived
+// (ingested_at, received_at: the Kafka message time): the data of a later
+// incarnation was produced after the earlier one.
 func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
 	v1, err := v1Encoder(t)
@@ -405,12 +404,16 @@ func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k
 	}
 	next := 0      // ms is ordered by first offset: the next not yet open
 	var open []int // manifests whose range holds the current offset
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return pre, fmt.Errorf("read rows of %s: %w", table, err)
+	type scanned struct {
+		vals    []any
+		arrival int64
+	}
+	var same []scanned // the rows of one offset, by arrival
+	place := func() error {
+		if len(same) == 0 {
+			return nil
 		}
-		vals, arrival := values()
-		off := vals[t.offset].(int64)
+		off := same[0].vals[t.offset].(int64)
 		kept := open[:0]
 		for _, i := range open {
 			if ms[i].LastOffset < off {
@@ -427,24 +430,62 @@ func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k
 				open = append(open, next)
 			}
 		}
+		defer func() { same = same[:0] }()
 		if len(open) == 0 {
 			if len(ms) == 0 || off < ms[0].FirstOffset {
-				pre.rows++
+				pre.rows += uint64(len(same))
 			} else {
-				pre.added++
+				pre.added += uint64(len(same))
 			}
-			continue
+			return nil
 		}
-		i := signedAfter(ms, open, arrival)
-		var r encodedRow
-		if ms[i].Version >= 2 {
-			r = t.encode(vals)
-		} else if r, err = v1(vals); err != nil {
+		// As many rows as manifests at this offset: the i-th to arrive is
+		// the i-th signed. Otherwise (rows deleted or added) each row goes
+		// to the first manifest signed after it arrived.
+		bySigning := slices.Clone(open)
+		slices.SortFunc(bySigning, func(a, b int) int {
+			if ms[a].Seq != ms[b].Seq {
+				return cmpInt(int64(ms[a].Seq), int64(ms[b].Seq))
+			}
+			return ms[a].Created.Compare(ms[b].Created)
+		})
+		for j, r := range same {
+			i := bySigning[0]
+			switch {
+			case len(same) == len(bySigning):
+				i = bySigning[j]
+			case len(bySigning) > 1:
+				i = signedAfter(ms, bySigning, r.arrival)
+			}
+			var row encodedRow
+			if ms[i].Version >= 2 {
+				row = t.encode(r.vals)
+			} else {
+				var err error
+				if row, err = v1(r.vals); err != nil {
+					return err
+				}
+			}
+			bufs[i] = append(bufs[i], row)
+		}
+		return nil
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
 			return pre, fmt.Errorf("read rows of %s: %w", table, err)
 		}
-		bufs[i] = append(bufs[i], r)
+		vals, arrival := values()
+		if len(same) > 0 && same[0].vals[t.offset].(int64) != vals[t.offset].(int64) {
+			if err := place(); err != nil {
+				return pre, fmt.Errorf("read rows of %s: %w", table, err)
+			}
+		}
+		same = append(same, scanned{vals, arrival})
 	}
 	if err := rows.Err(); err != nil {
+		return pre, fmt.Errorf("read rows of %s: %w", table, err)
+	}
+	if err := place(); err != nil {
 		return pre, fmt.Errorf("read rows of %s: %w", table, err)
 	}
 	for _, i := range open {
