@@ -38,11 +38,14 @@ import (
 // along a chain: after a broker restart or a topic re-creation they start
 // again, and the chain simply continues.
 //
-// Every manifest (version 2) is also a link of its writer's chain: it
-// names the previous manifest the same key signed, whatever its chain
-// (WriterPrev, WriterPrevChain). A chain deleted whole, with its rows, has
-// no manifest left to show a gap, but the writer links of the manifests
-// signed after it name it (verify: chain-missing).
+// Every manifest (version 2) is also a link of its writer's chain: the
+// manifests of one batch are one insert, numbered per key (WriterSeq), and
+// each names the chains of its own insert (WriterChains) and every manifest
+// of the key's previous insert (WriterPrev, WriterPrevChains). A chain
+// deleted whole, with its
+// rows, has no manifest left to show a gap, but the manifests signed after
+// it name it (verify: chain-missing); a chain whose newest manifests were
+// cut off is named the same way (chain-gap).
 //
 // What is hashed (version 2): every stored column of the table except
 // ingested_at, listed once in manifest_columns.go, with the values as
@@ -77,7 +80,7 @@ type integrityState struct {
 	// anything else (another instance wrote in between, a replay, skipped
 	// offsets) reads the head from the store.
 	heads map[chainKey]chainHead
-	// writer is the last manifest this key signed (any chain); valid when
+	// writer is the last insert of manifests this key signed; valid when
 	// writerKnown, else read from the store.
 	writer      writerHead
 	writerKnown bool
@@ -97,11 +100,11 @@ type chainHead struct {
 	seq     uint64
 }
 
-// writerHead is the latest manifest signed by one key.
+// writerHead is the latest insert of manifests signed by one key.
 type writerHead struct {
-	hash  string
-	chain string // chainKey.String() of its chain
-	seq   uint64
+	hashes []string
+	chains []string // chainKey.String() of each
+	seq    uint64
 }
 
 var integrityStates sync.Map // *Store → *integrityState
@@ -332,16 +335,20 @@ type Manifest struct {
 	// Seq is the manifest's position in its chain (version 2; the first
 	// version-2 manifest after version-1 ones has 1).
 	Seq uint64 `json:"seq,omitempty"`
-	// WriterPrev is the hash of the previous manifest signed with the same
-	// key, in any chain, and WriterPrevChain that manifest's chain
-	// ("table/topic/partition"); "" for the key's first. WriterSeq is the
-	// position in that writer chain (version 2).
-	WriterPrev      string `json:"writer_prev,omitempty"`
-	WriterPrevChain string `json:"writer_prev_chain,omitempty"`
-	WriterSeq       uint64 `json:"writer_seq,omitempty"`
-	Hash            string `json:"sha256"`
-	KeyID           string `json:"key_id"`
-	Signature       string `json:"signature"`
+	// WriterSeq numbers the inserts of manifests signed with this key
+	// (the manifests of one batch share it); WriterPrev are the hashes of
+	// the key's previous insert, in any chains, and WriterPrevChains their
+	// chains ("table/topic/partition"); none for the key's first (version
+	// 2).
+	WriterSeq        uint64   `json:"writer_seq,omitempty"`
+	WriterPrev       []string `json:"writer_prev,omitempty"`
+	WriterPrevChains []string `json:"writer_prev_chains,omitempty"`
+	// WriterChains are the chains of every manifest of this insert, this
+	// one's included (version 2).
+	WriterChains []string `json:"writer_chains,omitempty"`
+	Hash         string   `json:"sha256"`
+	KeyID        string   `json:"key_id"`
+	Signature    string   `json:"signature"`
 }
 
 // computeHash returns the SHA-256 of every field of its version but Hash,
@@ -375,9 +382,19 @@ func (m *Manifest) computeHash() string {
 	e.str(m.PrevHash)
 	if m.Version >= 2 {
 		e.u64(m.Seq)
-		e.str(m.WriterPrev)
-		e.str(m.WriterPrevChain)
 		e.u64(m.WriterSeq)
+		e.u64(uint64(len(m.WriterPrev)))
+		for _, h := range m.WriterPrev {
+			e.str(h)
+		}
+		e.u64(uint64(len(m.WriterPrevChains)))
+		for _, c := range m.WriterPrevChains {
+			e.str(c)
+		}
+		e.u64(uint64(len(m.WriterChains)))
+		for _, c := range m.WriterChains {
+			e.str(c)
+		}
 		e.str(m.KeyID) // the writer chain is the key's
 	}
 	sum := sha256.Sum256(e.b)
@@ -559,7 +576,8 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		}
 		st.writer, st.writerKnown = w, true
 	}
-	writer := st.writer
+	prev := st.writer
+	var writer writerHead
 	todo := ms[:0]
 	for i := range ms {
 		m := ms[i]
@@ -584,18 +602,26 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		m.PrevHash, m.KeyID = head.hash, keyID
 		if version >= 2 {
 			m.Seq = head.seq + 1
-			m.WriterPrev, m.WriterPrevChain, m.WriterSeq = writer.hash, writer.chain, writer.seq+1
-			writer = writerHead{hash: "", chain: k.String(), seq: m.WriterSeq}
 		}
-		m.Hash = m.computeHash()
-		writer.hash = m.Hash
-		raw, _ := hex.DecodeString(m.Hash)
-		m.Signature = hex.EncodeToString(st.signer.Sign(raw))
 		todo = append(todo, m)
 	}
 	ms = todo
 	if len(ms) == 0 {
 		return nil
+	}
+	var chains []string
+	for _, m := range ms {
+		chains = append(chains, chainKey{m.Table, m.Topic, m.Partition}.String())
+	}
+	for i := range ms {
+		m := &ms[i]
+		if version >= 2 {
+			m.WriterSeq, m.WriterPrev, m.WriterPrevChains, m.WriterChains = prev.seq+1, prev.hashes, prev.chains, chains
+		}
+		m.Hash = m.computeHash()
+		writer.seq, writer.hashes, writer.chains = m.WriterSeq, append(writer.hashes, m.Hash), chains
+		raw, _ := hex.DecodeString(m.Hash)
+		m.Signature = hex.EncodeToString(st.signer.Sign(raw))
 	}
 	// Until the insert is acknowledged the heads are unknown.
 	for _, m := range ms {
@@ -605,7 +631,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, version, chain_seq, writer_prev, writer_prev_chain, writer_seq)")
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, version, chain_seq, writer_seq, writer_prev, writer_prev_chains, writer_chains)")
 	if err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}
@@ -618,7 +644,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		}
 		if err := bt.Append(m.Created, m.BatchID, m.Table, m.Topic, m.Partition, m.FirstOffset, m.LastOffset, m.Rows,
 			days, sites, rows, hashes, details, m.PrevHash, m.Hash, m.KeyID, m.Signature,
-			m.Version, m.Seq, m.WriterPrev, m.WriterPrevChain, m.WriterSeq); err != nil {
+			m.Version, m.Seq, m.WriterSeq, nonNil(m.WriterPrev), nonNil(m.WriterPrevChains), nonNil(m.WriterChains)); err != nil {
 			return fmt.Errorf("write manifests: %w", err)
 		}
 	}
@@ -662,25 +688,33 @@ func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
 	return h, rows.Err()
 }
 
-// writerHead reads the latest manifest signed with key id; zero for none.
-// It reads the whole table's key and sequence columns, once per Store and
-// after a failed insert.
+// writerHead reads the latest insert of manifests signed with key id;
+// zero for none. It scans the key and sequence columns of the whole table,
+// once per Store and after a failed insert.
 func (s *Store) writerHead(ctx context.Context, keyID string) (writerHead, error) {
 	ctx = withParams(ctx, map[string]string{"k": keyID})
-	rows, err := s.conn.Query(ctx, "SELECT hash, toString(db_table), toString(kafka_topic), kafka_partition, writer_seq FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2 ORDER BY writer_seq DESC LIMIT 1")
+	rows, err := s.conn.Query(ctx, "SELECT hash, toString(db_table), toString(kafka_topic), kafka_partition, writer_seq FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2 AND writer_seq = (SELECT max(writer_seq) FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2) ORDER BY hash")
 	if err != nil {
 		return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
 	}
 	defer rows.Close()
 	var w writerHead
-	if rows.Next() {
+	for rows.Next() {
 		var k chainKey
-		if err := rows.Scan(&w.hash, &k.table, &k.topic, &k.partition, &w.seq); err != nil {
+		var h string
+		if err := rows.Scan(&h, &k.table, &k.topic, &k.partition, &w.seq); err != nil {
 			return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
 		}
-		w.chain = k.String()
+		w.hashes, w.chains = append(w.hashes, h), append(w.chains, k.String())
 	}
 	return w, rows.Err()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (s *Store) registerKey(ctx context.Context, sg *integrity.Signer) error {

@@ -54,7 +54,7 @@ func TestManifestHashVersion2IsUnchanged(t *testing.T) {
 	c := groupRows([]encodedRow{encodeHit(2, tableConnections, &h)})[0]
 	qq := groupRows([]encodedRow{encodeQuarantined(2, &q)})[0]
 	m := Manifest{Version: 2, Created: h.EventTime, BatchID: "nginx/2/42-43/inc/digest", Table: tableAccess, Topic: "nginx", Partition: 2, FirstOffset: 42, LastOffset: 43, Rows: 1, Groups: []ManifestGroup{a},
-		PrevHash: "00", Seq: 7, WriterPrev: "11", WriterPrevChain: "quarantine/nginx/2", WriterSeq: 9, KeyID: "k"}
+		PrevHash: "00", Seq: 7, WriterPrev: []string{"11", "22"}, WriterPrevChains: []string{"quarantine/nginx/2", "access_log/nginx/2"}, WriterChains: []string{"access_log/nginx/2"}, WriterSeq: 9, KeyID: "k"}
 	// connection_records and quarantine were already whole in version 1:
 	// their row encodings did not change.
 	for _, c := range []struct{ name, got, want string }{
@@ -62,7 +62,7 @@ func TestManifestHashVersion2IsUnchanged(t *testing.T) {
 		{"access detail", a.DetailHash, "2d1b58ab105152f76c9ce0e8e200759b1bb9b09d174b14a6f86be57846266e0c"},
 		{"connection", c.Hash, "cd4fb9ea2d3fce4d93acee16208978c2a932dfdd37c5171351dc473a448fc37f"},
 		{"quarantine", qq.Hash, "26c490a7fab3614d17a60b8bbd1f0cd8462cfb08d305faae7601f559f605e8a0"},
-		{"manifest", m.computeHash(), "d2c1511993f2f2ca752077f0eb37497a2c032562eda4a419dcd4ad46ca933881"},
+		{"manifest", m.computeHash(), "424273707fb2676e4636b6579b723b1064a381720312d0545193f5c7f2ed20fa"},
 	} {
 		if c.got != c.want {
 			t.Errorf("version 2 %s hash %s, was %s", c.name, c.got, c.want)

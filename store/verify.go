@@ -30,7 +30,7 @@ const (
 type Problem struct {
 	Kind      string    `json:"kind"`
 	BatchID   string    `json:"batch_id,omitempty"`
-	Table     string    `json:"table"`
+	Table     string    `json:"table"` // "": about no one chain
 	Topic     string    `json:"topic"`
 	Partition int32     `json:"partition"`
 	Offsets   string    `json:"offsets,omitempty"` // first-last
@@ -41,6 +41,9 @@ type Problem struct {
 
 // String names the batch and what is wrong with it.
 func (p Problem) String() string {
+	if p.Table == "" { // about no one chain
+		return p.Kind + ": " + p.Detail
+	}
 	s := p.Kind + ": " + p.Table + " " + p.Topic + "/" + strconv.Itoa(int(p.Partition))
 	if p.Offsets != "" {
 		s += " offsets " + p.Offsets
@@ -72,9 +75,22 @@ type VerifyReport struct {
 	// column was covered).
 	Versions map[uint8]int `json:"hash_versions"`
 	Problems []Problem     `json:"problems"`
+	// Writers are, per signing key, the latest insert of manifests (hash
+	// version 2): its sequence number and manifest hashes. Deleting the
+	// newest inserts of every chain at once leaves nothing that names
+	// them; an earlier report kept elsewhere shows it (the sequence went
+	// back, or its latest manifests are gone).
+	Writers []WriterHead `json:"writers"`
 	// PreManifestRows counts stored rows older than the first manifest of
 	// their chain (written before tamper evidence existed): not checkable.
 	PreManifestRows uint64 `json:"pre_manifest_rows"`
+}
+
+// WriterHead is the latest insert of manifests signed with one key.
+type WriterHead struct {
+	KeyID  string   `json:"key_id"`
+	Seq    uint64   `json:"writer_seq"`
+	Latest []string `json:"latest"`
 }
 
 // OK reports whether nothing is wrong.
@@ -243,69 +259,131 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
 		}
 	}
-	rep.Problems = append(rep.Problems, writerGaps(chains)...)
+	gapped := map[chainKey]bool{}
+	for _, p := range rep.Problems {
+		if p.Kind == ProblemGap {
+			gapped[chainKey{p.Table, p.Topic, p.Partition}] = true
+		}
+	}
+	wp, heads := writerGaps(chains, gapped)
+	rep.Problems, rep.Writers = append(rep.Problems, wp...), heads
 	return rep, nil
 }
 
-// writerGaps follows the writer links: every manifest (version 2) names
-// the previous manifest signed with its key, in whatever chain. A named
-// manifest that is gone, and that no manifest of its own chain follows
-// (the chain's gap check reports those), is the newest part of a chain
-// cut off, or with no manifest of that chain left, a chain deleted whole.
+// writerGaps follows the writer links (hash version 2). The manifests of
+// one insert share a writer sequence number per key, each names the chains
+// of its insert and those of the key's previous insert: so every manifest
+// there is says which manifests (key, sequence number, chain) must be there
+// too. One that is not, in a chain whose own links show no gap, is the
+// newest part of a chain cut off, or, with no manifest of that chain left,
+// a chain deleted whole. Inserts missing whole and not named, because the
+// insert after them is gone as well, are reported without a chain.
 // Manifests are never removed by retention (their rows are), so a missing
-// manifest is never an expiry.
-func writerGaps(chains map[chainKey][]Manifest) []Problem {
-	have := map[string]bool{}
-	prevs := map[string]bool{}
-	for _, ms := range chains {
+// manifest is never an expiry. gapped are the chains whose own links
+// already show a gap.
+func writerGaps(chains map[chainKey][]Manifest, gapped map[chainKey]bool) ([]Problem, []WriterHead) {
+	type slot struct {
+		key string
+		seq uint64
+		k   chainKey
+	}
+	present := map[slot]bool{}
+	seqs := map[string]map[uint64][]string{} // key id → writer seq → hashes
+	for k, ms := range chains {
 		for i := range ms {
-			have[ms[i].Hash] = true
-			prevs[ms[i].PrevHash] = true
+			m := &ms[i]
+			if m.Version < 2 {
+				continue
+			}
+			present[slot{m.KeyID, m.WriterSeq, k}] = true
+			if seqs[m.KeyID] == nil {
+				seqs[m.KeyID] = map[uint64][]string{}
+			}
+			seqs[m.KeyID][m.WriterSeq] = append(seqs[m.KeyID][m.WriterSeq], m.Hash)
 		}
 	}
 	type gap struct {
-		missing int
-		by      *Manifest // the earliest writer-chain manifest naming one
+		seqs []uint64
+		by   *Manifest // the first manifest naming one
 	}
 	gaps := map[chainKey]*gap{}
+	seen := map[slot]bool{}
+	expect := func(sl slot, name string, by *Manifest) {
+		k, ok := parseChainKey(name)
+		if !ok {
+			return // the manifest hash check covers the field
+		}
+		sl.k = k
+		if present[sl] || seen[sl] || gapped[k] {
+			return
+		}
+		seen[sl] = true
+		g := gaps[k]
+		if g == nil {
+			g = &gap{}
+			gaps[k] = g
+		}
+		g.seqs = append(g.seqs, sl.seq)
+		if g.by == nil || by.WriterSeq < g.by.WriterSeq {
+			g.by = by
+		}
+	}
 	for _, ms := range chains {
 		for i := range ms {
 			m := &ms[i]
-			if m.Version < 2 || m.WriterPrev == "" || have[m.WriterPrev] || prevs[m.WriterPrev] {
+			if m.Version < 2 {
 				continue
 			}
-			k, ok := parseChainKey(m.WriterPrevChain)
-			if !ok {
-				continue // the manifest hash check covers the field
+			for _, c := range m.WriterChains {
+				expect(slot{key: m.KeyID, seq: m.WriterSeq}, c, m)
 			}
-			g := gaps[k]
-			if g == nil {
-				g = &gap{}
-				gaps[k] = g
-			}
-			g.missing++
-			if g.by == nil || m.WriterSeq < g.by.WriterSeq {
-				g.by = m
+			for _, c := range m.WriterPrevChains {
+				expect(slot{key: m.KeyID, seq: m.WriterSeq - 1}, c, m)
 			}
 		}
 	}
 	var out []Problem
 	for k, g := range gaps {
+		slices.Sort(g.seqs)
 		p := Problem{Table: k.table, Topic: k.topic, Partition: k.partition}
-		by := fmt.Sprintf("manifest %s of %s (batch %s, same key) names", short(g.by.Hash), g.by.Table+" "+g.by.Topic+"/"+strconv.Itoa(int(g.by.Partition)), g.by.BatchID)
+		by := fmt.Sprintf("manifest %s of %s %s/%d (batch %s, same key %s) names this chain's manifests of %d batches (writer sequence %d to %d)",
+			short(g.by.Hash), g.by.Table, g.by.Topic, g.by.Partition, g.by.BatchID, g.by.KeyID, len(g.seqs), g.seqs[0], g.seqs[len(g.seqs)-1])
 		if len(chains[k]) == 0 {
 			p.Kind = ProblemMissing
-			p.Detail = fmt.Sprintf("no manifest of this chain remains, but %s its manifest %s as signed before it, and %d manifests of the chain are named so: the chain was deleted with its manifests", by, short(g.by.WriterPrev), g.missing)
+			p.Detail = "no manifest of this chain remains, but " + by + ": the chain was deleted with its manifests"
 		} else {
 			p.Kind = ProblemGap
-			p.Detail = fmt.Sprintf("%d manifests after the chain's last remaining one are missing (%s %s): its newest batches were deleted", g.missing, by, short(g.by.WriterPrev))
+			p.Detail = "manifests are missing after the chain's last remaining one: " + by + ": its newest batches were deleted"
 		}
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Problem) int {
-		return cmpStr(a.Table+a.Topic+strconv.Itoa(int(a.Partition)), b.Table+b.Topic+strconv.Itoa(int(b.Partition)))
+		return cmpStr(a.Table+"/"+a.Topic+"/"+strconv.Itoa(int(a.Partition)), b.Table+"/"+b.Topic+"/"+strconv.Itoa(int(b.Partition)))
 	})
-	return out
+	var heads []WriterHead
+	for key, ss := range seqs {
+		var top uint64
+		for n := range ss {
+			top = max(top, n)
+		}
+		hs := slices.Clone(ss[top])
+		slices.Sort(hs)
+		heads = append(heads, WriterHead{KeyID: key, Seq: top, Latest: hs})
+		// a hole whose next insert is there was named above
+		var unnamed []uint64
+		for n := uint64(1); n < top; n++ {
+			if ss[n] == nil && ss[n+1] == nil {
+				unnamed = append(unnamed, n)
+			}
+		}
+		if len(unnamed) > 0 {
+			out = append(out, Problem{Kind: ProblemMissing, Detail: fmt.Sprintf(
+				"%d inserts of manifests signed with key %s are missing with everything they named (writer sequence %d to %d): the chains of their batches cannot be named",
+				len(unnamed), key, unnamed[0], unnamed[len(unnamed)-1])})
+		}
+	}
+	slices.SortFunc(heads, func(a, b WriterHead) int { return cmpStr(a.KeyID, b.KeyID) })
+	return out, heads
 }
 
 func short(h string) string {
@@ -334,9 +412,9 @@ func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, err
 		"SELECT count() FROM system.columns WHERE database = {db:String} AND table = 'manifests' AND name = 'writer_seq'").Scan(&v2); err != nil {
 		return nil, fmt.Errorf("read manifests: %w", err)
 	}
-	extra := "toUInt8(1), toUInt64(0), '', '', toUInt64(0)"
+	extra := "toUInt8(1), toUInt64(0), toUInt64(0), CAST([] AS Array(String)), CAST([] AS Array(String)), CAST([] AS Array(String))"
 	if v2 > 0 {
-		extra = "version, chain_seq, writer_prev, writer_prev_chain, writer_seq"
+		extra = "version, chain_seq, writer_seq, writer_prev, writer_prev_chains, writer_chains"
 	}
 	rows, err := s.conn.Query(ctx, "SELECT created_at, batch_id, toString(db_table), toString(kafka_topic), kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, "+extra+" FROM "+
 		s.db.Ops+".manifests ORDER BY db_table, kafka_topic, kafka_partition, first_offset, created_at")
@@ -352,7 +430,7 @@ func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, err
 		var counts []uint64
 		if err := rows.Scan(&m.Created, &m.BatchID, &m.Table, &m.Topic, &m.Partition, &m.FirstOffset, &m.LastOffset, &m.Rows,
 			&days, &sites, &counts, &hashes, &details, &m.PrevHash, &m.Hash, &m.KeyID, &m.Signature,
-			&m.Version, &m.Seq, &m.WriterPrev, &m.WriterPrevChain, &m.WriterSeq); err != nil {
+			&m.Version, &m.Seq, &m.WriterSeq, &m.WriterPrev, &m.WriterPrevChains, &m.WriterChains); err != nil {
 			return nil, fmt.Errorf("read manifests: %w", err)
 		}
 		if len(sites) != len(days) || len(counts) != len(days) || len(hashes) != len(days) || len(details) != len(days) {
