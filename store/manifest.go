@@ -136,6 +136,13 @@ func (e *encoder) i64(v int64)    { e.b = binary.BigEndian.AppendUint64(e.b, uin
 func (e *encoder) u64(v uint64)   { e.b = binary.BigEndian.AppendUint64(e.b, v) }
 func (e *encoder) ms(t time.Time) { e.i64(t.UnixMilli()) }
 func (e *encoder) ip(a [16]byte)  { e.b = append(e.b, a[:]...) }
+func (e *encoder) flag(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
 
 // encodedRow is one row's canonical encoding with what groups and orders it.
 type encodedRow struct {
@@ -486,9 +493,9 @@ func parseChainKey(s string) (chainKey, bool) {
 func encodeHit(v uint8, table string, h *Hit) encodedRow {
 	switch {
 	case v >= 2 && table == tableAccess:
-		return accessLayout.encode(accessValues(h))
+		return encodeAccessV2(h)
 	case v >= 2:
-		return connectionLayout.encode(connectionValues(h))
+		return encodeConnectionV2(h)
 	case table == tableAccess:
 		return encodeAccess(h)
 	}
@@ -497,7 +504,7 @@ func encodeHit(v uint8, table string, h *Hit) encodedRow {
 
 func encodeQuarantined(v uint8, q *Quarantined) encodedRow {
 	if v >= 2 {
-		return quarantineLayout.encode(quarantineValues(q))
+		return encodeQuarantineV2(q)
 	}
 	return encodeQuarantine(q)
 }

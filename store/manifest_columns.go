@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -38,14 +39,41 @@ const (
 )
 
 // hashColumn is one column under the hash, with the value Write stores in
-// it for a source row of type T (*Hit or *Quarantined).
+// it for a source row of type T (Hit or Quarantined): one of the typed
+// functions, by kind (typed so that signing a batch allocates no value).
 type hashColumn[T any] struct {
 	name string
 	kind hashKind
 	// detail: a column TTL may blank it before the row expires
 	// (retention.access_detail): hashed apart, into the group's DetailHash.
 	detail bool
-	value  func(*T) any
+	str    func(*T) string   // kindString
+	num    func(*T) uint64   // kindUint
+	int    func(*T) int64    // kindInt, kindMillis
+	ip     func(*T) [16]byte // kindIP
+	flag   func(*T) bool     // kindBool
+}
+
+func strCol[T any](name string, f func(*T) string) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindString, str: f}
+}
+func detailCol[T any](name string, f func(*T) string) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindString, detail: true, str: f}
+}
+func uintCol[T any](name string, f func(*T) uint64) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindUint, num: f}
+}
+func intCol[T any](name string, f func(*T) int64) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindInt, int: f}
+}
+func timeCol[T any](name string, f func(*T) time.Time) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindMillis, int: func(t *T) int64 { return f(t).UnixMilli() }}
+}
+func ipCol[T any](name string, f func(*T) netip.Addr) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindIP, ip: func(t *T) [16]byte { return addr16(f(t)) }}
+}
+func boolCol[T any](name string, f func(*T) bool) hashColumn[T] {
+	return hashColumn[T]{name: name, kind: kindBool, flag: f}
 }
 
 // hashTable is the layout of one protected table under hash version 2.
@@ -60,7 +88,7 @@ type hashTable struct {
 	arrival string // column read with the rows, not hashed: when the row arrived
 }
 
-func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable, func(*T) []any) {
+func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable, func(*T) encodedRow) {
 	t := &hashTable{name: name, offset: -1, time: -1, site: -1, arrival: arrival}
 	for i, c := range cols {
 		t.names, t.kinds, t.detail = append(t.names, c.name), append(t.kinds, c.kind), append(t.detail, c.detail)
@@ -76,14 +104,36 @@ func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable
 	if t.offset < 0 || t.time < 0 {
 		panic("manifest layout " + name + ": no kafka_offset or time column")
 	}
-	values := func(src *T) []any {
-		out := make([]any, len(cols))
-		for i, c := range cols {
-			out[i] = c.value(src)
+	// encode is hash version 2 of a source row, byte for byte what
+	// hashTable.encode gives for the row read back.
+	encode := func(src *T) encodedRow {
+		var e, d encoder
+		r := encodedRow{offset: cols[t.offset].int(src), day: dayOf(time.UnixMilli(cols[t.time].int(src)))}
+		if t.site >= 0 {
+			r.site = cols[t.site].str(src)
 		}
-		return out
+		for _, c := range cols {
+			enc := &e
+			if c.detail {
+				enc = &d
+			}
+			switch c.kind {
+			case kindString:
+				enc.str(c.str(src))
+			case kindUint:
+				enc.u64(c.num(src))
+			case kindInt, kindMillis:
+				enc.i64(c.int(src))
+			case kindIP:
+				enc.ip(c.ip(src))
+			case kindBool:
+				enc.flag(c.flag(src))
+			}
+		}
+		r.data, r.detail = e.b, d.b
+		return r
 	}
-	return t, values
+	return t, encode
 }
 
 func hitOperation(h *Hit) Operation {
@@ -93,55 +143,55 @@ func hitOperation(h *Hit) Operation {
 	return h.Operation
 }
 
-var accessLayout, accessValues = newHashTable(tableAccess, "ingested_at", []hashColumn[Hit]{
-	{name: "event_time", kind: kindMillis, value: func(h *Hit) any { return h.EventTime.UnixMilli() }},
-	{name: "client_ip", kind: kindIP, value: func(h *Hit) any { return addr16(h.ClientIP) }},
-	{name: "client_port", kind: kindUint, value: func(h *Hit) any { return uint64(h.ClientPort) }},
-	{name: "peer_ip", kind: kindIP, value: func(h *Hit) any { return addr16(h.PeerIP) }},
-	{name: "forwarded_for", kind: kindString, detail: true, value: func(h *Hit) any { return h.ForwardedFor }},
-	{name: "server_addr", kind: kindIP, value: func(h *Hit) any { return addr16(h.ServerAddr) }},
-	{name: "server_port", kind: kindUint, value: func(h *Hit) any { return uint64(h.ServerPort) }},
-	{name: "site", kind: kindString, value: func(h *Hit) any { return h.Site }},
-	{name: "method", kind: kindString, value: func(h *Hit) any { return h.Method }},
-	{name: "path", kind: kindString, value: func(h *Hit) any { return h.Path }},
-	{name: "query", kind: kindString, detail: true, value: func(h *Hit) any { return h.Query }},
-	{name: "protocol", kind: kindString, value: func(h *Hit) any { return h.Protocol }},
-	{name: "status", kind: kindUint, value: func(h *Hit) any { return uint64(h.Status) }},
-	{name: "bytes_sent", kind: kindUint, value: func(h *Hit) any { return h.BytesSent }},
-	{name: "referer", kind: kindString, detail: true, value: func(h *Hit) any { return h.Referer }},
-	{name: "user_agent", kind: kindString, detail: true, value: func(h *Hit) any { return h.UserAgent }},
-	{name: "request_time_us", kind: kindUint, value: func(h *Hit) any { return uint64(h.RequestTime / 1000) }},
-	{name: "upstream", kind: kindString, value: func(h *Hit) any { return h.Upstream }},
-	{name: "request_id", kind: kindString, value: func(h *Hit) any { return h.RequestID }},
-	{name: "user", kind: kindString, value: func(h *Hit) any { return h.User }},
-	{name: "tls_protocol", kind: kindString, value: func(h *Hit) any { return h.TLSProtocol }},
-	{name: "kafka_topic", kind: kindString, value: func(h *Hit) any { return h.Source.Topic }},
-	{name: "kafka_partition", kind: kindInt, value: func(h *Hit) any { return int64(h.Source.Partition) }},
-	{name: "kafka_offset", kind: kindInt, value: func(h *Hit) any { return h.Source.Offset }},
-	{name: "operation", kind: kindString, value: func(h *Hit) any { return hitOperation(h).String() }},
-	{name: "opt_out", kind: kindBool, value: func(h *Hit) any { return h.OptOut }},
-	{name: "shipper_host", kind: kindString, value: func(h *Hit) any { return h.ShipperHost }},
-	{name: "log_file", kind: kindString, value: func(h *Hit) any { return h.LogFile }},
+var accessLayout, encodeAccessV2 = newHashTable(tableAccess, "ingested_at", []hashColumn[Hit]{
+	timeCol("event_time", func(h *Hit) time.Time { return h.EventTime }),
+	ipCol("client_ip", func(h *Hit) netip.Addr { return h.ClientIP }),
+	uintCol("client_port", func(h *Hit) uint64 { return uint64(h.ClientPort) }),
+	ipCol("peer_ip", func(h *Hit) netip.Addr { return h.PeerIP }),
+	detailCol("forwarded_for", func(h *Hit) string { return h.ForwardedFor }),
+	ipCol("server_addr", func(h *Hit) netip.Addr { return h.ServerAddr }),
+	uintCol("server_port", func(h *Hit) uint64 { return uint64(h.ServerPort) }),
+	strCol("site", func(h *Hit) string { return h.Site }),
+	strCol("method", func(h *Hit) string { return h.Method }),
+	strCol("path", func(h *Hit) string { return h.Path }),
+	detailCol("query", func(h *Hit) string { return h.Query }),
+	strCol("protocol", func(h *Hit) string { return h.Protocol }),
+	uintCol("status", func(h *Hit) uint64 { return uint64(h.Status) }),
+	uintCol("bytes_sent", func(h *Hit) uint64 { return h.BytesSent }),
+	detailCol("referer", func(h *Hit) string { return h.Referer }),
+	detailCol("user_agent", func(h *Hit) string { return h.UserAgent }),
+	uintCol("request_time_us", func(h *Hit) uint64 { return uint64(h.RequestTime / 1000) }),
+	strCol("upstream", func(h *Hit) string { return h.Upstream }),
+	strCol("request_id", func(h *Hit) string { return h.RequestID }),
+	strCol("user", func(h *Hit) string { return h.User }),
+	strCol("tls_protocol", func(h *Hit) string { return h.TLSProtocol }),
+	strCol("kafka_topic", func(h *Hit) string { return h.Source.Topic }),
+	intCol("kafka_partition", func(h *Hit) int64 { return int64(h.Source.Partition) }),
+	intCol("kafka_offset", func(h *Hit) int64 { return h.Source.Offset }),
+	strCol("operation", func(h *Hit) string { return hitOperation(h).String() }),
+	boolCol("opt_out", func(h *Hit) bool { return h.OptOut }),
+	strCol("shipper_host", func(h *Hit) string { return h.ShipperHost }),
+	strCol("log_file", func(h *Hit) string { return h.LogFile }),
 })
 
 // connectionLayout: path and user are stored only for what a person
 // created, changed or deleted (CPCE L34-1 VI), as Write stores them.
-var connectionLayout, connectionValues = newHashTable(tableConnections, "ingested_at", []hashColumn[Hit]{
-	{name: "event_time", kind: kindMillis, value: func(h *Hit) any { return h.EventTime.UnixMilli() }},
-	{name: "client_ip", kind: kindIP, value: func(h *Hit) any { return addr16(h.ClientIP) }},
-	{name: "client_port", kind: kindUint, value: func(h *Hit) any { return uint64(h.ClientPort) }},
-	{name: "server_addr", kind: kindIP, value: func(h *Hit) any { return addr16(h.ServerAddr) }},
-	{name: "server_port", kind: kindUint, value: func(h *Hit) any { return uint64(h.ServerPort) }},
-	{name: "site", kind: kindString, value: func(h *Hit) any { return h.Site }},
-	{name: "protocol", kind: kindString, value: func(h *Hit) any { return h.Protocol }},
-	{name: "tls_protocol", kind: kindString, value: func(h *Hit) any { return h.TLSProtocol }},
-	{name: "operation", kind: kindString, value: func(h *Hit) any { return hitOperation(h).String() }},
-	{name: "path", kind: kindString, value: func(h *Hit) any { return unlessRead(h, h.Path) }},
-	{name: "user", kind: kindString, value: func(h *Hit) any { return unlessRead(h, h.User) }},
-	{name: "status", kind: kindUint, value: func(h *Hit) any { return uint64(h.Status) }},
-	{name: "kafka_topic", kind: kindString, value: func(h *Hit) any { return h.Source.Topic }},
-	{name: "kafka_partition", kind: kindInt, value: func(h *Hit) any { return int64(h.Source.Partition) }},
-	{name: "kafka_offset", kind: kindInt, value: func(h *Hit) any { return h.Source.Offset }},
+var connectionLayout, encodeConnectionV2 = newHashTable(tableConnections, "ingested_at", []hashColumn[Hit]{
+	timeCol("event_time", func(h *Hit) time.Time { return h.EventTime }),
+	ipCol("client_ip", func(h *Hit) netip.Addr { return h.ClientIP }),
+	uintCol("client_port", func(h *Hit) uint64 { return uint64(h.ClientPort) }),
+	ipCol("server_addr", func(h *Hit) netip.Addr { return h.ServerAddr }),
+	uintCol("server_port", func(h *Hit) uint64 { return uint64(h.ServerPort) }),
+	strCol("site", func(h *Hit) string { return h.Site }),
+	strCol("protocol", func(h *Hit) string { return h.Protocol }),
+	strCol("tls_protocol", func(h *Hit) string { return h.TLSProtocol }),
+	strCol("operation", func(h *Hit) string { return hitOperation(h).String() }),
+	strCol("path", func(h *Hit) string { return unlessRead(h, h.Path) }),
+	strCol("user", func(h *Hit) string { return unlessRead(h, h.User) }),
+	uintCol("status", func(h *Hit) uint64 { return uint64(h.Status) }),
+	strCol("kafka_topic", func(h *Hit) string { return h.Source.Topic }),
+	intCol("kafka_partition", func(h *Hit) int64 { return int64(h.Source.Partition) }),
+	intCol("kafka_offset", func(h *Hit) int64 { return h.Source.Offset }),
 })
 
 func unlessRead(h *Hit, v string) string {
@@ -151,13 +201,13 @@ func unlessRead(h *Hit, v string) string {
 	return v
 }
 
-var quarantineLayout, quarantineValues = newHashTable(tableQuarantine, "received_at", []hashColumn[Quarantined]{
-	{name: "received_at", kind: kindMillis, value: func(q *Quarantined) any { return q.Received.UnixMilli() }},
-	{name: "kafka_topic", kind: kindString, value: func(q *Quarantined) any { return q.Source.Topic }},
-	{name: "kafka_partition", kind: kindInt, value: func(q *Quarantined) any { return int64(q.Source.Partition) }},
-	{name: "kafka_offset", kind: kindInt, value: func(q *Quarantined) any { return q.Source.Offset }},
-	{name: "reason", kind: kindString, value: func(q *Quarantined) any { return q.Reason }},
-	{name: "raw", kind: kindString, value: func(q *Quarantined) any { return string(q.Raw) }},
+var quarantineLayout, encodeQuarantineV2 = newHashTable(tableQuarantine, "received_at", []hashColumn[Quarantined]{
+	timeCol("received_at", func(q *Quarantined) time.Time { return q.Received }),
+	strCol("kafka_topic", func(q *Quarantined) string { return q.Source.Topic }),
+	intCol("kafka_partition", func(q *Quarantined) int64 { return int64(q.Source.Partition) }),
+	intCol("kafka_offset", func(q *Quarantined) int64 { return q.Source.Offset }),
+	strCol("reason", func(q *Quarantined) string { return q.Reason }),
+	strCol("raw", func(q *Quarantined) string { return string(q.Raw) }),
 })
 
 // hashLayouts are the protected tables by short name.
@@ -261,11 +311,7 @@ func (t *hashTable) encode(vals []any) encodedRow {
 		case kindIP:
 			enc.ip(v.([16]byte))
 		case kindBool:
-			if v.(bool) {
-				enc.b = append(enc.b, 1)
-			} else {
-				enc.b = append(enc.b, 0)
-			}
+			enc.flag(v.(bool))
 		}
 	}
 	r.data = e.b
