@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -259,6 +260,9 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 			problem(nil, ProblemAdded, fmt.Sprintf("%d stored rows are in no batch manifest", pre.added))
 		}
 	}
+	if err := s.verifyUnchained(ctx, &rep, chains, func(table string) string { return tables[table].full }); err != nil {
+		return rep, err
+	}
 	gapped := map[chainKey]bool{}
 	for _, p := range rep.Problems {
 		if p.Kind == ProblemGap {
@@ -384,6 +388,50 @@ func writerGaps(chains map[chainKey][]Manifest, gapped map[chainKey]bool) ([]Pro
 	}
 	slices.SortFunc(heads, func(a, b WriterHead) int { return cmpStr(a.KeyID, b.KeyID) })
 	return out, heads
+}
+
+// verifyUnchained looks at the rows of partitions no manifest chain
+// covers, which the chain walk never reads: those that arrived once signing
+// had begun (after the earliest manifest) are unsigned additions; older
+// ones were stored before tamper evidence existed and are only counted.
+func (s *Store) verifyUnchained(ctx context.Context, rep *VerifyReport, chains map[chainKey][]Manifest, full func(string) string) error {
+	var t0 int64 = math.MaxInt64
+	for _, ms := range chains {
+		for i := range ms {
+			t0 = min(t0, ms[i].Created.UnixMilli())
+		}
+	}
+	for _, name := range []string{tableAccess, tableConnections, tableQuarantine} {
+		layout := hashLayouts[name]
+		pctx := withParams(ctx, map[string]string{"t0": strconv.FormatInt(t0, 10)})
+		rows, err := s.conn.Query(pctx, "SELECT toString(kafka_topic), kafka_partition, count(), countIf(toUnixTimestamp64Milli("+layout.arrival+") >= {t0:Int64}) FROM "+full(name)+" GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition")
+		if err != nil {
+			return fmt.Errorf("read unchained rows of %s: %w", name, err)
+		}
+		for rows.Next() {
+			var k chainKey
+			var all, after uint64
+			if err := rows.Scan(&k.topic, &k.partition, &all, &after); err != nil {
+				rows.Close()
+				return fmt.Errorf("read unchained rows of %s: %w", name, err)
+			}
+			k.table = name
+			if len(chains[k]) > 0 {
+				continue
+			}
+			rep.PreManifestRows += all - after
+			if after > 0 {
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemAdded, Table: k.table, Topic: k.topic, Partition: k.partition,
+					Detail: fmt.Sprintf("%d stored rows of a partition no manifest covers arrived after signing began: they were never signed", after)})
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("read unchained rows of %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func short(h string) string {

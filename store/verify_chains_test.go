@@ -209,3 +209,15 @@ func TestVerifyAfterOffsetsStartAgain(t *testing.T) {
 		t.Fatalf("deleted row of batch nginx/1/0-2/a: %v", ps)
 	}
 }
+
+// Rows in a partition no chain covers are read too: forged ones, arrived
+// after signing began, are unsigned additions.
+func TestVerifyReportsRowsOfAPartitionWithoutManifests(t *testing.T) {
+	st, _ := openConfigured(t, nil)
+	writeTwoBatches(t, st)
+	exec(t, st, "INSERT INTO "+st.Databases().Connections+".connection_records (event_time, ingested_at, client_ip, site, kafka_topic, kafka_partition, kafka_offset) VALUES (now64(3), now64(3), toIPv6('203.0.113.66'), 'www.example.org', 'forged', 0, 1)")
+	ps := verifyReport(t, st).Problems
+	if len(ps) != 1 || ps[0].Kind != store.ProblemAdded || ps[0].Table != "connection_records" || ps[0].Topic != "forged" {
+		t.Fatalf("forged row in a new partition: %v", ps)
+	}
+}
