@@ -42,10 +42,11 @@ import (
 // manifests of one batch are one insert, numbered per key (WriterSeq), and
 // each names the chains of its own insert (WriterChains) and every manifest
 // of the key's previous insert (WriterPrev, WriterPrevChains). A chain
-// deleted whole, with its
-// rows, has no manifest left to show a gap, but the manifests signed after
-// it name it (verify: chain-missing); a chain whose newest manifests were
-// cut off is named the same way (chain-gap).
+// deleted whole, with its rows, has no manifest left to show a gap, but the
+// manifests signed with it or after it name it (verify: chain-missing); a
+// chain whose newest manifests were cut off is named the same way
+// (chain-gap). Only the newest inserts of a key, deleted together, leave
+// nothing that names them.
 //
 // What is hashed (version 2): every stored column of the table except
 // ingested_at, listed once in manifest_columns.go, with the values as
@@ -358,8 +359,8 @@ type Manifest struct {
 	Signature    string   `json:"signature"`
 }
 
-// computeHash returns the SHA-256 of every field of its version but Hash,
-// KeyID and Signature; "" for an unknown version.
+// computeHash returns the SHA-256 of every field of its version but Hash
+// and Signature (version 1: nor KeyID); "" for an unknown version.
 func (m *Manifest) computeHash() string {
 	var e encoder
 	switch m.Version {

@@ -101,8 +101,11 @@ func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // Ed25519 signature (keys: trusted, or if none are given the keys
 // registered in instance_keys), that every predecessor exists, and
 // recomputes the hashes of every (day, site) group of rows still within
-// its lifetime. Rows past their lifetime may be gone (TTL); anything else
-// missing, changed or added is reported, naming the batch.
+// its lifetime, each under its manifest's hash version. Rows past their
+// lifetime may be gone (TTL); anything else missing, changed or added is
+// reported, naming the batch. The writer links (writerGaps) name chains
+// deleted whole or cut off at their newest end, and the rows of partitions
+// no chain covers are read too (verifyUnchained).
 func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (VerifyReport, error) {
 	rep := VerifyReport{Checked: time.Now().UTC(), Versions: map[uint8]int{}}
 	keys := map[string]ed25519.PublicKey{}
