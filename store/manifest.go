@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,10 +33,27 @@ import (
 // chain may be signed by different instance keys after a rebalance; each
 // key is registered in ${ops}.instance_keys). Within an instance, manifest
 // writes are serialized. The head of a chain is its manifest with the
-// highest first offset.
+// highest sequence number (Seq; for manifests of hash version 1, which
+// have none, the highest first offset). Offsets are not assumed to grow
+// along a chain: after a broker restart or a topic re-creation they start
+// again, and the chain simply continues.
 //
-// What is hashed: every stored column except ingested_at, with the values as
-// stored (times in milliseconds, addresses as 16 bytes). The access log's
+// Every manifest (version 2) is also a link of its writer's chain: the
+// manifests of one batch are one insert, numbered per key (WriterSeq), and
+// each names the chains of its own insert (WriterChains) and every manifest
+// of the key's previous insert (WriterPrev, WriterPrevChains). A chain
+// deleted whole, with its rows, has no manifest left to show a gap, but the
+// manifests signed with it or after it name it (verify: chain-missing); a
+// chain whose newest manifests were cut off is named the same way
+// (chain-gap). Only the newest inserts of a key, deleted together, leave
+// nothing that names them.
+//
+// What is hashed (version 2): every stored column of the table except
+// ingested_at, listed once in manifest_columns.go, with the values as
+// stored (times in milliseconds, addresses as 16 bytes, enums by name).
+// Version 1, the manifests written before version 2, left out the access
+// log's operation, opt_out, shipper_host and log_file; they still verify
+// under version 1 (Manifest.Version selects the encoding). The access log's
 // detail columns (query, referer, user_agent, forwarded_for), which a column
 // TTL may blank before the record expires (retention.access_detail), are
 // hashed apart (DetailHash), so that their expiry does not look like
@@ -63,13 +81,31 @@ type integrityState struct {
 	// anything else (another instance wrote in between, a replay, skipped
 	// offsets) reads the head from the store.
 	heads map[chainKey]chainHead
+	// writer is the last insert of manifests this key signed; valid when
+	// writerKnown, else read from the store.
+	writer      writerHead
+	writerKnown bool
+	// version is the hash version written; 0: manifestVersion. Tests set
+	// 1 to write manifests as connlog did before version 2.
+	version uint8
 }
+
+// manifestVersion is the hash version Write signs with.
+const manifestVersion = 2
 
 // chainHead is the latest manifest of a chain.
 type chainHead struct {
 	hash    string
 	batchID string
 	last    int64
+	seq     uint64
+}
+
+// writerHead is the latest insert of manifests signed by one key.
+type writerHead struct {
+	hashes []string
+	chains []string // chainKey.String() of each
+	seq    uint64
 }
 
 var integrityStates sync.Map // *Store → *integrityState
@@ -85,7 +121,7 @@ func (s *Store) integrity() *integrityState {
 func (s *Store) SetSigner(sg *integrity.Signer) {
 	st := s.integrity()
 	st.mu.Lock()
-	st.signer, st.registered, st.heads = sg, false, nil
+	st.signer, st.registered, st.heads, st.writerKnown = sg, false, nil, false
 	st.mu.Unlock()
 }
 
@@ -101,6 +137,13 @@ func (e *encoder) i64(v int64)    { e.b = binary.BigEndian.AppendUint64(e.b, uin
 func (e *encoder) u64(v uint64)   { e.b = binary.BigEndian.AppendUint64(e.b, v) }
 func (e *encoder) ms(t time.Time) { e.i64(t.UnixMilli()) }
 func (e *encoder) ip(a [16]byte)  { e.b = append(e.b, a[:]...) }
+func (e *encoder) flag(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
 
 // encodedRow is one row's canonical encoding with what groups and orders it.
 type encodedRow struct {
@@ -283,6 +326,10 @@ type ManifestGroup struct {
 // Manifest is the signed description of one batch's rows in one table and
 // Kafka partition.
 type Manifest struct {
+	// Version is the hash version: which columns the group hashes cover
+	// and which fields the manifest hash covers (1: before every column
+	// was covered; 2: manifestVersion).
+	Version     uint8           `json:"version"`
 	Created     time.Time       `json:"created"`
 	BatchID     string          `json:"batch_id"`
 	Table       string          `json:"table"`
@@ -293,16 +340,37 @@ type Manifest struct {
 	Rows        uint64          `json:"rows"`
 	Groups      []ManifestGroup `json:"groups"`
 	PrevHash    string          `json:"prev_hash"`
-	Hash        string          `json:"sha256"`
-	KeyID       string          `json:"key_id"`
-	Signature   string          `json:"signature"`
+	// Seq is the manifest's position in its chain (version 2; the first
+	// version-2 manifest after version-1 ones has 1).
+	Seq uint64 `json:"seq,omitempty"`
+	// WriterSeq numbers the inserts of manifests signed with this key
+	// (the manifests of one batch share it); WriterPrev are the hashes of
+	// the key's previous insert, in any chains, and WriterPrevChains their
+	// chains ("table/topic/partition"); none for the key's first (version
+	// 2).
+	WriterSeq        uint64   `json:"writer_seq,omitempty"`
+	WriterPrev       []string `json:"writer_prev,omitempty"`
+	WriterPrevChains []string `json:"writer_prev_chains,omitempty"`
+	// WriterChains are the chains of every manifest of this insert, this
+	// one's included (version 2).
+	WriterChains []string `json:"writer_chains,omitempty"`
+	Hash         string   `json:"sha256"`
+	KeyID        string   `json:"key_id"`
+	Signature    string   `json:"signature"`
 }
 
-// computeHash returns the SHA-256 of every field but Hash, KeyID and
-// Signature.
+// computeHash returns the SHA-256 of every field of its version but Hash
+// and Signature (version 1: nor KeyID); "" for an unknown version.
 func (m *Manifest) computeHash() string {
 	var e encoder
-	e.str("connlog-manifest-v1")
+	switch m.Version {
+	case 1:
+		e.str("connlog-manifest-v1")
+	case 2:
+		e.str("connlog-manifest-v2")
+	default:
+		return ""
+	}
 	e.ms(m.Created)
 	e.str(m.BatchID)
 	e.str(m.Table)
@@ -320,6 +388,23 @@ func (m *Manifest) computeHash() string {
 		e.str(g.DetailHash)
 	}
 	e.str(m.PrevHash)
+	if m.Version >= 2 {
+		e.u64(m.Seq)
+		e.u64(m.WriterSeq)
+		e.u64(uint64(len(m.WriterPrev)))
+		for _, h := range m.WriterPrev {
+			e.str(h)
+		}
+		e.u64(uint64(len(m.WriterPrevChains)))
+		for _, c := range m.WriterPrevChains {
+			e.str(c)
+		}
+		e.u64(uint64(len(m.WriterChains)))
+		for _, c := range m.WriterChains {
+			e.str(c)
+		}
+		e.str(m.KeyID) // the writer chain is the key's
+	}
 	sum := sha256.Sum256(e.b)
 	return hex.EncodeToString(sum[:])
 }
@@ -386,8 +471,48 @@ type chainKey struct {
 	partition int32
 }
 
-// manifestsFor builds the (unchained, unsigned) manifests of a batch.
-func manifestsFor(batchID string, b Batch, created time.Time) []Manifest {
+// String is "table/topic/partition" (Kafka topic names have no '/').
+func (k chainKey) String() string {
+	return k.table + "/" + k.topic + "/" + strconv.Itoa(int(k.partition))
+}
+
+// parseChainKey reverses String.
+func parseChainKey(s string) (chainKey, bool) {
+	table, rest, ok1 := strings.Cut(s, "/")
+	i := strings.LastIndexByte(rest, '/')
+	if !ok1 || i < 0 {
+		return chainKey{}, false
+	}
+	p, err := strconv.ParseInt(rest[i+1:], 10, 32)
+	if err != nil {
+		return chainKey{}, false
+	}
+	return chainKey{table, rest[:i], int32(p)}, true
+}
+
+// encodeHit encodes a hit for table under hash version v.
+func encodeHit(v uint8, table string, h *Hit) encodedRow {
+	switch {
+	case v >= 2 && table == tableAccess:
+		return encodeAccessV2(h)
+	case v >= 2:
+		return encodeConnectionV2(h)
+	case table == tableAccess:
+		return encodeAccess(h)
+	}
+	return encodeConnection(h)
+}
+
+func encodeQuarantined(v uint8, q *Quarantined) encodedRow {
+	if v >= 2 {
+		return encodeQuarantineV2(q)
+	}
+	return encodeQuarantine(q)
+}
+
+// manifestsFor builds the (unchained, unsigned) manifests of a batch under
+// hash version v.
+func manifestsFor(v uint8, batchID string, b Batch, created time.Time) []Manifest {
 	type acc struct {
 		rows        []encodedRow
 		first, last int64
@@ -406,18 +531,18 @@ func manifestsFor(batchID string, b Batch, created time.Time) []Manifest {
 	}
 	for i := range b.Hits {
 		h := &b.Hits[i]
-		add(chainKey{tableAccess, h.Source.Topic, h.Source.Partition}, encodeAccess(h))
-		add(chainKey{tableConnections, h.Source.Topic, h.Source.Partition}, encodeConnection(h))
+		add(chainKey{tableAccess, h.Source.Topic, h.Source.Partition}, encodeHit(v, tableAccess, h))
+		add(chainKey{tableConnections, h.Source.Topic, h.Source.Partition}, encodeHit(v, tableConnections, h))
 	}
 	for i := range b.Quarantine {
 		q := &b.Quarantine[i]
-		add(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}, encodeQuarantine(q))
+		add(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}, encodeQuarantined(v, q))
 	}
 	out := make([]Manifest, 0, len(order))
 	for _, k := range order {
 		a := parts[k]
 		out = append(out, Manifest{
-			Created: created, BatchID: batchID, Table: k.table, Topic: k.topic, Partition: k.partition,
+			Version: v, Created: created, BatchID: batchID, Table: k.table, Topic: k.topic, Partition: k.partition,
 			FirstOffset: a.first, LastOffset: a.last, Rows: uint64(len(a.rows)), Groups: groupRows(a.rows),
 		})
 	}
@@ -440,7 +565,11 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		}
 		st.registered = true
 	}
-	ms := manifestsFor(token, b, time.Now().UTC().Truncate(time.Millisecond))
+	version := st.version
+	if version == 0 {
+		version = manifestVersion
+	}
+	ms := manifestsFor(version, token, b, time.Now().UTC().Truncate(time.Millisecond))
 	if len(ms) == 0 {
 		return nil
 	}
@@ -448,6 +577,15 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	if st.heads == nil {
 		st.heads = map[chainKey]chainHead{}
 	}
+	if !st.writerKnown && version >= 2 {
+		w, err := s.writerHead(ctx, keyID)
+		if err != nil {
+			return err
+		}
+		st.writer, st.writerKnown = w, true
+	}
+	prev := st.writer
+	var writer writerHead
 	todo := ms[:0]
 	for i := range ms {
 		m := ms[i]
@@ -469,24 +607,39 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 				continue
 			}
 		}
-		m.PrevHash = head.hash
-		m.Hash = m.computeHash()
-		raw, _ := hex.DecodeString(m.Hash)
-		m.KeyID, m.Signature = keyID, hex.EncodeToString(st.signer.Sign(raw))
+		m.PrevHash, m.KeyID = head.hash, keyID
+		if version >= 2 {
+			m.Seq = head.seq + 1
+		}
 		todo = append(todo, m)
 	}
 	ms = todo
 	if len(ms) == 0 {
 		return nil
 	}
+	var chains []string
+	for _, m := range ms {
+		chains = append(chains, chainKey{m.Table, m.Topic, m.Partition}.String())
+	}
+	for i := range ms {
+		m := &ms[i]
+		if version >= 2 {
+			m.WriterSeq, m.WriterPrev, m.WriterPrevChains, m.WriterChains = prev.seq+1, prev.hashes, prev.chains, chains
+		}
+		m.Hash = m.computeHash()
+		writer.seq, writer.hashes, writer.chains = m.WriterSeq, append(writer.hashes, m.Hash), chains
+		raw, _ := hex.DecodeString(m.Hash)
+		m.Signature = hex.EncodeToString(st.signer.Sign(raw))
+	}
 	// Until the insert is acknowledged the heads are unknown.
 	for _, m := range ms {
 		delete(st.heads, chainKey{m.Table, m.Topic, m.Partition})
 	}
+	st.writerKnown = false
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature)")
+	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, version, chain_seq, writer_seq, writer_prev, writer_prev_chains, writer_chains)")
 	if err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}
@@ -498,7 +651,8 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 			days[i], sites[i], rows[i], hashes[i], details[i] = g.Day, g.Site, g.Rows, g.Hash, g.DetailHash
 		}
 		if err := bt.Append(m.Created, m.BatchID, m.Table, m.Topic, m.Partition, m.FirstOffset, m.LastOffset, m.Rows,
-			days, sites, rows, hashes, details, m.PrevHash, m.Hash, m.KeyID, m.Signature); err != nil {
+			days, sites, rows, hashes, details, m.PrevHash, m.Hash, m.KeyID, m.Signature,
+			m.Version, m.Seq, m.WriterSeq, nonNil(m.WriterPrev), nonNil(m.WriterPrevChains), nonNil(m.WriterChains)); err != nil {
 			return fmt.Errorf("write manifests: %w", err)
 		}
 	}
@@ -506,8 +660,9 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 		return fmt.Errorf("write manifests: %w", err)
 	}
 	for _, m := range ms {
-		st.heads[chainKey{m.Table, m.Topic, m.Partition}] = chainHead{hash: m.Hash, batchID: m.BatchID, last: m.LastOffset}
+		st.heads[chainKey{m.Table, m.Topic, m.Partition}] = chainHead{hash: m.Hash, batchID: m.BatchID, last: m.LastOffset, seq: m.Seq}
 	}
+	st.writer, st.writerKnown = writer, version >= 2
 	return nil
 }
 
@@ -521,21 +676,53 @@ func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, e
 	return n > 0, nil
 }
 
-// chainHead reads the chain's latest manifest; zero for none.
+// chainHead reads the chain's latest manifest; zero for none. The latest
+// is the highest sequence number, not the highest offset: offsets start
+// again after a broker restart. Version-1 manifests (sequence 0) had only
+// growing offsets.
 func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
 	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
-	rows, err := s.conn.Query(ctx, "SELECT hash, batch_id, last_offset FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY first_offset DESC, created_at DESC LIMIT 1")
+	rows, err := s.conn.Query(ctx, "SELECT hash, batch_id, last_offset, chain_seq FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY chain_seq DESC, first_offset DESC, created_at DESC LIMIT 1")
 	if err != nil {
 		return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
 	}
 	defer rows.Close()
 	var h chainHead
 	if rows.Next() {
-		if err := rows.Scan(&h.hash, &h.batchID, &h.last); err != nil {
+		if err := rows.Scan(&h.hash, &h.batchID, &h.last, &h.seq); err != nil {
 			return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
 		}
 	}
 	return h, rows.Err()
+}
+
+// writerHead reads the latest insert of manifests signed with key id;
+// zero for none. It scans the key and sequence columns of the whole table,
+// once per Store and after a failed insert.
+func (s *Store) writerHead(ctx context.Context, keyID string) (writerHead, error) {
+	ctx = withParams(ctx, map[string]string{"k": keyID})
+	rows, err := s.conn.Query(ctx, "SELECT hash, toString(db_table), toString(kafka_topic), kafka_partition, writer_seq FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2 AND writer_seq = (SELECT max(writer_seq) FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2) ORDER BY hash")
+	if err != nil {
+		return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
+	}
+	defer rows.Close()
+	var w writerHead
+	for rows.Next() {
+		var k chainKey
+		var h string
+		if err := rows.Scan(&h, &k.table, &k.topic, &k.partition, &w.seq); err != nil {
+			return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
+		}
+		w.hashes, w.chains = append(w.hashes, h), append(w.chains, k.String())
+	}
+	return w, rows.Err()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (s *Store) registerKey(ctx context.Context, sg *integrity.Signer) error {

@@ -144,8 +144,9 @@ func (k *keyFiles) String() string     { return strings.Join(*k, ",") }
 func (k *keyFiles) Set(v string) error { *k = append(*k, v); return nil }
 
 // cmdVerify checks the tamper evidence of the stores: every manifest chain,
-// signature and batch hash. It fails, naming each batch, on any gap,
-// alteration or deletion outside the lifetimes. Trusted keys: the -key PEM
+// signature and batch hash, and the writer links that name chains deleted
+// whole. It fails, naming each batch or chain, on any gap, alteration or
+// deletion outside the lifetimes. Trusted keys: the -key PEM
 // files; without any, the keys the instances registered in the store
 // (compare the printed ids with `connlog key` on each instance).
 func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
@@ -188,6 +189,14 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		fmt.Fprintf(stdout, "%d chains, %d manifests, %d groups rehashed (%d rows), %d groups past their lifetime, keys %s\n",
 			rep.Chains, rep.Manifests, rep.Groups, rep.Rows, rep.Expired, strings.Join(rep.KeyIDs, ", "))
+		if rep.Versions[1] > 0 {
+			fmt.Fprintf(stdout, "%d manifests of hash version 1 (written before every column was covered: the access log's operation, opt_out, shipper_host and log_file are not under them)\n", rep.Versions[1])
+		}
+		for _, w := range rep.Writers {
+			// Kept from one run to the next, this shows what verify cannot:
+			// the newest batches of every chain deleted at once.
+			fmt.Fprintf(stdout, "key %s: latest insert %d, manifests %s\n", w.KeyID, w.Seq, strings.Join(w.Latest, " "))
+		}
 		if rep.PreManifestRows > 0 {
 			fmt.Fprintf(stdout, "%d rows were stored before tamper evidence existed and cannot be checked\n", rep.PreManifestRows)
 		}

@@ -1,0 +1,71 @@
+package store
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// goldenHit and goldenQuarantined are fixed inputs whose manifest hashes
+// are pinned below: a hash version's encoding must never change, or the
+// manifests written under it stop verifying. A new column means a new
+// version, not an edit of an old one.
+func goldenHit() Hit {
+	t := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	return Hit{
+		Source: Source{Topic: "nginx", Partition: 2, Offset: 42}, EventTime: t, Ingested: t.Add(time.Second),
+		ClientIP: netip.MustParseAddr("203.0.113.7"), ClientPort: 40001, PeerIP: netip.MustParseAddr("2001:db8::1"),
+		ForwardedFor: "198.51.100.1", ServerAddr: netip.MustParseAddr("192.0.2.10"), ServerPort: 443,
+		Site: "www.example.org", Method: "POST", Path: "/form", Query: "q=1", Protocol: "HTTP/1.1", Status: 201,
+		BytesSent: 1234, Referer: "https://example.org/", UserAgent: "Mozilla/5.0", RequestTime: 1500 * time.Microsecond,
+		Upstream: "10.0.0.1:8080", RequestID: "req-42", User: "alice", TLSProtocol: "TLSv1.3",
+		ShipperHost: "web1", LogFile: "/var/log/nginx/access.log", OptOut: true,
+	}
+}
+
+func goldenQuarantined() Quarantined {
+	return Quarantined{Source: Source{Topic: "nginx", Partition: 2, Offset: 43}, Received: time.Date(2026, 3, 4, 5, 6, 8, 0, time.UTC), Reason: "bad line", Raw: []byte("garbage")}
+}
+
+func TestManifestHashVersion1IsUnchanged(t *testing.T) {
+	h, q := goldenHit(), goldenQuarantined()
+	a := groupRows([]encodedRow{encodeAccess(&h)})[0]
+	c := groupRows([]encodedRow{encodeConnection(&h)})[0]
+	qq := groupRows([]encodedRow{encodeQuarantine(&q)})[0]
+	for _, c := range []struct{ name, got, want string }{
+		{"access", a.Hash, "460def3a18ea0ad813ca5e5f60b1d353b955f71b72e5d522531c50fda974f187"},
+		{"access detail", a.DetailHash, "c6ddb549d8131ea705534ac469acbbebe8d60c11df59226b4a8beb34ff730e0a"},
+		{"connection", c.Hash, "cd4fb9ea2d3fce4d93acee16208978c2a932dfdd37c5171351dc473a448fc37f"},
+		{"quarantine", qq.Hash, "26c490a7fab3614d17a60b8bbd1f0cd8462cfb08d305faae7601f559f605e8a0"},
+	} {
+		if c.got != c.want {
+			t.Errorf("version 1 %s hash %s, was %s", c.name, c.got, c.want)
+		}
+	}
+	m := Manifest{Version: 1, Created: h.EventTime, BatchID: "nginx-2-42-43", Table: tableAccess, Topic: "nginx", Partition: 2, FirstOffset: 42, LastOffset: 43, Rows: 1, Groups: []ManifestGroup{a}, PrevHash: "00", KeyID: "ignored in v1"}
+	if got := m.computeHash(); got != "9d23402753e82a134b573f85c8a7fa1854b1fdc87569f4471f8729317176e3dd" {
+		t.Errorf("version 1 manifest hash %s", got)
+	}
+}
+
+func TestManifestHashVersion2IsUnchanged(t *testing.T) {
+	h, q := goldenHit(), goldenQuarantined()
+	a := groupRows([]encodedRow{encodeHit(2, tableAccess, &h)})[0]
+	c := groupRows([]encodedRow{encodeHit(2, tableConnections, &h)})[0]
+	qq := groupRows([]encodedRow{encodeQuarantined(2, &q)})[0]
+	m := Manifest{Version: 2, Created: h.EventTime, BatchID: "nginx/2/42-43/inc/digest", Table: tableAccess, Topic: "nginx", Partition: 2, FirstOffset: 42, LastOffset: 43, Rows: 1, Groups: []ManifestGroup{a},
+		PrevHash: "00", Seq: 7, WriterPrev: []string{"11", "22"}, WriterPrevChains: []string{"quarantine/nginx/2", "access_log/nginx/2"}, WriterChains: []string{"access_log/nginx/2"}, WriterSeq: 9, KeyID: "k"}
+	// connection_records and quarantine were already whole in version 1:
+	// their row encodings did not change.
+	for _, c := range []struct{ name, got, want string }{
+		{"access", a.Hash, "28a8fc49965c769da411fa44062b410c129e58ce21a0c4ff762204cb18195b84"},
+		{"access detail", a.DetailHash, "2d1b58ab105152f76c9ce0e8e200759b1bb9b09d174b14a6f86be57846266e0c"},
+		{"connection", c.Hash, "cd4fb9ea2d3fce4d93acee16208978c2a932dfdd37c5171351dc473a448fc37f"},
+		{"quarantine", qq.Hash, "26c490a7fab3614d17a60b8bbd1f0cd8462cfb08d305faae7601f559f605e8a0"},
+		{"manifest", m.computeHash(), "424273707fb2676e4636b6579b723b1064a381720312d0545193f5c7f2ed20fa"},
+	} {
+		if c.got != c.want {
+			t.Errorf("version 2 %s hash %s, was %s", c.name, c.got, c.want)
+		}
+	}
+}
