@@ -52,6 +52,7 @@ type dataHandler func(r *http.Request, c *call) (any, error)
 func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{}
+		client, source := s.proxies.client(r)
 		body, err := s.guard(r, c, role, h)
 		var ae *apiError
 		if err != nil && !errors.As(err, &ae) {
@@ -66,7 +67,7 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 
 		entry := store.AuditEntry{
 			Time:     s.now().UTC(),
-			Source:   r.RemoteAddr,
+			Source:   source,
 			Method:   r.Method,
 			Endpoint: endpoint,
 			Purpose:  c.purpose,
@@ -80,6 +81,13 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 		}
 		if ae != nil {
 			entry.Reason = ae.auditReason()
+		}
+		if ae != nil && ae.code == CodeUnauthenticated && c.who == nil {
+			// Nobody to hold to account: limited per source, and counted
+			// into one audit row per source and window, without an fsync
+			// of its own (api/badcreds.go).
+			writeError(w, s.refuseBadCredential(entry, client, ae))
+			return
 		}
 		// The audit row must be written even if the client has gone away.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)

@@ -315,6 +315,10 @@ func (s journaledStore) Audit(ctx context.Context, e store.AuditEntry) error {
 	return s.journal.Audit(ctx, e)
 }
 
+func (s journaledStore) AuditMany(ctx context.Context, entries []store.AuditEntry) error {
+	return s.journal.AuditMany(ctx, entries)
+}
+
 func (s journaledStore) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
