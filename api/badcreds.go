@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -30,8 +31,10 @@ import (
 //     before its answer as always.
 //
 // Both tables are bounded (MaxSources): a flood from more sources than that
-// shares one bucket and one row per window ("*"), so memory, rows and
-// fsyncs per minute stay bounded whatever the number of sources.
+// shares one bucket and one row per window and status ("*"), and so do the
+// rows beyond maxGroupsPerSource per source on average (methods other than
+// the standard ones count as "other"), so memory, rows and fsyncs per
+// window stay bounded whatever the flood.
 
 // Defaults of [BadCredentialsConfig].
 const (
@@ -198,12 +201,30 @@ type refusals struct {
 
 	mu      sync.Mutex
 	groups  map[refusalKey]*refusalGroup
-	perWin  map[int64]map[string]bool // sources seen per window
-	writing sync.Mutex                // one write at a time
+	perWin  map[int64]*windowUse
+	writing sync.Mutex // one write at a time
 }
 
+// windowUse is what one window holds: its sources, and its rows.
+type windowUse struct {
+	sources map[string]bool
+	groups  int
+}
+
+// maxGroupsPerSource bounds, with MaxSources, the rows of a window: a
+// source may vary its method, endpoint and token (a JWT's error text is
+// the reason), but not beyond this many rows.
+const maxGroupsPerSource = 4
+
 func newRefusals(c BadCredentialsConfig) *refusals {
-	return &refusals{window: c.AuditWindow, sources: c.MaxSources, groups: map[refusalKey]*refusalGroup{}, perWin: map[int64]map[string]bool{}}
+	return &refusals{window: c.AuditWindow, sources: c.MaxSources, groups: map[refusalKey]*refusalGroup{}, perWin: map[int64]*windowUse{}}
+}
+
+// methods are the request methods kept in a counted row; any other (the
+// catch-all route answers every method) is counted as "other".
+var methods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 }
 
 // add counts one refused request.
@@ -211,34 +232,45 @@ func (a *refusals) add(e store.AuditEntry, source string) {
 	t := e.Time
 	k := refusalKey{
 		window: t.Truncate(a.window).UnixMilli(), source: source,
-		method: truncate(e.Method, 16), endpoint: e.Endpoint, status: e.Status, reason: e.Reason,
+		method: e.Method, endpoint: e.Endpoint, status: e.Status, reason: e.Reason,
+	}
+	if !methods[k.method] {
+		k.method = "other"
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	seen := a.perWin[k.window]
-	if seen == nil {
-		seen = map[string]bool{}
-		a.perWin[k.window] = seen
+	use := a.perWin[k.window]
+	if use == nil {
+		use = &windowUse{sources: map[string]bool{}}
+		a.perWin[k.window] = use
 	}
-	if !seen[source] {
-		if len(seen) >= a.sources {
-			// Too many sources this window to tell apart: one row for the
-			// rest, whatever they asked.
-			k.source, k.method = overflowSource, ""
-		} else {
-			seen[source] = true
-		}
+	if !use.sources[source] && len(use.sources) >= a.sources {
+		// Too many sources this window to tell apart: one row for the
+		// rest, whatever they asked.
+		k = overflowKey(k)
+	} else {
+		use.sources[source] = true
+	}
+	if a.groups[k] == nil && k.source != overflowSource && use.groups >= a.sources*maxGroupsPerSource {
+		k = overflowKey(k)
 	}
 	g := a.groups[k]
 	if g == nil {
 		g = &refusalGroup{first: t, purpose: e.Purpose}
 		a.groups[k] = g
+		use.groups++
 	}
 	g.n++
 	g.first, g.last = minTime(g.first, t), maxTime(g.last, t)
 	if e.Purpose != g.purpose {
 		g.purposes = true
 	}
+}
+
+// overflowKey is the row of k's window and status for everything beyond
+// the bounds: a few per window, whatever comes.
+func overflowKey(k refusalKey) refusalKey {
+	return refusalKey{window: k.window, source: overflowSource, status: k.status, reason: "missing or unknown credential"}
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -318,7 +350,7 @@ func (g *refusalGroup) entry(k refusalKey) store.AuditEntry {
 		e.Reason += ")"
 	}
 	if k.source == overflowSource {
-		e.Reason += "; more sources than api.bad_credentials.max_sources this window: counted as one"
+		e.Reason += "; more sources or kinds of request than api.bad_credentials.max_sources allows in a window: counted as one"
 	}
 	return e
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,5 +407,29 @@ func TestAuditSearchShowsCountedRefusals(t *testing.T) {
 	r = env.get(t, "/v1/audit?endpoint=/v1/audit&from="+now.Add(-time.Hour).Format(time.RFC3339)+"&to="+now.Add(time.Hour).Format(time.RFC3339), env.tokens[RoleAuditor], "")
 	if !strings.Contains(r.body, `"requests":1`) {
 		t.Errorf("an ordinary row without requests 1: %s", r.body)
+	}
+}
+
+// A source varying what it sends (methods, and reasons: a JWT's error
+// text) cannot make the rows of a window grow without bound.
+func TestRefusalRowsPerWindowAreBounded(t *testing.T) {
+	a := newRefusals(BadCredentialsConfig{AuditWindow: time.Minute, MaxSources: 5})
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		a.add(store.AuditEntry{Time: at, Method: "M" + strconv.Itoa(i), Endpoint: "/v1/", Status: 401, Reason: "jwt: bad " + strconv.Itoa(i)}, "192.0.2.1")
+	}
+	st := &syncingStore{fakeStore: &fakeStore{}}
+	if err := a.flush(t.Context(), st, at.Add(time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	rows, total := st.many[0], 0
+	for _, r := range rows {
+		total += r.Requests
+		if r.Method != "other" && r.Source != overflowSource {
+			t.Errorf("method %q kept", r.Method)
+		}
+	}
+	if len(rows) != 5*maxGroupsPerSource+1 || total != 1000 {
+		t.Errorf("%d rows counting %d requests, want %d rows counting 1000", len(rows), total, 5*maxGroupsPerSource+1)
 	}
 }
