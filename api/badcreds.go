@@ -163,6 +163,26 @@ func (l *sourceLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 }
 
+// has reports whether key's bucket holds a token at time now, without
+// taking it.
+func (l *sourceLimiter) has(key string, now time.Time) bool {
+	if l.rate <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) < l.max {
+			return true
+		}
+		if b = l.buckets[overflowSource]; b == nil {
+			return true
+		}
+	}
+	return b.tokens+max(0, now.Sub(b.last).Seconds())*l.rate >= 1
+}
+
 // sweep forgets the buckets that are full again. It runs at most once a
 // second, so that a table kept full does not cost a scan per request.
 func (l *sourceLimiter) sweep(now time.Time) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -431,5 +432,53 @@ func TestRefusalRowsPerWindowAreBounded(t *testing.T) {
 	}
 	if len(rows) != 5*maxGroupsPerSource+1 || total != 1000 {
 		t.Errorf("%d rows counting %d requests, want %d rows counting 1000", len(rows), total, 5*maxGroupsPerSource+1)
+	}
+}
+
+// Bad JWTs are refused like unknown tokens, and once their source is over
+// its limit they are not even checked: no signature check, no key fetch
+// from the identity provider per forged token. A good JWT from elsewhere
+// is served.
+func TestBadJWTFloodIsLimitedBeforeVerification(t *testing.T) {
+	idp := newTestIdP(t)
+	srv, st := newOIDCEnv(t, idp, &bytes.Buffer{})
+	const target = "/v1/access?ip=203.0.113.7&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z"
+	send := func(remote, tok string) int {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, target, nil)
+		req.RemoteAddr = remote
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Purpose", "INC-1234")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	rogue := idp.sign(t, "RS256-rogue", idp.claims(nil))
+	codes := map[int]int{}
+	for range 40 {
+		codes[send("192.0.2.66:1000", rogue)]++
+	}
+	if codes[401] != DefaultBadCredentialsBurst || codes[429] != 40-DefaultBadCredentialsBurst {
+		t.Errorf("forged JWTs answered %v", codes)
+	}
+	if n := idp.keyFetch.Load(); n > DefaultBadCredentialsBurst+1 {
+		t.Errorf("%d key fetches for 40 forged tokens, want at most %d", n, DefaultBadCredentialsBurst+1)
+	}
+	if n := len(st.auditRows()); n != 0 {
+		t.Errorf("%d audit rows written during the flood, want 0", n)
+	}
+	if got := send("198.51.100.5:1000", idp.sign(t, "RS256", idp.claims(nil))); got != 200 {
+		t.Errorf("a good JWT from another source: %d", got)
+	}
+	if err := srv.FlushRefusals(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, r := range st.auditRows() {
+		if r.Actor == "" {
+			total += r.Requests
+		}
+	}
+	if total != 40 {
+		t.Errorf("counted rows stand for %d requests, want 40", total)
 	}
 }

@@ -13,7 +13,8 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 	auditFailures *prometheus.CounterVec
 	// badCredentials counts the requests refused for a missing or unknown
-	// credential, by status: 401, or 429 past the per-source limit.
+	// credential, by status: 401 (503: a JWT that cannot be checked), or
+	// 429 past the per-source limit.
 	badCredentials *prometheus.CounterVec
 }
 
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"endpoint"}),
 		badCredentials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "connlog_api_bad_credentials_total",
-			Help: "Requests refused for a missing or unknown credential, by status: 401, or 429 past the per-source limit. Their audit rows are counted per source and window (api.bad_credentials).",
+			Help: "Requests refused for a missing or unknown credential, by status: 401 (503 when a JWT cannot be checked, the identity provider being down), or 429 past the per-source limit. Their audit rows are counted per source and window (api.bad_credentials).",
 		}, []string{"code"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.auditFailures, m.badCredentials} {
