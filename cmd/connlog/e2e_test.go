@@ -456,12 +456,15 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 
 // A first start with stdout not a terminal (a service manager, a log
 // collector): the admin token it creates appears nowhere in the output, from
-// start to stop; the log says where the file is.
+// start to stop, nor in the metrics; the log says where the file is.
 func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
 	in := startConnlog(t, "")
 	tok := in.token()
 	if code, body := in.get("/v1/retention", map[string]string{"Authorization": "Bearer " + tok, "X-Purpose": "INC-42"}); code != 200 {
 		t.Fatalf("the token from the file: %d %s", code, body)
+	}
+	if _, metrics := in.get("/metrics", nil); bytes.Contains(metrics, []byte(tok[len(tok)-16:])) {
+		t.Error("the admin token appears in /metrics")
 	}
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
