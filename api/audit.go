@@ -37,6 +37,9 @@ type auditRow struct {
 	Rows    int    `json:"rows"`
 	Outcome string `json:"outcome"`
 	Reason  string `json:"reason,omitempty"`
+	// Requests is how many requests the row stands for: 1, or more for the
+	// refusals of bad or missing credentials, counted per source and window.
+	Requests int `json:"requests"`
 }
 
 // auditSearch answers GET /v1/audit (role auditor): who looked at what,
@@ -94,7 +97,7 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 		resp.Rows = append(resp.Rows, auditRow{
 			Time: a.Time.UTC().Format(timeFormat), Actor: a.Actor, Role: a.Role, Source: a.Source, Method: a.Method,
 			Endpoint: a.Endpoint, Purpose: a.Purpose, Filters: a.Filters, Status: a.Status, Rows: a.Rows,
-			Outcome: a.Outcome, Reason: a.Reason,
+			Outcome: a.Outcome, Reason: a.Reason, Requests: max(a.Requests, 1),
 		})
 	}
 	resp.Count = len(resp.Rows)

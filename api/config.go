@@ -64,6 +64,16 @@ type Config struct {
 	Search SearchConfig `yaml:"search"`
 	// RateLimit limits each credential's request rate.
 	RateLimit RateLimitConfig `yaml:"rate_limit"`
+	// BadCredentials limits, per source, requests with a missing or unknown
+	// credential, and counts their audit rows per source and minute instead
+	// of writing one per request.
+	BadCredentials BadCredentialsConfig `yaml:"bad_credentials"`
+	// TrustedProxies are CIDRs (or single addresses) of the reverse proxies
+	// in front of the API: from them only, X-Forwarded-For is believed,
+	// walked right to left past the trusted proxies to the client, which
+	// becomes the audit source and the rate-limit key. Default: none (the
+	// client is always the TCP peer).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// StatsMinVisitors is the small-cell threshold k of /v1/stats/audience:
 	// cells with fewer distinct visitors are merged into "(other)". Values
 	// below 1 take the default. Default: 5.
@@ -115,6 +125,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Search = c.Search.withDefaults()
 	c.RateLimit = c.RateLimit.withDefaults()
+	c.BadCredentials = c.BadCredentials.withDefaults()
 	c.OIDC = c.OIDC.withDefaults()
 	return c
 }
@@ -147,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Search.validate()...)
 	errs = append(errs, c.RateLimit.validate()...)
+	errs = append(errs, c.BadCredentials.validate()...)
+	_, perrs := parseProxies(c.TrustedProxies)
+	errs = append(errs, perrs...)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("api tls: set both tls_cert and tls_key, or neither"))
 	}

@@ -7,10 +7,15 @@
 //
 // # Guarantees
 //
-// Every request to a data endpoint (any path under /v1/), allowed or refused,
-// leaves exactly one audit row in the store before the first byte of the
-// response is written. If that row cannot be written, no data is returned:
-// the client gets 503 with the code "audit_unavailable".
+// Every request to a data endpoint (any path under /v1/) by an authenticated
+// caller, allowed or refused, leaves exactly one audit row in the store
+// before the first byte of the response is written. If that row cannot be
+// written, no data is returned: the client gets 503 with the code
+// "audit_unavailable". A request without a valid credential names nobody:
+// it is counted instead, one audit row per source and window with the number
+// of requests (api/badcreds.go), written when the window closes and at
+// shutdown, so that a flood of them costs no fsync each; a crash loses at
+// most the open window's counts.
 //
 // A data request is answered only if, in this order:
 //
@@ -91,7 +96,11 @@
 // # Rate limit
 //
 // Each credential has a token bucket (Config.RateLimit): over it, 429
-// "rate_limited" with Retry-After, audited like any refusal.
+// "rate_limited" with Retry-After, audited like any refusal. Each source
+// sending no or unknown credentials has one too (Config.BadCredentials),
+// checked before anything touches the disk. The source is the TCP peer, or
+// behind a proxy listed in Config.TrustedProxies, the client its
+// X-Forwarded-For names (api/proxy.go).
 //
 // # Errors
 //

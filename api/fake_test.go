@@ -91,6 +91,20 @@ func newTestEnv(tb testing.TB, st *fakeStore) *testEnv {
 	if st == nil {
 		st = &fakeStore{}
 	}
+	return newTestEnvWith(tb, st, nil)
+}
+
+// newTestEnvWith is newTestEnv with mod, if not nil, changing the
+// configuration before the Server is built.
+func newTestEnvWith(tb testing.TB, st Store, mod func(*Config)) *testEnv {
+	tb.Helper()
+	if st == nil {
+		st = &fakeStore{}
+	}
+	fake, _ := st.(*fakeStore)
+	if fake == nil {
+		fake = st.(interface{ fake() *fakeStore }).fake()
+	}
 	var toks testTokens
 	var cfg Config
 	add := func(dst *string, name, role string, sites ...string) {
@@ -105,13 +119,16 @@ func newTestEnv(tb testing.TB, st *fakeStore) *testEnv {
 	add(&toks.scoped, "sam", RoleAnalyst, "a.example", "b.example")
 	add(&toks.auditor, "audrey", RoleAuditor)
 	add(&toks.admin, "root", RoleAdmin)
+	if mod != nil {
+		mod(&cfg)
+	}
 	reg := prometheus.NewRegistry()
 	srv, err := New(cfg, st, reg, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	srv.now = func() time.Time { return time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC) }
-	return &testEnv{srv: srv, store: st, tokens: toks, reg: reg}
+	return &testEnv{srv: srv, store: fake, tokens: toks, reg: reg}
 }
 
 // get sends a GET to the server's handler, with a bearer token and a purpose

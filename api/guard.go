@@ -52,7 +52,17 @@ type dataHandler func(r *http.Request, c *call) (any, error)
 func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{}
-		body, err := s.guard(r, c, role, h)
+		client, source := s.proxies.client(r)
+		var body []byte
+		var err error
+		if s.oidc != nil && looksLikeJWT(bearer(r)) && !s.badLimiter.has(sourceKey(client), s.now()) {
+			// Checking a JWT costs a signature check, and a key fetch
+			// from the identity provider for an unknown key id: not for a
+			// source already over its limit of bad credentials.
+			err = &apiError{code: CodeUnauthenticated, msg: "identity token not checked", reason: "identity token not checked: the source is over its limit of bad credentials"}
+		} else {
+			body, err = s.guard(r, c, role, h)
+		}
 		var ae *apiError
 		if err != nil && !errors.As(err, &ae) {
 			s.logger.Error("data request", "endpoint", endpoint, "err", err)
@@ -66,7 +76,7 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 
 		entry := store.AuditEntry{
 			Time:     s.now().UTC(),
-			Source:   r.RemoteAddr,
+			Source:   source,
 			Method:   r.Method,
 			Endpoint: endpoint,
 			Purpose:  c.purpose,
@@ -80,6 +90,15 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 		}
 		if ae != nil {
 			entry.Reason = ae.auditReason()
+		}
+		if ae != nil && c.who == nil && (ae.code == CodeUnauthenticated || ae.code == CodeUnavailable) {
+			// Nobody to hold to account (no credential, an unknown one, or
+			// a JWT that cannot be checked while the identity provider is
+			// down): limited per source, and counted into one audit row
+			// per source and window, without an fsync of its own
+			// (api/badcreds.go).
+			writeError(w, s.refuseBadCredential(entry, client, ae))
+			return
 		}
 		// The audit row must be written even if the client has gone away.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
@@ -235,4 +254,13 @@ func (s *Server) noRoute(r *http.Request, c *call) (any, error) {
 // sitesAllowed reports whether p may read site.
 func (p *principal) sitesAllowed(site string) bool {
 	return len(p.sites) == 0 || slices.Contains(p.sites, site)
+}
+
+// bearer returns the bearer token of r, "" if none.
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }

@@ -84,8 +84,8 @@ type liveEnv struct {
 
 // newLiveEnv seeds 203.0.113.7 (20 requests, a minute apart), 203.0.113.9
 // (5) and 2001:db8::7 (5), starting two days ago, and builds a Server.
-// mod, if not nil, changes the configuration; the rate limit is off unless
-// mod sets it.
+// mod, if not nil, changes the configuration; the rate limits are off unless
+// mod sets them.
 func newLiveEnv(tb testing.TB, mod func(*Config)) *liveEnv {
 	tb.Helper()
 	st := openLiveStore(tb)
@@ -132,6 +132,7 @@ func newLiveEnv(tb testing.TB, mod func(*Config)) *liveEnv {
 		}
 	}
 	cfg.RateLimit.RequestsPerSecond = -1
+	cfg.BadCredentials.RequestsPerSecond = -1
 	if mod != nil {
 		mod(&cfg)
 	}

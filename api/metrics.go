@@ -12,6 +12,10 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	auditFailures *prometheus.CounterVec
+	// badCredentials counts the requests refused for a missing or unknown
+	// credential, by status: 401 (503: a JWT that cannot be checked), or
+	// 429 past the per-source limit.
+	badCredentials *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,8 +33,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "connlog_api_audit_failures_total",
 			Help: "Data requests refused with 503 because their audit row could not be written.",
 		}, []string{"endpoint"}),
+		badCredentials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "connlog_api_bad_credentials_total",
+			Help: "Requests refused for a missing or unknown credential, by status: 401 (503 when a JWT cannot be checked, the identity provider being down), or 429 past the per-source limit. Their audit rows are counted per source and window (api.bad_credentials).",
+		}, []string{"code"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.auditFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.auditFailures, m.badCredentials} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register api metrics: %w", err)
 		}

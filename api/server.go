@@ -53,6 +53,12 @@ type Server struct {
 	now func() time.Time
 	// limiter enforces the per-credential rate limit (api/ratelimit.go).
 	limiter *limiter
+	// proxies are the trusted reverse proxies (api/proxy.go).
+	proxies proxies
+	// badLimiter and refusals limit and count the requests with a missing
+	// or unknown credential, per source (api/badcreds.go).
+	badLimiter *sourceLimiter
+	refusals   *refusals
 	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
 	// api/oidc.go): nil when not served.
 	requisitions RequisitionStore
@@ -96,6 +102,9 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 		dataPaths: map[string]bool{},
 	}
 	s.limiter = newLimiter(cfg.RateLimit)
+	s.proxies, _ = parseProxies(cfg.TrustedProxies) // checked by Validate
+	s.badLimiter = newSourceLimiter(cfg.BadCredentials)
+	s.refusals = newRefusals(cfg.BadCredentials)
 	for _, t := range cfg.Tokens {
 		h, _ := parseHash(t.SHA256) // checked by Validate
 		b, _ := hex.DecodeString(h)
@@ -156,12 +165,27 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Serve answers HTTP requests on ln until ctx ends, then marks the server
 // not ready and shuts down gracefully, waiting at most Config.ShutdownTimeout
-// for in-flight requests. It returns nil after a clean shutdown.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ln, err := s.tlsListener(ln)
+// for in-flight requests, and writes the counted audit rows of refused bad
+// credentials ([Server.FlushRefusals]). It returns nil after a clean
+// shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) (err error) {
+	ln, err = s.tlsListener(ln)
 	if err != nil {
 		return err
 	}
+	rctx, stopRefusals := context.WithCancel(ctx)
+	refusalsDone := make(chan struct{})
+	go func() { s.runRefusals(rctx); close(refusalsDone) }()
+	defer func() {
+		stopRefusals()
+		<-refusalsDone
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+		defer cancel()
+		if ferr := s.FlushRefusals(fctx); ferr != nil {
+			s.logger.Error("audit rows of refused bad credentials lost at shutdown", "err", ferr)
+			err = errors.Join(err, fmt.Errorf("write the counted audit rows of refused credentials: %w", ferr))
+		}
+	}()
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -8,7 +8,7 @@ Kafka-protocol listener on 127.0.0.1:9092). In another terminal:
   # 1. publish a few nginx lines (any shipper or kcat works too)
   scripts/sample-lines.sh 5 | ./bin/connlog publish -brokers 127.0.0.1:9092 -topic nginx
 
-  # 2. query them back (the admin token is created on first start)
+  # 2. query them back (the admin token is created on first start, in connlog-data/admin.token)
   curl -s -H "Authorization: Bearer $(cat connlog-data/admin.token)" \
        -H "X-Purpose: walkthrough" \
        "http://127.0.0.1:8080/v1/access?ip=203.0.113.0/24&from=$(date -u -d '-1 hour' +%FT%TZ)&to=$(date -u -d '+1 hour' +%FT%TZ)"

@@ -24,11 +24,15 @@ type AuditEntry struct {
 	Rows     int       `json:"rows"`
 	Outcome  string    `json:"outcome"` // "ok", "denied", "invalid", "error"
 	Reason   string    `json:"reason"`  // why refused or failed, for the auditor
+	// Requests is how many requests the row stands for: 0 and 1 both mean
+	// one. Only the aggregated refusals of bad or missing credentials (one
+	// row per source and minute, api/badcreds.go) carry more.
+	Requests int `json:"requests,omitempty"`
 }
 
 // auditColumns are the columns both audit inserts write, in AuditEntry's
 // order.
-const auditColumns = "time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason"
+const auditColumns = "time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, requests"
 
 // auditInsert is one statement: the values are bound parameters and the
 // setting is part of the text, so the row costs a single round trip (a
@@ -41,7 +45,7 @@ const auditColumns = "time, actor, role, source, method, endpoint, purpose, filt
 // identical to the millisecond must leave two rows (insert_deduplicate = 0
 // does not turn that off for a non-replicated table).
 const auditInsert = ".audit (" + auditColumns + ") SETTINGS async_insert = 0, insert_deduplication_token = {token:String} VALUES " +
-	"({time:DateTime64(3, 'UTC')}, {actor:String}, {role:String}, {source:String}, {method:String}, {endpoint:String}, {purpose:String}, {filters:String}, {status:UInt16}, {rows:UInt64}, {outcome:String}, {reason:String})"
+	"({time:DateTime64(3, 'UTC')}, {actor:String}, {role:String}, {source:String}, {method:String}, {endpoint:String}, {purpose:String}, {filters:String}, {status:UInt16}, {rows:UInt64}, {outcome:String}, {reason:String}, {requests:UInt64})"
 
 // Audit appends e to the audit trail and returns once ClickHouse has
 // acknowledged it (synchronous insert into a table with fsync_after_insert), so a caller
@@ -65,11 +69,22 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 		"rows":     strconv.FormatUint(uint64(max(e.Rows, 0)), 10),
 		"outcome":  escapeParam(e.Outcome),
 		"reason":   escapeParam(e.Reason),
+		"requests": strconv.FormatUint(e.requests(), 10),
 	})
 	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+auditInsert); err != nil {
 		return fmt.Errorf("write audit row: %w", err)
 	}
 	return nil
+}
+
+// requests is the stored value of e.Requests: at least 1.
+func (e *AuditEntry) requests() uint64 { return uint64(max(e.Requests, 1)) }
+
+// AuditMany appends entries to the audit trail in one insert (AuditBatch
+// with a fresh deduplication token). Like Audit, it returns once the rows
+// are in a part on disk.
+func (s *Store) AuditMany(ctx context.Context, entries []AuditEntry) error {
+	return s.AuditBatch(ctx, "audit/"+newID(), entries)
 }
 
 // AuditBatch appends entries to the audit trail in one insert, once per
@@ -99,7 +114,7 @@ func (s *Store) AuditBatch(ctx context.Context, token string, entries []AuditEnt
 			return fmt.Errorf("write %d audit rows: a row without time", len(entries))
 		}
 		if err := bt.Append(e.Time, e.Actor, e.Role, e.Source, e.Method, e.Endpoint, e.Purpose, e.Filters,
-			uint16(e.Status), uint64(max(e.Rows, 0)), e.Outcome, e.Reason); err != nil {
+			uint16(e.Status), uint64(max(e.Rows, 0)), e.Outcome, e.Reason, e.requests()); err != nil {
 			return fmt.Errorf("write %d audit rows: %w", len(entries), err)
 		}
 	}

@@ -42,7 +42,7 @@ func (r *AuditRecord) Cursor() AuditCursor { return AuditCursor{Time: r.Time, Ha
 
 // auditHash is the content hash that breaks ties between audit rows of the
 // same millisecond.
-const auditHash = "cityHash64(actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason)"
+const auditHash = "cityHash64(actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, requests)"
 
 // auditWindow adds the window and cursor conditions shared by audit searches.
 func auditWindow(f *filter, from, to time.Time, after *AuditCursor) error {
@@ -92,12 +92,13 @@ func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, e
 			r      AuditRecord
 			status uint16
 			n      uint64
+			reqs   uint64
 		)
 		if err := rows.Scan(&r.Time, &r.Actor, &r.Role, &r.Source, &r.Method, &r.Endpoint, &r.Purpose, &r.Filters,
-			&status, &n, &r.Outcome, &r.Reason, &r.Hash); err != nil {
+			&status, &n, &r.Outcome, &r.Reason, &reqs, &r.Hash); err != nil {
 			return nil, fmt.Errorf("read audit row: %w", err)
 		}
-		r.Time, r.Status, r.Rows = r.Time.UTC(), int(status), int(n)
+		r.Time, r.Status, r.Rows, r.Requests = r.Time.UTC(), int(status), int(n), int(reqs)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

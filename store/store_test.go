@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -316,5 +317,38 @@ func TestIdenticalAuditRowsAreBothStored(t *testing.T) {
 	}
 	if n := count(t, st, "SELECT count() FROM "+st.Databases().Ops+".audit"); n != 2 {
 		t.Errorf("%d audit rows for two identical requests, want 2", n)
+	}
+}
+
+// A row may stand for several requests (the API's counted refusals of bad
+// credentials, migration 0012); any other row stands for one, whether it
+// says so or not.
+func TestAuditRowsCountTheirRequests(t *testing.T) {
+	st := openStore(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	one := store.AuditEntry{Time: now, Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
+	if err := st.Audit(t.Context(), one); err != nil {
+		t.Fatal(err)
+	}
+	counted := []store.AuditEntry{
+		{Time: now.Add(time.Millisecond), Source: "192.0.2.1", Endpoint: "/v1/access", Status: 401, Outcome: "denied", Reason: "unknown bearer token", Requests: 10},
+		{Time: now.Add(2 * time.Millisecond), Source: "192.0.2.1", Endpoint: "/v1/access", Status: 429, Outcome: "denied", Reason: "unknown bearer token; limited", Requests: 123456},
+	}
+	if err := st.AuditMany(t.Context(), counted); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := st.SearchAudit(t.Context(), store.AuditQuery{From: now.Add(-time.Minute), To: now.Add(time.Minute), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, r := range recs {
+		got = append(got, r.Requests)
+	}
+	if !slices.Equal(got, []int{1, 10, 123456}) {
+		t.Errorf("requests %v, want [1 10 123456]", got)
+	}
+	if n := count(t, st, "SELECT sum(requests) FROM "+st.Databases().Ops+".audit"); n != 123467 {
+		t.Errorf("sum(requests) %d, want 123467", n)
 	}
 }

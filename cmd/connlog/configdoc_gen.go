@@ -4,6 +4,10 @@ package main
 
 // configDocs maps each configuration key to its doc comment.
 var configDocs = map[string]string{
+	"api.bad_credentials.audit_window":         "AuditWindow is how long their audit rows are counted before they are written: one row per source, endpoint, method, status and reason and window, with the number of requests. A crash loses at most the open window's counts. Default: 1m.",
+	"api.bad_credentials.burst":                "Burst is how many such requests a source may send at once. Default: 10.",
+	"api.bad_credentials.max_sources":          "MaxSources bounds the sources tracked at once, by the rate limit and by each audit window; beyond it, new sources share one bucket and one audit row (\"*\"). Default: 10000.",
+	"api.bad_credentials.requests_per_second":  "RequestsPerSecond is the sustained rate of such requests allowed per source; past it, and past Burst, they are answered 429. Zero: the default (1); a negative value disables the limit.",
 	"api.default_limit":                        "DefaultLimit is the row limit of a search that gives none. Default: 1000.",
 	"api.listen":                               "Listen is the TCP address to listen on. Default: 127.0.0.1:8080.",
 	"api.max_limit":                            "MaxLimit is the largest row limit a search may ask for. Default: 10000.",
@@ -33,6 +37,7 @@ var configDocs = map[string]string{
 	"api.tokens[].role":                        "Role is one of analyst, officer, stats, auditor, admin.",
 	"api.tokens[].sha256":                      "SHA256 is the hex SHA-256 of the bearer token, as printed by [NewToken].",
 	"api.tokens[].sites":                       "Sites, if not empty, limits the token to these sites (exact host names).",
+	"api.trusted_proxies":                      "TrustedProxies are CIDRs (or single addresses) of the reverse proxies in front of the API: from them only, X-Forwarded-For is believed, walked right to left past the trusted proxies to the client, which becomes the audit source and the rate-limit key. Default: none (the client is always the TCP peer).",
 	"audit_journal.enabled":                    "Enabled turns the journal on. Off, each request inserts its audit row into ClickHouse synchronously (a fsynced part per request: slower, and a burst of requests makes many small parts). Default: true.",
 	"audit_journal.interval":                   "Interval is how often the journal stores its rows in ClickHouse: the delay before another instance's auditor sees them. Default: 200ms.",
 	"audit_journal.max_backlog":                "MaxBacklog bounds the bytes of audit rows waiting for ClickHouse (e.g. while it is down); beyond it, data requests are refused until the rows are stored. Default: 67108864 (64 MiB).",

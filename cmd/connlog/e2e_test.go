@@ -139,6 +139,7 @@ func (in *instance) start() {
 	in.cmd = exec.Command(connlogBinary(tb), "serve")
 	in.cmd.Env = in.env
 	in.cmd.Stderr = in.stderr
+	in.cmd.Stdout = in.stderr // both streams, as a log collector takes them: not a terminal
 	in.exited = make(chan struct{})
 	if err := in.cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -370,7 +371,9 @@ func TestEndToEndTenThousandLinesComeBackFieldByField(t *testing.T) {
 }
 
 func TestAPIRefusalsAreAudited(t *testing.T) {
-	in := startConnlog(t, "")
+	// Refusals of bad credentials are counted per source and window: a
+	// short window, so that their rows arrive within the test.
+	in := startConnlog(t, "", "CONNLOG_API_BAD_CREDENTIALS_AUDIT_WINDOW=1s")
 	q := "/v1/access?ip=203.0.113.7&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"
 	if code, body := in.get(q, nil); code != 401 {
 		t.Errorf("no token: %d %s, want 401", code, body)
@@ -404,6 +407,29 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 	if got != want {
 		t.Errorf("audit trail:\n%s\nwant\n%s", got, want)
 	}
+	// A flood of bad tokens: 429 past the source's burst (10, one taken
+	// by the request without a token), and a few counted rows, not one each.
+	codes := map[int]int{}
+	for range 50 {
+		code, _ := in.get(q, map[string]string{"Authorization": "Bearer cl_guess", "X-Purpose": "INC-42"})
+		codes[code]++
+	}
+	if codes[401] != 9 || codes[429] != 41 {
+		t.Errorf("bad-token flood answered %v, want 9 × 401 then 41 × 429", codes)
+	}
+	want = "401\t10\n429\t41"
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = in.sql("SELECT status, sum(requests) FROM connlog_ops.audit WHERE actor = '' GROUP BY status ORDER BY status FORMAT TSV"); got == want {
+			break
+		}
+	}
+	if got != want {
+		t.Errorf("counted refusals:\n%s\nwant\n%s", got, want)
+	}
+	// At most 2 statuses × 2 reasons, over the 1 s windows the flood spans.
+	if n, _ := strconv.Atoi(in.sql("SELECT count() FROM connlog_ops.audit WHERE actor = ''")); n > 12 {
+		t.Errorf("%d audit rows for 51 refused requests, want a few", n)
+	}
 	for _, p := range []string{"/healthz", "/metrics"} {
 		if code, _ := in.get(p, nil); code != 200 {
 			t.Errorf("%s: %d", p, code)
@@ -425,6 +451,33 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// A first start with stdout not a terminal (a service manager, a log
+// collector): the admin token it creates appears nowhere in the output, from
+// start to stop, nor in the metrics; the log says where the file is.
+func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
+	in := startConnlog(t, "")
+	tok := in.token()
+	if code, body := in.get("/v1/retention", map[string]string{"Authorization": "Bearer " + tok, "X-Purpose": "INC-42"}); code != 200 {
+		t.Fatalf("the token from the file: %d %s", code, body)
+	}
+	if _, metrics := in.get("/metrics", nil); bytes.Contains(metrics, []byte(tok[len(tok)-16:])) {
+		t.Error("the admin token appears in /metrics")
+	}
+	in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("connlog did not stop within 30s of SIGTERM")
+	}
+	out := in.stderr.String()
+	if strings.Contains(out, tok) || strings.Contains(out, tok[len(tok)-16:]) {
+		t.Error("the admin token appears in connlog's output")
+	}
+	if !strings.Contains(out, `"path":"`+filepath.Join(in.dataDir, "admin.token")+`"`) {
+		t.Errorf("the token file's path is not logged:\n%s", tail(out, 3000))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
 
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/api"
@@ -131,7 +132,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -164,7 +165,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		if !embeddedMode {
 			return errors.New("api.tokens: no credential configured; create one with `connlog token create`")
 		}
-		tok, err := bootstrapAdminToken(cfg.DataDir, stderr)
+		tok, err := bootstrapAdminToken(cfg.DataDir, stdout, logger)
 		if err != nil {
 			return err
 		}
@@ -399,6 +400,10 @@ func (s journaledStore) Audit(ctx context.Context, e store.AuditEntry) error {
 	return s.journal.Audit(ctx, e)
 }
 
+func (s journaledStore) AuditMany(ctx context.Context, entries []store.AuditEntry) error {
+	return s.journal.AuditMany(ctx, entries)
+}
+
 func (s journaledStore) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
@@ -414,9 +419,13 @@ func (s journaledStore) SubjectConsultations(ctx context.Context, q store.Subjec
 }
 
 // bootstrapAdminToken gives a fresh embedded installation one credential:
-// an admin token created on first start, printed once and kept in a file of
-// the data directory readable only by its owner. Later starts reuse it.
-func bootstrapAdminToken(dataDir string, stderr io.Writer) (api.Token, error) {
+// an admin token created on first start, kept in a file of the data
+// directory readable only by its owner. Later starts reuse it. The token
+// never goes to the log stream, which journald or a log shipper keep where
+// far more people can read it than the file: it is shown once on stdout
+// only when stdout is a terminal (someone watching); the log says where the
+// file is.
+func bootstrapAdminToken(dataDir string, stdout io.Writer, logger *slog.Logger) (api.Token, error) {
 	file := filepath.Join(dataDir, "admin.token")
 	raw, err := os.ReadFile(file)
 	switch {
@@ -433,6 +442,17 @@ func bootstrapAdminToken(dataDir string, stderr io.Writer) (api.Token, error) {
 	if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
 		return api.Token{}, fmt.Errorf("save admin token: %w", err)
 	}
-	fmt.Fprintf(stderr, "\nNo API token configured: created an admin token (shown once, also saved in %s, mode 0600):\n\n    %s\n\n", file, tok)
+	shown := isTerminal(stdout)
+	if shown {
+		fmt.Fprintf(stdout, "\nNo API token configured: created an admin token (shown once, also saved in %s, mode 0600):\n\n    %s\n\n", file, tok)
+	}
+	logger.Info("no API token configured: created an admin token; read it from its file", "path", file, "shown_on_terminal", shown)
 	return api.Token{Name: "admin", Role: "admin", SHA256: sum}, nil
+}
+
+// isTerminal reports whether w is a terminal: a secret may be shown there,
+// never in a file or a pipe (a log collector).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

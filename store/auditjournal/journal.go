@@ -144,15 +144,28 @@ func instanceID(dir string) (string, error) {
 }
 
 // Audit appends e to the journal and returns once it is on stable storage.
-func (j *Journal) Audit(_ context.Context, e store.AuditEntry) error {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
+func (j *Journal) Audit(ctx context.Context, e store.AuditEntry) error {
+	return j.AuditMany(ctx, []store.AuditEntry{e})
+}
+
+// AuditMany appends entries to the journal with one write and one fsync,
+// and returns once they are all on stable storage; on an error none of them
+// is (they would be skipped or cut back, like a single row).
+func (j *Journal) AuditMany(_ context.Context, entries []store.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
 	}
-	line, err := json.Marshal(encodeEntry(e))
-	if err != nil {
-		return fmt.Errorf("audit journal: %w", err)
+	var buf []byte
+	for _, e := range entries {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		line, err := json.Marshal(encodeEntry(e))
+		if err != nil {
+			return fmt.Errorf("audit journal: %w", err)
+		}
+		buf = append(append(buf, line...), '\n')
 	}
-	line = append(line, '\n')
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closing {
@@ -165,10 +178,10 @@ func (j *Journal) Audit(_ context.Context, e store.AuditEntry) error {
 			return err
 		}
 	}
-	if j.closed+j.size+int64(len(line)) > j.opts.MaxBacklog {
+	if j.closed+j.size+int64(len(buf)) > j.opts.MaxBacklog {
 		return ErrBacklog
 	}
-	n, err := j.active.Write(line)
+	n, err := j.active.Write(buf)
 	if err == nil {
 		err = j.active.Sync()
 	}

@@ -439,3 +439,36 @@ func TestBytesKeptAndDamagedSegmentSetAside(t *testing.T) {
 		t.Errorf("damaged segment not kept aside: %v", err)
 	}
 }
+
+// AuditMany makes several rows durable at once, their request counts
+// included, and a journal reopened after a crash ships them all.
+func TestAuditManyIsOneWriteAndSurvivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir, &sink{})
+	var want []store.AuditEntry
+	for i := range 3 {
+		e := entry(i)
+		e.Actor, e.Status, e.Outcome, e.Requests = "", 401, "denied", 1000*(i+1)
+		e.Source = fmt.Sprintf("192.0.2.%d", i)
+		want = append(want, e)
+	}
+	if err := j.AuditMany(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := j.segments()
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments %v, %v: want the one active segment", segs, err)
+	}
+	// No Close: the process died. A new journal ships the rows.
+	s := &sink{}
+	j2 := open(t, dir, s)
+	if err := j2.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.stored(); !equal(got, want) {
+		t.Fatalf("stored %+v\nwant %+v", got, want)
+	}
+	if err := j2.AuditMany(t.Context(), nil); err != nil {
+		t.Errorf("no rows: %v", err)
+	}
+}
