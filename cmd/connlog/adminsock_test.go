@@ -75,8 +75,8 @@ func auditRows(t *testing.T, st *store.Store) []store.AuditRecord {
 }
 
 // adminFixture serves the admin socket in process on the retention
-// fixture's store, auditing into it.
-func adminFixture(t *testing.T, audit auditor) (*adminServer, *store.Store, *integrity.Signer, string) {
+// fixture's store, auditing into it (or into audit), admitting uid.
+func adminFixture(t *testing.T, audit auditor, uid int) (*adminServer, *store.Store, *integrity.Signer, string) {
 	t.Helper()
 	st, cfgPath, sg := retentionFixture(t)
 	if audit == nil {
@@ -86,6 +86,7 @@ func adminFixture(t *testing.T, audit auditor) (*adminServer, *store.Store, *int
 	if err != nil || s == nil {
 		t.Fatalf("listen: %v", err)
 	}
+	s.uid = uid
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
@@ -103,7 +104,7 @@ func adminFixture(t *testing.T, audit auditor) (*adminServer, *store.Store, *int
 }
 
 func TestAdminSocketRunsEachCommandAndAuditsIt(t *testing.T) {
-	s, st, sg, cfgPath := adminFixture(t, nil)
+	s, st, sg, cfgPath := adminFixture(t, nil, os.Geteuid())
 	cmds := []struct {
 		args []string
 		run  func(context.Context, []string, *bytes.Buffer) error
@@ -150,8 +151,7 @@ func TestAdminSocketRunsEachCommandAndAuditsIt(t *testing.T) {
 }
 
 func TestAdminSocketRefusesAnotherUIDAndAuditsTheRefusal(t *testing.T) {
-	s, st, _, _ := adminFixture(t, nil)
-	s.uid = os.Geteuid() + 1 // as if connlog ran as another user than this test
+	s, st, _, _ := adminFixture(t, nil, os.Geteuid()+1) // as if connlog ran as another user than this test
 	var out bytes.Buffer
 	served, err := viaAdminSocket(t.Context(), s.path, opRequest{Command: opTokenCreate, Purpose: "x-uid test", Name: "mallory", Role: "admin"}, &out)
 	if !served || err == nil || !strings.Contains(err.Error(), "may not use the admin socket") || out.Len() != 0 {
@@ -171,7 +171,7 @@ func (failingAuditor) Audit(context.Context, store.AuditEntry) error {
 }
 
 func TestAdminSocketWithholdsTheAnswerWhenTheAuditFails(t *testing.T) {
-	s, _, _, _ := adminFixture(t, failingAuditor{})
+	s, _, _, _ := adminFixture(t, failingAuditor{}, os.Geteuid())
 	var out bytes.Buffer
 	_, err := viaAdminSocket(t.Context(), s.path, opRequest{Command: opTokenCreate, Purpose: "audit down", Name: "bob", Role: "analyst"}, &out)
 	if err == nil || !strings.Contains(err.Error(), "audit trail cannot be written") || out.Len() != 0 {
@@ -180,7 +180,7 @@ func TestAdminSocketWithholdsTheAnswerWhenTheAuditFails(t *testing.T) {
 }
 
 func TestAdminSocketRefusesBadRequests(t *testing.T) {
-	s, st, _, _ := adminFixture(t, nil)
+	s, st, _, _ := adminFixture(t, nil, os.Geteuid())
 	for _, r := range []opRequest{
 		{Command: "migrate", Purpose: "not an operator command"},
 		{Command: opRetention, Purpose: "x"},
