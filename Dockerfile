@@ -27,6 +27,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 connlog \
  && useradd --system --uid 10001 --gid connlog --home-dir /var/lib/connlog --create-home --shell /usr/sbin/nologin connlog \
+ && chmod 0700 /var/lib/connlog \
  && mkdir -p /etc/connlog
 COPY --from=build /out/connlog /usr/local/bin/connlog
 ENV CONNLOG_DATA_DIR=/var/lib/connlog \

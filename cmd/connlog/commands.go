@@ -49,31 +49,39 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	return err
 }
 
-func cmdToken(args []string, stdout io.Writer) error {
+func cmdToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
 		return fmt.Errorf("usage: connlog token create -name NAME -role ROLE [-sites a,b]")
 	}
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	path := configFlag(fs)
 	name := fs.String("name", "", "the person this token belongs to")
 	role := fs.String("role", "", "analyst, officer, stats, auditor or admin")
 	sites := fs.String("sites", "", "limit the token to these sites (comma-separated)")
+	purpose := purposeFlag(fs)
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	r := opRequest{Command: opTokenCreate, Purpose: *purpose, Name: *name, Role: *role}
+	if *sites != "" {
+		r.Sites = strings.Split(*sites, ",")
+	}
+	return runOperator(ctx, *path, r, stdout)
+}
+
+// runTokenCreate makes the token r describes and prints it with its
+// api.tokens entry. Nothing is stored: the configuration lists the hash.
+func runTokenCreate(r *opRequest, stdout io.Writer) error {
+	t, err := r.token()
+	if err != nil {
 		return err
 	}
 	tok, sum, err := api.NewToken()
 	if err != nil {
 		return err
 	}
-	t := api.Token{Name: *name, Role: *role, SHA256: sum}
-	if *sites != "" {
-		t.Sites = strings.Split(*sites, ",")
-	}
-	cfg := api.DefaultConfig()
-	cfg.Tokens = []api.Token{t}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "token (give it to %s; it is not stored anywhere and cannot be shown again):\n\n    %s\n\n", *name, tok)
+	t.SHA256 = sum
+	fmt.Fprintf(stdout, "token (give it to %s; it is not stored anywhere and cannot be shown again):\n\n    %s\n\n", t.Name, tok)
 	fmt.Fprintf(stdout, "add to the api.tokens list of the configuration:\n\n    - {name: %q, role: %q, sha256: %q", t.Name, t.Role, t.SHA256)
 	if len(t.Sites) > 0 {
 		fmt.Fprintf(stdout, ", sites: [%s]", strings.Join(t.Sites, ", "))

@@ -107,7 +107,7 @@ func startConnlog(tb testing.TB, dataDir string, extraEnv ...string) *instance {
 	tb.Helper()
 	connlogBinary(tb) // build (or skip) before picking ports
 	if dataDir == "" {
-		dataDir = tb.TempDir()
+		dataDir = privateDir(tb)
 	}
 	in := &instance{tb: tb, dataDir: dataDir, api: freePort(tb), ch: freePort(tb), kafka: freePort(tb), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	in.env = append(os.Environ(),

@@ -36,6 +36,10 @@ Usage:
 
 The configuration file may also be given by $CONNLOG_CONFIG; every setting can be
 overridden by an environment variable, e.g. CONNLOG_KAFKA_BROKERS=k1:9092,k2:9092.
+
+retention, verify, key and token create also run while serve does: the running
+instance answers them on data_dir/admin.sock and audits each one (-purpose REF
+states why; default "operator command").
 `
 
 func main() {
@@ -66,11 +70,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "verify":
 		err = cmdVerify(ctx, rest, stdout)
 	case "key":
-		err = cmdKey(rest, stdout)
+		err = cmdKey(ctx, rest, stdout)
 	case "verify-export":
 		err = cmdVerifyExport(rest, stdout)
 	case "token":
-		err = cmdToken(rest, stdout)
+		err = cmdToken(ctx, rest, stdout)
 	case "config":
 		err = cmdConfig(rest, stdout)
 	case "version", "-version", "--version":

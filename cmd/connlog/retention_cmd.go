@@ -27,26 +27,6 @@ func instanceKeyPath(cfg *Config) string {
 	return filepath.Join(cfg.DataDir, "instance.key")
 }
 
-// openMigrated loads the configuration named by the -config flag, opens the
-// store and, if migrate, brings its schema up to date.
-func openMigrated(ctx context.Context, path string, migrate bool) (*storeHandle, *Config, error) {
-	cfg, err := loadConfig(path, os.Environ())
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := openStore(ctx, &cfg, newLogger("warn"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if migrate {
-		if _, err := st.Migrate(ctx); err != nil {
-			st.close()
-			return nil, nil, err
-		}
-	}
-	return st, &cfg, nil
-}
-
 // cmdRetention prints the retention report: per class, table and site, the
 // lifetime, oldest and newest records, rows, bytes, the last enforcement
 // pass, and OVERDUE where something outlived its lifetime. -enforce runs an
@@ -56,23 +36,21 @@ func cmdRetention(ctx context.Context, args []string, stdout io.Writer) error {
 	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	enforce := fs.Bool("enforce", false, "run an enforcement pass (remove what expired) before reporting")
+	purpose := purposeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, _, err := openMigrated(ctx, *path, true)
-	if err != nil {
-		return err
-	}
-	defer st.close()
-	if _, err := st.ApplyRetention(ctx); err != nil {
-		return err
-	}
-	if *enforce {
+	return runOperator(ctx, *path, opRequest{Command: opRetention, Purpose: *purpose, JSON: *asJSON, Enforce: *enforce}, stdout)
+}
+
+// runRetention is cmdRetention once the store is at hand.
+func runRetention(ctx context.Context, st *store.Store, asJSON, enforce bool, stdout io.Writer) error {
+	if enforce {
 		res, err := st.Enforce(ctx)
 		if err != nil {
 			return err
 		}
-		if !*asJSON {
+		if !asJSON {
 			fmt.Fprintf(stdout, "enforcement pass %s: %d rows removed, %d partitions dropped, %d holds released\n\n",
 				res.RunID, res.Removed(), res.PartitionsDropped, len(res.HoldsReleased))
 		}
@@ -81,7 +59,7 @@ func cmdRetention(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -155,32 +133,31 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	var keys keyFiles
 	fs.Var(&keys, "key", "trusted public key (PEM) file; repeatable")
+	purpose := purposeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var trusted []ed25519.PublicKey
+	r := opRequest{Command: opVerify, Purpose: *purpose, JSON: *asJSON}
 	for _, k := range keys {
 		raw, err := os.ReadFile(k)
 		if err != nil {
 			return fmt.Errorf("read trusted key: %w", err)
 		}
-		pub, err := integrity.ParsePublicPEM(raw)
-		if err != nil {
+		if _, err := integrity.ParsePublicPEM(raw); err != nil {
 			return fmt.Errorf("trusted key %s: %w", k, err)
 		}
-		trusted = append(trusted, pub)
+		r.Keys = append(r.Keys, string(raw))
 	}
-	// Read only: verify changes nothing, not even the schema.
-	st, _, err := openMigrated(ctx, *path, false)
-	if err != nil {
-		return err
-	}
-	defer st.close()
+	return runOperator(ctx, *path, r, stdout)
+}
+
+// runVerify is cmdVerify once the store is at hand.
+func runVerify(ctx context.Context, st *store.Store, trusted []ed25519.PublicKey, asJSON bool, stdout io.Writer) error {
 	rep, err := st.Verify(ctx, trusted...)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -215,27 +192,12 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 
 // cmdKey prints the instance's public key (PEM) and key id, creating the key
 // if there is none yet.
-func cmdKey(args []string, stdout io.Writer) error {
+func cmdKey(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("key", flag.ContinueOnError)
 	path := configFlag(fs)
+	purpose := purposeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, os.Environ())
-	if err != nil {
-		return err
-	}
-	kp := instanceKeyPath(&cfg)
-	sg, created, err := integrity.LoadOrCreate(kp)
-	if err != nil {
-		return err
-	}
-	if created {
-		fmt.Fprintf(os.Stderr, "connlog key: created a new instance key at %s\n", kp)
-	}
-	if _, err := stdout.Write(sg.PublicPEM()); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "key id: %s\n", integrity.KeyID(sg.Public()))
-	return nil
+	return runOperator(ctx, *path, opRequest{Command: opKey, Purpose: *purpose}, stdout)
 }

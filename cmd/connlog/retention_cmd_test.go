@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { embeddedtest.Main(m) }
 func retentionFixture(t *testing.T) (*store.Store, string, *integrity.Signer) {
 	t.Helper()
 	addr := embeddedtest.Start(t)
-	dir := t.TempDir()
+	dir := privateDir(t)
 	prefix := fmt.Sprintf("cmdret%d", time.Now().UnixNano()%1e6)
 	cfgPath := filepath.Join(dir, "connlog.yaml")
 	yaml := fmt.Sprintf("data_dir: %s\nclickhouse:\n  addrs: [%q]\n  protocol: http\n  database_prefix: %s\n", dir, addr, prefix)
@@ -115,13 +115,13 @@ func TestRetentionCommandPrintsTheReport(t *testing.T) {
 }
 
 func TestKeyCommandPrintsThePublicKey(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	cfgPath := filepath.Join(dir, "connlog.yaml")
 	if err := os.WriteFile(cfgPath, []byte("data_dir: "+dir+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := cmdKey([]string{"-config", cfgPath}, &out); err != nil {
+	if err := cmdKey(t.Context(), []string{"-config", cfgPath}, &out); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := integrity.ParsePublicPEM(out.Bytes())
@@ -133,7 +133,7 @@ func TestKeyCommandPrintsThePublicKey(t *testing.T) {
 	}
 	first := out.String()
 	out.Reset()
-	if err := cmdKey([]string{"-config", cfgPath}, &out); err != nil || out.String() != first {
+	if err := cmdKey(t.Context(), []string{"-config", cfgPath}, &out); err != nil || out.String() != first {
 		t.Errorf("second run printed another key: %v\n%s", err, out.String())
 	}
 }

@@ -111,6 +111,9 @@ func cmdMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := prepareDataDir(&cfg); err != nil {
+		return err
+	}
 	logger := newLogger(cfg.LogLevel)
 	st, err := openStore(ctx, &cfg, logger)
 	if err != nil {
@@ -145,6 +148,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := newLogger(cfg.LogLevel)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := prepareDataDir(&cfg); err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -269,6 +275,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Operator commands while serving (adminsock.go): audited like API
+	// requests.
+	admin, err := listenAdmin(cfg.DataDir, opEnv{store: st.Store, signer: signer}, apiStore, logger)
+	if err != nil {
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api listen: %w", err)
@@ -311,6 +326,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if journal != nil {
 		g.Go(func() error { return journal.Run(gctx) })
+	}
+	if admin != nil {
+		g.Go(func() error { return admin.Serve(gctx) })
 	}
 	srv.SetReady(true)
 
