@@ -18,7 +18,8 @@
 //   - Nothing is dropped silently: a message that cannot be parsed, is
 //     longer than Config.MaxLineBytes, carries control bytes (binary) or is
 //     not valid UTF-8 is written to quarantine with its topic, partition,
-//     offset, the reason and a copy of its bytes, and it is counted. It never
+//     offset, the reason and a copy of its bytes (secrets redacted as in a
+//     parsed line: [LineParser.RedactRaw]), and it is counted. It never
 //     blocks its partition.
 //   - Bounded memory: each assigned partition has a bounded fetch (kafka-go
 //     MaxBytes = Config.FetchMaxBytes, 100 prefetched messages), a bounded
@@ -34,7 +35,18 @@
 //
 // A batch holds messages of one partition only, a contiguous range of
 // offsets [first, last], and its [store.Batch.ID] is "topic/partition/
-// first-last" ([store.BatchRange.ID]). The store uses the ID as the
+// first-last/incarnation/digest" ([store.BatchRange.ID]): an offset range
+// alone does not name data, because the embedded broker's offsets start
+// again at 0 after a restart, and so do those of a Kafka topic deleted and
+// created again. The incarnation is the topic's ID where the Pipeline knows
+// it ([Incarnations]: the embedded broker; kafka-go does not expose topic
+// IDs of an external Kafka), the digest a SHA-256 of the batch's messages
+// (offset, timestamp, bytes). A replay is recognised as one only when it is
+// the same data; a recorded range that comes back with other content is
+// new data: it is stored, counted in
+// connlog_ingest_offset_regressions_total and logged as a warning, and so
+// is a partition whose offsets go back while it is consumed. The store uses
+// the ID as the
 // insert_deduplication_token of every insert (access_log,
 // connection_records, quarantine, and whatever later goes through
 // store.Write with the same ID), and the tables keep the tokens of their
@@ -45,17 +57,22 @@
 // boundaries depend on timing (rows, bytes, flush interval). So, per batch:
 //
 //  1. record the range in the intent log, ops.ingest_batches
-//     (consumer_group, topic, partition, first_offset, last_offset), and
-//     wait for ClickHouse's acknowledgement ([Journal], *store.Store);
+//     (consumer_group, topic, partition, first_offset, last_offset,
+//     incarnation, digest), and wait for ClickHouse's acknowledgement
+//     ([Journal], *store.Store);
 //  2. write the batch with its ID, retrying the same batch until it is
 //     acknowledged;
 //  3. commit last+1 to the consumer group.
 //
 // When a partition is assigned (start, restart after kill -9, rebalance),
-// its worker reads the recorded ranges whose last offset is at or after the
-// committed offset and rebuilds those batches with exactly those
-// boundaries, whatever the current limits: their IDs match, and ClickHouse
-// drops the inserts that had already been made. A crash before step 1
+// its worker reads the recorded ranges of the log now behind it whose last
+// offset is at or after the committed offset and rebuilds those batches
+// with exactly those boundaries, whatever the current limits: their IDs
+// match, and ClickHouse drops the inserts that had already been made. Before
+// writing a rebuilt batch the worker asks the store how many of its rows it
+// already holds ([Journal].StoredRows): those are counted as
+// result="already_stored", not as stored, so the stored count is what the
+// engine did not hold yet. A crash before step 1
 // leaves nothing to undo; between 1 and 3 the batch is rebuilt; after 3 it
 // is not consumed again. A rebuilt batch is only written whole: if the
 // partition is released while one is half-filled, it is left to the next
@@ -103,8 +120,10 @@
 //
 // Metrics (no label carries an address, a path or a user agent; site only
 // for the sites listed in Config.Sites, others as "other"):
-// connlog_ingest_lines_total{topic,result} (stored, quarantined, duplicate,
-// redacted), connlog_ingest_lag_messages{topic,partition},
+// connlog_ingest_lines_total{topic,result} (stored, quarantined,
+// already_stored, duplicate, redacted),
+// connlog_ingest_offset_regressions_total{topic},
+// connlog_ingest_lag_messages{topic,partition},
 // connlog_ingest_committed_offset{topic,partition},
 // connlog_ingest_batch_rows, connlog_ingest_batch_bytes,
 // connlog_ingest_write_duration_seconds, connlog_ingest_write_retries_total,
