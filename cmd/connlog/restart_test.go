@@ -62,7 +62,14 @@ func TestRestartBetweenPublishesStoresEveryLine(t *testing.T) {
 			if got := in.sql("SELECT count() FROM connlog_connections.connection_records"); got != "24" {
 				t.Errorf("connection records %s, want 24", got)
 			}
-			if got := in.metric(`connlog_ingest_lines_total{result="stored",topic="nginx"}`); got != "12" {
+			// The counter moves once the batch's manifests are written,
+			// just after its rows are visible.
+			const stored = `connlog_ingest_lines_total{result="stored",topic="nginx"}`
+			got := in.metric(stored)
+			for deadline := time.Now().Add(30 * time.Second); got != "12" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				got = in.metric(stored)
+			}
+			if got != "12" {
 				t.Errorf("second run: stored metric %q, want 12", got)
 			}
 		})
@@ -73,8 +80,10 @@ func TestRestartBetweenPublishesStoresEveryLine(t *testing.T) {
 // are stored before the embedded broker, which keeps them in memory only,
 // goes away with the process.
 func TestSIGTERMDrainsTheEmbeddedBroker(t *testing.T) {
-	in := startConnlog(t, "", "CONNLOG_KAFKA_BATCH_ROWS=500")
-	const n = 20000
+	// A drain budget of 48s (shutdown_timeout - kafka.shutdown_timeout - 2s):
+	// enough for 10,000 lines on a loaded machine.
+	in := startConnlog(t, "", "CONNLOG_KAFKA_BATCH_ROWS=1000", "CONNLOG_SHUTDOWN_TIMEOUT=60s")
+	const n = 10000
 	publish(t, in.kafka, "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	<-in.exited
