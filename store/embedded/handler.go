@@ -80,8 +80,13 @@ func (e *Engine) Handler() http.Handler {
 }
 
 // Serve serves Handler on ln until ctx is done, then shuts down gracefully.
+// It asks for no credential: give it an in-process Listener (connlog does),
+// or in tests a loopback port; operators get ServeOperator.
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return e.serve(ctx, ln, &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second})
+}
+
+func (e *Engine) serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
