@@ -211,7 +211,7 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case strings.TrimSpace(sql) == helloQuery:
 		err = e.hello(w, req)
-	case strings.TrimSpace(sql) == pingQuery:
+	case strings.TrimSpace(sql) == pingQuery && req.format == "Native":
 		err = e.ping(ctx, w, req, sql)
 	default:
 		err = e.query(ctx, w, req, sql, st.format)
@@ -494,7 +494,7 @@ func (e *Engine) queryHeld(ctx context.Context, w http.ResponseWriter, req *requ
 // reported here. chDB writes Native blocks in the revision 0 layout, so the
 // answer claims revision 0, encoded in the driver's revision.
 func (e *Engine) hello(w http.ResponseWriter, req *request) error {
-	return writeBlock(w, req, []blockColumn{
+	return writeBlock(w, req.protocolVersion, []blockColumn{
 		{"displayName()", "String", e.info.displayName},
 		{"version()", "String", e.info.version},
 		{"revision()", "UInt32", uint32(0)},
@@ -502,7 +502,7 @@ func (e *Engine) hello(w http.ResponseWriter, req *request) error {
 	})
 }
 
-// ping answers clickhouse-go's Ping (SELECT 1). With the slot free it runs
+// ping answers clickhouse-go's Ping (SELECT 1 in Native). With the slot free it runs
 // on the engine. While a statement holds the slot within its time limit the
 // engine is busy, not stuck, and the answer comes without waiting, so
 // readiness does not flap during a long search; a statement past its
@@ -511,7 +511,8 @@ func (e *Engine) ping(ctx context.Context, w http.ResponseWriter, req *request, 
 	for {
 		if until := e.running.Load(); until != 0 {
 			if time.Now().UnixNano() < until {
-				return writeBlock(w, req, []blockColumn{{"1", "UInt8", uint8(1)}})
+				// Revision 0, as chDB writes every block but hello's.
+				return writeBlock(w, 0, []blockColumn{{"1", "UInt8", uint8(1)}})
 			}
 			return e.query(ctx, w, req, sql, "")
 		}
@@ -539,9 +540,8 @@ type blockColumn struct {
 	value     any
 }
 
-// writeBlock writes a one-row Native block in the client's protocol
-// revision.
-func writeBlock(w http.ResponseWriter, req *request, cols []blockColumn) error {
+// writeBlock writes a one-row Native block in protocol revision rev.
+func writeBlock(w http.ResponseWriter, rev uint64, cols []blockColumn) error {
 	block := &proto.Block{ServerContext: &column.ServerContext{}}
 	for _, c := range cols {
 		if err := block.AddColumn(c.name, column.Type(c.typ)); err != nil {
@@ -552,7 +552,7 @@ func writeBlock(w http.ResponseWriter, req *request, cols []blockColumn) error {
 		}
 	}
 	var buf chproto.Buffer
-	if err := block.Encode(&buf, req.protocolVersion); err != nil {
+	if err := block.Encode(&buf, rev); err != nil {
 		return fmt.Errorf("encode block: %w", err)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
