@@ -90,7 +90,11 @@ type Engine struct {
 	// running is the deadline (Unix ns) of the statement holding the slot,
 	// 0 when none does.
 	running atomic.Int64
-	info    serverInfo
+	// ownWaiting counts connlog's own statements waiting for the slot;
+	// ownReleased is when (Unix ns) the last one left it.
+	ownWaiting  atomic.Int32
+	ownReleased atomic.Int64
+	info        serverInfo
 	// logStop stops following the engine's log; logDone is closed when
 	// the follower is done.
 	logStop, logDone chan struct{}
@@ -217,8 +221,56 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// acquire waits for the statement slot, or until ctx is done.
+// operatorKey marks the context of a request from the operator listener.
+type operatorKey struct{}
+
+// operatorIdle is how long connlog's own statements must have left the
+// slot alone before an operator's statement may take it.
+const operatorIdle = 50 * time.Millisecond
+
+// acquire waits for the statement slot, or until ctx is done. connlog's
+// own statements (ingest, API, enforcement) come first: a request from the
+// operator listener takes the slot only when none of them waits and none
+// ran in the last operatorIdle, so operators' statements, however many
+// and however long, cannot starve the evidence pipeline — each of its
+// statements waits at most for one operator statement.
 func (e *Engine) acquire(ctx context.Context) error {
+	if ctx.Value(operatorKey{}) != nil {
+		return e.acquireOperator(ctx)
+	}
+	e.ownWaiting.Add(1)
+	defer e.ownWaiting.Add(-1)
+	return e.acquireSlot(ctx)
+}
+
+func (e *Engine) acquireOperator(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if e.ownWaiting.Load() == 0 && time.Since(time.Unix(0, e.ownReleased.Load())) >= operatorIdle {
+			select {
+			case e.slot <- struct{}{}:
+				select {
+				case <-e.closed:
+					<-e.slot
+					return ErrClosed
+				default:
+				}
+				return nil
+			default:
+			}
+		}
+		select {
+		case <-e.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("wait for embedded ClickHouse: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) acquireSlot(ctx context.Context) error {
 	select {
 	case <-e.closed:
 		return ErrClosed
@@ -241,6 +293,14 @@ func (e *Engine) acquire(ctx context.Context) error {
 }
 
 func (e *Engine) release() { <-e.slot }
+
+// releaseFor frees the slot taken with acquire(ctx).
+func (e *Engine) releaseFor(ctx context.Context) {
+	if ctx.Value(operatorKey{}) == nil {
+		e.ownReleased.Store(time.Now().UnixNano())
+	}
+	e.release()
+}
 
 // exec runs a statement that returns no interesting output. Caller holds the
 // slot.

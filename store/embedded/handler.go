@@ -309,11 +309,12 @@ func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error
 	if err := e.acquire(ctx); err != nil {
 		return func() {}, err
 	}
-	return e.setUp(req)
+	return e.setUp(ctx, req)
 }
 
-// setUp is begin for a caller that already holds the slot.
-func (e *Engine) setUp(req *request) (end func(), err error) {
+// setUp is begin for a caller that already holds the slot, taken with
+// acquire(ctx).
+func (e *Engine) setUp(ctx context.Context, req *request) (end func(), err error) {
 	e.running.Store(time.Now().Add(req.limit + statementGrace).UnixNano())
 	var set, reset []string
 	for _, s := range req.settings {
@@ -338,7 +339,7 @@ func (e *Engine) setUp(req *request) (end func(), err error) {
 			}
 		}
 		e.running.Store(0)
-		e.release()
+		e.releaseFor(ctx)
 	}
 	if len(set) > 0 {
 		if err := e.db.query("SET "+strings.Join(set, ", "), "TSV", nil, nil); err != nil {
@@ -424,7 +425,7 @@ func (e *Engine) query(ctx context.Context, w http.ResponseWriter, req *request,
 
 // queryHeld is query for a caller that holds the slot; it releases it.
 func (e *Engine) queryHeld(ctx context.Context, w http.ResponseWriter, req *request, sql, format string) error {
-	end, err := e.setUp(req)
+	end, err := e.setUp(ctx, req)
 	defer end()
 	if err != nil {
 		return err

@@ -60,7 +60,7 @@ func (e *Engine) operatorHandler(password string) http.Handler {
 			writeError(w, e.version, http.StatusUnauthorized, newEngineError("Code: 516. DB::Exception: "+OperatorUser+": Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)"))
 			return
 		}
-		inner.ServeHTTP(w, r)
+		inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), operatorKey{}, true)))
 	})
 }
 
