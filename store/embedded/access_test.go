@@ -93,11 +93,14 @@ func TestOperatorHandlerNeedsPassword(t *testing.T) {
 		set    func(*http.Request)
 		want   int
 	}{
-		"none":               {"/", nil, 401},
-		"basic wrong":        {"/", func(r *http.Request) { r.SetBasicAuth("default", "x") }, 401},
-		"basic other user":   {"/", func(r *http.Request) { r.SetBasicAuth("root", pw) }, 401},
-		"basic":              {"/", func(r *http.Request) { r.SetBasicAuth("default", pw) }, 200},
-		"headers":            {"/", func(r *http.Request) { r.Header.Set("X-ClickHouse-User", "default"); r.Header.Set("X-ClickHouse-Key", pw) }, 200},
+		"none":             {"/", nil, 401},
+		"basic wrong":      {"/", func(r *http.Request) { r.SetBasicAuth("default", "x") }, 401},
+		"basic other user": {"/", func(r *http.Request) { r.SetBasicAuth("root", pw) }, 401},
+		"basic":            {"/", func(r *http.Request) { r.SetBasicAuth("default", pw) }, 200},
+		"headers": {"/", func(r *http.Request) {
+			r.Header.Set("X-ClickHouse-User", "default")
+			r.Header.Set("X-ClickHouse-Key", pw)
+		}, 200},
 		"headers wrong":      {"/", func(r *http.Request) { r.Header.Set("X-ClickHouse-Key", "nope") }, 401},
 		"url parameters":     {"/?" + url.Values{"user": {"default"}, "password": {pw}}.Encode(), nil, 200},
 		"url password wrong": {"/?password=nope", nil, 401},
