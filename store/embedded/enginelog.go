@@ -62,14 +62,16 @@ func engineLevel(name string) slog.Level {
 	}
 }
 
-// clickhouseLogLevel is the engine's logger.level for connlog's log level:
-// the engine passes on only what connlog would log. Below debug, its
-// Information lines are internal chatter (merges, parts), so info shows the
-// engine's warnings and worse.
+// clickhouseLogLevel is the engine's logger.level for connlog's log level.
+// At info, the engine's Information lines are internal chatter (merges,
+// parts), so info shows its warnings and worse. Even at debug the engine
+// stays at Information: its Debug and Trace lines quote query conditions
+// with their values (IP addresses) from many sources, not only
+// executeQuery.
 func clickhouseLogLevel(level string) string {
 	switch strings.ToLower(level) {
 	case "debug":
-		return "debug"
+		return "information"
 	case "error":
 		return "error"
 	default:
