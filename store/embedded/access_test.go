@@ -36,6 +36,9 @@ func TestEngineRefusesFilesAndNetwork(t *testing.T) {
 		"BACKUP DATABASE default TO File('" + filepath.Join(dir, "b") + "')",
 		"SELECT count() FROM numbers(10) SETTINGS max_execution_time = 0",
 		"SELECT count() FROM numbers(10) SETTINGS max_execution_time = 100000",
+		"SELECT 1 FORMAT Template SETTINGS format_template_resultset = '/etc/passwd'",
+		"SELECT 1 FORMAT Template SETTINGS format_template_row = '/etc/passwd'",
+		"SELECT 1 FORMAT Protobuf SETTINGS format_schema = '/etc/passwd:Message'",
 	} {
 		if err := embeddedtest.Exec(addr, q); err == nil {
 			t.Errorf("%q was allowed", q)

@@ -48,6 +48,10 @@ var tableEngines = []string{
 	"CollapsingMergeTree", "VersionedCollapsingMergeTree", "Null",
 }
 
+// fileSettings are settings whose value is a path the engine reads; the
+// profile fixes them at their defaults.
+var fileSettings = []string{"format_schema", "format_template_resultset", "format_template_row"}
+
 // writeEngineConfig writes the engine's configuration files into dir and
 // returns the path of the main one.
 func writeEngineConfig(dir string, maxQueryTime time.Duration, logLevel string) (string, error) {
@@ -55,7 +59,13 @@ func writeEngineConfig(dir string, maxQueryTime time.Duration, logLevel string) 
 	var users bytes.Buffer
 	users.WriteString("<clickhouse>\n  <profiles>\n    <default>\n")
 	users.WriteString("      <max_execution_time>" + secs + "</max_execution_time>\n")
-	users.WriteString("      <constraints><max_execution_time><min>1</min><max>" + secs + "</max></max_execution_time></constraints>\n")
+	users.WriteString("      <constraints>\n        <max_execution_time><min>1</min><max>" + secs + "</max></max_execution_time>\n")
+	// Settings that name a file the engine would read: template and
+	// schema files of the Template, Protobuf and CapnProto formats.
+	for _, name := range fileSettings {
+		users.WriteString("        <" + name + "><readonly/></" + name + ">\n")
+	}
+	users.WriteString("      </constraints>\n")
 	users.WriteString("    </default>\n  </profiles>\n  <users>\n    <default>\n      <password></password>\n")
 	users.WriteString("      <networks><ip>::/0</ip></networks>\n      <profile>default</profile>\n      <quota>default</quota>\n")
 	users.WriteString("      <grants>\n")
