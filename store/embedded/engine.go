@@ -101,9 +101,8 @@ type Engine struct {
 	fault            atomic.Pointer[func(query string) error]
 
 	closeOnce sync.Once
-	// dir is the absolute data directory; insertMu guards its insert file.
-	dir      string
-	insertMu sync.Mutex
+	// dir is the absolute data directory.
+	dir string
 }
 
 // ErrClosed is returned for statements sent after Close.
@@ -145,7 +144,8 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, engineLogFile)
-	for _, p := range []string{logPath, logPath + ".0"} {
+	stale, _ := filepath.Glob(filepath.Join(dir, insertFilePattern)) // left by a crash
+	for _, p := range append(stale, logPath, logPath+".0") {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			processOpened.Store(false)
 			return nil, fmt.Errorf("remove old engine log: %w", err)

@@ -38,8 +38,9 @@ const (
 	engineConfigFile = "connlog-engine.xml"
 	usersConfigFile  = "connlog-users.xml"
 	engineLogFile    = "connlog-engine.log"
-	// insertFile holds the data of the INSERT being run (see Engine.insert).
-	insertFile = "connlog-insert.data"
+	// insertFilePattern names the files that hold the data of an INSERT
+	// while it runs (see Engine.insert).
+	insertFilePattern = "connlog-insert-*.data"
 )
 
 // tableEngines are the table engines connlog's schema uses in embedded mode.

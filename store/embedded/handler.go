@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,7 +126,15 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	deadline := time.Now().Add(req.limit + statementGrace)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
-	_ = http.NewResponseController(w).SetWriteDeadline(deadline)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline)
+	_ = rc.SetWriteDeadline(deadline)
+	// The connection outlives the request (keep-alive): the next request
+	// on it must not inherit this one's deadlines.
+	defer func() {
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+	}()
 	if v := values.Get("compress") + values.Get("decompress"); strings.Contains(v, "1") {
 		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: native compression (compress, decompress) is not supported by the embedded engine. (NOT_IMPLEMENTED)"))
 		return
@@ -369,15 +376,13 @@ func (e *Engine) insert(ctx context.Context, req *request, sql, format string, d
 			return &faultError{err: err}
 		}
 	}
-	// One file is enough: inserts write it only while holding insertMu,
-	// and the statement that reads it runs before the next one writes.
-	e.insertMu.Lock()
-	defer e.insertMu.Unlock()
-	path := filepath.Join(e.dir, insertFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A file per insert: a client that sends its data slowly delays only
+	// itself (and its read deadline ends it).
+	f, err := os.CreateTemp(e.dir, insertFilePattern)
 	if err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
+	path := f.Name()
 	defer os.Remove(path)
 	n, err := io.Copy(f, io.LimitReader(data, maxInsertSize+1))
 	if cerr := f.Close(); err == nil {
