@@ -228,6 +228,13 @@ func TestNginxRsyslogConnlog(t *testing.T) {
 	}) {
 		t.Fatal("connlog serve did not become ready within 90s")
 	}
+	// The engine's operator listener wants its password: chSQL sends it as
+	// the URL's user info.
+	pw, err := os.ReadFile(filepath.Join(dir, "connlog", "clickhouse.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch = "default:" + strings.TrimSpace(string(pw)) + "@" + ch
 
 	count := func(table, topic string) int {
 		n, err := strconv.Atoi(strings.TrimSpace(chSQL(t, ch, "SELECT count() FROM "+table+" WHERE kafka_topic = '"+topic+"'")))

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"time"
 )
@@ -56,6 +58,11 @@ type Config struct {
 	// RoleUsers are the passwords of the per-role ClickHouse users that
 	// ApplyRoles creates on a ClickHouse server. Empty: no users created.
 	RoleUsers RoleUsers `yaml:"role_users"`
+
+	// Dial, if set, makes every connection to ClickHouse instead of a TCP
+	// dial: the embedded engine's in-process listener (embedded.Listener),
+	// which no other process can reach. Not configurable.
+	Dial func(ctx context.Context, addr string) (net.Conn, error) `yaml:"-"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set: the

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -21,8 +22,8 @@ type Store struct {
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
 // answers. It does not change the schema: call Migrate for that. For the
-// embedded engine, the caller starts it first and passes its loopback HTTP
-// address with Protocol "http".
+// embedded engine, the caller starts it first and passes its in-process
+// listener's Dial and address with Protocol "http".
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -43,6 +44,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	if cfg.Protocol == "http" {
 		opts.Protocol = clickhouse.HTTP
+	}
+	if cfg.Dial != nil {
+		opts.DialContext = cfg.Dial
+		// No HTTP proxy from the environment: the connection is in-process.
+		opts.TransportFunc = func(t *http.Transport) (http.RoundTripper, error) {
+			t.Proxy = nil
+			return t, nil
+		}
 	}
 	if cfg.TLS {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -69,7 +69,10 @@ func startServe(ctx context.Context, bin, work, name string, env ...string) (*in
 		"CONNLOG_DATA_DIR="+in.dataDir,
 		"CONNLOG_LOG_LEVEL=warn",
 		"CONNLOG_API_LISTEN="+in.api,
+		// The operator listener seeds and inspects the engine directly; the
+		// seeding statements run for up to two hours.
 		"CONNLOG_EMBEDDED_CLICKHOUSE_LISTEN="+in.ch,
+		"CONNLOG_EMBEDDED_CLICKHOUSE_MAX_QUERY_TIME=2h",
 		"CONNLOG_EMBEDDED_KAFKA_ADDR="+kafka,
 		"CONNLOG_SHUTDOWN_TIMEOUT=60s",
 	)
@@ -181,6 +184,11 @@ func (in *instance) sqlBody(ctx context.Context, query string, settings url.Valu
 	if err != nil {
 		return "", err
 	}
+	pw, err := os.ReadFile(filepath.Join(in.dataDir, "clickhouse.password"))
+	if err != nil {
+		return "", fmt.Errorf("clickhouse: %w", err)
+	}
+	req.SetBasicAuth("default", strings.TrimSpace(string(pw)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("clickhouse: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,12 +82,17 @@ type EmbeddedClickHouse struct {
 	// Library is the path to libchdb.so. Default: the cache of
 	// scripts/fetch-chdb.sh, or $CONNLOG_CHDB_LIBRARY.
 	Library string `yaml:"library"`
-	// Listen is the loopback address of the engine's ClickHouse HTTP
-	// interface (connlog itself and Grafana connect there). Default:
-	// 127.0.0.1:8123.
+	// Listen, if set, opens the engine's ClickHouse HTTP interface to
+	// operators (a Grafana on this host, debugging) on this address, with
+	// the generated password of data_dir/clickhouse.password (user
+	// default). It is full administrative access to every table, the audit
+	// trail included. A port alone (":8123") binds to 127.0.0.1. connlog
+	// itself never needs it: it reaches the engine in-process. Default:
+	// empty, no listener.
 	Listen string `yaml:"listen"`
-	// MaxQueryTime caps any statement that sets no max_execution_time, so a
-	// long search cannot stall ingestion for long. Default: 60s.
+	// MaxQueryTime is the time limit of every statement on the embedded
+	// engine, exports included: it runs one statement at a time, so this
+	// is the longest ingestion can be held up. Default: 60s.
 	MaxQueryTime time.Duration `yaml:"max_query_time"`
 }
 
@@ -101,7 +107,6 @@ func defaultConfig() Config {
 		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
 		ClickHouse:      store.DefaultConfig(),
 		EmbeddedClickHouse: EmbeddedClickHouse{
-			Listen:       "127.0.0.1:8123",
 			MaxQueryTime: 60 * time.Second,
 		},
 		API:        api.DefaultConfig(),
@@ -167,8 +172,10 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.ClickHouse.Validate())
 	if c.ClickHouse.Embedded() {
-		if c.EmbeddedClickHouse.Listen == "" {
-			errs = append(errs, errors.New("embedded_clickhouse.listen: required"))
+		if l := c.EmbeddedClickHouse.Listen; l != "" {
+			if _, _, err := net.SplitHostPort(l); err != nil {
+				errs = append(errs, fmt.Errorf("embedded_clickhouse.listen: %q is not host:port: %w", l, err))
+			}
 		}
 		if c.EmbeddedClickHouse.MaxQueryTime <= 0 {
 			errs = append(errs, errors.New("embedded_clickhouse.max_query_time: must be positive"))
@@ -190,6 +197,7 @@ func (c Config) engineConfig() embedded.Config {
 		Library:      lib,
 		Dir:          filepath.Join(c.DataDir, "clickhouse"),
 		MaxQueryTime: c.EmbeddedClickHouse.MaxQueryTime,
+		LogLevel:     c.LogLevel,
 	}
 }
 

@@ -180,10 +180,13 @@ func (in *instance) token() string {
 	return strings.TrimSpace(string(raw))
 }
 
-// sql runs a query on the embedded engine's HTTP interface.
+// sql runs a query on the embedded engine's operator listener, with its
+// password.
 func (in *instance) sql(query string) string {
 	in.tb.Helper()
-	resp, err := http.Post("http://"+in.ch+"/", "text/plain", strings.NewReader(query))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+in.ch+"/", strings.NewReader(query))
+	req.SetBasicAuth("default", in.enginePassword())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		in.tb.Fatal(err)
 	}
@@ -193,6 +196,15 @@ func (in *instance) sql(query string) string {
 		in.tb.Fatalf("%s: %d %s", query, resp.StatusCode, body)
 	}
 	return strings.TrimSpace(string(body))
+}
+
+func (in *instance) enginePassword() string {
+	in.tb.Helper()
+	raw, err := os.ReadFile(filepath.Join(in.dataDir, "clickhouse.password"))
+	if err != nil {
+		in.tb.Fatal(err)
+	}
+	return strings.TrimSpace(string(raw))
 }
 
 func (in *instance) get(path string, header map[string]string) (int, []byte) {

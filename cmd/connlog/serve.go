@@ -34,13 +34,16 @@ type storeHandle struct {
 	*store.Store
 	engine     *embedded.Engine
 	stopEngine context.CancelFunc
-	engineDone chan error
+	// engineDone receives the end of each of engineServers HTTP servers
+	// of the engine (the in-process one, the operator listener).
+	engineDone    chan error
+	engineServers int
 }
 
 // openStore connects to the configured ClickHouse or, with none
-// configured, loads the embedded engine, serves its HTTP interface on the
-// loopback address of the configuration and connects to that: the same
-// clickhouse-go code runs in both modes.
+// configured, loads the embedded engine, serves its HTTP interface on an
+// in-process listener and connects to that: the same clickhouse-go code
+// runs in both modes, and no other process can reach the engine.
 func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*storeHandle, error) {
 	h := &storeHandle{}
 	if cfg.ClickHouse.Embedded() {
@@ -53,17 +56,14 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*storeHan
 		if err != nil {
 			return nil, fmt.Errorf("embedded ClickHouse: %w", err)
 		}
-		ln, err := net.Listen("tcp", cfg.EmbeddedClickHouse.Listen)
-		if err != nil {
-			engine.Close()
-			return nil, fmt.Errorf("embedded ClickHouse: listen: %w", err)
-		}
+		ln := embedded.NewListener()
 		ectx, stop := context.WithCancel(context.Background())
-		h.engine, h.stopEngine, h.engineDone = engine, stop, make(chan error, 1)
+		h.engine, h.stopEngine, h.engineDone = engine, stop, make(chan error, 2)
+		h.engineServers = 1
 		go func() { h.engineDone <- engine.Serve(ectx, ln) }()
-		logger.Info("embedded ClickHouse HTTP interface", "addr", ln.Addr().String(), "version", engine.Version())
 		cfg.ClickHouse.Addrs = []string{ln.Addr().String()}
 		cfg.ClickHouse.Protocol = "http"
+		cfg.ClickHouse.Dial = ln.Dial
 	}
 	st, err := store.Open(ctx, cfg.ClickHouse, logger)
 	if err != nil {
@@ -74,13 +74,52 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*storeHan
 	return h, nil
 }
 
+// serveOperators opens the embedded engine's opt-in operator listener
+// (embedded_clickhouse.listen), if configured: the ClickHouse HTTP
+// interface with a generated password kept 0600 in the data directory.
+func (h *storeHandle) serveOperators(cfg *Config, logger *slog.Logger) error {
+	addr := cfg.EmbeddedClickHouse.Listen
+	if h.engine == nil || addr == "" {
+		return nil
+	}
+	// A port alone binds to loopback, not to every interface.
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	pwFile := filepath.Join(cfg.DataDir, "clickhouse.password")
+	pw, created, err := embedded.LoadOrCreatePassword(pwFile)
+	if err != nil {
+		return fmt.Errorf("embedded_clickhouse.listen: %w", err)
+	}
+	if created {
+		logger.Info("created the embedded ClickHouse operator password", "path", pwFile)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("embedded_clickhouse.listen: %w", err)
+	}
+	ectx, stop := context.WithCancel(context.Background())
+	prev := h.stopEngine
+	h.stopEngine = func() { stop(); prev() }
+	h.engineServers++
+	go func() { h.engineDone <- h.engine.ServeOperator(ectx, ln, pw) }()
+	attrs := []any{"addr", ln.Addr().String(), "user", embedded.OperatorUser, "password_file", pwFile}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		attrs = append(attrs, "exposed", "beyond this host")
+	}
+	logger.Warn("embedded ClickHouse operator listener open: whoever has its password has full administrative access to every table, the audit trail included (embedded_clickhouse.listen)", attrs...)
+	return nil
+}
+
 func (h *storeHandle) close() {
 	if h.Store != nil {
 		h.Store.Close()
 	}
 	if h.engine != nil {
 		h.stopEngine()
-		<-h.engineDone
+		for range h.engineServers {
+			<-h.engineDone
+		}
 		h.engine.Close()
 	}
 }
@@ -164,6 +203,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.close()
 	if _, _, err := st.prepare(ctx); err != nil {
+		return err
+	}
+	if err := st.serveOperators(&cfg, logger); err != nil {
 		return err
 	}
 

@@ -14,7 +14,6 @@ package embedded
 // never needs the library, only the running process does.
 typedef struct chdb_result_ { void * internal_data; } chdb_result;
 typedef struct chdb_connection_ { void * internal_data; } * chdb_connection;
-typedef struct chdb_insert_stream_ { void * internal_data; } * chdb_insert_stream;
 typedef enum chdb_state { CHDBSuccess = 0, CHDBError = 1 } chdb_state;
 
 typedef chdb_result * (*cl_query_params_fn)(chdb_connection, const char *, size_t, const char *, size_t,
@@ -32,17 +31,9 @@ typedef struct {
 	chdb_result * (*stream_fetch)(chdb_connection, chdb_result *);
 	void (*stream_cancel)(chdb_connection, chdb_result *);
 	void (*destroy_result)(chdb_result *);
-	chdb_insert_stream (*insert_open)(chdb_connection, const char *, size_t, const char *, size_t,
-		const char * const *, const size_t *, const char * const *, const size_t *, size_t);
-	chdb_state (*insert_append)(chdb_insert_stream, const void *, size_t);
-	chdb_result * (*insert_done)(chdb_insert_stream);
-	void (*insert_cancel)(chdb_insert_stream);
-	const char * (*insert_error)(chdb_insert_stream);
-	void (*insert_destroy)(chdb_insert_stream);
 	char * (*result_buffer)(chdb_result *);
 	size_t (*result_length)(chdb_result *);
 	const char * (*result_error)(chdb_result *);
-	uint64_t (*result_rows_written)(chdb_result *);
 } cl_lib;
 
 // cl_open loads the library and resolves every symbol. On failure it returns
@@ -67,16 +58,9 @@ static cl_lib * cl_open(const char * path, const char ** err) {
 	CL_SYM(stream_fetch, "chdb_stream_fetch_result")
 	CL_SYM(stream_cancel, "chdb_stream_cancel_query")
 	CL_SYM(destroy_result, "chdb_destroy_query_result")
-	CL_SYM(insert_open, "chdb_stream_insert_with_params_n")
-	CL_SYM(insert_append, "chdb_stream_append")
-	CL_SYM(insert_done, "chdb_stream_done")
-	CL_SYM(insert_cancel, "chdb_stream_cancel_insert")
-	CL_SYM(insert_error, "chdb_stream_insert_error")
-	CL_SYM(insert_destroy, "chdb_destroy_insert_stream")
 	CL_SYM(result_buffer, "chdb_result_buffer")
 	CL_SYM(result_length, "chdb_result_length")
 	CL_SYM(result_error, "chdb_result_error")
-	CL_SYM(result_rows_written, "chdb_result_rows_written")
 #undef CL_SYM
 	return l;
 }
@@ -111,19 +95,7 @@ static void cl_destroy_result(cl_lib * l, chdb_result * r) { l->destroy_result(r
 static char * cl_result_buffer(cl_lib * l, chdb_result * r) { return l->result_buffer(r); }
 static size_t cl_result_length(cl_lib * l, chdb_result * r) { return l->result_length(r); }
 static const char * cl_result_error(cl_lib * l, chdb_result * r) { return l->result_error(r); }
-static uint64_t cl_result_rows_written(cl_lib * l, chdb_result * r) { return l->result_rows_written(r); }
 
-static chdb_insert_stream cl_insert_open(cl_lib * l, const char * q, size_t ql, const char * f, size_t fl,
-		const char * const * pn, const size_t * pnl, const char * const * pv, const size_t * pvl, size_t n) {
-	return l->insert_open(*l->conn, q, ql, f, fl, pn, pnl, pv, pvl, n);
-}
-static int cl_insert_append(cl_lib * l, chdb_insert_stream s, const void * d, size_t n) {
-	return l->insert_append(s, d, n) == CHDBSuccess;
-}
-static chdb_result * cl_insert_done(cl_lib * l, chdb_insert_stream s) { return l->insert_done(s); }
-static void cl_insert_cancel(cl_lib * l, chdb_insert_stream s) { l->insert_cancel(s); }
-static const char * cl_insert_error(cl_lib * l, chdb_insert_stream s) { return l->insert_error(s); }
-static void cl_insert_destroy(cl_lib * l, chdb_insert_stream s) { l->insert_destroy(s); }
 */
 import "C"
 
@@ -240,7 +212,11 @@ func (d *chdb) resultError(r *C.chdb_result) error {
 
 // query runs a statement to completion and passes its whole output to fn;
 // the slice is valid only during fn. It serves statements chDB cannot stream
-// (DDL, SET, INSERT ... SELECT); their output is small.
+// (DDL, SET, INSERT ... SELECT); their output is small. It also serves
+// INSERT with its data inline after the FORMAT clause: chDB's streaming
+// insert API (chdb_stream_insert_*) makes one of the engine's own threads
+// log "<Fatal> ThreadStatus: current_thread contains invalid address" at
+// every insert, whichever thread calls it; an inline insert does not.
 func (d *chdb) query(query, format string, params []param, fn func([]byte) error) error {
 	a := newCArgs(query, format, params)
 	defer a.free()
@@ -305,74 +281,4 @@ func (s *stream) close() {
 		C.cl_destroy_result(s.d.c, s.r)
 		s.r = nil
 	}
-}
-
-// inserter is a running streaming insert. It must be finished with done or
-// cancel.
-type inserter struct {
-	d *chdb
-	s C.chdb_insert_stream
-}
-
-// insert starts an INSERT statement without FORMAT clause; the data in format
-// follows through write.
-func (d *chdb) insert(query, format string, params []param) (*inserter, error) {
-	a := newCArgs(query, format, params)
-	defer a.free()
-	s := C.cl_insert_open(d.c, a.query, a.qlen, a.format, a.flen, a.names, a.nlens, a.values, a.vlens, a.n)
-	if s == nil {
-		return nil, errors.New("chdb returned no insert stream")
-	}
-	in := &inserter{d: d, s: s}
-	if err := in.err(); err != nil {
-		C.cl_insert_destroy(d.c, s)
-		return nil, err
-	}
-	return in, nil
-}
-
-func (in *inserter) err() error {
-	if e := C.cl_insert_error(in.d.c, in.s); e != nil {
-		if msg := C.GoString(e); msg != "" {
-			return newEngineError(msg)
-		}
-	}
-	return nil
-}
-
-// write hands p to chDB, which copies it.
-func (in *inserter) write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	if C.cl_insert_append(in.d.c, in.s, unsafe.Pointer(&p[0]), C.size_t(len(p))) == 0 {
-		if err := in.err(); err != nil {
-			return err
-		}
-		return errors.New("chdb_stream_append failed")
-	}
-	return nil
-}
-
-// done commits the insert and releases the stream.
-func (in *inserter) done() (rows uint64, err error) {
-	defer C.cl_insert_destroy(in.d.c, in.s)
-	r := C.cl_insert_done(in.d.c, in.s)
-	if r == nil {
-		if err := in.err(); err != nil {
-			return 0, err
-		}
-		return 0, errors.New("chdb returned no insert result")
-	}
-	defer C.cl_destroy_result(in.d.c, r)
-	if err := in.d.resultError(r); err != nil {
-		return 0, err
-	}
-	return uint64(C.cl_result_rows_written(in.d.c, r)), nil
-}
-
-// cancel aborts the insert and releases the stream.
-func (in *inserter) cancel() {
-	C.cl_insert_cancel(in.d.c, in.s)
-	C.cl_insert_destroy(in.d.c, in.s)
 }

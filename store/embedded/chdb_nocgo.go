@@ -20,10 +20,3 @@ func (*chdb) streamQuery(string, string, []param) (*stream, error) { return nil,
 func (*stream) next(func([]byte) error) (bool, error)              { return false, ErrNeedsCgo }
 func (*stream) cancel()                                            {}
 func (*stream) close()                                             {}
-
-type inserter struct{}
-
-func (*chdb) insert(string, string, []param) (*inserter, error) { return nil, ErrNeedsCgo }
-func (*inserter) write([]byte) error                            { return ErrNeedsCgo }
-func (*inserter) done() (uint64, error)                         { return 0, ErrNeedsCgo }
-func (*inserter) cancel()                                       {}

@@ -8,13 +8,28 @@
 // Protocol: clickhouse.HTTP, so package store talks to the embedded engine
 // and to a real server with the same code.
 //
+// connlog serves the handler on an in-process Listener and dials it with
+// clickhouse-go's DialContext: the engine has no port. ServeOperator is the
+// opt-in, password-protected listener for operators (full administrative
+// access).
+//
 // Guarantees and limits:
 //   - One Engine per process, for the process lifetime (a chDB limit).
+//   - No file system or network access from SQL: the engine's user holds no
+//     source grant and only MergeTree-family and Null table engines
+//     (engineconf.go); the adapter refuses file(), INTO OUTFILE and FROM
+//     INFILE, which grants do not cover in chDB (guard.go).
 //   - One statement at a time; requests queue and stop waiting when their
-//     client goes away. A running statement cannot be interrupted from
-//     outside: max_execution_time (the request's, else Config.MaxQueryTime)
-//     bounds it, and a disconnected client stops a streaming result at the
-//     next chunk.
+//     client goes away or their deadline passes. Every statement runs under
+//     max_execution_time, at most Config.MaxQueryTime (a profile constraint
+//     keeps SETTINGS clauses from lifting it). A running statement cannot be
+//     interrupted from outside: the engine's own check of that limit stops
+//     it; a result nobody reads stops at the write deadline (limit + 2s), a
+//     disconnected client at the next chunk. Insert data is read whole
+//     before the statement takes the slot. connlog's own statements take
+//     the slot before the operator listener's.
+//   - The engine's log goes through the logger (enginelog.go), with
+//     exception and query text withheld.
 //   - URL settings and the database parameter apply to one statement only;
 //     they are reset before the next one runs.
 //   - Results stream to the client chunk by chunk; an error after the first

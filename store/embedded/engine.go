@@ -28,9 +28,14 @@ type Config struct {
 	Library string
 	// Dir is the data directory; it is created if missing. Required.
 	Dir string
-	// MaxQueryTime caps every statement whose request sets no
-	// max_execution_time. Default: DefaultMaxQueryTime.
+	// MaxQueryTime is the time limit of every statement
+	// (max_execution_time): a request may ask for less, never for more.
+	// Default: DefaultMaxQueryTime.
 	MaxQueryTime time.Duration
+	// LogLevel is connlog's log level (debug, info, warn or error): the
+	// engine's log lines at that level or worse are passed on to the
+	// logger. Default: info.
+	LogLevel string
 }
 
 // Validate reports configuration errors.
@@ -82,9 +87,22 @@ type Engine struct {
 
 	slot   chan struct{} // holds a token while a statement runs
 	closed chan struct{} // closed by Close
-	fault  atomic.Pointer[func(query string) error]
+	// running is the deadline (Unix ns) of the statement holding the slot,
+	// 0 when none does.
+	running atomic.Int64
+	// ownWaiting counts connlog's own statements waiting for the slot;
+	// ownReleased is when (Unix ns) the last one left it.
+	ownWaiting  atomic.Int32
+	ownReleased atomic.Int64
+	info        serverInfo
+	// logStop stops following the engine's log; logDone is closed when
+	// the follower is done.
+	logStop, logDone chan struct{}
+	fault            atomic.Pointer[func(query string) error]
 
 	closeOnce sync.Once
+	// dir is the absolute data directory.
+	dir string
 }
 
 // ErrClosed is returned for statements sent after Close.
@@ -120,8 +138,32 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 		return nil, ErrAlreadyOpen
 	}
 	start := time.Now()
-	db, err := loadCHDB(cfg.Library, []string{"--path=" + dir})
+	confPath, err := writeEngineConfig(dir, cfg.MaxQueryTime, clickhouseLogLevel(cfg.LogLevel))
 	if err != nil {
+		processOpened.Store(false)
+		return nil, err
+	}
+	logPath := filepath.Join(dir, engineLogFile)
+	stale, _ := filepath.Glob(filepath.Join(dir, insertFilePattern)) // left by a crash
+	for _, p := range append(stale, logPath, logPath+".0") {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			processOpened.Store(false)
+			return nil, fmt.Errorf("remove old engine log: %w", err)
+		}
+	}
+	logStop, logDone := make(chan struct{}), make(chan struct{})
+	engineLogger := logger.With("component", "embedded-engine")
+	go followLog(logPath, engineLogger, logStop, logDone)
+	restore, err := captureStderr()
+	if err != nil {
+		processOpened.Store(false)
+		close(logStop)
+		return nil, fmt.Errorf("capture engine start-up output: %w", err)
+	}
+	db, err := loadCHDB(cfg.Library, []string{"--path=" + dir, "--config-file=" + confPath, "--log-level=" + clickhouseLogLevel(cfg.LogLevel)})
+	passStartupOutput(restore(), engineLogger)
+	if err != nil {
+		close(logStop)
 		if errors.Is(err, errNotLoaded) {
 			processOpened.Store(false) // chDB never started: a retry is safe
 		}
@@ -134,6 +176,17 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 		version: db.version(),
 		slot:    make(chan struct{}, 1),
 		closed:  make(chan struct{}),
+		logStop: logStop,
+		logDone: logDone,
+		dir:     dir,
+	}
+	if err := e.checkAccessControl(); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
+	}
+	if e.info, err = e.readServerInfo(); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
 	}
 	e.logger.Info("embedded ClickHouse open", "version", e.version, "dir", dir, "duration", time.Since(start))
 	return e, nil
@@ -161,13 +214,63 @@ func (e *Engine) Close() error {
 		close(e.closed)
 		e.slot <- struct{}{} // wait for the running statement; never released
 		e.db.close()
+		close(e.logStop)
+		<-e.logDone
 		e.logger.Info("embedded ClickHouse closed")
 	})
 	return nil
 }
 
-// acquire waits for the statement slot, or until ctx is done.
+// operatorKey marks the context of a request from the operator listener.
+type operatorKey struct{}
+
+// operatorIdle is how long connlog's own statements must have left the
+// slot alone before an operator's statement may take it.
+const operatorIdle = 50 * time.Millisecond
+
+// acquire waits for the statement slot, or until ctx is done. connlog's
+// own statements (ingest, API, enforcement) come first: a request from the
+// operator listener takes the slot only when none of them waits and none
+// ran in the last operatorIdle, so operators' statements, however many
+// and however long, cannot starve the evidence pipeline — each of its
+// statements waits at most for one operator statement.
 func (e *Engine) acquire(ctx context.Context) error {
+	if ctx.Value(operatorKey{}) != nil {
+		return e.acquireOperator(ctx)
+	}
+	e.ownWaiting.Add(1)
+	defer e.ownWaiting.Add(-1)
+	return e.acquireSlot(ctx)
+}
+
+func (e *Engine) acquireOperator(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if e.ownWaiting.Load() == 0 && time.Since(time.Unix(0, e.ownReleased.Load())) >= operatorIdle {
+			select {
+			case e.slot <- struct{}{}:
+				select {
+				case <-e.closed:
+					<-e.slot
+					return ErrClosed
+				default:
+				}
+				return nil
+			default:
+			}
+		}
+		select {
+		case <-e.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("wait for embedded ClickHouse: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) acquireSlot(ctx context.Context) error {
 	select {
 	case <-e.closed:
 		return ErrClosed
@@ -191,6 +294,14 @@ func (e *Engine) acquire(ctx context.Context) error {
 
 func (e *Engine) release() { <-e.slot }
 
+// releaseFor frees the slot taken with acquire(ctx).
+func (e *Engine) releaseFor(ctx context.Context) {
+	if ctx.Value(operatorKey{}) == nil {
+		e.ownReleased.Store(time.Now().UnixNano())
+	}
+	e.release()
+}
+
 // exec runs a statement that returns no interesting output. Caller holds the
 // slot.
 func (e *Engine) exec(query string) error {
@@ -205,6 +316,39 @@ func (e *Engine) exec(query string) error {
 			return err
 		}
 	}
+}
+
+// passStartupOutput passes on what the engine printed on fd 2 while it
+// started: connlog's own JSON lines unchanged, the engine's as records.
+func passStartupOutput(out []byte, logger *slog.Logger) {
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "":
+		case strings.HasPrefix(line, "{"):
+			_, _ = os.Stderr.WriteString(line + "\n")
+		default:
+			logger.Debug("engine start-up output", "line", line)
+		}
+	}
+}
+
+// serverInfo is what clickhouse-go asks when it connects.
+type serverInfo struct{ displayName, version, timezone string }
+
+func (e *Engine) readServerInfo() (serverInfo, error) {
+	var out string
+	err := e.db.query("SELECT displayName(), version(), timezone()", "TabSeparated", nil, func(b []byte) error {
+		out = string(b)
+		return nil
+	})
+	if err != nil {
+		return serverInfo{}, fmt.Errorf("read server info: %w", err)
+	}
+	f := strings.Split(strings.TrimRight(out, "\n"), "\t")
+	if len(f) != 3 {
+		return serverInfo{}, fmt.Errorf("unexpected server info %q", out)
+	}
+	return serverInfo{displayName: f[0], version: f[1], timezone: f[2]}, nil
 }
 
 // ErrNeedsCgo is returned by Open in a build without cgo, which cannot load

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,10 +24,17 @@ import (
 const (
 	// maxQuerySize bounds a statement read from the request body.
 	maxQuerySize = 1 << 20
-	// insertChunk is how much request body is handed to chDB at a time.
-	insertChunk = 1 << 20
+	// maxInsertSize bounds the data of one INSERT, which is read whole
+	// before the statement runs (inline inserts: see chdb.query). A
+	// connlog batch is a few MB.
+	maxInsertSize = 512 << 20
 	// helloQuery is the statement clickhouse-go sends when it connects.
 	helloQuery = "SELECT displayName(), version(), revision(), timezone()"
+	// pingQuery is the statement of clickhouse-go's Ping.
+	pingQuery = "SELECT 1"
+	// statementGrace is added to a statement's max_execution_time for its
+	// context and write deadlines: the engine's own limit fires first.
+	statementGrace = 2 * time.Second
 )
 
 // isHTTPParam reports whether a URL parameter of the ClickHouse HTTP interface
@@ -47,6 +55,9 @@ func isHTTPParam(name string) bool {
 
 // request is one parsed HTTP request.
 type request struct {
+	// limit is the statement's max_execution_time: what the request asked
+	// for, at most the engine's MaxQueryTime.
+	limit           time.Duration
 	queryID         string
 	database        string
 	format          string // default_format, TabSeparated if unset
@@ -68,8 +79,13 @@ func (e *Engine) Handler() http.Handler {
 }
 
 // Serve serves Handler on ln until ctx is done, then shuts down gracefully.
+// It asks for no credential: give it an in-process Listener (connlog does),
+// or in tests a loopback port; operators get ServeOperator.
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return e.serve(ctx, ln, &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second})
+}
+
+func (e *Engine) serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -103,6 +119,22 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if req.queryID != "" {
 		w.Header().Set("X-ClickHouse-Query-Id", req.queryID)
 	}
+	// Every statement has a deadline: its time limit plus a grace period,
+	// counted from its arrival. Waiting for the statement slot stops there,
+	// and so does writing its result to a client that does not read it, so
+	// no client keeps the slot past it.
+	deadline := time.Now().Add(req.limit + statementGrace)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline)
+	_ = rc.SetWriteDeadline(deadline)
+	// The connection outlives the request (keep-alive): the next request
+	// on it must not inherit this one's deadlines.
+	defer func() {
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+	}()
 	if v := values.Get("compress") + values.Get("decompress"); strings.Contains(v, "1") {
 		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: native compression (compress, decompress) is not supported by the embedded engine. (NOT_IMPLEMENTED)"))
 		return
@@ -160,6 +192,19 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	guarded := sql
+	if data == nil || !strings.EqualFold(st.format, "Values") {
+		err = guardStatement(guarded)
+	} else {
+		// Values data is SQL expressions, evaluated by the engine.
+		data, err = guardValues(guarded, data)
+	}
+	if err != nil {
+		writeError(w, e.version, http.StatusForbidden, newEngineError(fmt.Sprintf("Code: %d. DB::Exception: %s. (ACCESS_DENIED)", codeAccessDenied, err)))
+		e.logger.Warn("refused a statement that reaches the file system or the network", "kind", st.keyword, "query_id", req.queryID)
+		return
+	}
+
 	start := time.Now()
 	switch {
 	case st.keyword == "SET" || st.keyword == "USE":
@@ -167,14 +212,16 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e.version, http.StatusBadRequest, newEngineError("Code: 48. DB::Exception: "+st.keyword+" statements are not supported by the embedded engine; pass settings and database as URL parameters. (NOT_IMPLEMENTED)"))
 		return
 	case data != nil:
-		err = e.insert(r.Context(), req, strings.TrimSpace(sql), st.format, data)
+		err = e.insert(ctx, req, strings.TrimSpace(sql), st.format, data)
 		if err == nil {
 			w.WriteHeader(http.StatusOK)
 		}
 	case strings.TrimSpace(sql) == helloQuery:
-		err = e.hello(r.Context(), w, req)
+		err = e.hello(w, req)
+	case strings.TrimSpace(sql) == pingQuery && req.format == "Native":
+		err = e.ping(ctx, w, req, sql)
 	default:
-		err = e.query(r.Context(), w, req, sql, st.format)
+		err = e.query(ctx, w, req, sql, st.format)
 	}
 	if err != nil {
 		var streamErr *midStreamError
@@ -241,10 +288,24 @@ func parseRequest(values url.Values, maxQueryTime time.Duration) (*request, erro
 			req.settings = append(req.settings, [2]string{k, v})
 		}
 	}
-	if values.Get("max_execution_time") == "" && maxQueryTime > 0 {
-		secs := max(int64(maxQueryTime.Round(time.Second)/time.Second), 1)
-		req.settings = append(req.settings, [2]string{"max_execution_time", strconv.FormatInt(secs, 10)})
+	// max_execution_time: the request's own if it is a limit below the
+	// engine's, else the engine's (0, no limit, and anything above become
+	// MaxQueryTime). The engine's profile refuses more anyway; clamping
+	// here lets a long export run as far as the engine allows instead of
+	// failing at once.
+	capSecs := maxQuerySeconds(maxQueryTime)
+	secs := capSecs
+	if v, err := strconv.ParseFloat(values.Get("max_execution_time"), 64); err == nil && v >= 1 && v < float64(capSecs) {
+		secs = int64(v)
 	}
+	kept := req.settings[:0]
+	for _, s := range req.settings {
+		if s[0] != "max_execution_time" {
+			kept = append(kept, s)
+		}
+	}
+	req.settings = append(kept, [2]string{"max_execution_time", strconv.FormatInt(secs, 10)})
+	req.limit = time.Duration(secs) * time.Second
 	return req, nil
 }
 
@@ -255,6 +316,13 @@ func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error
 	if err := e.acquire(ctx); err != nil {
 		return func() {}, err
 	}
+	return e.setUp(ctx, req)
+}
+
+// setUp is begin for a caller that already holds the slot, taken with
+// acquire(ctx).
+func (e *Engine) setUp(ctx context.Context, req *request) (end func(), err error) {
+	e.running.Store(time.Now().Add(req.limit + statementGrace).UnixNano())
 	var set, reset []string
 	for _, s := range req.settings {
 		set = append(set, s[0]+" = "+settingValue(s[1]))
@@ -277,7 +345,8 @@ func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error
 				e.logger.Error("reset database of the embedded ClickHouse session", "err", err)
 			}
 		}
-		e.release()
+		e.running.Store(0)
+		e.releaseFor(ctx)
 	}
 	if len(set) > 0 {
 		if err := e.db.query("SET "+strings.Join(set, ", "), "TSV", nil, nil); err != nil {
@@ -292,45 +361,49 @@ func (e *Engine) begin(ctx context.Context, req *request) (end func(), err error
 	return end, nil
 }
 
-// insert streams data in format into the INSERT statement sql (without its
-// FORMAT clause).
+// insert runs the INSERT statement sql (without its FORMAT clause) with data
+// in format. The data is written whole to a file of the data directory
+// before the statement slot is taken, so a slow client never holds the
+// engine, and the statement reads it with FROM INFILE. Why not chDB's
+// streaming insert API (chdb_stream_insert_*): one of the engine's own
+// threads logs "<Fatal> ThreadStatus: current_thread contains invalid
+// address" at every such insert, whichever thread calls it. Why not the
+// data inline after FORMAT: chDB ends inline data at the first blank line,
+// which binary formats (Native) contain anywhere.
 func (e *Engine) insert(ctx context.Context, req *request, sql, format string, data io.Reader) error {
 	if f := e.fault.Load(); f != nil {
 		if err := (*f)(sql); err != nil {
 			return &faultError{err: err}
 		}
 	}
+	// A file per insert: a client that sends its data slowly delays only
+	// itself (and its read deadline ends it).
+	f, err := os.CreateTemp(e.dir, insertFilePattern)
+	if err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	path := f.Name()
+	defer os.Remove(path)
+	n, err := io.Copy(f, io.LimitReader(data, maxInsertSize+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("read insert body: %w", err)
+	}
+	if n > maxInsertSize {
+		return newEngineError(fmt.Sprintf("Code: 202. DB::Exception: insert data is longer than %d bytes; split it. (TOO_LARGE_STRING_SIZE)", maxInsertSize))
+	}
 	end, err := e.begin(ctx, req)
 	defer end()
 	if err != nil {
 		return err
 	}
-	in, err := e.db.insert(sql, format, req.params)
-	if err != nil {
+	stmt := sql + " FROM INFILE " + quoteString(path) + " COMPRESSION 'none' FORMAT " + format
+	if err := e.db.query(stmt, "TSV", req.params, nil); err != nil {
 		return err
 	}
-	buf := make([]byte, insertChunk)
-	for {
-		n, rerr := io.ReadFull(data, buf)
-		if n > 0 {
-			if err := in.write(buf[:n]); err != nil {
-				in.cancel()
-				return err
-			}
-		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-			break
-		}
-		if rerr != nil {
-			in.cancel()
-			return fmt.Errorf("read insert body: %w", rerr)
-		}
-	}
-	rows, err := in.done()
-	if err != nil {
-		return err
-	}
-	e.logger.Debug("insert", "query_id", req.queryID, "rows", rows)
+	e.logger.Debug("insert", "query_id", req.queryID, "bytes", n)
 	return nil
 }
 
@@ -349,7 +422,15 @@ func (f *faultError) Unwrap() error { return f.err }
 // query runs sql and streams its output to w chunk by chunk. format is the
 // statement's own FORMAT clause, if any.
 func (e *Engine) query(ctx context.Context, w http.ResponseWriter, req *request, sql, format string) error {
-	end, err := e.begin(ctx, req)
+	if err := e.acquire(ctx); err != nil {
+		return err
+	}
+	return e.queryHeld(ctx, w, req, sql, format)
+}
+
+// queryHeld is query for a caller that holds the slot; it releases it.
+func (e *Engine) queryHeld(ctx context.Context, w http.ResponseWriter, req *request, sql, format string) error {
+	end, err := e.setUp(ctx, req)
 	defer end()
 	if err != nil {
 		return err
@@ -412,52 +493,77 @@ func (e *Engine) query(ctx context.Context, w http.ResponseWriter, req *request,
 	return nil
 }
 
-// hello answers clickhouse-go's connection query itself. The driver decodes
-// this one response with its own protocol revision and every later one with
-// the revision reported here. chDB writes Native blocks in the revision 0
-// layout, so the answer claims revision 0, encoded in the driver's revision.
-func (e *Engine) hello(ctx context.Context, w http.ResponseWriter, req *request) error {
-	end, err := e.begin(ctx, req)
-	defer end()
-	if err != nil {
-		return err
-	}
-	var out string
-	err = e.db.query("SELECT displayName(), version(), timezone()", "TabSeparated", nil, func(b []byte) error {
-		out = string(b)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	fields := strings.Split(strings.TrimRight(out, "\n"), "\t")
-	if len(fields) != 3 {
-		return fmt.Errorf("unexpected server info %q", out)
-	}
-	block := &proto.Block{ServerContext: &column.ServerContext{}}
-	for _, c := range []struct {
-		name, typ string
-		value     any
-	}{
-		{"displayName()", "String", fields[0]},
-		{"version()", "String", fields[1]},
+// hello answers clickhouse-go's connection query itself, from the server
+// info read at Open, without the statement slot: a new connection does not
+// wait behind a running statement. The driver decodes this one response
+// with its own protocol revision and every later one with the revision
+// reported here. chDB writes Native blocks in the revision 0 layout, so the
+// answer claims revision 0, encoded in the driver's revision.
+func (e *Engine) hello(w http.ResponseWriter, req *request) error {
+	return writeBlock(w, req.protocolVersion, []blockColumn{
+		{"displayName()", "String", e.info.displayName},
+		{"version()", "String", e.info.version},
 		{"revision()", "UInt32", uint32(0)},
-		{"timezone()", "String", fields[2]},
-	} {
+		{"timezone()", "String", e.info.timezone},
+	})
+}
+
+// ping answers clickhouse-go's Ping (SELECT 1 in Native). With the slot free it runs
+// on the engine. While a statement holds the slot within its time limit the
+// engine is busy, not stuck, and the answer comes without waiting, so
+// readiness does not flap during a long search; a statement past its
+// deadline makes ping wait and fail, as a stuck engine should.
+func (e *Engine) ping(ctx context.Context, w http.ResponseWriter, req *request, sql string) error {
+	for {
+		if until := e.running.Load(); until != 0 {
+			if time.Now().UnixNano() < until {
+				// Revision 0, as chDB writes every block but hello's.
+				return writeBlock(w, 0, []blockColumn{{"1", "UInt8", uint8(1)}})
+			}
+			return e.query(ctx, w, req, sql, "")
+		}
+		select {
+		case e.slot <- struct{}{}:
+			select {
+			case <-e.closed:
+				<-e.slot
+				return ErrClosed
+			default:
+			}
+			return e.queryHeld(ctx, w, req, sql, "")
+		case <-e.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("wait for embedded ClickHouse: %w", context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+			// the slot changed hands between the two checks: look again
+		}
+	}
+}
+
+type blockColumn struct {
+	name, typ string
+	value     any
+}
+
+// writeBlock writes a one-row Native block in protocol revision rev.
+func writeBlock(w http.ResponseWriter, rev uint64, cols []blockColumn) error {
+	block := &proto.Block{ServerContext: &column.ServerContext{}}
+	for _, c := range cols {
 		if err := block.AddColumn(c.name, column.Type(c.typ)); err != nil {
-			return fmt.Errorf("build hello block: %w", err)
+			return fmt.Errorf("build block: %w", err)
 		}
 		if err := block.Columns[len(block.Columns)-1].AppendRow(c.value); err != nil {
-			return fmt.Errorf("build hello block: %w", err)
+			return fmt.Errorf("build block: %w", err)
 		}
 	}
 	var buf chproto.Buffer
-	if err := block.Encode(&buf, req.protocolVersion); err != nil {
-		return fmt.Errorf("encode hello block: %w", err)
+	if err := block.Encode(&buf, rev); err != nil {
+		return fmt.Errorf("encode block: %w", err)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-ClickHouse-Format", "Native")
-	_, err = w.Write(buf.Buf)
+	_, err := w.Write(buf.Buf)
 	return err
 }
 
