@@ -50,13 +50,12 @@ type BrokerConfig struct {
 	// RetainAge drops committed messages once they are older than this.
 	// Default: 10m.
 	RetainAge time.Duration `yaml:"retain_age"`
-	// MaxBytes bounds the broker's memory: while it holds more than this
-	// many bytes of messages (all of them uncommitted, since committed ones
-	// are dropped past RetainBytes), produce requests are refused with the
+	// MaxBytes bounds the broker's memory: a produce request that would
+	// take it past this many bytes of messages (all of them uncommitted,
+	// since committed ones are dropped past RetainBytes) is refused with the
 	// retriable KAFKA_STORAGE_ERROR, so shippers keep their lines and retry
-	// (back-pressure) until connlog has stored and committed enough.
-	// Checked every 200ms. Must not be below RetainBytes. Default: 268435456
-	// (256 MiB).
+	// (back-pressure) until connlog has stored and committed enough. Must
+	// not be below RetainBytes. Default: 268435456 (256 MiB).
 	MaxBytes int64 `yaml:"max_bytes"`
 
 	// GroupID is the consumer group that Users.Consumer may use and whose
@@ -97,9 +96,12 @@ type Broker struct {
 	cfg    BrokerConfig
 	addrs  []string
 	log    *slog.Logger
-	held   atomic.Int64
-	full   atomic.Bool
+	held   atomic.Int64 // bytes at the last measurement
 	refuse *kfake.FaultHandle
+	gate   produceGate
+	// refusing is whether produce was refused during the last trim period.
+	refusing bool
+	refused  int
 
 	// seen are, per partition, the high watermarks observed and when: the
 	// messages below a mark were produced before its time (for RetainAge).
@@ -228,13 +230,14 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 		c: c, cfg: cfg, addrs: c.ListenAddrs(), log: logger,
 		seen: map[topicPartition][]mark{}, stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
-	// Back-pressure: while full, every produce is answered with a
-	// retriable error. Faults apply after authentication and ACLs.
+	// Back-pressure: a produce that would take the broker past MaxBytes is
+	// answered with a retriable error. Faults apply after authentication.
+	b.gate.max = cfg.MaxBytes
 	b.refuse = c.Fault(kfake.Fault{
 		Keys:  []kmsg.Key{kmsg.Produce},
 		Err:   kerr.KafkaStorageError,
 		Count: -1,
-		When:  func(kmsg.Request) bool { return b.full.Load() },
+		When:  b.gate.refuse,
 	})
 	if reg != nil {
 		if err := registerBrokerMetrics(reg, b); err != nil {
@@ -278,11 +281,11 @@ func registerBrokerMetrics(reg prometheus.Registerer, b *Broker) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "connlog_broker_held_bytes",
-			Help: "Bytes of messages the embedded Kafka broker holds in memory (measured every 200ms); produce is refused above embedded_kafka.max_bytes.",
+			Help: "Bytes of messages the embedded Kafka broker holds in memory (measured every 200ms); produce that would exceed embedded_kafka.max_bytes is refused.",
 		}, func() float64 { return float64(b.held.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "connlog_broker_produce_refused_total",
-			Help: "Produce requests (per partition) the embedded Kafka broker refused because it held more than embedded_kafka.max_bytes (back-pressure: shippers retry).",
+			Help: "Produce requests (counted per topic and partition) the embedded Kafka broker refused because they would exceed embedded_kafka.max_bytes (back-pressure: shippers retry).",
 		}, func() float64 { return float64(b.refuse.Hits()) }),
 	} {
 		if err := reg.Register(c); err != nil {
@@ -335,6 +338,7 @@ func (b *Broker) run() {
 // below the consumer group's committed offset are ever dropped: connlog
 // commits an offset after the store acknowledged the lines before it.
 func (b *Broker) trim(now time.Time) {
+	counted := b.gate.pending.Load()
 	var commits map[string]map[int32]kfake.GroupCommit
 	if g := b.c.GroupInfo(b.cfg.GroupID); g != nil {
 		commits = g.Commits
@@ -383,14 +387,63 @@ func (b *Broker) trim(now time.Time) {
 		}
 	}
 	b.held.Store(held)
-	full := held > b.cfg.MaxBytes
-	if was := b.full.Swap(full); was != full {
-		if full {
-			b.log.Warn("embedded kafka broker full: refusing produce (retriable) until connlog has stored and committed more", "held_bytes", held, "max_bytes", b.cfg.MaxBytes)
-		} else {
-			b.log.Info("embedded kafka broker accepts produce again", "held_bytes", held, "max_bytes", b.cfg.MaxBytes)
+	b.gate.measured(held, counted)
+	refused := b.refuse.Hits()
+	switch now := refused > b.refused; {
+	case now && !b.refusing:
+		b.log.Warn("embedded kafka broker full: refusing produce (retriable) until connlog has stored and committed more", "held_bytes", held, "max_bytes", b.cfg.MaxBytes)
+	case !now && b.refusing:
+		b.log.Info("embedded kafka broker accepts produce again", "held_bytes", held, "max_bytes", b.cfg.MaxBytes)
+	}
+	b.refusing, b.refused = refused > b.refused, refused
+}
+
+// produceGate decides, for each produce request, whether it would take the
+// broker past its bound: held bytes at the last measurement plus what was
+// let through since. It errs on the side of refusing (a request let
+// through but then refused by an ACL still counts until the next
+// measurement).
+type produceGate struct {
+	max     int64
+	held    atomic.Int64 // at the last measurement
+	pending atomic.Int64 // let through since
+	// last and lastRefused are only used on kfake's cluster goroutine: a
+	// fault's When runs there, once per topic and partition of a request.
+	last        kmsg.Request
+	lastRefused bool
+}
+
+// refuse is the Fault's When: it runs on the cluster goroutine, must not
+// block and must not call into the cluster.
+func (g *produceGate) refuse(req kmsg.Request) bool {
+	if req == g.last {
+		return g.lastRefused
+	}
+	g.last = req
+	var size int64
+	if pr, ok := req.(*kmsg.ProduceRequest); ok {
+		for _, t := range pr.Topics {
+			for _, p := range t.Partitions {
+				size += int64(len(p.Records))
+			}
 		}
 	}
+	now := g.held.Load() + g.pending.Load()
+	// An empty broker takes any request, so one bigger than max cannot
+	// block producers forever.
+	g.lastRefused = now > 0 && now+size > g.max
+	if !g.lastRefused {
+		g.pending.Add(size)
+	}
+	return g.lastRefused
+}
+
+// measured records a measurement of held bytes; counted is what pending
+// was before it (those requests are in held now: produce requests and
+// measurements are serialised on the cluster goroutine).
+func (g *produceGate) measured(held, counted int64) {
+	g.held.Store(held)
+	g.pending.Add(-counted)
 }
 
 // observe appends the high watermark hw seen at now (when it moved) and

@@ -113,13 +113,20 @@ func testBroker(t testing.TB, brokers []string) *Broker {
 
 func startTestBroker(t testing.TB, topic string, partitions int) []string {
 	t.Helper()
-	b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil, slog.New(slog.DiscardHandler))
+	return startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil).Addrs()
+}
+
+// startBroker starts an embedded broker for the test and registers it for
+// the helpers.
+func startBroker(t testing.TB, cfg BrokerConfig, reg prometheus.Registerer) *Broker {
+	t.Helper()
+	b, err := StartBroker(t.Context(), cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	testBrokers.Store(b.Addrs()[0], b)
 	t.Cleanup(func() { b.Close(); testBrokers.Delete(b.Addrs()[0]) })
-	return b.Addrs()
+	return b
 }
 
 func publishLines(t testing.TB, brokers []string, topic string, lines []string) {
