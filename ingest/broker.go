@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -239,6 +240,10 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 		Count: -1,
 		When:  b.gate.refuse,
 	})
+	if err := b.advertiseSASLHandshakeV0(ctx); err != nil {
+		b.c.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
 	if reg != nil {
 		if err := registerBrokerMetrics(reg, b); err != nil {
 			b.c.Close()
@@ -251,6 +256,56 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 		"addrs", b.addrs, "topics", cfg.Topics, "shipper_user", cfg.Users.Shipper.Username,
 		"max_bytes", cfg.MaxBytes, "retain_bytes", cfg.RetainBytes, "retain_age", cfg.RetainAge.String())
 	return b, nil
+}
+
+// advertiseSASLHandshakeV0 makes the broker's ApiVersions answer list
+// SaslHandshake from version 0, as Kafka does. kfake serves only v1 (the
+// one followed by SaslAuthenticate, which every current client uses) and
+// says so; librdkafka (rsyslog, syslog-ng, Vector, Fluent Bit, kcat) then
+// concludes the broker has no SASL handshake at all and refuses to
+// authenticate. The answer is kfake's own, fetched once, with that one
+// range widened; a client that really sends a v0 handshake is still
+// refused by kfake.
+func (b *Broker) advertiseSASLHandshakeV0(ctx context.Context) error {
+	var base atomic.Pointer[kmsg.ApiVersionsResponse]
+	b.c.ControlKey(int16(kmsg.ApiVersions), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		b.c.KeepControl()
+		req, ok := kreq.(*kmsg.ApiVersionsRequest)
+		have := base.Load()
+		// kfake's own answer for what it would treat specially: versions
+		// it does not serve, and v5's cluster check (KIP-1242).
+		if !ok || have == nil || req.Version > have.Version || (req.Version >= 5 && (req.ClusterID != nil || req.NodeID != -1)) {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+		resp.ApiKeys = slices.Clone(have.ApiKeys)
+		for i := range resp.ApiKeys {
+			if resp.ApiKeys[i].ApiKey == int16(kmsg.SASLHandshake) {
+				resp.ApiKeys[i].MinVersion = 0
+			}
+		}
+		resp.SupportedFeatures = slices.Clone(have.SupportedFeatures)
+		resp.FinalizedFeatures = slices.Clone(have.FinalizedFeatures)
+		resp.FinalizedFeaturesEpoch = have.FinalizedFeaturesEpoch
+		return resp, nil, true
+	})
+	// ApiVersions needs no authentication.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addrs...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(rctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		return fmt.Errorf("read the broker's API versions: %w", err)
+	}
+	base.Store(resp)
+	return nil
 }
 
 // shipperACLs let the shipper write to the topics (Write implies Describe,

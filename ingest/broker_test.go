@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/connlog/connlog/store"
 )
@@ -358,5 +360,37 @@ func TestSecurityValidate(t *testing.T) {
 	}
 	if s := fmt.Sprint(SASL{Password: store.Secret("hunter2")}); strings.Contains(s, "hunter2") {
 		t.Errorf("a SASL identity prints its password: %s", s)
+	}
+}
+
+// TestBrokerAdvertisesSASLHandshakeV0: librdkafka-based shippers only
+// authenticate to a broker whose ApiVersions lists SaslHandshake v0 (see
+// advertiseSASLHandshakeV0); deploy's shipper tests run the real ones.
+func TestBrokerAdvertisesSASLHandshakeV0(t *testing.T) {
+	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range []int16{0, 3} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = v
+		resp, err := req.RequestWith(t.Context(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, k := range resp.ApiKeys {
+			if k.ApiKey == int16(kmsg.SASLHandshake) {
+				found = true
+				if k.MinVersion != 0 || k.MaxVersion != 1 {
+					t.Errorf("ApiVersions v%d: SaslHandshake %d..%d, want 0..1", v, k.MinVersion, k.MaxVersion)
+				}
+			}
+		}
+		if !found || len(resp.ApiKeys) < 40 {
+			t.Errorf("ApiVersions v%d: %d keys, SaslHandshake listed %v", v, len(resp.ApiKeys), found)
+		}
 	}
 }
