@@ -126,8 +126,8 @@ func TestBrokerAuthorization(t *testing.T) {
 	if err := fetchOne(ctx, shipper, "nginx"); !errors.Is(err, kafka.TopicAuthorizationFailed) {
 		t.Errorf("shipper: fetch: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	if err := joinGroup(ctx, shipper, DefaultGroupID); err == nil {
-		t.Error("shipper: joined connlog's consumer group")
+	if err := joinGroup(ctx, shipper, DefaultGroupID); !errors.Is(err, kafka.GroupAuthorizationFailed) {
+		t.Errorf("shipper: join connlog's consumer group: %v, want GROUP_AUTHORIZATION_FAILED", err)
 	}
 	if err := createTopic(ctx, shipper, "evil"); err == nil {
 		t.Error("shipper: created a topic")
@@ -149,8 +149,8 @@ func TestBrokerAuthorization(t *testing.T) {
 	if err := produceOne(ctx, consumer, "nginx"); !errors.Is(err, kafka.TopicAuthorizationFailed) {
 		t.Errorf("consumer: produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	if err := joinGroup(ctx, consumer, "someone-elses-group"); err == nil {
-		t.Error("consumer: joined a group that is not connlog's")
+	if err := joinGroup(ctx, consumer, "someone-elses-group"); !errors.Is(err, kafka.GroupAuthorizationFailed) {
+		t.Errorf("consumer: join a group that is not connlog's: %v, want GROUP_AUTHORIZATION_FAILED", err)
 	}
 	if n := accepted(b); n != 2 {
 		t.Errorf("%d messages accepted, want the shipper's 2", n)
