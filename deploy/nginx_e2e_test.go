@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // The two topics of TestNginxRsyslogConnlog: the same requests logged by
@@ -124,12 +122,10 @@ func TestNginxRsyslogConnlog(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildConnlog(t)
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, e2eTopicJSON, e2eTopicCombined))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close) // registered first: closed after every daemon stopped
-	broker := cluster.ListenAddrs()[0]
+	// connlog's embedded broker, with SASL, in the test process.
+	b := startBroker(t, e2eTopicJSON, e2eTopicCombined) // registered first: closed after every daemon stopped
+	broker := b.Addrs()[0]
+	consumer := b.Consumer()
 
 	// connlog first: its engine starts while the rest is set up.
 	apiPort, chPort, kafkaPort := freePort(t), freePort(t), freePort(t)
@@ -148,6 +144,9 @@ func TestNginxRsyslogConnlog(t *testing.T) {
 		"CONNLOG_EMBEDDED_KAFKA_ADDR=127.0.0.1:"+strconv.Itoa(kafkaPort), // unused: brokers are given
 		"CONNLOG_CHDB_LIBRARY="+lib,
 		"CONNLOG_KAFKA_BROKERS="+broker,
+		"CONNLOG_KAFKA_SASL_MECHANISM="+consumer.Mechanism,
+		"CONNLOG_KAFKA_SASL_USERNAME="+consumer.Username,
+		"CONNLOG_KAFKA_SASL_PASSWORD="+string(consumer.Password),
 		"CONNLOG_KAFKA_TOPICS="+e2eTopicJSON+","+e2eTopicCombined,
 		"CONNLOG_KAFKA_PARSE_TRUSTED_PROXIES=127.0.0.1/32",
 		"CONNLOG_KAFKA_FLUSH_INTERVAL=200ms",
@@ -193,7 +192,7 @@ func TestNginxRsyslogConnlog(t *testing.T) {
 		}
 		rconf := filepath.Join(state, "rsyslog.conf")
 		substitute(t, filepath.Join(root, "deploy", "shippers", "rsyslog.conf"), rconf,
-			map[string]string{"LOG": s.log, "KAFKA": broker, "TOPIC": s.topic, "STATE": state})
+			shipperVars(b, map[string]string{"LOG": s.log, "KAFKA": broker, "TOPIC": s.topic, "STATE": state}))
 		cmd := rsyslog.command(t, rconf, state)
 		daemon(t, s.name+".log", os.Environ(), cmd.Path, cmd.Args[1:]...)
 		t.Cleanup(func() {

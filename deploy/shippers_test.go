@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/connlog/connlog/ingest"
 )
 
 // nginxLines returns n access-log lines in the recommended connlog_json
@@ -49,6 +51,31 @@ func appendLines(t testing.TB, path string, lines []string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startBroker starts connlog's embedded broker (SASL required, only the
+// given topics, 4 partitions each) in the test process.
+func startBroker(t testing.TB, topics ...string) *ingest.Broker {
+	t.Helper()
+	b, err := ingest.StartBroker(context.Background(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: topics, Partitions: 4}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// shipperVars adds the broker's produce-only identity to a shipper
+// config's placeholders.
+func shipperVars(b *ingest.Broker, vars map[string]string) map[string]string {
+	id := b.Shipper()
+	vars["KAFKA_MECHANISM"], vars["KAFKA_USER"], vars["KAFKA_PASSWORD"] = id.Mechanism, id.Username, string(id.Password)
+	return vars
+}
+
+// kgoSASL is franz-go's option for a SCRAM-SHA-512 identity.
+func kgoSASL(id ingest.SASL) kgo.Opt {
+	return kgo.SASL(scram.Auth{User: id.Username, Pass: string(id.Password)}.AsSha512Mechanism())
 }
 
 // shipper is one way of starting a shipper on a substituted config.
@@ -126,12 +153,8 @@ func testShipper(t *testing.T, s shipper) {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	broker := cluster.ListenAddrs()[0]
+	b := startBroker(t, topic)
+	broker := b.Addrs()[0]
 
 	logFile := filepath.Join(dir, "access.json.log")
 	before, after := nginxLines(300, 0), nginxLines(200, 300)
@@ -139,7 +162,7 @@ func testShipper(t *testing.T, s shipper) {
 
 	conf := filepath.Join(dir, s.config)
 	substitute(t, filepath.Join(repoRoot(t), "deploy", "shippers", s.config), conf,
-		map[string]string{"LOG": logFile, "KAFKA": broker, "TOPIC": topic, "STATE": state})
+		shipperVars(b, map[string]string{"LOG": logFile, "KAFKA": broker, "TOPIC": topic, "STATE": state}))
 	cmd := s.command(t, conf, state)
 	out, err := os.Create(filepath.Join(dir, s.name+".out"))
 	if err != nil {
@@ -182,7 +205,8 @@ func testShipper(t *testing.T, s shipper) {
 	appendLines(t, logFile, after)
 	want := append(append([]string(nil), before...), after...)
 
-	client, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
+	// read back as connlog would, with its consumer identity
+	client, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgoSASL(b.Consumer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -244,7 +244,9 @@ func TestShipperPlaceholders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []string{"@LOG@", "@KAFKA@", "@TOPIC@"} {
+		// every shipper authenticates: the embedded broker and any real
+		// Kafka worth the name refuse anonymous producers
+		for _, p := range []string{"@LOG@", "@KAFKA@", "@TOPIC@", "@KAFKA_MECHANISM@", "@KAFKA_USER@", "@KAFKA_PASSWORD@"} {
 			if !strings.Contains(string(b), p) {
 				t.Errorf("%s: placeholder %s missing", f, p)
 			}

@@ -83,7 +83,7 @@ func substitute(t testing.TB, src, dst string, vars map[string]string) {
 		s = strings.ReplaceAll(s, "@"+k+"@", v)
 	}
 	if i := strings.Index(s, "@"); i >= 0 {
-		for _, k := range []string{"@LOG@", "@KAFKA@", "@TOPIC@", "@STATE@"} {
+		for _, k := range []string{"@LOG@", "@KAFKA@", "@TOPIC@", "@STATE@", "@KAFKA_MECHANISM@", "@KAFKA_USER@", "@KAFKA_PASSWORD@"} {
 			if strings.Contains(s, k) {
 				t.Fatalf("%s: placeholder %s not substituted", src, k)
 			}

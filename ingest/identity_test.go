@@ -76,11 +76,7 @@ func TestTopicRecreatedStoresEveryLineOnce(t *testing.T) {
 		{"digest only, pipeline restarted", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(b.Close)
+			b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
 			st := openTestStore(t)
 			cfg := testConfig(b.Addrs(), topic)
 			var opts []Option
@@ -139,17 +135,14 @@ func TestTopicRecreatedStoresEveryLineOnce(t *testing.T) {
 	}
 }
 
-// TestConsumerGroupResetStoresOnce deletes the consumer group (a reset to
-// the earliest offset): the next run consumes everything again, rebuilds the
+// TestConsumerGroupResetStoresOnce resets the consumer group to the earliest
+// offsets, as kafka-consumer-groups --reset-offsets does (an offset commit
+// outside any generation): the next run consumes everything again, rebuilds the
 // recorded batches with their boundaries and digests, and the engine drops
 // them as duplicates, counted apart from stored.
 func TestConsumerGroupResetStoresOnce(t *testing.T) {
 	const topic, partitions, n = "nginx", 2, 1000
-	b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
 	st := openTestStore(t)
 	cfg := testConfig(b.Addrs(), topic)
 	publishLines(t, b.Addrs(), topic, genCombined(n))
@@ -167,10 +160,23 @@ func TestConsumerGroupResetStoresOnce(t *testing.T) {
 	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}
-	c := &kafka.Client{Addr: kafka.TCP(b.Addrs()...)}
-	resp, err := c.DeleteGroups(t.Context(), &kafka.DeleteGroupsRequest{GroupIDs: []string{cfg.GroupID}})
-	if err != nil || resp.Errors[cfg.GroupID] != nil {
-		t.Fatalf("delete group: %v %v", err, resp)
+	transport, err := newTransport(b.Consumer(), TLS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &kafka.Client{Addr: kafka.TCP(b.Addrs()...), Transport: transport}
+	reset := &kafka.OffsetCommitRequest{GroupID: cfg.GroupID, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{}}
+	for p := range partitions {
+		reset.Topics[topic] = append(reset.Topics[topic], kafka.OffsetCommit{Partition: p, Offset: 0})
+	}
+	resp, err := c.OffsetCommit(t.Context(), reset)
+	if err != nil {
+		t.Fatalf("reset the group: %v", err)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("reset partition %d: %v", p.Partition, p.Error)
+		}
 	}
 	if got := sum(committedOffsets(t, b.Addrs(), cfg.GroupID, topic, partitions)); got != 0 {
 		t.Fatalf("committed offsets sum to %d after the reset, want 0", got)

@@ -77,6 +77,8 @@ type Pipeline struct {
 	log         *slog.Logger
 	dedup       *requestIDs
 	sites       map[string]bool
+	// dialer connects to the brokers with the configured TLS and SASL.
+	dialer *kafka.Dialer
 
 	stopping atomic.Bool
 	// commitMu serialises commits on the generation's coordinator connection.
@@ -123,6 +125,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 	for _, o := range opts {
 		o(p)
 	}
+	if p.dialer, err = newDialer(cfg.SASL, cfg.TLS); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
 	if p.journal = journalOf(sink); p.journal == nil {
 		p.log.Warn("the sink keeps no intent log: batches are not rebuilt after a restart, so a crash between a write and its commit can store lines twice")
 	}
@@ -152,6 +157,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                p.cfg.GroupID,
 		Brokers:           p.cfg.Brokers,
+		Dialer:            p.dialer,
 		Topics:            p.cfg.Topics,
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    p.cfg.SessionTimeout,
@@ -296,6 +302,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       p.cfg.Brokers,
+		Dialer:        p.dialer,
 		Topic:         topic,
 		Partition:     a.ID,
 		MinBytes:      1,

@@ -98,27 +98,54 @@ func (s *testSink) waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// testBrokers are the running test brokers by address: the tests pass
+// addresses around, and the helpers below look up the broker's identities.
+var testBrokers sync.Map // string → *Broker
+
+func testBroker(t testing.TB, brokers []string) *Broker {
+	t.Helper()
+	b, ok := testBrokers.Load(brokers[0])
+	if !ok {
+		t.Fatalf("no test broker at %s", brokers[0])
+	}
+	return b.(*Broker)
+}
+
 func startTestBroker(t testing.TB, topic string, partitions int) []string {
 	t.Helper()
-	b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions}, slog.New(slog.DiscardHandler))
+	return startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil).Addrs()
+}
+
+// startBroker starts an embedded broker for the test and registers it for
+// the helpers.
+func startBroker(t testing.TB, cfg BrokerConfig, reg prometheus.Registerer) *Broker {
+	t.Helper()
+	b, err := StartBroker(t.Context(), cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	testBrokers.Store(b.Addrs()[0], b)
+	t.Cleanup(func() { b.Close(); testBrokers.Delete(b.Addrs()[0]) })
+	return b
 }
 
 func publishLines(t testing.TB, brokers []string, topic string, lines []string) {
 	t.Helper()
-	n, err := Publish(t.Context(), brokers, topic, strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	dst := PublishConfig{Brokers: brokers, Topic: topic, SASL: testBroker(t, brokers).Shipper()}
+	n, err := Publish(t.Context(), dst, strings.NewReader(strings.Join(lines, "\n")+"\n"))
 	if err != nil || n != len(lines) {
 		t.Fatalf("Publish = %d, %v; want %d", n, err, len(lines))
 	}
 }
 
 func testConfig(brokers []string, topic string) Config {
+	var sasl SASL
+	if b, ok := testBrokers.Load(brokers[0]); ok {
+		sasl = b.(*Broker).Consumer()
+	}
 	return Config{
 		Brokers:         brokers,
+		SASL:            sasl,
 		Topics:          []string{topic},
 		GroupID:         "test",
 		BatchRows:       100,
@@ -181,7 +208,11 @@ func committedOffsets(t testing.TB, brokers []string, group, topic string, parti
 	for i := range parts {
 		parts[i] = i
 	}
-	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	transport, err := newTransport(testBroker(t, brokers).Consumer(), TLS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
 	resp, err := c.OffsetFetch(t.Context(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
 		t.Fatal(err)
@@ -422,12 +453,13 @@ func TestConfigValidate(t *testing.T) {
 
 func ExamplePublish() {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil)
+	b, err := StartBroker(ctx, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil, nil)
 	if err != nil {
 		panic(err)
 	}
 	defer b.Close()
-	n, err := Publish(ctx, b.Addrs(), "nginx", strings.NewReader(
+	dst := PublishConfig{Brokers: b.Addrs(), Topic: "nginx", SASL: b.Shipper()}
+	n, err := Publish(ctx, dst, strings.NewReader(
 		`203.0.113.7 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "curl/8.0"`+"\n"))
 	fmt.Println(n, err)
 	// Output: 1 <nil>

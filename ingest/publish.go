@@ -15,21 +15,43 @@ import (
 // publishChunk is the number of messages per synchronous WriteMessages call.
 const publishChunk = 1000
 
-// Publish sends each line of r as one message to topic, through a kafka-go
-// Writer with batching and RequiredAcks=all, creating the topic if the
-// brokers allow it. Trailing "\n" / "\r\n" are stripped and empty lines are
-// skipped. It returns the number of messages acknowledged; on error, lines
-// after that count may or may not have been written. Used by
+// PublishConfig says where [Publish] sends lines and how it authenticates.
+type PublishConfig struct {
+	// Brokers are the bootstrap addresses, "host:port".
+	Brokers []string
+	// Topic receives one message per line.
+	Topic string
+	// SASL is the producer's identity; for the embedded broker, its
+	// shipper identity ([Broker.Shipper], or the file [ReadSASLFile] reads).
+	SASL SASL
+	// TLS encrypts the connections.
+	TLS TLS
+}
+
+// Publish sends each line of r as one message to cfg.Topic, through a
+// kafka-go Writer with batching and RequiredAcks=all, creating the topic if
+// the brokers allow it (the embedded broker does not). Trailing "\n" /
+// "\r\n" are stripped and empty lines are skipped. A retriable refusal
+// (e.g. the embedded broker's back-pressure when it is full) is retried
+// for about a minute. It returns the number of messages acknowledged; on
+// error, lines after that count may or may not have been written. Used by
 // `connlog publish` and by end-to-end tests.
-func Publish(ctx context.Context, brokers []string, topic string, r io.Reader) (int, error) {
+func Publish(ctx context.Context, cfg PublishConfig, r io.Reader) (int, error) {
+	transport, err := newTransport(cfg.SASL, cfg.TLS)
+	if err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(brokers...),
-		Topic:                  topic,
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Topic:                  cfg.Topic,
+		Transport:              transport,
 		Balancer:               &kafka.RoundRobin{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchSize:              publishChunk,
 		BatchBytes:             16 << 20,
 		BatchTimeout:           10 * time.Millisecond,
+		MaxAttempts:            60,
+		WriteBackoffMax:        time.Second,
 		AllowAutoTopicCreation: true,
 	}
 	sent, err := publish(ctx, w, r)

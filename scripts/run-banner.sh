@@ -3,9 +3,10 @@
 cat <<'BANNER'
 ------------------------------------------------------------------------------
 connlog is starting with embedded engines (chDB for ClickHouse, an in-memory
-Kafka-protocol listener on 127.0.0.1:9092). In another terminal:
+Kafka-protocol listener on 127.0.0.1:9092, SASL required). In another terminal:
 
-  # 1. publish a few nginx lines (any shipper or kcat works too)
+  # 1. publish a few nginx lines, as the shipper identity connlog keeps in
+  #    connlog-data/kafka-shipper.properties (kcat -F that-file works too)
   scripts/sample-lines.sh 5 | ./bin/connlog publish -brokers 127.0.0.1:9092 -topic nginx
 
   # 2. query them back (the admin token is created on first start, in connlog-data/admin.token)

@@ -155,7 +155,7 @@ func run() error {
 		// is compared.
 		for k := 1; k <= *repeat; k++ {
 			for i, m := range modes {
-				r, in := benchE2E(ctx, *bin, dir, b.Addrs(), fmt.Sprintf("%s-%d", m.name, k), n, m.env, *profile)
+				r, in := benchE2E(ctx, *bin, dir, b.ListenAddrs(), fmt.Sprintf("%s-%d", m.name, k), n, m.env, *profile)
 				e2es = append(e2es, r)
 				if in == nil {
 					continue

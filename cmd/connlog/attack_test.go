@@ -138,7 +138,7 @@ func portOf(addr string) string {
 // engine is reached in-process.
 func TestEmbeddedDefaultsOpenNoEnginePort(t *testing.T) {
 	in := startConnlog(t, "", "CONNLOG_EMBEDDED_CLICKHOUSE_LISTEN=")
-	publish(t, in.kafka, "nginx", genLines(20, time.Now().UTC().Add(-time.Minute)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(20, time.Now().UTC().Add(-time.Minute)))
 	waitAPIRows(t, in, 18) // the IPv4 ones
 
 	socks := procSockets(t, in.cmd.Process.Pid)
@@ -191,7 +191,7 @@ func TestEmbeddedDefaultsOpenNoEnginePort(t *testing.T) {
 // kin; nothing is stored, changed, read or written meanwhile.
 func TestOperatorListenerRefusesWithoutPasswordAndFilesAndNetwork(t *testing.T) {
 	in := startConnlog(t, "") // startConnlog opens the operator listener on in.ch
-	publish(t, in.kafka, "nginx", genLines(5, time.Now().UTC().Add(-time.Minute)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(5, time.Now().UTC().Add(-time.Minute)))
 	waitAPIRows(t, in, 5)
 	in.waitRows("connlog_connections.connection_records", 5, 30*time.Second)
 	time.Sleep(time.Second) // the audit journal stores the searches' rows
@@ -409,7 +409,7 @@ func TestSlowStatementKeepsIngestAndReadiness(t *testing.T) {
 			lines[j].ip = fmt.Sprintf("10.200.%d.%d", i, j)
 		}
 		start := time.Now()
-		publish(t, in.kafka, "nginx", lines)
+		publish(t, in.kafka, in.shipper(), "nginx", lines)
 		published += len(lines)
 		if n := in.waitRows("connlog_access.access_log", published, 3*time.Second+statementSlack); n < published {
 			t.Errorf("batch %d: %d of %d rows stored after %s", i, n, published, time.Since(start))

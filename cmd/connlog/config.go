@@ -169,6 +169,10 @@ func (c Config) Validate() error {
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, c.EmbeddedKafka.Validate())
+		// The embedded broker has its own identities (data_dir) and no TLS.
+		if c.Kafka.SASL.Enabled() || c.Kafka.TLS.Enabled {
+			errs = append(errs, errors.New("kafka.sasl and kafka.tls apply to kafka.brokers: the embedded broker (no brokers) uses the identities it keeps in data_dir"))
+		}
 	}
 	errs = append(errs, c.ClickHouse.Validate())
 	if c.ClickHouse.Embedded() {

@@ -34,13 +34,13 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 		kills = v
 	}
 	start := time.Now()
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, slog.New(slog.DiscardHandler))
+	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
 	addr := broker.Addrs()[0]
-	in := startConnlog(t, "", "CONNLOG_KAFKA_BROKERS="+addr, "CONNLOG_KAFKA_SESSION_TIMEOUT=6s", "CONNLOG_KAFKA_BATCH_ROWS=5000")
+	in := startConnlog(t, "", append(brokerEnv(broker), "CONNLOG_KAFKA_SESSION_TIMEOUT=6s", "CONNLOG_KAFKA_BATCH_ROWS=5000")...)
 	all := genLines(lines, time.Now().UTC().Add(-time.Hour))
 	for i := range all {
 		if i%10 == 9 { // genLines' IPv6 addresses are valid below 65536 lines only
@@ -55,7 +55,7 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 	publishNext := func() {
 		if next < len(all) {
 			end := min(next+chunk, len(all))
-			publish(t, addr, "nginx", all[next:end])
+			publish(t, addr, broker.Shipper(), "nginx", all[next:end])
 			next = end
 		}
 	}

@@ -272,14 +272,33 @@ func genLines(n int, base time.Time) []line {
 	return out
 }
 
-func publish(tb testing.TB, brokers, topic string, lines []line) {
+// shipper returns the embedded broker's produce-only identity, which serve
+// keeps in its data directory.
+func (in *instance) shipper() ingest.SASL {
+	in.tb.Helper()
+	s, err := ingest.ReadSASLFile(filepath.Join(in.dataDir, ingest.ShipperCredentialsFile))
+	if err != nil {
+		in.tb.Fatal(err)
+	}
+	return s
+}
+
+// brokerEnv points connlog serve at a broker started by the test, with the
+// broker's consumer identity.
+func brokerEnv(b *ingest.Broker) []string {
+	c := b.Consumer()
+	return []string{"CONNLOG_KAFKA_BROKERS=" + b.Addrs()[0], "CONNLOG_KAFKA_SASL_MECHANISM=" + c.Mechanism,
+		"CONNLOG_KAFKA_SASL_USERNAME=" + c.Username, "CONNLOG_KAFKA_SASL_PASSWORD=" + string(c.Password)}
+}
+
+func publish(tb testing.TB, brokers string, id ingest.SASL, topic string, lines []line) {
 	tb.Helper()
-	if err := publishLines(tb.Context(), brokers, topic, lines); err != nil {
+	if err := publishLines(tb.Context(), brokers, id, topic, lines); err != nil {
 		tb.Fatal(err)
 	}
 }
 
-func publishLines(ctx context.Context, brokers, topic string, lines []line) error {
+func publishLines(ctx context.Context, brokers string, id ingest.SASL, topic string, lines []line) error {
 	var buf bytes.Buffer
 	for _, l := range lines {
 		buf.WriteString(l.combined())
@@ -287,7 +306,7 @@ func publishLines(ctx context.Context, brokers, topic string, lines []line) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	n, err := ingest.Publish(ctx, []string{brokers}, topic, &buf)
+	n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: []string{brokers}, Topic: topic, SASL: id}, &buf)
 	if err != nil || n != len(lines) {
 		return fmt.Errorf("published %d of %d lines: %v", n, len(lines), err)
 	}
@@ -344,7 +363,7 @@ func TestEndToEndTenThousandLinesComeBackFieldByField(t *testing.T) {
 	in := startConnlog(t, "")
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	lines := genLines(10000, base)
-	publish(t, in.kafka, "nginx", lines)
+	publish(t, in.kafka, in.shipper(), "nginx", lines)
 	if n := in.waitRows("connlog_access.access_log", len(lines), 60*time.Second); n != len(lines) {
 		t.Fatalf("access log holds %d rows, want %d", n, len(lines))
 	}
@@ -451,7 +470,7 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 			t.Errorf("%s: %d", p, code)
 		}
 	}
-	publish(t, in.kafka, "nginx", genLines(3, time.Now().UTC().Add(-time.Minute)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(3, time.Now().UTC().Add(-time.Minute)))
 	in.waitRows("connlog_access.access_log", 3, 30*time.Second)
 	// the counters move right after ClickHouse acknowledged the rows
 	deadline := time.Now().Add(10 * time.Second)
@@ -500,7 +519,7 @@ func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
 func TestSIGTERMStopsCleanlyAndCommits(t *testing.T) {
 	in := startConnlog(t, "")
 	lines := genLines(2000, time.Now().UTC().Add(-time.Hour))
-	publish(t, in.kafka, "nginx", lines)
+	publish(t, in.kafka, in.shipper(), "nginx", lines)
 	in.waitRows("connlog_access.access_log", len(lines), 60*time.Second)
 	start := time.Now()
 	in.cmd.Process.Signal(syscall.SIGTERM)
@@ -525,16 +544,16 @@ func TestSIGTERMStopsCleanlyAndCommits(t *testing.T) {
 // a member that died between JoinGroup and its first heartbeat, which would
 // leave its partitions assigned to a ghost.
 func TestKillNineLosesNothing(t *testing.T) {
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, slog.New(slog.DiscardHandler))
+	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
 	addr := broker.Addrs()[0]
-	in := startConnlog(t, "", "CONNLOG_KAFKA_BROKERS="+addr, "CONNLOG_KAFKA_BATCH_ROWS=500", "CONNLOG_KAFKA_SESSION_TIMEOUT=6s")
+	in := startConnlog(t, "", append(brokerEnv(broker), "CONNLOG_KAFKA_BATCH_ROWS=500", "CONNLOG_KAFKA_SESSION_TIMEOUT=6s")...)
 	lines := genLines(20000, time.Now().UTC().Add(-time.Hour))
 	published := make(chan error, 1)
-	go func() { published <- publishLines(t.Context(), addr, "nginx", lines) }()
+	go func() { published <- publishLines(t.Context(), addr, broker.Shipper(), "nginx", lines) }()
 	const distinct = "(SELECT DISTINCT kafka_partition, kafka_offset FROM connlog_access.access_log)"
 	stored := 0
 	for kill := 1; kill <= 3; kill++ {

@@ -172,7 +172,7 @@ func TestEngineIsQuiet(t *testing.T) {
 	}
 
 	for round := 0; round < 3; round++ {
-		publish(t, kafka, "nginx", genLines(500, time.Now().UTC().Add(-time.Hour)))
+		publish(t, kafka, in.shipper(), "nginx", genLines(500, time.Now().UTC().Add(-time.Hour)))
 	}
 	waitAPIRows(t, in, 1350) // 3 × 450 IPv4 lines
 	search := exec.Command(connlogBinary(t), "search", "-api", "http://"+apiAddr, "-ip", "10.0.0.0/8", "-purpose", "quiet engine test", "-since", "2h", "-limit", "5")

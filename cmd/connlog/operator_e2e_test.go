@@ -70,7 +70,7 @@ func (in *instance) waitStored(n int) {
 func TestOperatorCommandsWhileServing(t *testing.T) {
 	in := startConnlog(t, "")
 	bin := connlogBinary(t)
-	publish(t, in.kafka, "nginx", genLines(50, time.Now().UTC().Add(-time.Hour)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(50, time.Now().UTC().Add(-time.Hour)))
 	in.waitStored(50)
 
 	sg, _, err := integrity.LoadOrCreate(filepath.Join(in.dataDir, "instance.key"))

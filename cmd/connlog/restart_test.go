@@ -41,7 +41,7 @@ func TestRestartBetweenPublishesStoresEveryLine(t *testing.T) {
 		t.Run(stop.name, func(t *testing.T) {
 			in := startConnlog(t, "")
 			lines := genLines(24, time.Now().UTC().Add(-time.Hour))
-			publish(t, in.kafka, "nginx", lines[:12])
+			publish(t, in.kafka, in.shipper(), "nginx", lines[:12])
 			// Both tables: a SIGKILL before the batch is whole loses the
 			// rest with the in-memory broker (the README says so).
 			for _, table := range []string{"connlog_access.access_log", "connlog_connections.connection_records"} {
@@ -52,7 +52,7 @@ func TestRestartBetweenPublishesStoresEveryLine(t *testing.T) {
 			in.cmd.Process.Signal(stop.sig)
 			<-in.exited
 			in.start()
-			publish(t, in.kafka, "nginx", lines[12:])
+			publish(t, in.kafka, in.shipper(), "nginx", lines[12:])
 			in.waitRows("connlog_access.access_log", 24, 60*time.Second)
 			time.Sleep(time.Second) // anything stored twice would be there now
 			const q = "SELECT count(), uniqExact(path, user_agent) FROM connlog_access.access_log"
@@ -84,7 +84,7 @@ func TestSIGTERMDrainsTheEmbeddedBroker(t *testing.T) {
 	// enough for 10,000 lines on a loaded machine.
 	in := startConnlog(t, "", "CONNLOG_KAFKA_BATCH_ROWS=1000", "CONNLOG_SHUTDOWN_TIMEOUT=60s")
 	const n = 10000
-	publish(t, in.kafka, "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	<-in.exited
 	if code := in.cmd.ProcessState.ExitCode(); code != 0 {
@@ -104,7 +104,7 @@ func TestUndrainedBrokerIsReported(t *testing.T) {
 	in := startConnlog(t, "", "CONNLOG_SHUTDOWN_TIMEOUT=7s", "CONNLOG_KAFKA_SHUTDOWN_TIMEOUT=5s",
 		"CONNLOG_KAFKA_BATCH_ROWS=200", "CONNLOG_KAFKA_FLUSH_INTERVAL=10s")
 	const n = 20000
-	publish(t, in.kafka, "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
+	publish(t, in.kafka, in.shipper(), "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
 	in.cmd.Process.Signal(syscall.SIGTERM)
 	<-in.exited
 	stderr := in.stderr.String()

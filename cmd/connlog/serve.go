@@ -226,15 +226,30 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(bcfg.Topics) == 0 {
 			bcfg.Topics = cfg.Kafka.Topics
 		}
+		bcfg.GroupID = cfg.Kafka.GroupID
+		// Shippers authenticate with the produce-only identity, connlog
+		// with its own; both are kept in the data directory (0600).
+		users, created, err := ingest.LoadOrCreateBrokerUsers(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("embedded Kafka: %w", err)
+		}
+		bcfg.Users = users
 		// Not ctx: the broker must outlive SIGTERM until the pipeline has
 		// drained it (drainBroker); the deferred Close stops it.
-		broker, err = ingest.StartBroker(context.WithoutCancel(ctx), bcfg, logger)
+		broker, err = ingest.StartBroker(context.WithoutCancel(ctx), bcfg, reg, logger)
 		if err != nil {
 			return fmt.Errorf("embedded Kafka: %w", err)
 		}
 		defer broker.Close()
 		cfg.Kafka.Brokers = broker.Addrs()
-		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(broker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","))
+		cfg.Kafka.SASL = broker.Consumer()
+		shipperFile := filepath.Join(cfg.DataDir, ingest.ShipperCredentialsFile)
+		if len(created) > 0 {
+			// The path only, never the password: logs travel further than the file.
+			logger.Info("embedded Kafka requires SASL: created the produce-only shipper credentials; connlog publish reads them, shippers and kcat -F use them",
+				"user", broker.Shipper().Username, "path", shipperFile)
+		}
+		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(broker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","), "shipper_credentials", shipperFile)
 	}
 
 	// Audience statistics: the only path from hits to aggregates goes

@@ -20,19 +20,19 @@ func TestVerifyPassesAfterKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the real binary several times")
 	}
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, slog.New(slog.DiscardHandler))
+	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
 	addr := broker.Addrs()[0]
-	in := startConnlog(t, "", "CONNLOG_KAFKA_BROKERS="+addr, "CONNLOG_KAFKA_SESSION_TIMEOUT=6s", "CONNLOG_KAFKA_BATCH_ROWS=300")
+	in := startConnlog(t, "", append(brokerEnv(broker), "CONNLOG_KAFKA_SESSION_TIMEOUT=6s", "CONNLOG_KAFKA_BATCH_ROWS=300")...)
 	const lines, kills = 6000, 3
 	all := genLines(lines, time.Now().UTC().Add(-time.Hour))
 	const table = "connlog_access.access_log"
 	chunk, next, stored := lines/(kills+1), 0, 0
 	for range kills {
-		publish(t, addr, "nginx", all[next:next+chunk])
+		publish(t, addr, broker.Shipper(), "nginx", all[next:next+chunk])
 		next += chunk
 		stored = in.waitRows(table, stored+1, 90*time.Second)
 		// see TestCrashAtRandomMomentsStoresEveryLineOnce for the 2s
@@ -42,7 +42,7 @@ func TestVerifyPassesAfterKills(t *testing.T) {
 		in.start()
 		stored, _ = strconv.Atoi(in.sql("SELECT count() FROM " + table))
 	}
-	publish(t, addr, "nginx", all[next:])
+	publish(t, addr, broker.Shipper(), "nginx", all[next:])
 	in.waitRows(table, lines, 120*time.Second)
 	in.waitRows("connlog_connections.connection_records", lines, 60*time.Second)
 	time.Sleep(time.Second) // a last replayed batch's manifests
