@@ -155,6 +155,16 @@ func TestEmbeddedDefaultsOpenNoEnginePort(t *testing.T) {
 			}
 		case f[0] == "udp":
 			t.Errorf("UDP socket: %s", s)
+		case f[0] == "unix" && len(f) > 1 && f[1] == filepath.Join(in.dataDir, "admin.sock"):
+			// The operator commands' socket: only connlog's own uid is
+			// answered (SO_PEERCRED), and the file is 0600 in a 0700
+			// directory.
+			if fi, err := os.Stat(f[1]); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("admin socket %s: %v %v, want mode 0600", f[1], fi.Mode(), err)
+			}
+			if fi, err := os.Stat(in.dataDir); err != nil || fi.Mode().Perm() != 0o700 {
+				t.Errorf("data dir: %v %v, want 0700", fi.Mode(), err)
+			}
 		case f[0] == "unix" && len(f) > 1:
 			t.Errorf("named unix socket: %s", s)
 		}
