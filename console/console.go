@@ -18,7 +18,7 @@ const Prefix = "/ui/"
 // styles come only from the console's own files ('self', no inline, no
 // eval); requests go only to the same origin (the API); nothing may frame
 // the console, and forms post nowhere.
-const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Handler returns the handler serving the console's files under [Prefix]. It

@@ -167,7 +167,9 @@ function touch() { lastActivity = Date.now(); }
 function signOut(reason) {
   session = null; // the only copy of the token
   for (const k of Object.keys(state)) delete state[k];
-  location.hash = '';
+  // Drop the view from the address without a hashchange (which would clear
+  // the reason shown below).
+  history.replaceState(null, '', location.pathname + location.search);
   render();
   if (reason) showError(reason);
 }
@@ -310,7 +312,7 @@ function recordSearch(main, kind) {
     access ? text('user_agent', t('ua')) : field(t('operation'), { value: s.q.operation, name: 'operation' },
       [['', t('any')], ['read', 'read'], ['create', 'create'], ['modify', 'modify'], ['delete', 'delete'], ['unknown', 'unknown']]),
     text('user', t('user')),
-    field(t('limit'), { value: s.q.limit, name: 'limit' }, [['50', '50'], ['100', '100'], ['500', '500'], ['1000', '1000']]),
+    field(t('limit'), { value: s.q.limit, name: 'limit' }, [['20', '20'], ['50', '50'], ['100', '100'], ['500', '500'], ['1000', '1000']]),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', 'data-testid': 'search' }, t('search')),
       h('button', { type: 'button', 'data-testid': 'export-csv', onclick: () => { read(); run(() => exportSearch(path, query(s), 'csv')); } }, t('exportCSV')),
