@@ -571,9 +571,11 @@ function holdsSection(main, s, reload) {
   const sel = selectorFields();
   main.append(h('details', {}, h('summary', {}, t('holdNew')), h('form', { class: 'search', onsubmit: (e) => {
     e.preventDefault();
-    const body = { reference: ref.querySelector('input').value.trim(), expires: fromInput(exp.querySelector('input').value), selector: sel.value() };
+    // A hold names either a requisition (its selectors) or one selector.
+    const body = { reference: ref.querySelector('input').value.trim(), expires: fromInput(exp.querySelector('input').value) };
     const r = rid.querySelector('input').value.trim();
     if (r) body.requisition_id = r;
+    else body.selector = sel.value();
     run(async () => { await apiJSON('POST', '/v1/holds', { body }); reload(); showNotice(t('created')); });
   } }, ref, exp, rid, sel.nodes, h('div', { class: 'actions' }, h('button', { type: 'submit', 'data-testid': 'hold-create' }, t('create'))))));
 }

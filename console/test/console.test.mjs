@@ -219,6 +219,7 @@ test('the audit view shows the search with its purpose; subject view; retention;
   await page.getByText('Record a requisition').click();
   await page.getByLabel('Authority').fill('TJ Paris');
   await page.getByLabel('Officer', { exact: true }).fill('OPJ Martin');
+  await page.getByLabel('Service', { exact: true }).fill('OCLCTIC');
   await page.getByLabel('Procedure reference').fill('PV 2026/123');
   await page.locator('details').first().getByLabel('IP address or CIDR network').fill('10.0.0.7');
   await tid(page, 'requisition-create').click();
@@ -253,13 +254,12 @@ test('a role without rights neither sees nor reaches a view', async () => {
   await tid(page, 'error').filter({ hasText: 'analyst' }).waitFor();
   assert.equal(await tid(page, 'audit-row').count(), 0);
   assert.equal(await tid(page, 'audit-search').count(), 0);
-  // The API refuses too, and the console shows its words: an analyst's
-  // export of the audit trail.
+  // The API refuses too: an analyst's export of connection records.
   const refusal = await page.evaluate(async (tok) => {
-    const r = await fetch('/v1/downloads', { method: 'POST', headers: { Authorization: 'Bearer ' + tok, 'X-Purpose': 'probe', 'Content-Type': 'application/json' }, body: '{"path":"/v1/audit","query":"","format":"csv"}' });
+    const r = await fetch('/v1/downloads', { method: 'POST', headers: { Authorization: 'Bearer ' + tok, 'X-Purpose': 'probe', 'Content-Type': 'application/json' }, body: '{"path":"/v1/connections","query":"","format":"csv"}' });
     return [r.status, (await r.json()).error.message];
   }, analyst);
-  assert.deepEqual(refusal, [403, 'this export needs the auditor role']);
+  assert.deepEqual(refusal, [403, 'this export needs the officer role']);
   await shot(page, 'forbidden');
   clean(bad, [403]);
   await context.close();
