@@ -21,7 +21,7 @@ import (
 // real lines published to its Kafka listener, among them lines whose user
 // agent, path and referer carry HTML and script.
 //
-// CONNLOG_UPDATE_SCREENSHOTS=1 also writes docs/console-*.png.
+// UPDATE_CONSOLE_SCREENSHOTS=1 also writes docs/console-*.png.
 func TestConsoleInABrowser(t *testing.T) {
 	chromium := os.Getenv("CONNLOG_CHROMIUM")
 	if chromium == "" {
@@ -63,7 +63,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	base := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Second)
 	var lines []string
 	ipv4 := 0
-	for _, l := range genLines(50, base) {
+	for i, l := range genLines(50, base) {
+		l.t = l.t.Add(time.Duration(i*i%17) * 90 * time.Second) // spread over 25 minutes, unevenly
 		lines = append(lines, site+":443 "+l.combined())
 		if !strings.Contains(l.ip, ":") {
 			ipv4++
@@ -102,7 +103,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		"CONNLOG_SITE="+site,
 		"CONNLOG_CHROMIUM="+chromium,
 	)
-	if os.Getenv("CONNLOG_UPDATE_SCREENSHOTS") == "1" {
+	if os.Getenv("UPDATE_CONSOLE_SCREENSHOTS") == "1" {
 		docs, _ := filepath.Abs("../../docs")
 		cmd.Env = append(cmd.Env, "CONNLOG_SCREENSHOTS="+docs)
 	}

@@ -7,7 +7,7 @@
 //   - values from the API (which come from stored logs, written by anyone
 //     who sent a request to a logged site) become text nodes via h(): never
 //     parsed as HTML, no attribute or URL built from them.
-import { t, lang, setLang, fmtNumber, fmtTime, localZone } from './i18n.js';
+import { t, lang, setLang, fmtNumber, fmtTime, fmtDay, localZone } from './i18n.js';
 
 const IDLE_MS = 15 * 60 * 1000;
 
@@ -61,7 +61,7 @@ function showNotice(msg) {
 
 let fieldSeq = 0;
 /** field is a labelled input (or select, with options). */
-function field(label, attrs, options) {
+function field(label, attrs = {}, options) {
   const id = attrs.id || `f${++fieldSeq}`;
   const input = options
     ? h('select', { ...attrs, id }, options.map(([v, l]) => h('option', { value: v, selected: v === attrs.value }, l)))
@@ -267,11 +267,20 @@ const FR_NAMES = {
   WWW: ['dim.', 'lun.', 'mar.', 'mer.', 'jeu.', 'ven.', 'sam.'],
 };
 
-const BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400];
+const BUCKETS = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400];
 
-/** histogram counts rows per time bucket over [from, to), at most ~60 buckets. */
+/**
+ * histogram counts rows per time bucket, at most ~60 buckets over the span
+ * of the rows (the search window when there are none): a burst of seconds
+ * in a day-long window still shows its shape.
+ */
 function histogram(el, rows, from, to) {
-  const lo = Date.parse(from) / 1000, hi = Date.parse(to) / 1000;
+  let lo = Date.parse(from) / 1000, hi = Date.parse(to) / 1000;
+  if (rows.length) {
+    const ts = rows.map((r) => Date.parse(r.time) / 1000);
+    lo = Math.floor(Math.min(...ts));
+    hi = Math.floor(Math.max(...ts)) + 1;
+  }
   const step = BUCKETS.find((b) => (hi - lo) / b <= 60) || BUCKETS[BUCKETS.length - 1];
   const start = Math.floor(lo / step) * step;
   const n = Math.max(1, Math.ceil((hi - start) / step));
@@ -435,7 +444,7 @@ function auditView(main) {
   if (s.subject.answer) {
     const c = t('scols');
     const rows = s.subject.answer.consultations || [];
-    main.append(rows.length ? table([[c.date, (r) => r.date], [c.purpose, (r) => r.purpose], [c.endpoint, (r) => r.endpoint], [c.rows, (r) => fmtNumber(r.rows)]], rows, 'subject-row') : h('p', {}, t('none')));
+    main.append(rows.length ? table([[c.date, (r) => fmtDay(r.date)], [c.purpose, (r) => r.purpose], [c.endpoint, (r) => r.endpoint], [c.rows, (r) => fmtNumber(r.rows)]], rows, 'subject-row') : h('p', {}, t('none')));
   }
   if (!s.page && !s.loading) { s.loading = true; read(); run(() => load(s, '')); }
 }
@@ -502,7 +511,7 @@ function requisitionsView(main) {
       saveBlob(await resp.blob(), `requisition-${r.id}.zip`);
     }) }, t('download')) : null,
     r.runs?.length && !r.answer?.recorded_at ? answerForm(r, reload) : null);
-  main.append(table([[c.id, (r) => r.id], [c.received, (r) => r.date_received], [c.authority, (r) => r.authority], [c.article, (r) => r.article],
+  main.append(table([[c.id, (r) => r.id], [c.received, (r) => fmtDay(r.date_received)], [c.authority, (r) => r.authority], [c.article, (r) => r.article],
     [c.procedure, (r) => r.procedure_reference], [c.status, reqStatus], [c.runs, (r) => fmtNumber(r.runs?.length || 0)], [c.actions, actions]], s.list, 'requisition-row'));
   main.append(requisitionForm(reload));
   holdsSection(main, s, reload);
@@ -607,14 +616,17 @@ function audienceView(main) {
     k.hits += r.hits; k.visitors += r.visitors;
     keys.set(r.key, k);
   }
-  const xs = [...buckets.keys()].sort().map((b) => Date.parse(b) / 1000);
-  const sorted = [...buckets.keys()].sort();
+  // Every bucket of the window, empty ones at zero, so the axis is the window.
+  const byTime = new Map([...buckets].map(([b, v]) => [Date.parse(b) / 1000, v]));
+  const step = s.page.granularity === 'day' ? 86400 : 3600;
+  const xs = [];
+  for (let x = Math.floor(Date.parse(s.from) / 1000 / step) * step; x < Date.parse(s.to) / 1000; x += step) xs.push(x);
   const fig = h('figure', { class: 'chart', 'data-testid': 'audience-chart' }, h('figcaption', {}, t('audienceChart')));
   main.append(fig);
   queueMicrotask(() => chart(fig, {
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, y: { range: (u, mn, mx) => [0, Math.max(1, mx)] } },
     series: [{}, { label: t('hits'), stroke: '#1d3557', width: 2 }, { label: t('visitors'), stroke: '#e63946', width: 2 }],
-  }, [xs, sorted.map((b) => buckets.get(b).hits), sorted.map((b) => buckets.get(b).visitors)]));
+  }, [xs, xs.map((x) => byTime.get(x)?.hits ?? 0), xs.map((x) => byTime.get(x)?.visitors ?? 0)]));
   const top = [...keys.values()].sort((a, b) => b.hits - a.hits).slice(0, 50);
   main.append(table([[t('key'), (r) => r.key], [t('hits'), (r) => fmtNumber(r.hits)], [t('visitors'), (r) => fmtNumber(r.visitors)]], top, 'audience-row', s.page.by));
 }

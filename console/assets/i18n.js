@@ -102,5 +102,13 @@ export function fmtTime(s, utc) {
   return new Intl.DateTimeFormat(lang, { dateStyle: 'short', timeStyle: 'medium', timeZone: utc ? 'UTC' : undefined }).format(d);
 }
 
+/** fmtDay formats a calendar date (YYYY-MM-DD or a time at UTC midnight) per locale. */
+export function fmtDay(s) {
+  if (!s) return '';
+  const d = new Date(String(s).length === 10 ? s + 'T00:00:00Z' : s);
+  if (Number.isNaN(d.getTime())) return String(s);
+  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeZone: 'UTC' }).format(d);
+}
+
 /** localZone is the browser's IANA time zone name. */
 export const localZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';

@@ -63,7 +63,7 @@ function clean(bad, allow = []) {
 const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
 
 async function shot(page, name, opts = {}) {
-  if (shots) await page.screenshot({ path: join(shots, `console-${name}.png`), fullPage: true, ...opts });
+  if (shots) await page.screenshot({ path: join(shots, `console-${name}.png`), fullPage: false, ...opts });
 }
 
 async function signIn(page, token) {
@@ -206,6 +206,11 @@ test('the audit view shows the search with its purpose; subject view; retention;
   await tid(page, 'subject-search').click();
   await tid(page, 'subject-row').first().waitFor();
   assert.match(await tid(page, 'subject-row').first().textContent(), new RegExp(purpose));
+
+  await tid(page, 'nav-connections').click();
+  await search(page, '10.0.0.0/8', 1000);
+  assert.equal(await tid(page, 'result-row').count(), rows, 'connection records');
+  await shot(page, 'connections');
 
   await tid(page, 'nav-retention').click();
   await tid(page, 'retention-row').first().waitFor();
