@@ -95,8 +95,9 @@ test('sign-in refusals show the API\'s words; the purpose comes before any data'
   await tid(page, 'token').fill('cl_not-a-token');
   await tid(page, 'login').click();
   await assert.doesNotReject(tid(page, 'error').filter({ hasText: 'unknown or revoked token' }).waitFor());
+  // Keyboard only: Enter signs in.
   await tid(page, 'token').fill(admin);
-  await tid(page, 'login').click();
+  await tid(page, 'token').press('Enter');
   await tid(page, 'purpose').waitFor();
   // No purpose, no data: no view, even when asked for by address.
   await page.evaluate(() => { location.hash = '#/search'; });
@@ -111,6 +112,10 @@ test('sign-in refusals show the API\'s words; the purpose comes before any data'
   await setPurpose(page);
   await tid(page, 'search-ip').waitFor();
   assert.equal(await tid(page, 'purpose-shown').textContent(), purpose);
+  // Changing the purpose is one click away, and every later request carries it.
+  await tid(page, 'purpose-change').click();
+  await setPurpose(page, 'INC-4243 second case');
+  assert.equal(await tid(page, 'purpose-shown').textContent(), 'INC-4243 second case');
   // The token is nowhere but in page memory.
   const stored = await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
   assert.deepEqual(stored, [0, 0, '']);
@@ -150,14 +155,19 @@ test('search pages through every row, draws the histogram, summarises an IP, exp
   await shot(page, 'search');
   // The time zone is shown and UTC is one click away.
   assert.match(await tid(page, 'tz').textContent(), /Europe\/Paris/);
+  const local = await tid(page, 'result-row').first().locator('td').first().textContent();
   await tid(page, 'tz-toggle').click();
   assert.match(await tid(page, 'tz').textContent(), /UTC/);
+  const utcTime = await tid(page, 'result-row').first().locator('td').first().textContent();
+  assert.notEqual(utcTime, local, 'times are shown in UTC after the toggle');
   // Export: a plain download of the whole search, every row.
   const [download] = await Promise.all([page.waitForEvent('download'), tid(page, 'export-csv').click()]);
   assert.match(download.suggestedFilename(), /^connlog-access-.*\.csv$/);
   const csv = (await readFile(await download.path(), 'utf8')).trim().split('\n');
   assert.equal(csv.length, rows + 1, 'header and every row');
-  assert.match(csv[0], /client_ip/);
+  const col = csv[0].split(',').indexOf('client_ip');
+  assert.ok(col >= 0, 'a client_ip column');
+  assert.deepEqual(new Set(csv.slice(1).map((l) => l.split(',')[col])), seen, 'the export holds the rows the pages showed');
   // The per-IP summary of one address.
   await search(page, '10.0.0.7');
   await tid(page, 'ip-summary').waitFor();
@@ -255,6 +265,10 @@ test('a role without rights neither sees nor reaches a view', async () => {
   for (const nav of ['nav-audit', 'nav-requisitions', 'nav-retention', 'nav-audience']) {
     assert.equal(await tid(page, nav).count(), 0, `${nav} shown to an analyst`);
   }
+  // A refused action shows the API's own words.
+  await tid(page, 'search-ip').fill('not-an-address');
+  await tid(page, 'search').click();
+  await tid(page, 'error').filter({ hasText: 'ip must be an address or a CIDR network' }).waitFor();
   await page.evaluate(() => { location.hash = '#/audit'; });
   await tid(page, 'error').filter({ hasText: 'analyst' }).waitFor();
   assert.equal(await tid(page, 'audit-row').count(), 0);
@@ -266,7 +280,7 @@ test('a role without rights neither sees nor reaches a view', async () => {
   }, analyst);
   assert.deepEqual(refusal, [403, 'this export needs the officer role']);
   await shot(page, 'forbidden');
-  clean(bad, [403]);
+  clean(bad, [400, 403]);
   await context.close();
 });
 
