@@ -241,7 +241,22 @@ test('the audit view shows the search with its purpose; subject view; retention;
   await tid(page, 'requisition-row').filter({ hasText: 'TJ Paris' }).waitFor();
   await page.getByRole('button', { name: 'Run', exact: true }).first().click();
   await tid(page, 'notice').filter({ hasText: 'Run done' }).waitFor();
+  // Download the signed package.
+  const [pkg] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download package' }).first().click()]);
+  assert.match(pkg.suggestedFilename(), /^requisition-.*\.zip$/);
+  assert.equal((await readFile(await pkg.path())).subarray(0, 2).toString(), 'PK');
+  await page.getByRole('button', { name: 'Mark answered' }).first().click();
+  await tid(page, 'notice').filter({ hasText: 'Answer recorded' }).waitFor();
+  // A legal hold: create, then release.
+  await page.getByText('Create a hold').click();
+  const holdForm = page.locator('details').nth(1);
+  await holdForm.getByLabel('Reference').fill('GEL-2026-1');
+  await holdForm.getByLabel('IP address or CIDR network').fill('10.0.0.7');
+  await tid(page, 'hold-create').click();
+  await tid(page, 'hold-row').filter({ hasText: 'GEL-2026-1' }).waitFor();
   await shot(page, 'requisitions');
+  await tid(page, 'hold-row').filter({ hasText: 'GEL-2026-1' }).getByRole('button', { name: 'Release' }).click();
+  await tid(page, 'notice').filter({ hasText: 'Released' }).waitFor();
 
   await tid(page, 'nav-audience').click();
   await tid(page, 'audience-site').fill(site);
