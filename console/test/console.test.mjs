@@ -312,3 +312,22 @@ test('15 minutes without activity forget the token', async () => {
   clean(bad);
   await context.close();
 });
+
+test('French from the browser\'s language, and readable at 200% zoom (half the width)', async () => {
+  const { context, page, bad } = await open({ locale: 'fr-FR', viewport: { width: 640, height: 900 } });
+  await page.goto(base + '/ui/');
+  assert.equal(await tid(page, 'login').textContent(), 'Se connecter');
+  await tid(page, 'token').fill(admin);
+  await tid(page, 'login').click();
+  await setPurpose(page, 'Réquisition n° 2026-17'); // not ASCII: sent as the purpose parameter
+  await search(page, '10.0.0.0/8', 1000);
+  assert.equal(await tid(page, 'count').textContent(), `${rows} lignes`);
+  assert.match(await tid(page, 'tz').textContent(), /Fuseau horaire/);
+  // Nothing but the tables (which scroll in their own box) is wider than the window.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the window`);
+  await tid(page, 'nav-audit').click();
+  await tid(page, 'audit-row').filter({ hasText: 'Réquisition n° 2026-17' }).first().waitFor();
+  clean(bad);
+  await context.close();
+});
