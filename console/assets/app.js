@@ -461,7 +461,7 @@ function retentionView(main) {
   const c = t('rcols');
   const yn = (b) => (b ? t('yes') : t('no'));
   main.append(
-    h('p', { class: 'generated', 'data-testid': 'retention-generated' }, t('generated')(fmtTime(rep.generated, utc)), ' · ', session.me.name, ' · ', t('purposeLabel'), ' ', session.purpose),
+    h('p', { class: 'generated', 'data-testid': 'retention-generated' }, t('generated')(fmtTime(rep.generated, utc)), ' (', utc ? 'UTC' : localZone, ') · ', session.me.name, ' · ', t('purposeLabel'), ' ', session.purpose),
     h('p', { class: rep.overdue ? 'bad' : 'good' }, rep.overdue ? t('overdueYes') : t('overdueNo'), ' · ', t('grace'), ' ', rep.grace),
     h('div', { class: 'actions noprint' },
       h('button', { type: 'button', 'data-testid': 'print', onclick: () => window.print() }, t('print')),
@@ -470,7 +470,7 @@ function retentionView(main) {
       [c.oldest, (r) => fmtTime(r.oldest, utc)], [c.newest, (r) => fmtTime(r.newest, utc)], [c.rows, (r) => fmtNumber(r.rows)],
       [c.bytes, (r) => fmtNumber(r.bytes_on_disk)], [c.last, (r) => fmtTime(r.last_enforcement, utc)], [c.removed, (r) => fmtNumber(r.last_removed)],
       [c.overdue, (r) => yn(r.overdue)], [c.detail, (r) => r.detail]], rep.entries || [], 'retention-row'));
-  $('printed').textContent = t('generated')(fmtTime(rep.generated, utc));
+  $('printed').textContent = `connlog · ${t('retentionTitle')} · ${t('generated')(fmtTime(rep.generated, utc))} (${utc ? 'UTC' : localZone}) · ${t('printedOn')(fmtTime(new Date().toISOString(), utc))}`;
 }
 
 function reqStatus(r) {
