@@ -9,12 +9,18 @@ LDFLAGS := -X main.version=$(VERSION)
 # Where `make run` keeps its data (embedded ClickHouse, admin token).
 DATA    ?= connlog-data
 
-.PHONY: all build run test test-deps vet tidy-check fuzz bench chdb clean
+.PHONY: all build console-assets run test test-deps vet tidy-check fuzz bench chdb clean
 
 all: build
 
-build:
+build: console-assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/connlog
+
+# The web console embeds its chart library (uPlot): copied from the npm
+# tarball that console/package-lock.json pins, after checking its sha512
+# integrity (the copy is committed, so plain `go build` works without npm).
+console-assets:
+	@cd console && node scripts/vendor.mjs
 
 # The embedded ClickHouse engine (chDB, ~570 MB) is fetched once from the npm
 # registry into ~/.cache/connlog, with its integrity checked.

@@ -80,6 +80,15 @@
 // first byte cuts the connection, so a partial export cannot pass for a
 // whole one.
 //
+// A browser that holds its token in page memory (the web console, package
+// console) cannot put it in a link; it mints a download ticket instead:
+// POST /v1/downloads names the export (path, query, format) with the
+// caller's token and purpose, and answers a single-use URL, valid for a
+// minute and only from the caller's address. GET /v1/downloads/{ticket}
+// replays the export through the guard with that token and purpose, adding
+// Content-Disposition, so it is authorised and audited as the caller's.
+// GET /v1/me names the caller (name, role, sites) for the console.
+//
 // # Other searches
 //
 // GET /v1/connections (role officer) searches the connection records with

@@ -98,6 +98,11 @@ func TestOpenAPI(t *testing.T) {
 		{"POST", "/v1/holds", officer, "", `{"reference":"GEL-1","expires":"` + time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339) + `","selector":` + sel + `}`, 200},
 		{"GET", "/v1/holds", officer, "", "", 200},
 		{"DELETE", "/v1/holds/nope", officer, "", "", 404},
+		{"GET", "/v1/me", analyst, "", "", 200},
+		{"GET", "/v1/me", "", "", "", 401},
+		{"POST", "/v1/downloads", analyst, "", `{"path":"/v1/access","query":"ip=203.0.113.7&` + w + `","format":"csv"}`, 200},
+		{"POST", "/v1/downloads", auditor, "", `{"path":"/v1/access","query":"","format":"csv"}`, 403},
+		{"GET", "/v1/downloads/unknown", "", "", "", 404},
 		{"GET", "/v1/openapi.json", "", "", "", 200},
 		{"GET", "/healthz", "", "", "", 200},
 		{"GET", "/readyz", "", "", "", 200},
@@ -118,6 +123,13 @@ func TestOpenAPI(t *testing.T) {
 		op := validateAgainst(t, router, name, tc, r)
 		if op != "" && r.StatusCode < 300 {
 			seen[op] = true
+		}
+		if tc.method == "POST" && tc.target == "/v1/downloads" && r.StatusCode == 200 {
+			var tk struct{ URL string }
+			if err := json.Unmarshal([]byte(r.body), &tk); err != nil {
+				t.Fatalf("mint a download ticket: %s", r.body)
+			}
+			cases = append(cases, openapiCase{"GET", tk.URL, "", "", "", 200})
 		}
 		if tc.method == "POST" && tc.target == "/v1/holds" {
 			var hs struct{ Holds []struct{ ID string } }

@@ -150,6 +150,8 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	// Endpoints with methods other than GET, served when their stores are given.
 	s.requisitionRoutes(mux)
 	s.holdRoutes(mux)
+	// The web console at /ui/, with /v1/me and download tickets (api/me.go).
+	s.consoleRoutes(mux)
 	// Anything else under /v1/ is audited too, so that probing is visible.
 	mux.Handle("/v1/", s.instrument("/v1/", s.data("/v1/", "", s.noRoute)))
 	s.handler = mux

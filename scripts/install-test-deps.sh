@@ -7,6 +7,9 @@
 #	scripts/install-test-deps.sh
 #
 # Installs: nginx rsyslog rsyslog-kafka kcat prometheus (promtool) docker-compose
+#           chromium (the web console's browser tests drive it)
+# npm ci:   console/node_modules (playwright-core, pinned by console/package-lock.json;
+#           it downloads no browser)
 # Unpacks:  syslog-ng-core syslog-ng-mod-rdkafka (and their libs not already on
 #           the system) into ${CONNLOG_CACHE_DIR:-~/.cache/connlog}/syslog-ng/root
 # Prints nothing on success when nothing had to be done; non-zero exit with a
@@ -16,7 +19,7 @@ set -eu
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-PKGS='curl nginx rsyslog rsyslog-kafka kcat prometheus docker-compose'
+PKGS='curl nginx rsyslog rsyslog-kafka kcat prometheus docker-compose chromium'
 SNG_PKGS='syslog-ng-core syslog-ng-mod-rdkafka'
 cache_root="${CONNLOG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/connlog}"
 sng_dir="$cache_root/syslog-ng"
@@ -97,5 +100,16 @@ if [ ! -x "$sng_root/usr/sbin/syslog-ng" ] || [ ! -e "$sng_root/usr/lib/syslog-n
 	}
 	for deb in "$sng_dir"/debs/*.deb; do dpkg-deb -x "$deb" "$sng_root"; done
 	[ -x "$sng_root/usr/sbin/syslog-ng" ] || die "syslog-ng binary missing after unpacking"
+fi
+# The console's browser tests: playwright-core from the lockfile (integrity
+# checked by npm ci). Skipped when node_modules matches the lockfile already.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stamp="$repo/console/node_modules/.connlog-package-lock.json"
+if ! cmp -s "$repo/console/package-lock.json" "$stamp" 2>/dev/null; then
+	command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20 and npm"
+	log "npm ci in console/"
+	(cd "$repo/console" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) ||
+		die "npm ci in console/ failed (see npm's message above)"
+	cp "$repo/console/package-lock.json" "$stamp"
 fi
 exit 0
