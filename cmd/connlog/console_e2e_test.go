@@ -82,7 +82,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	if n, err := ingest.Publish(ctx, []string{in.kafka}, "nginx", strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil || n != len(lines) {
+	if n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: []string{in.kafka}, Topic: "nginx", SASL: in.shipper()}, strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil || n != len(lines) {
 		t.Fatalf("published %d of %d lines: %v", n, len(lines), err)
 	}
 	if n := in.waitRows("connlog_access.access_log", len(lines), 60*time.Second); n != len(lines) {
