@@ -242,9 +242,13 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 	if err := f.common(network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
 		return "", nil, err
 	}
-	if q.Client != "" {
+	switch {
+	case q.Client != "":
 		f.and("client_text = {client:String}")
 		f.params["client"] = escapeParam(q.Client)
+	case network.Contains(netip.IPv6Unspecified()):
+		// rows with a client text sit at :: but have no address
+		f.and("client_text = ''")
 	}
 	if q.Method != "" {
 		f.and("method = {method:String}")
