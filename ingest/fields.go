@@ -126,6 +126,9 @@ type lineState struct {
 	// (nginx's default escaping). With escape=json and escape=none nginx
 	// writes "" for both, so "" means absent.
 	emptySent bool
+	// dashIsValue: "-" is a value, not nginx's mark for an empty one
+	// (escape=none writes nothing for an empty value).
+	dashIsValue bool
 }
 
 // empty reports whether an nginx value means "not set": nginx writes "-"
@@ -139,7 +142,7 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 	if f == fIgnore {
 		return nil
 	}
-	if empty(v) {
+	if len(v) == 0 || (!st.dashIsValue && empty(v)) {
 		if len(v) == 0 && st.emptySent {
 			switch f {
 			case fReferer:
@@ -229,6 +232,9 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 		st.hasTime = true
 	case fRequest:
 		splitRequest(v, h)
+		if len(v) == 1 && v[0] == '-' && st.dashIsValue {
+			h.RawRequest = "-" // sent as such: not HTTP
+		}
 		st.haveRequest = true
 	case fRequestMethod:
 		st.method = v

@@ -213,7 +213,7 @@ func (lf *logFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 	if !bytes.HasPrefix(line, lf.prefix) {
 		return perr(firstName(lf), 0, "line does not start like the log_format")
 	}
-	st.emptySent = !lf.escNone
+	st.emptySent, st.dashIsValue = !lf.escNone, lf.escNone
 	if lf.escNone {
 		if err, done := lf.parseRaw(line, h, st); done {
 			return err

@@ -129,8 +129,22 @@ func FuzzLogFormat(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add([]byte(`2001:db8::1:443 [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2001:db8::2:8443 "-"`))
+	// the recommended format with escape=none: values may hold raw quotes
+	cfg.LogFormat = "log_format n escape=none '" + LogFormatRecommended + "';"
+	p3, err := NewLineParser(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		checkParsed(t, p2, "t", line)
+		if h, ok := checkParsed(t, p3, "t", line); ok {
+			for name, s := range map[string]string{"method": h.Method, "path": h.Path, "query": h.Query, "raw_request": h.RawRequest,
+				"referer": h.Referer, "user_agent": h.UserAgent, "user": h.User, "site": h.Site, "client_text": h.ClientText} {
+				if !inLine(line, s) {
+					t.Fatalf("escape=none: %s %q is not from the line", name, s)
+				}
+			}
+		}
 		h, ok := checkParsed(t, p, "t", line)
 		if !ok {
 			return

@@ -173,3 +173,88 @@ func TestParseOutputShowsWhatTheLineCarries(t *testing.T) {
 		t.Errorf("line 3: %s (%v)", lines[2], err)
 	}
 }
+
+// FuzzEscapeNone writes any request, user, referer and user agent the way
+// nginx's escape=none does (raw) into a combined-shaped line and parses it
+// with that log_format: the line is refused, or every field comes back as
+// written. A raw quote may make a line ambiguous, never wrong.
+func FuzzEscapeNone(f *testing.F) {
+	f.Add("GET /a\"b HTTP/1.1", "john doe", `https://r/?q="x"`, `Mozilla "quoted" x`)
+	f.Add("GET / HTTP/1.1", "", "a", `x" "y`)
+	f.Add(`GET /x" 200 5 "y HTTP/1.1`, "-", "ref", "ua")
+	f.Add("\\x16\\x03", "a [b]", "", "")
+	p, err := NewLogFormatParser(ngNoneFormat)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, req, user, ref, ua string) {
+		for _, s := range []string{req, user, ref, ua} {
+			if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }) {
+				return // quarantined by the pipeline before parsing
+			}
+		}
+		line := "192.0.2.1 - " + user + " [22/Nov/2026:10:00:00 +0000] \"" + req + "\" 200 5 \"" + ref + "\" \"" + ua + "\""
+		var h store.Hit
+		if err := p.Parse([]byte(line), &h); err != nil {
+			return
+		}
+		got := h.RawRequest
+		if got == "" && h.Method != "" {
+			got = h.Method + " " + h.Path
+			if h.Query != "" || strings.Contains(req, "?") {
+				got += "?" + h.Query
+			}
+			if h.Protocol != "" {
+				got += " " + h.Protocol
+			}
+		}
+		if got != req || h.User != user || h.Referer != ref || h.UserAgent != ua || h.Status != 200 || h.BytesSent != 5 {
+			t.Fatalf("line %q read as request %q user %q referer %q agent %q status %d bytes %d", line, got, h.User, h.Referer, h.UserAgent, h.Status, h.BytesSent)
+		}
+	})
+}
+
+// FuzzDefaultEscaping writes any request, user, referer and user agent as
+// nginx's built-in combined does (default escaping, "-" for an absent
+// header) and parses it: every field comes back as nginx wrote it.
+func FuzzDefaultEscaping(f *testing.F) {
+	f.Add("GET /a\"b HTTP/1.1", "john - doe", `https://r/?q="x"`, `x" "y`, true, false)
+	f.Add("\x16\x03\x01\x00\xc8", "", "", "", false, true)
+	f.Fuzz(func(t *testing.T, req, user, ref, ua string, sentRef, sentUA bool) {
+		if strings.ContainsAny(user, "\x00\r\n") || user == "" || strings.HasPrefix(user, " ") {
+			return // nginx writes "-" for no user; a user never starts with a space after decoding here
+		}
+		refField, uaField := "-", "-"
+		if sentRef {
+			refField = nginxEscape(ref)
+		}
+		if sentUA {
+			uaField = nginxEscape(ua)
+		}
+		line := "192.0.2.1 - " + nginxEscape(user) + " [22/Nov/2026:10:00:00 +0000] \"" + nginxEscape(req) + "\" 200 5 \"" + refField + "\" \"" + uaField + "\""
+		var h store.Hit
+		if err := ParseCombined([]byte(line), &h); err != nil {
+			if strings.Contains(nginxEscape(user), " [") || strings.Contains(nginxEscape(user), " - ") {
+				return // a user name holding the delimiters themselves
+			}
+			t.Fatalf("%q: %v", line, err)
+		}
+		if refField == "-" {
+			refField = ""
+		}
+		if uaField == "-" {
+			uaField = ""
+		}
+		wantUser := nginxEscape(user)
+		if wantUser == "-" {
+			wantUser = ""
+		}
+		if h.Referer != refField || h.UserAgent != uaField || (h.Has&store.HasReferer != 0) != (sentRef && ref != "-") ||
+			(h.Has&store.HasUserAgent != 0) != (sentUA && ua != "-") || h.Status != 200 || h.BytesSent != 5 {
+			t.Fatalf("%q read as referer %q agent %q has %b", line, h.Referer, h.UserAgent, h.Has)
+		}
+		if h.User != wantUser && !strings.Contains(wantUser, " - ") && !strings.Contains(wantUser, " [") {
+			t.Fatalf("%q read as user %q", line, h.User)
+		}
+	})
+}
