@@ -258,3 +258,17 @@ func FuzzDefaultEscaping(f *testing.F) {
 		}
 	})
 }
+
+func TestHasControl(t *testing.T) {
+	for n := range 20 {
+		for pos := range n {
+			for _, c := range []byte{0, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff} {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[pos] = c
+				if got, want := hasControl(b), c < 0x20; got != want {
+					t.Errorf("len %d, 0x%02x at %d: %v, want %v", n, c, pos, got, want)
+				}
+			}
+		}
+	}
+}
