@@ -315,7 +315,7 @@ func at(err error, off int) error {
 
 // maxRawSteps bounds the search for the readings of an escape=none line: a
 // line with so many quotes that the search is longer is ambiguous anyway.
-const maxRawSteps = 10000
+const maxRawSteps = 2000
 
 // parseRaw reads an escape=none line, whose values may hold the format's
 // own delimiters (raw quotes, spaces): it tries every place where each

@@ -322,6 +322,20 @@ func extraFields(line []byte, i int) error {
 // one, fills h with it.
 func rawQuotesTail(line []byte, q int, h *store.Hit) (end int, readings int) {
 	last := len(line) - 1
+	// The two rightmost `" "` (referer/agent separators): a reading needs
+	// one at or after the referer's start, so these two say how many
+	// readings a request end gives, in one pass over the line.
+	sep1, sep2 := -1, -1
+	for p := last - 3; p > q; p-- {
+		if line[p] == '"' && line[p+1] == ' ' && line[p+2] == '"' {
+			if sep1 < 0 {
+				sep1 = p
+			} else {
+				sep2 = p
+				break
+			}
+		}
+	}
 	var req, ref, ua []byte
 	var status uint16
 	var n uint64
@@ -342,11 +356,11 @@ func rawQuotesTail(line []byte, q int, h *store.Hit) (end int, readings int) {
 			continue
 		}
 		o := after + 2 // first byte of the referer
-		for p := o; p+2 < last && readings < 2; p++ {
-			if line[p] == '"' && line[p+1] == ' ' && line[p+2] == '"' {
-				readings++
-				req, ref, ua, status, n = line[q+1:c], line[o:p], line[p+3:last], st, bytesSent
-			}
+		if sep2 >= o {
+			readings += 2
+		} else if sep1 >= o {
+			readings++
+			req, ref, ua, status, n = line[q+1:c], line[o:sep1], line[sep1+3:last], st, bytesSent
 		}
 	}
 	if readings != 1 {
