@@ -28,7 +28,7 @@ const maxSite = 253
 
 // accessParams are the query parameters /v1/access accepts.
 var accessParams = map[string]bool{
-	"ip": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "method": true,
+	"ip": true, "client": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "method": true,
 	"status": true, "user_agent": true, "user": true, "limit": true, "cursor": true, "purpose": true,
 }
 
@@ -38,6 +38,7 @@ const (
 	maxUserAgent  = 512
 	maxUser       = 256
 	maxMethod     = 16
+	maxClient     = 253 // a host name
 )
 
 // accessResponse is the body of a successful /v1/access answer.
@@ -55,6 +56,7 @@ type accessResponse struct {
 type accessRow struct {
 	Time          string `json:"time"`
 	ClientIP      string `json:"client_ip"`
+	ClientText    string `json:"client_text,omitempty"`
 	ClientPort    uint16 `json:"client_port,omitempty"`
 	PeerIP        string `json:"peer_ip,omitempty"`
 	ForwardedFor  string `json:"forwarded_for,omitempty"`
@@ -65,6 +67,7 @@ type accessRow struct {
 	Path          string `json:"path,omitempty"`
 	Query         string `json:"query,omitempty"`
 	Protocol      string `json:"protocol,omitempty"`
+	RawRequest    string `json:"raw_request,omitempty"`
 	Status        uint16 `json:"status"`
 	Bytes         uint64 `json:"bytes"`
 	Referer       string `json:"referer,omitempty"`
@@ -86,6 +89,7 @@ func newAccessRow(h *store.Hit) accessRow {
 	return accessRow{
 		Time:          h.EventTime.UTC().Format(timeFormat),
 		ClientIP:      addrString(h.ClientIP),
+		ClientText:    h.ClientText,
 		ClientPort:    h.ClientPort,
 		PeerIP:        addrString(h.PeerIP),
 		ForwardedFor:  h.ForwardedFor,
@@ -96,6 +100,7 @@ func newAccessRow(h *store.Hit) accessRow {
 		Path:          h.Path,
 		Query:         h.Query,
 		Protocol:      h.Protocol,
+		RawRequest:    h.RawRequest,
 		Status:        h.Status,
 		Bytes:         h.BytesSent,
 		Referer:       h.Referer,
@@ -124,14 +129,15 @@ func addrString(a netip.Addr) string {
 // accepts NDJSON or CSV, the whole result as a stream.
 func (s *Server) access(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "ip", "from", "to", "site", "port", "path_prefix", "method", "status", "user_agent", "user", "limit")
+	c.filters = rawFilters(params, "ip", "client", "from", "to", "site", "port", "path_prefix", "method", "status", "user_agent", "user", "limit")
 	format := streamFormat(r)
 	q, err := s.parseAccess(params, format != "")
 	if err != nil {
 		return nil, err
 	}
 	f := map[string]any{
-		"ip":          q.Network.String(),
+		"ip":          "",
+		"client":      q.Client,
 		"from":        q.From.Format(time.RFC3339Nano),
 		"to":          q.To.Format(time.RFC3339Nano),
 		"site":        q.Site,
@@ -140,6 +146,9 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 		"status":      params.Get("status"),
 		"user_agent":  q.UserAgent,
 		"user":        q.User,
+	}
+	if q.Network.IsValid() {
+		f["ip"] = q.Network.String()
 	}
 	if q.Port != 0 {
 		f["port"] = q.Port
@@ -224,7 +233,21 @@ func (s *Server) parseAccess(params url.Values, stream bool) (store.AccessQuery,
 		return q, err
 	}
 	var err error
-	if q.Network, q.From, q.To, err = s.parseWindow(params, s.cfg.MaxWindow); err != nil {
+	if client := params.Get("client"); client != "" || params.Has("client") {
+		// A client that is not an IP address ("unix:", a host name).
+		if params.Get("ip") != "" {
+			return q, errorf(CodeBadRequest, "give ip or client, not both")
+		}
+		if q.Client, err = parseText("client", client, maxClient); err != nil {
+			return q, err
+		}
+		if q.Client == "" {
+			return q, errorf(CodeBadRequest, "client must not be empty")
+		}
+		if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.MaxWindow); err != nil {
+			return q, err
+		}
+	} else if q.Network, q.From, q.To, err = s.parseWindow(params, s.cfg.MaxWindow); err != nil {
 		return q, err
 	}
 	if q.Site, err = parseSite(params.Get("site")); err != nil {

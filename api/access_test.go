@@ -263,6 +263,13 @@ func TestAccessQueryAndFilters(t *testing.T) {
 			wantQuery:   store.AccessQuery{Network: netip.MustParsePrefix("2001:db8::/32"), From: time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), Sites: []string{"a.example", "b.example"}, Limit: 1001},
 			wantFilters: `{"from":"2026-03-03T00:00:00Z","ip":"2001:db8::/32","limit":1000,"to":"2026-03-04T00:00:00Z"}`,
 		},
+		{
+			name:        "client text instead of an address (nginx's unix-socket listener)",
+			token:       func(k testTokens) string { return k.analyst },
+			params:      "client=unix:&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z",
+			wantQuery:   store.AccessQuery{Client: "unix:", From: time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), Limit: 1001},
+			wantFilters: `{"client":"unix:","from":"2026-03-03T00:00:00Z","limit":1000,"to":"2026-03-04T00:00:00Z"}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,6 +349,27 @@ func TestAccessStoreFailureIsAudited(t *testing.T) {
 			a := env.store.auditRows()[0]
 			if a.Status != resp.StatusCode || a.Rows != 0 || !strings.Contains(a.Reason, tc.err.Error()) {
 				t.Errorf("audit row %+v", a)
+			}
+		})
+	}
+}
+
+func TestAccessClientFilterRefusals(t *testing.T) {
+	for name, params := range map[string]string{
+		"ip and client":     "ip=203.0.113.7&client=unix:&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z",
+		"empty client":      "client=&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z",
+		"control byte":      "client=a%01b&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z",
+		"client too long":   "client=" + strings.Repeat("a", 254) + "&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z",
+		"client, no window": "client=host.example",
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := newTestEnv(t, nil)
+			resp := env.get(t, "/v1/access?"+params, env.tokens.analyst, "INC-42")
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400: %s", resp.StatusCode, readBody(t, resp))
+			}
+			if len(env.store.queries) != 0 {
+				t.Errorf("%d queries ran", len(env.store.queries))
 			}
 		})
 	}

@@ -41,6 +41,10 @@
 //     notation. To stop accidental full-table scans a network must be at
 //     least a /8 for IPv4 and a /32 for IPv6. IPv4-mapped IPv6 addresses are
 //     treated as IPv4. Host bits of a network are cleared.
+//   - client: instead of ip, the exact text of a client that is not an IP
+//     address, as the log wrote it ("unix:" for nginx's unix-socket
+//     listener, a host name from Apache's HostnameLookups). Such rows have
+//     no address: no ip search returns them.
 //   - from, to: RFC 3339 times; the window is half-open [from, to), must not
 //     be empty and must not exceed Config.MaxWindow. A '+' in an offset that
 //     arrives unescaped (decoded as a space) is accepted.
@@ -62,9 +66,10 @@
 // or used with other filters, and dies with the process. Each row has
 // time (RFC 3339, UTC, milliseconds), client_ip, topic, partition, offset,
 // status, bytes and request_time_ms always, and client_port, peer_ip,
-// forwarded_for, server_addr, server_port, site, method, path, query,
-// protocol, referer, user_agent, upstream, request_id, user and tls_protocol
-// when the log line carried them. IPv4 addresses are written dotted-quad.
+// client_text, forwarded_for, server_addr, server_port, site, method, path,
+// query, protocol, raw_request (a request line that is not HTTP), referer,
+// user_agent, upstream, request_id, user and tls_protocol when the log line
+// carried them. IPv4 addresses are written dotted-quad.
 //
 // # Exports
 //

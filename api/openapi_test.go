@@ -72,6 +72,7 @@ func TestOpenAPI(t *testing.T) {
 		{"GET", "/v1/access?ip=203.0.113.0/24&limit=2&" + w, analyst, "", "", 200},
 		{"GET", "/v1/access?ip=203.0.113.7&" + w, analyst, mediaNDJSON, "", 200},
 		{"GET", "/v1/access?ip=203.0.113.7&" + w, analyst, mediaCSV, "", 200},
+		{"GET", "/v1/access?client=unix:&" + w, analyst, "", "", 200},
 		{"GET", "/v1/access?ip=203.0.113.7", analyst, "", "", 400},
 		{"GET", "/v1/access?ip=203.0.113.7&" + w, "", "", "", 401},
 		{"GET", "/v1/access?ip=203.0.113.7&" + w, auditor, "", "", 403},

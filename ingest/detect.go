@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/connlog/connlog/store"
 )
@@ -145,6 +146,12 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 	h.ShipperHost, h.LogFile = host, file
 	p.proxies.resolveClient(h, &st)
 	p.redact.apply(h)
+	if h.RawRequest != "" && strings.ContainsAny(h.RawRequest, "?&") {
+		// A request line that is not HTTP keeps its secrets out too.
+		if b := p.redact.raw([]byte(h.RawRequest)); string(b) != h.RawRequest {
+			h.RawRequest, h.Redacted = string(b), true
+		}
+	}
 	p.classify.classify(h)
 	return nil
 }

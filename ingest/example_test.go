@@ -26,6 +26,6 @@ func ExampleParseStream() {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"time":"2016-12-26T14:16:48.000Z","client_ip":"::1","peer_ip":"::1","status":408}
+	// {"time":"2016-12-26T14:16:48.000Z","client_ip":"::1","peer_ip":"::1","status":408,"bytes":0}
 	// {"error":"time_local at byte 14: missing [time_local]","line":2}
 }

@@ -118,7 +118,17 @@ type lineState struct {
 	haveRequest                               bool
 	serverName                                []byte
 	bytesSent                                 uint64
-	haveBodyBytes                             bool
+	haveBodyBytes, haveBytes                  bool
+	// clientText is $remote_addr (or $realip_remote_addr) when it is not an
+	// IP address: "unix:" or a host name.
+	clientText []byte
+	// emptySent: "" in the line is a value sent empty, "-" an absent one
+	// (nginx's default escaping). With escape=json and escape=none nginx
+	// writes "" for both, so "" means absent.
+	emptySent bool
+	// dashIsValue: "-" is a value, not nginx's mark for an empty one
+	// (escape=none writes nothing for an empty value).
+	dashIsValue bool
 }
 
 // empty reports whether an nginx value means "not set": nginx writes "-"
@@ -129,15 +139,34 @@ func empty(b []byte) bool {
 
 // setField stores one value. v aliases the line; it is not modified.
 func setField(f field, v []byte, h *store.Hit, st *lineState) error {
-	if f == fIgnore || empty(v) {
+	if f == fIgnore {
+		return nil
+	}
+	if len(v) == 0 || (!st.dashIsValue && empty(v)) {
+		if len(v) == 0 && st.emptySent {
+			switch f {
+			case fReferer:
+				h.Has |= store.HasReferer
+			case fUserAgent:
+				h.Has |= store.HasUserAgent
+			}
+		}
 		return nil
 	}
 	switch f {
 	case fRemoteAddr, fRealIPRemoteAddr, fProxyProtocolAddr, fXRealIP, fServerAddr:
 		a, err := netip.ParseAddr(str(v))
 		if err != nil {
-			if f == fXRealIP {
+			switch {
+			case f == fXRealIP:
 				return nil // a header anyone can send; garbage is ignored
+			case f == fServerAddr && bytes.HasPrefix(v, []byte("unix:")):
+				return nil // a unix-socket listener has no address
+			case (f == fRemoteAddr || f == fRealIPRemoteAddr) && string(v) == "unix:":
+				// nginx's unix-socket listener; nginx never writes a host
+				// name here (Apache's %h does, read by ParseCombined).
+				st.clientText = v
+				return nil
 			}
 			return perr(fieldNames[f], 0, "not an IP address")
 		}
@@ -203,6 +232,9 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 		st.hasTime = true
 	case fRequest:
 		splitRequest(v, h)
+		if len(v) == 1 && v[0] == '-' && st.dashIsValue {
+			h.RawRequest = "-" // sent as such: not HTTP
+		}
 		st.haveRequest = true
 	case fRequestMethod:
 		st.method = v
@@ -217,11 +249,13 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 	case fServerProtocol:
 		h.Protocol = str(v)
 	case fStatus:
+		// "000": no response was sent; "009": an HTTP/0.9 request.
 		n, ok := parseUint(v)
-		if !ok || n < 100 || n > 999 {
+		if !ok || n > 999 || (n < 100 && len(v) != 3) {
 			return perr("status", 0, "expected a 3-digit status")
 		}
 		h.Status = uint16(n)
+		h.Has |= store.HasStatus
 	case fBodyBytesSent, fBytesSent:
 		n, ok := parseUint(v)
 		if !ok {
@@ -230,12 +264,14 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 		if f == fBodyBytesSent {
 			h.BytesSent, st.haveBodyBytes = n, true
 		} else {
-			st.bytesSent = n
+			st.bytesSent, st.haveBytes = n, true
 		}
 	case fReferer:
 		h.Referer = str(v)
+		h.Has |= store.HasReferer
 	case fUserAgent:
 		h.UserAgent = str(v)
+		h.Has |= store.HasUserAgent
 	case fRemoteUser:
 		h.User = str(v)
 	case fRequestID:
@@ -248,6 +284,7 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 			return perr("request_time", 0, "expected seconds with a decimal fraction")
 		}
 		h.RequestTime = d
+		h.Has |= store.HasRequestTime
 	case fUpstreamAddr:
 		h.Upstream = str(v)
 	case fSecGPC, fDNT:
@@ -276,6 +313,8 @@ func finishFields(h *store.Hit, st *lineState) error {
 		}
 	case st.remoteAddr.IsValid():
 		h.PeerIP = st.remoteAddr
+	case len(st.clientText) > 0:
+		h.ClientText = str(st.clientText)
 	default:
 		return perr("remote_addr", 0, "no client address in the line")
 	}
@@ -297,6 +336,9 @@ func finishFields(h *store.Hit, st *lineState) error {
 	}
 	if !st.haveBodyBytes {
 		h.BytesSent = st.bytesSent
+	}
+	if st.haveBodyBytes || st.haveBytes {
+		h.Has |= store.HasBytes
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -162,6 +163,9 @@ func eachMember(b []byte, fn func(key []byte, keyEsc bool, val []byte, kind byte
 		if !ok {
 			return perr("json", i, "unterminated string")
 		}
+		if pos, reason := checkJSONString(b[ks:ke], kesc); reason != "" {
+			return perr("json", ks+pos, reason)
+		}
 		i = skipWS(b, next)
 		if i >= len(b) || b[i] != ':' {
 			return perr("json", i, "expected ':'")
@@ -181,6 +185,9 @@ func eachMember(b []byte, fn func(key []byte, keyEsc bool, val []byte, kind byte
 			s, e, n, esc, ok := scanJSONString(b, i)
 			if !ok {
 				return perr("json", i, "unterminated string")
+			}
+			if pos, reason := checkJSONString(b[s:e], esc); reason != "" {
+				return perr("json", s+pos, reason)
 			}
 			val, kind, vesc, i = b[s:e], 's', esc, n
 			vpos = s
@@ -259,14 +266,76 @@ func scanJSONString(b []byte, i int) (start, end, next int, esc, ok bool) {
 	return 0, 0, 0, false, false
 }
 
+// checkJSONString checks the content of a JSON string as RFC 8259 does: no
+// raw control byte, and after a backslash only one of "\/bfnrt or u and four
+// hex digits. nginx's escape=json writes nothing else, so a line with \x22
+// (nginx's default escaping pasted into a JSON format) or a raw tab is not
+// what it seems. esc says whether s holds a backslash (only then are the
+// escapes walked). It returns the offset of the problem and why, or "".
+func checkJSONString(s []byte, esc bool) (int, string) {
+	if hasControl(s) {
+		for i, c := range s {
+			if c < 0x20 {
+				return i, fmt.Sprintf("control byte 0x%02x inside a JSON string (JSON requires it escaped)", c)
+			}
+		}
+	}
+	if !esc {
+		return 0, ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(s) {
+			return i, "backslash at the end of a JSON string"
+		}
+		i++
+		switch s[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			if _, n := hex4(s[i+1:]); n == 0 {
+				return i - 1, `invalid JSON escape: \u needs four hex digits`
+			}
+			i += 4
+		default:
+			return i - 1, `invalid JSON escape: JSON allows only \" \\ \/ \b \f \n \r \t and \uXXXX (\xNN is nginx's default escaping, not JSON)`
+		}
+	}
+	return 0, ""
+}
+
+// hasControl reports whether b holds a byte below 0x20, eight bytes at a
+// time: every string of every JSON line goes through it.
+func hasControl(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// "hasless(x, 0x20)" (Bit Twiddling Hacks): exact for n <= 128
+		if (x-lo)&^x&hi != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
 // skipNested skips a nested object or array starting at b[i].
 func skipNested(b []byte, i int) (int, bool) {
 	depth := 0
 	for i < len(b) {
 		switch b[i] {
 		case '"':
-			_, _, n, _, ok := scanJSONString(b, i)
+			st, e, n, esc, ok := scanJSONString(b, i)
 			if !ok {
+				return 0, false
+			}
+			if _, reason := checkJSONString(b[st:e], esc); reason != "" {
 				return 0, false
 			}
 			i = n

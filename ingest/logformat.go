@@ -32,6 +32,9 @@ type logFormat struct {
 	// json is set when the format is a JSON object (escape=json); lines are
 	// then read by the JSON reader with the keys the format names.
 	json *jsonFormat
+	// escNone: the format declares escape=none, so values may hold raw
+	// quotes and "" is what nginx writes for an absent value.
+	escNone bool
 }
 
 // lfVar is one variable and the literal that follows it.
@@ -52,18 +55,18 @@ type lfVar struct {
 // it appears in nginx.conf: optionally starting with "log_format NAME" and
 // "escape=...", as several single- or double-quoted strings, with a final ';'.
 func compileLogFormat(s string) (*logFormat, error) {
-	src, escJSON, err := unquoteLogFormat(s)
+	src, escape, err := unquoteLogFormat(s)
 	if err != nil {
 		return nil, err
 	}
-	if escJSON || strings.HasPrefix(strings.TrimSpace(src), "{") {
+	if escape == "json" || strings.HasPrefix(strings.TrimSpace(src), "{") {
 		jf, err := jsonFormatFromLogFormat(src)
 		if err != nil {
 			return nil, err
 		}
 		return &logFormat{json: jf}, nil
 	}
-	lf := &logFormat{}
+	lf := &logFormat{escNone: escape == "none"}
 	var lit []byte
 	hasTime, hasAddr := false, false
 	for i := 0; i < len(src); {
@@ -150,21 +153,22 @@ func varName(s string) (string, int) {
 }
 
 // unquoteLogFormat turns a log_format as written in nginx.conf into the
-// format text, and says whether it declares escape=json. Text that does not
-// start with a quote is taken as is.
-func unquoteLogFormat(s string) (string, bool, error) {
+// format text, and returns the escaping it declares ("default", "json",
+// "none"; "" when it declares none). Text that does not start with a quote
+// is taken as is.
+func unquoteLogFormat(s string) (string, string, error) {
 	s = strings.TrimSpace(s)
-	escJSON := false
+	escape := ""
 	if rest, ok := strings.CutPrefix(s, "log_format"); ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n') {
 		f := strings.Fields(rest)
 		if len(f) == 0 {
-			return "", false, errors.New("log_format without a name")
+			return "", "", errors.New("log_format without a name")
 		}
 		rest = strings.TrimSpace(rest)
 		rest = strings.TrimSpace(rest[len(f[0]):]) // the name
 		if strings.HasPrefix(rest, "escape=") {
 			e := strings.Fields(rest)[0]
-			escJSON = e == "escape=json"
+			escape = strings.TrimPrefix(e, "escape=")
 			rest = strings.TrimSpace(rest[len(e):])
 		}
 		s = rest
@@ -172,10 +176,10 @@ func unquoteLogFormat(s string) (string, bool, error) {
 	s = strings.TrimSuffix(strings.TrimSpace(s), ";")
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", false, errors.New("empty format")
+		return "", "", errors.New("empty format")
 	}
 	if s[0] != '\'' && s[0] != '"' {
-		return s, escJSON, nil
+		return s, escape, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -193,14 +197,14 @@ func unquoteLogFormat(s string) (string, bool, error) {
 				b.WriteByte(s[j])
 			}
 			if j >= len(s) {
-				return "", false, fmt.Errorf("byte %d: unterminated %c-quoted string", i, c)
+				return "", "", fmt.Errorf("byte %d: unterminated %c-quoted string", i, c)
 			}
 			i = j + 1
 		default:
-			return "", false, fmt.Errorf("byte %d: text outside quotes", i)
+			return "", "", fmt.Errorf("byte %d: text outside quotes", i)
 		}
 	}
-	return b.String(), escJSON, nil
+	return b.String(), escape, nil
 }
 
 // parse splits line by the program and fills h. st collects the fields
@@ -208,6 +212,12 @@ func unquoteLogFormat(s string) (string, bool, error) {
 func (lf *logFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 	if !bytes.HasPrefix(line, lf.prefix) {
 		return perr(firstName(lf), 0, "line does not start like the log_format")
+	}
+	st.emptySent, st.dashIsValue = !lf.escNone, lf.escNone
+	if lf.escNone {
+		if err, done := lf.parseRaw(line, h, st); done {
+			return err
+		}
 	}
 	i := len(lf.prefix)
 	for k := range lf.vars {
@@ -301,4 +311,97 @@ func at(err error, off int) error {
 		pe.Pos += off
 	}
 	return err
+}
+
+// maxRawSteps bounds the search for the readings of an escape=none line: a
+// line with so many quotes that the search is longer is ambiguous anyway.
+const maxRawSteps = 2000
+
+// parseRaw reads an escape=none line, whose values may hold the format's
+// own delimiters (raw quotes, spaces): it tries every place where each
+// variable may end (its literal follows and its value is plausible for the
+// field) and accepts the line only if exactly one reading covers it whole.
+// With no reading it returns done=false so that the ordinary parse reports
+// the first mismatch.
+func (lf *logFormat) parseRaw(line []byte, h *store.Hit, st *lineState) (err error, done bool) {
+	ends := make([]int, len(lf.vars))
+	found := make([]int, len(lf.vars))
+	steps, readings := 0, 0
+	var walk func(k, i int)
+	walk = func(k, i int) {
+		if readings > 1 || steps > maxRawSteps {
+			return
+		}
+		if k == len(lf.vars) {
+			if i == len(line) {
+				readings++
+				copy(found, ends)
+			}
+			return
+		}
+		v := &lf.vars[k]
+		try := func(end int) {
+			steps++
+			if plausible(v.f, line[i:end]) {
+				ends[k] = end
+				walk(k+1, end+len(v.after))
+			}
+		}
+		switch {
+		case v.fixed > 0:
+			if i+v.fixed <= len(line) && bytes.HasPrefix(line[i+v.fixed:], v.after) {
+				try(i + v.fixed)
+			}
+		case len(v.after) == 0:
+			try(len(line))
+		default:
+			for j := i; j <= len(line) && readings < 2 && steps <= maxRawSteps; {
+				d := bytes.Index(line[j:], v.after)
+				if d < 0 {
+					break
+				}
+				try(j + d)
+				j += d + 1
+			}
+		}
+	}
+	walk(0, len(lf.prefix))
+	switch {
+	case steps > maxRawSteps || readings > 1:
+		return perr(firstName(lf), 0, "ambiguous: raw quotes or delimiters inside values (escape=none) allow more than one reading"), true
+	case readings == 0:
+		return nil, false
+	}
+	i := len(lf.prefix)
+	for k := range lf.vars {
+		if err := setField(lf.vars[k].f, line[i:found[k]], h, st); err != nil {
+			return at(err, i), true
+		}
+		i = found[k] + len(lf.vars[k].after)
+	}
+	return nil, true
+}
+
+// plausible reports whether v can be the value of f, for [logFormat.parseRaw]:
+// numbers are digits, addresses and times hold no space or quote.
+func plausible(f field, v []byte) bool {
+	digitsOr := func(extra byte) bool {
+		for _, c := range v {
+			if (c < '0' || c > '9') && c != extra {
+				return false
+			}
+		}
+		return true
+	}
+	switch f {
+	case fStatus:
+		return len(v) == 3 && digitsOr(0)
+	case fBodyBytesSent, fBytesSent, fRemotePort, fRealIPRemotePort, fProxyProtocolPort, fServerPort:
+		return empty(v) || digitsOr(0)
+	case fMsec, fRequestTime:
+		return empty(v) || digitsOr('.')
+	case fRemoteAddr, fRealIPRemoteAddr, fProxyProtocolAddr, fServerAddr, fTimeISO8601, fTimeLocal:
+		return bytes.IndexByte(v, ' ') < 0 && bytes.IndexByte(v, '"') < 0 || f == fTimeLocal
+	}
+	return true
 }

@@ -99,7 +99,8 @@ func trimEOL(line []byte) []byte {
 //
 //   - the "common" format (no referer and user agent);
 //   - extra trailing fields after the user agent (e.g. "-" or a quoted
-//     X-Forwarded-For), which are ignored;
+//     X-Forwarded-For), or after the byte count of a common line, which are
+//     ignored; each is a quoted string or a word without quotes;
 //   - an X-Forwarded-For list before remote_addr, bare ("a, b, c - -") or
 //     quoted (`"a, b" c - -`), as in Filebeat's test files: the last address
 //     before the ident field is the TCP peer (PeerIP), the addresses before
@@ -107,16 +108,27 @@ func trimEOL(line []byte) []byte {
 //     configurable, ClientIP is PeerIP;
 //   - a virtual host before remote_addr (Apache vhost_combined, "host[:port]"),
 //     stored in Site and ServerPort;
+//   - a client that is not an IP address: nginx's "unix:" (a unix-socket
+//     listener) or a host name (Apache's %h with HostnameLookups on), kept
+//     in ClientText with no address;
+//   - a remote_user with spaces: the ident field is "-", and the user is
+//     everything between it and " [time_local]";
 //   - an empty or "-" request (Method, Path and Protocol stay empty), and a
-//     request that is not "METHOD URI [PROTOCOL]" (e.g. TLS bytes sent to a
-//     plain-HTTP port), which is kept whole in Path so the SOC still sees
-//     what was sent;
-//   - "-" for bytes (Apache's way of writing 0), IPv6 peers, any UTC offset.
+//     request that is not "METHOD target [HTTP/x.y]" (TLS bytes or an SSH
+//     banner sent to a plain-HTTP port), which is kept whole in RawRequest
+//     with Method, Path and Protocol empty;
+//   - "-" for bytes (Apache's way of writing 0), IPv6 peers, any UTC offset;
+//   - quotes written raw inside the request, referer or user agent (nginx
+//     escape=none, some Apache setups): a line that the escaping rules
+//     cannot read is read from both ends as plain combined or common; if
+//     more than one reading remains, it is an error ("ambiguous"), never a
+//     guess.
 //
-// Escapes such as \xNN are left as they are. One trailing "\n" or "\r\n" is
-// stripped. The time is converted to UTC; IPv4-mapped IPv6 peers are
-// unmapped. The path and query are split at the first '?' (Query excludes
-// it). A peer that is not an IP address (a hostname) is an error.
+// "-" for the referer or user agent means no such header; "" means the
+// header was sent empty (h.Has records it). Escapes such as \xNN are left as
+// they are. One trailing "\n" or "\r\n" is stripped. The time is converted to
+// UTC; IPv4-mapped IPv6 peers are unmapped. The path and query are split at
+// the first '?' (Query excludes it).
 //
 // Strings in h alias line: h is valid as long as line's bytes are. It does
 // not allocate for a well-formed line, and is safe for concurrent use.
@@ -136,7 +148,7 @@ func parseCombined(line []byte, h *store.Hit) (end int, err error) {
 	}
 
 	// Everything before " [" is: [prefix] remote_addr ident remote_user.
-	tb := bytes.IndexByte(line, '[')
+	tb := timeBracket(line)
 	if tb < 0 {
 		return 0, perr("time_local", len(line), "missing [time_local]")
 	}
@@ -163,13 +175,51 @@ func parseCombined(line []byte, h *store.Hit) (end int, err error) {
 	if i+1 >= len(line) || line[i] != ' ' || line[i+1] != '"' {
 		return 0, perr("request", i, `expected " \"" after time`)
 	}
-	rs, re, next, ok := quoted(line, i+1)
-	if !ok {
-		return 0, perr("request", i+1, "unterminated quoted string")
+	end, err = combinedTail(line, i+1, h)
+	if err == nil {
+		return end, nil
 	}
-	splitRequest(line[rs:re], h)
-	i = next
+	// The escaping rules cannot read the line: quotes written raw
+	// (escape=none)? Read it from both ends, or say why not.
+	keep := *h
+	switch end2, n := rawQuotesTail(line, i+1, h); {
+	case n == 1:
+		return end2, nil
+	case n > 1:
+		*h = keep
+		return 0, perr("request", i+1, "ambiguous: raw quotes inside the request, referer or user agent allow more than one reading")
+	}
+	*h = keep
+	return 0, err
+}
 
+// timeBracket returns the index of the '[' that opens [$time_local]: the
+// first one followed by the time's shape, so that a '[' in the user name
+// does not count; -1 if there is no '[' at all, else the first '['.
+func timeBracket(line []byte) int {
+	first := bytes.IndexByte(line, '[')
+	for j := first; j >= 0; {
+		if j+timeLocalLen+1 < len(line) && line[j+timeLocalLen+1] == ']' && line[j+3] == '/' && line[j+7] == '/' && j > 0 && line[j-1] == ' ' {
+			return j
+		}
+		k := bytes.IndexByte(line[j+1:], '[')
+		if k < 0 {
+			break
+		}
+		j += 1 + k
+	}
+	return first
+}
+
+// combinedTail reads `"$request" $status $bytes ["$referer" "$agent"]
+// [extra fields]` from line[q] == '"', as written by a server that escapes
+// quotes inside values (nginx's default, Apache): every unescaped quote is a
+// delimiter. It returns the index after the last field it stored.
+func combinedTail(line []byte, q int, h *store.Hit) (int, error) {
+	rs, re, i, ok := quoted(line, q)
+	if !ok {
+		return 0, perr("request", q, "unterminated quoted string")
+	}
 	// $status
 	if i+4 > len(line) || line[i] != ' ' {
 		return 0, perr("status", i, "expected a space and a 3-digit status")
@@ -179,9 +229,7 @@ func parseCombined(line []byte, h *store.Hit) (end int, err error) {
 	if !ok {
 		return 0, perr("status", i, "expected a 3-digit status")
 	}
-	h.Status = st
 	i += 3
-
 	// $body_bytes_sent
 	if i+1 >= len(line) || line[i] != ' ' {
 		return 0, perr("body_bytes_sent", i, "expected a space and bytes sent")
@@ -191,34 +239,163 @@ func parseCombined(line []byte, h *store.Hit) (end int, err error) {
 	for j < len(line) && line[j] != ' ' {
 		j++
 	}
+	var n uint64
 	if !(j-i == 1 && line[i] == '-') {
-		n, ok := parseUint(line[i:j])
-		if !ok {
+		if n, ok = parseUint(line[i:j]); !ok {
 			return 0, perr("body_bytes_sent", i, "expected a decimal number or -")
 		}
-		h.BytesSent = n
 	}
+	splitRequest(line[rs:re], h)
+	h.Status, h.BytesSent = st, n
+	h.Has |= store.HasStatus | store.HasBytes
 	i = j
 
 	// Common format ends here; combined goes on with two quoted strings.
-	// Anything after them (or anything unquoted here) is an extra field.
 	if i+1 < len(line) && line[i+1] == '"' {
 		s, e, next, ok := quoted(line, i+1)
 		if !ok {
 			return 0, perr("http_referer", i+1, "unterminated quoted string")
 		}
-		h.Referer = dash(line[s:e])
-		i = next
-		if i+1 < len(line) && line[i] == ' ' && line[i+1] == '"' {
-			s, e, next, ok := quoted(line, i+1)
-			if !ok {
-				return 0, perr("http_user_agent", i+1, "unterminated quoted string")
-			}
-			h.UserAgent = dash(line[s:e])
-			i = next
+		if next+1 >= len(line) || line[next] != ' ' || line[next+1] != '"' {
+			return 0, perr("http_referer", next, `expected " \"" and the user agent after the referer`)
 		}
+		us, ue, next2, ok := quoted(line, next+1)
+		if !ok {
+			return 0, perr("http_user_agent", next+1, "unterminated quoted string")
+		}
+		setHeaders(line[s:e], line[us:ue], h)
+		i = next2
+	}
+	if err := extraFields(line, i); err != nil {
+		return 0, err
 	}
 	return i, nil
+}
+
+// setHeaders stores the referer and user agent of a combined line: "-" is
+// no header, "" a header sent empty.
+func setHeaders(ref, ua []byte, h *store.Hit) {
+	if !(len(ref) == 1 && ref[0] == '-') {
+		h.Referer = str(ref)
+		h.Has |= store.HasReferer
+	}
+	if !(len(ua) == 1 && ua[0] == '-') {
+		h.UserAgent = str(ua)
+		h.Has |= store.HasUserAgent
+	}
+}
+
+// extraFields checks what follows the last field: nothing, or fields after
+// a space, each a quoted string (its closing quote followed by a space or
+// the end) or a word without quotes. Anything else means the quotes were
+// not read right.
+func extraFields(line []byte, i int) error {
+	for i < len(line) {
+		if line[i] != ' ' {
+			return perr("line", i, "unexpected text after the last field")
+		}
+		i++
+		if i < len(line) && line[i] == '"' {
+			_, _, next, ok := quoted(line, i)
+			if !ok || (next < len(line) && line[next] != ' ') {
+				return perr("line", i, "malformed quoted field after the last field")
+			}
+			i = next
+			continue
+		}
+		for i < len(line) && line[i] != ' ' {
+			if line[i] == '"' {
+				return perr("line", i, "stray quote after the last field")
+			}
+			i++
+		}
+	}
+	return nil
+}
+
+// rawQuotesTail reads the tail of a line whose values may hold raw quotes,
+// from both ends: plain common (`"$request" $status $bytes` to the end) or
+// plain combined (... `"$referer" "$agent"` with the agent's quote last),
+// without extra fields. Every quote may end the request if a status and a
+// byte count follow it; every `" "` may separate referer and agent. It
+// returns how many readings there are (stopping at 2) and, for exactly
+// one, fills h with it.
+func rawQuotesTail(line []byte, q int, h *store.Hit) (end int, readings int) {
+	last := len(line) - 1
+	// The two rightmost `" "` (referer/agent separators): a reading needs
+	// one at or after the referer's start, so these two say how many
+	// readings a request end gives, in one pass over the line.
+	sep1, sep2 := -1, -1
+	for p := last - 3; p > q; p-- {
+		if line[p] == '"' && line[p+1] == ' ' && line[p+2] == '"' {
+			if sep1 < 0 {
+				sep1 = p
+			} else {
+				sep2 = p
+				break
+			}
+		}
+	}
+	var req, ref, ua []byte
+	var status uint16
+	var n uint64
+	for c := q + 1; c < len(line) && readings < 2; c++ {
+		if line[c] != '"' {
+			continue
+		}
+		st, bytesSent, after, ok := statusBytes(line, c+1)
+		if !ok {
+			continue
+		}
+		if after == len(line) { // common
+			readings++
+			req, ref, ua, status, n = line[q+1:c], nil, nil, st, bytesSent
+			continue
+		}
+		if after+1 >= len(line) || line[after] != ' ' || line[after+1] != '"' || line[last] != '"' || after+1 == last {
+			continue
+		}
+		o := after + 2 // first byte of the referer
+		if sep2 >= o {
+			readings += 2
+		} else if sep1 >= o {
+			readings++
+			req, ref, ua, status, n = line[q+1:c], line[o:sep1], line[sep1+3:last], st, bytesSent
+		}
+	}
+	if readings != 1 {
+		return 0, readings
+	}
+	*h = store.Hit{EventTime: h.EventTime, ClientIP: h.ClientIP, PeerIP: h.PeerIP, ClientText: h.ClientText,
+		ForwardedFor: h.ForwardedFor, Site: h.Site, ServerPort: h.ServerPort, User: h.User}
+	splitRequest(req, h)
+	h.Status, h.BytesSent = status, n
+	h.Has |= store.HasStatus | store.HasBytes
+	if ua != nil {
+		setHeaders(ref, ua, h)
+	}
+	return len(line), 1
+}
+
+// statusBytes reads " DDD bytes" at line[i:], bytes ending at a space or
+// the end of the line.
+func statusBytes(line []byte, i int) (status uint16, n uint64, end int, ok bool) {
+	if i+5 > len(line) || line[i] != ' ' || line[i+4] != ' ' {
+		return 0, 0, 0, false
+	}
+	if status, ok = digits3(line[i+1 : i+4]); !ok {
+		return 0, 0, 0, false
+	}
+	j := i + 5
+	for j < len(line) && line[j] != ' ' {
+		j++
+	}
+	if !(j-(i+5) == 1 && line[i+5] == '-') {
+		if n, ok = parseUint(line[i+5 : j]); !ok {
+			return 0, 0, 0, false
+		}
+	}
+	return status, n, j, true
 }
 
 // dash returns "" for the "-" nginx writes for an empty value.
@@ -229,30 +406,50 @@ func dash(b []byte) string {
 	return str(b)
 }
 
-// parsePrefix parses "[xff-list|vhost] remote_addr ident remote_user".
+// parsePrefix parses "[xff-list|vhost] remote_addr ident remote_user". The
+// ident is "-" (nginx always writes it so, Apache unless identd is on): the
+// client is the token before the first " - " that reads as a client, and
+// the user is everything after it, spaces included. Without such a " - ",
+// the last two tokens are ident and user.
 func parsePrefix(pre []byte, h *store.Hit) error {
-	end := len(pre)
-	sp := bytes.LastIndexByte(pre, ' ')
-	if sp < 0 {
-		return perr("remote_user", 0, "expected remote_addr, ident and remote_user before [time_local]")
+	clientEnd, userStart, sp := -1, -1, -1
+	var (
+		addr netip.Addr
+		text string
+		ok   bool
+	)
+	for k := 0; k+3 <= len(pre); {
+		d := bytes.Index(pre[k:], []byte(" - "))
+		if d < 0 {
+			break
+		}
+		d += k
+		sp = bytes.LastIndexByte(pre[:d], ' ')
+		if addr, text, ok = parseClient(pre[sp+1 : d]); ok {
+			clientEnd, userStart = d, d+3
+			break
+		}
+		k = d + 1
 	}
-	h.User = dash(pre[sp+1 : end])
-	end = sp
-	sp = bytes.LastIndexByte(pre[:end], ' ')
-	if sp < 0 {
-		return perr("remote_user", 0, "expected remote_addr, ident and remote_user before [time_local]")
+	if clientEnd < 0 {
+		sp = bytes.LastIndexByte(pre, ' ')
+		if sp < 0 {
+			return perr("remote_user", 0, "expected remote_addr, ident and remote_user before [time_local]")
+		}
+		userStart = sp + 1
+		sp = bytes.LastIndexByte(pre[:sp], ' ')
+		if sp < 0 {
+			return perr("remote_user", 0, "expected remote_addr, ident and remote_user before [time_local]")
+		}
+		// pre[sp+1:...] is the ident, which nothing stores.
+		clientEnd = sp
+		sp = bytes.LastIndexByte(pre[:clientEnd], ' ')
+		if addr, text, ok = parseClient(pre[sp+1 : clientEnd]); !ok {
+			return perr("remote_addr", sp+1, "not an IP address, \"unix:\" or a host name")
+		}
 	}
-	// pre[sp+1:end] is the ident ("-"), which nothing stores.
-	end = sp
-	sp = bytes.LastIndexByte(pre[:end], ' ')
-	peer := pre[sp+1 : end]
-	addr, err := netip.ParseAddr(str(peer))
-	if err != nil {
-		return perr("remote_addr", sp+1, "not an IP address")
-	}
-	addr = addr.Unmap()
-	h.PeerIP = addr
-	h.ClientIP = addr
+	h.User = dash(pre[userStart:])
+	h.PeerIP, h.ClientIP, h.ClientText = addr, addr, text
 	if sp < 0 {
 		return nil
 	}
@@ -287,6 +484,33 @@ func parsePrefix(pre []byte, h *store.Hit) error {
 	return nil
 }
 
+// parseClient reads a client as servers write it: an IP address (IPv4-mapped
+// IPv6 unmapped), or, returned as text, nginx's "unix:" for a unix-socket
+// listener or a host name (Apache's %h with HostnameLookups on: letters,
+// digits, '-', '_' and '.', with at least one letter, at most 253 bytes).
+func parseClient(b []byte) (addr netip.Addr, text string, ok bool) {
+	if a, err := netip.ParseAddr(str(b)); err == nil {
+		return a.Unmap(), "", true
+	}
+	if string(b) == "unix:" {
+		return netip.Addr{}, str(b), true
+	}
+	if len(b) == 0 || len(b) > 253 || b[0] == '-' || b[0] == '.' {
+		return netip.Addr{}, "", false
+	}
+	letter := false
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			letter = true
+		case c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return netip.Addr{}, "", false
+		}
+	}
+	return netip.Addr{}, str(b), letter
+}
+
 // quoted scans a quoted string starting at line[i] == '"', honouring
 // backslash escapes (Apache writes \" and \\; nginx writes \xNN). It returns
 // the content bounds and the index after the closing quote. A quote is
@@ -315,27 +539,61 @@ func quoted(line []byte, i int) (start, end, next int, ok bool) {
 	return 0, 0, 0, false
 }
 
-// splitRequest fills Method, Path, Query and Protocol from "$request".
+// splitRequest fills Method, Path, Query and Protocol from "$request", or
+// RawRequest when it is not an HTTP request line: "METHOD target" with an
+// optional "HTTP/..." last, where the method is a token and the target is
+// a path, "*", an absolute URL or (CONNECT) an authority.
 func splitRequest(req []byte, h *store.Hit) {
 	if len(req) == 0 || (len(req) == 1 && req[0] == '-') {
 		return
 	}
 	sp := bytes.IndexByte(req, ' ')
 	if sp <= 0 || !isToken(req[:sp]) {
-		h.Path = str(req)
+		h.RawRequest = str(req)
 		return
 	}
-	h.Method = str(req[:sp])
-	uri := req[sp+1:]
-	if last := bytes.LastIndexByte(uri, ' '); last >= 0 && bytes.HasPrefix(uri[last+1:], []byte("HTTP/")) {
-		h.Protocol = str(uri[last+1:])
-		uri = uri[:last]
+	method, uri, proto := req[:sp], req[sp+1:], []byte(nil)
+	if last := bytes.LastIndexByte(uri, ' '); last >= 0 {
+		if !bytes.HasPrefix(uri[last+1:], []byte("HTTP/")) {
+			h.RawRequest = str(req)
+			return
+		}
+		proto, uri = uri[last+1:], uri[:last]
 	}
+	if !isTarget(method, uri) {
+		h.RawRequest = str(req)
+		return
+	}
+	h.Method, h.Protocol = str(method), str(proto)
 	if q := bytes.IndexByte(uri, '?'); q >= 0 {
 		h.Query = str(uri[q+1:])
 		uri = uri[:q]
 	}
 	h.Path = str(uri)
+}
+
+// isTarget reports whether uri is an HTTP request target (RFC 9112 3.2).
+func isTarget(method, uri []byte) bool {
+	switch {
+	case len(uri) == 0:
+		return false
+	case uri[0] == '/':
+		return true
+	case len(uri) == 1 && uri[0] == '*':
+		return true
+	case string(method) == "CONNECT":
+		return bytes.IndexByte(uri, ' ') < 0
+	}
+	s := bytes.Index(uri, []byte("://"))
+	if s <= 0 {
+		return false
+	}
+	for _, c := range uri[:s] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken reports whether b is an HTTP token (RFC 9110 tchar), as a method is.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,8 +51,11 @@ func checkParsed(t *testing.T, p *LineParser, topic string, msg []byte) (store.H
 		}
 		return h, false
 	}
-	if !h.PeerIP.IsValid() || !h.ClientIP.IsValid() || h.PeerIP.Is4In6() || h.EventTime.IsZero() || h.Operation == store.OpUnknown {
-		t.Fatalf("accepted hit without peer, client, time or operation: %+v", h)
+	if h.PeerIP.IsValid() == (h.ClientText != "") || h.ClientIP.IsValid() != h.PeerIP.IsValid() || h.PeerIP.Is4In6() || h.EventTime.IsZero() || h.Operation == store.OpUnknown {
+		t.Fatalf("accepted hit without peer (or client text), client, time or operation: %+v", h)
+	}
+	if h.RawRequest != "" && (h.Method != "" || h.Path != "" || h.Protocol != "") {
+		t.Fatalf("raw request with method, path or protocol: %+v", h)
 	}
 	var h2 store.Hit
 	if err := p.Parse(topic, msg, &h2); err != nil || h2 != h {
@@ -62,7 +66,7 @@ func checkParsed(t *testing.T, p *LineParser, topic string, msg []byte) (store.H
 		t.Fatalf("invalid JSON: %v", err)
 	}
 	for k, v := range obj {
-		if v == "" {
+		if v == "" && !(k == "referer" && h.Has&store.HasReferer != 0) && !(k == "user_agent" && h.Has&store.HasUserAgent != 0) {
 			t.Fatalf("empty string for %s", k)
 		}
 	}
@@ -125,8 +129,22 @@ func FuzzLogFormat(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add([]byte(`2001:db8::1:443 [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2001:db8::2:8443 "-"`))
+	// the recommended format with escape=none: values may hold raw quotes
+	cfg.LogFormat = "log_format n escape=none '" + LogFormatRecommended + "';"
+	p3, err := NewLineParser(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		checkParsed(t, p2, "t", line)
+		if h, ok := checkParsed(t, p3, "t", line); ok {
+			for name, s := range map[string]string{"method": h.Method, "path": h.Path, "query": h.Query, "raw_request": h.RawRequest,
+				"referer": h.Referer, "user_agent": h.UserAgent, "user": h.User, "site": h.Site, "client_text": h.ClientText} {
+				if !inLine(line, s) {
+					t.Fatalf("escape=none: %s %q is not from the line", name, s)
+				}
+			}
+		}
 		h, ok := checkParsed(t, p, "t", line)
 		if !ok {
 			return
@@ -170,14 +188,26 @@ func FuzzJSONLine(f *testing.F) {
 		if h.ServerAddr.IsValid() {
 			fields["server_addr"] = h.ServerAddr.String()
 		}
-		for k, v := range map[string]uint64{"remote_port": uint64(h.ClientPort), "server_port": uint64(h.ServerPort), "status": uint64(h.Status), "body_bytes_sent": h.BytesSent} {
-			if v != 0 {
+		if h.ClientText != "" {
+			fields["remote_addr"] = h.ClientText
+		}
+		if h.RawRequest != "" {
+			// a request line that is not HTTP is only ever read from $request
+			delete(fields, "request_method")
+			delete(fields, "request_uri")
+			fields["request"] = h.RawRequest
+		}
+		for k, v := range map[string]uint64{"remote_port": uint64(h.ClientPort), "server_port": uint64(h.ServerPort), "body_bytes_sent": h.BytesSent} {
+			if v != 0 || (k == "body_bytes_sent" && h.Has&store.HasBytes != 0) {
 				fields[k] = strconv.FormatUint(v, 10)
 			}
 		}
+		if h.Status != 0 || h.Has&store.HasStatus != 0 {
+			fields["status"] = fmt.Sprintf("%03d", h.Status)
+		}
 		ns := h.EventTime.Nanosecond()
 		fields["msec"] = strconv.FormatInt(h.EventTime.Unix(), 10) + "." + strings.TrimRight(strconv.FormatInt(int64(1e9+ns), 10)[1:], "0") + "0"
-		if h.RequestTime != 0 {
+		if h.RequestTime != 0 || h.Has&store.HasRequestTime != 0 {
 			fields["request_time"] = strconv.FormatFloat(h.RequestTime.Seconds(), 'f', 9, 64)
 		}
 		if h.OptOut {
@@ -197,11 +227,14 @@ func FuzzJSONLine(f *testing.F) {
 		if err := p.Parse("t", out, &back); err != nil {
 			t.Fatalf("rendered line %s: %v", out, err)
 		}
-		if h.Method == "" {
-			// a request that is not "METHOD URI" is kept whole in Path
+		if h.Method == "" && h.RawRequest == "" {
+			// a request without a method (request_uri alone) is read back
+			// through $request_uri, which has none either
 			back.Method, back.Path, back.Query, back.Protocol = h.Method, h.Path, h.Query, h.Protocol
 			back.Operation = h.Operation
 		}
+		// escape=json writes "" for a header sent empty and for none
+		back.Has |= h.Has & (store.HasReferer | store.HasUserAgent)
 		if back != h {
 			t.Fatalf("round trip differs:\n%+v\n%+v\n%s", h, back, out)
 		}

@@ -24,7 +24,8 @@ const (
 func combinedHit() store.Hit {
 	return store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("203.0.113.9"), PeerIP: ip("203.0.113.9"), User: "alice",
 		Method: "GET", Path: "/search", Query: "q=x", Protocol: "HTTP/1.1", Status: 200, BytesSent: 512,
-		Referer: "https://ref.example/", UserAgent: `Mozilla/5.0 (X11; Linux x86_64) \"quoted\" Firefox/120.0`, Operation: store.OpRead}
+		Referer: "https://ref.example/", UserAgent: `Mozilla/5.0 (X11; Linux x86_64) \"quoted\" Firefox/120.0`, Operation: store.OpRead,
+		Has: store.HasStatus | store.HasBytes | store.HasReferer | store.HasUserAgent}
 }
 
 // jsonString quotes s as JSON, as a shipper's envelope does.
@@ -58,11 +59,12 @@ func TestLineParserFormats(t *testing.T) {
 	connlogHit := store.Hit{EventTime: time.UnixMilli(1795345200123).UTC(), ClientIP: ip("2001:db8::7"), ClientPort: 51234, PeerIP: ip("2001:db8::7"),
 		ServerAddr: ip("2001:db8::1"), ServerPort: 443, Site: "shop.example", Method: "POST", Path: "/cart", Query: "token=REDACTED&item=3",
 		Protocol: "HTTP/2.0", Status: 201, BytesSent: 17, UserAgent: "curl/8.5.0 \"x\" \\ \x1b", RequestTime: 4 * time.Millisecond,
+		Has:      store.HasStatus | store.HasBytes | store.HasRequestTime | store.HasUserAgent,
 		Upstream: "127.0.0.1:8080", RequestID: "4f1c2a9b8e7d6c5b4a3f2e1d0c9b8a7f", TLSProtocol: "TLSv1.3", Operation: store.OpCreate, Redacted: true}
 	recommended := `198.51.100.4 40111 - - [22/Nov/2026:11:00:00 +0100] "DELETE /api/items/7 HTTP/1.1" 204 0 "-" "curl/8" 1795345200.250 ab12 "api.example" "TLSv1.2" 192.0.2.1 8443 "-"`
 	recommendedHit := store.Hit{EventTime: time.UnixMilli(1795345200250).UTC(), ClientIP: ip("198.51.100.4"), ClientPort: 40111, PeerIP: ip("198.51.100.4"),
 		ServerAddr: ip("192.0.2.1"), ServerPort: 8443, Site: "api.example", Method: "DELETE", Path: "/api/items/7", Protocol: "HTTP/1.1", Status: 204,
-		UserAgent: "curl/8", RequestID: "ab12", TLSProtocol: "TLSv1.2", Operation: store.OpDelete}
+		UserAgent: "curl/8", RequestID: "ab12", TLSProtocol: "TLSv1.2", Operation: store.OpDelete, Has: store.HasStatus | store.HasBytes | store.HasUserAgent}
 	withHost := func(h store.Hit, host, file string) store.Hit { h.ShipperHost, h.LogFile = host, file; return h }
 	mainHit := combinedHit()
 	mainHit.ForwardedFor = "192.0.2.44, 10.1.1.1"
@@ -80,27 +82,27 @@ func TestLineParserFormats(t *testing.T) {
 		{name: "nginx main", format: FormatMain, line: combinedIn + ` "192.0.2.44, 10.1.1.1"`, want: mainHit, auto: true},
 		{name: "nginx main without XFF", format: FormatMain, line: combinedIn + ` "-"`, want: combinedHit(), auto: true},
 		{name: "Apache common", format: FormatCommon, line: `192.0.2.5 - - [22/Nov/2026:10:00:00 +0000] "GET /a.png HTTP/1.0" 304 -`,
-			want: store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.5"), PeerIP: ip("192.0.2.5"), Method: "GET", Path: "/a.png",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.5"), PeerIP: ip("192.0.2.5"), Method: "GET", Path: "/a.png",
 				Protocol: "HTTP/1.0", Status: 304, Operation: store.OpRead}, auto: true},
 		{name: "Apache combined", format: FormatApacheCombined, line: `192.0.2.5 - bob [22/Nov/2026:10:00:00 +0000] "PUT /doc HTTP/1.1" 200 3 "-" "A \"q\" UA"`,
-			want: store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.5"), PeerIP: ip("192.0.2.5"), User: "bob", Method: "PUT", Path: "/doc",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.5"), PeerIP: ip("192.0.2.5"), User: "bob", Method: "PUT", Path: "/doc",
 				Protocol: "HTTP/1.1", Status: 200, BytesSent: 3, UserAgent: `A \"q\" UA`, Operation: store.OpModify}, auto: true},
 		{name: "recommended log_format without JSON", format: FormatLogFormat, logFormat: LogFormatRecommended, line: recommended, want: recommendedHit, auto: true},
 		{name: "log_format pasted from nginx.conf", format: FormatLogFormat,
 			logFormat: "log_format custom '$remote_addr - $remote_user [$time_local] '\n   '\"$request\" $status $bytes_sent $request_time \"$http_user_agent\" $server_name';",
 			line:      `192.0.2.8 - - [22/Nov/2026:10:00:00 +0000] "GET /x?password=hunter2 HTTP/1.1" 200 900 1.5 "UA" www.example`,
-			want: store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.8"), PeerIP: ip("192.0.2.8"), Site: "www.example", Method: "GET", Path: "/x",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasRequestTime | store.HasUserAgent, EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.8"), PeerIP: ip("192.0.2.8"), Site: "www.example", Method: "GET", Path: "/x",
 				Query: "password=REDACTED", Protocol: "HTTP/1.1", Status: 200, BytesSent: 900, RequestTime: 1500 * time.Millisecond, UserAgent: "UA",
 				Operation: store.OpRead, Redacted: true}, auto: true},
 		{name: "log_format with time_iso8601 first and split request", format: FormatLogFormat,
 			logFormat: `$time_iso8601 $remote_addr:$remote_port $request_method $uri $args $status`,
 			line:      `2026-11-22T11:00:00+01:00 192.0.2.9:5555 PATCH /p a=1 200`,
-			want: store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.9"), ClientPort: 5555, PeerIP: ip("192.0.2.9"), Method: "PATCH", Path: "/p",
+			want: store.Hit{Has: store.HasStatus, EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.9"), ClientPort: 5555, PeerIP: ip("192.0.2.9"), Method: "PATCH", Path: "/p",
 				Query: "a=1", Status: 200, Operation: store.OpModify}},
 		{name: "log_format with addr:port, IPv6", format: FormatLogFormat,
 			logFormat: `$remote_addr:$remote_port [$time_local] "$request" $status $server_addr:$server_port`,
 			line:      `2001:db8::1:443 [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2001:db8::2:8443`,
-			want: store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("2001:db8::1"), ClientPort: 443, PeerIP: ip("2001:db8::1"), ServerAddr: ip("2001:db8::2"),
+			want: store.Hit{Has: store.HasStatus, EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("2001:db8::1"), ClientPort: 443, PeerIP: ip("2001:db8::1"), ServerAddr: ip("2001:db8::2"),
 				ServerPort: 8443, Method: "GET", Path: "/", Protocol: "HTTP/1.1", Status: 200, Operation: store.OpRead}, auto: true},
 		{name: "escape=json with default keys", format: FormatJSON, line: connlogJSON, want: connlogHit, auto: true},
 		{name: "escape=json with keys from the pasted log_format", format: FormatLogFormat, logFormat: "", line: connlogJSON, want: connlogHit, auto: true},
@@ -311,7 +313,8 @@ func TestRedaction(t *testing.T) {
 		{"parameter without value is kept", nil, `GET /?token&a=1 HTTP/1.1" 200 1 "-`, "/", "token&a=1", "", false},
 		{"configured list replaces the defaults", []string{"SSN"}, `GET /?ssn=1&token=2 HTTP/1.1" 200 1 "-`, "/", "ssn=REDACTED&token=2", "", true},
 		{"empty list redacts nothing", []string{}, `GET /?token=2 HTTP/1.1" 200 1 "-`, "/", "token=2", "", false},
-		{"malformed request kept whole in path", nil, `\x16\x03 /?secret=s" 400 1 "-`, `\x16\x03 /?secret=REDACTED`, "", "", true},
+		{"request that is not HTTP kept whole as the raw request", nil, `\x16\x03 /?secret=s" 400 1 "-`, "", "", "", true},
+		{"request with junk after the protocol, a raw request", nil, `GET /?token=t&a=1 HTTP/1.1 x" 400 1 "-`, "", "", "", true},
 		{"api keys and auth", nil, `GET /?api_key=1&apikey=2&auth=3&author=4 HTTP/1.1" 200 1 "-`, "/", "api_key=REDACTED&apikey=REDACTED&auth=REDACTED&author=4", "", true},
 		{"password of the user information in the referer", nil, `GET / HTTP/1.1" 200 1 "https://alice:pw%40x@ref.example:8443/p?q=1`, "/", "", "https://alice:REDACTED@ref.example:8443/p?q=1", true},
 		{"password of the user information in an absolute-form target", nil, `GET http://bob:s3cret@proxy.example/x HTTP/1.1" 200 1 "-`, "http://bob:REDACTED@proxy.example/x", "", "", true},
@@ -335,6 +338,12 @@ func TestRedaction(t *testing.T) {
 			}
 			if h.Path != tt.path || h.Query != tt.query || h.Referer != tt.referer || h.Redacted != tt.redacted {
 				t.Errorf("path %q query %q referer %q redacted %v\nwant %q %q %q %v", h.Path, h.Query, h.Referer, h.Redacted, tt.path, tt.query, tt.referer, tt.redacted)
+			}
+			if h.RawRequest != "" && (strings.Contains(h.RawRequest, "=s") || strings.Contains(h.RawRequest, "=t") || !strings.Contains(h.RawRequest, "="+RedactedValue)) {
+				t.Errorf("raw request %q keeps its secret", h.RawRequest)
+			}
+			if strings.Contains(tt.name, "raw request") != (h.RawRequest != "") {
+				t.Errorf("raw request %q", h.RawRequest)
 			}
 		})
 	}
@@ -524,7 +533,7 @@ func TestSharedLogs(t *testing.T) {
 				err := p.Parse("nginx", line, &h)
 				if err == nil {
 					ok++
-					if !h.PeerIP.IsValid() || h.EventTime.IsZero() || h.Operation == store.OpUnknown {
+					if h.PeerIP.IsValid() == (h.ClientText != "") || h.EventTime.IsZero() || h.Operation == store.OpUnknown {
 						t.Errorf("line %d: accepted without peer, time or operation: %+v", n+1, h)
 					}
 					continue
@@ -554,7 +563,7 @@ func TestParseStreamLogFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"time":"2026-11-22T11:00:00.250Z","client_ip":"198.51.100.4","client_port":40111,"peer_ip":"198.51.100.4","server_addr":"192.0.2.1","server_port":8443,` +
-		`"site":"api.example","method":"GET","path":"/","query":"token=REDACTED","protocol":"HTTP/1.1","status":200,"user_agent":"curl/8","request_id":"ab12","operation":"read"}` + "\n" +
+		`"site":"api.example","method":"GET","path":"/","query":"token=REDACTED","protocol":"HTTP/1.1","status":200,"bytes":0,"user_agent":"curl/8","request_id":"ab12","operation":"read"}` + "\n" +
 		`{"error":"remote_addr at byte 0: not an IP address","line":2}` + "\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
@@ -636,7 +645,7 @@ func TestLogFormatStartingWithISOTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.Hit{EventTime: utc("2026-11-22T10:00:00Z"), ClientIP: ip("192.0.2.1"), PeerIP: ip("192.0.2.1"), Method: "GET", Path: "/",
-		Protocol: "HTTP/1.1", Status: 200, UserAgent: "UA", Operation: store.OpRead}
+		Protocol: "HTTP/1.1", Status: 200, UserAgent: "UA", Operation: store.OpRead, Has: store.HasStatus | store.HasUserAgent}
 	if h != want {
 		t.Errorf("got  %+v\nwant %+v", h, want)
 	}

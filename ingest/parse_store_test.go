@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -75,6 +76,8 @@ func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
 			t.Fatalf("line %d: %d rows for %v", i+1, len(got), want.ClientIP)
 		}
 		want.Redacted = false // not stored
+		// Of the zero-is-a-value marks, the store keeps the headers' only.
+		want.Has &= store.HasReferer | store.HasUserAgent
 		if got[0] != want {
 			t.Errorf("line %d:\n got  %+v\n want %+v", i+1, got[0], want)
 		}
@@ -106,5 +109,80 @@ func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
 	want := []string{`0 read "" ""`, `1 create "/b" "bob"`, `2 delete "/c" ""`, `3 modify "/cart/1" "carol"`}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("connection records:\n got  %q\n want %q", got, want)
+	}
+}
+
+// TestIssue14LinesRoundTripThroughTheStore: what the access log could not
+// keep before migration 0011 comes back from storage: a client that is not
+// an address (found by its text, not by an address), a request that is not
+// HTTP (kept raw, no path), and a header sent empty apart from one absent.
+func TestIssue14LinesRoundTripThroughTheStore(t *testing.T) {
+	addr := embeddedtest.Start(t)
+	scfg := store.DefaultConfig()
+	scfg.Addrs = []string{addr}
+	scfg.Protocol = "http"
+	scfg.DatabasePrefix = fmt.Sprintf("prs%d_%d", time.Now().UnixNano()%1e6, parseStoreSeq.Add(1))
+	st, err := store.Open(t.Context(), scfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewLineParser(DefaultParseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	tl := "[" + now.Format("02/Jan/2006:15:04:05 -0700") + "]"
+	lines := []string{
+		`unix: - - ` + tl + ` "GET /u HTTP/1.1" 200 1 "" ""`,
+		`host.isp.example - john doe ` + tl + ` "GET /h HTTP/1.1" 000 0 "-" "-"`,
+		`192.0.2.50 - - ` + tl + ` "\x16\x03\x01\x00?token=abc" 400 157 "-" "-"`,
+	}
+	hits := make([]store.Hit, len(lines))
+	for i, l := range lines {
+		if err := p.Parse("nginx", []byte(l), &hits[i]); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		hits[i].Source = store.Source{Topic: "nginx", Offset: int64(i)}
+		hits[i].Ingested = now
+	}
+	if err := st.Write(t.Context(), store.Batch{Hits: hits}); err != nil {
+		t.Fatal(err)
+	}
+	from, to := now.Add(-time.Minute), now.Add(time.Minute)
+	for i, q := range []store.AccessQuery{
+		{Client: "unix:", From: from, To: to, Limit: 10},
+		{Client: "host.isp.example", From: from, To: to, Limit: 10},
+		{Network: netip.MustParsePrefix("192.0.2.50/32"), From: from, To: to, Limit: 10},
+	} {
+		got, err := st.SearchAccess(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("query %d: %d rows, want 1", i+1, len(got))
+		}
+		want := hits[i]
+		want.Redacted = false
+		want.Has &= store.HasReferer | store.HasUserAgent
+		if got[0] != want {
+			t.Errorf("line %d:\n got  %+v\n want %+v", i+1, got[0], want)
+		}
+	}
+	if hits[0].Has&(store.HasReferer|store.HasUserAgent) != store.HasReferer|store.HasUserAgent || hits[1].Has&store.HasReferer != 0 {
+		t.Errorf("header presence: %v %v", hits[0].Has, hits[1].Has)
+	}
+	if hits[2].RawRequest != `\x16\x03\x01\x00?token=`+RedactedValue || hits[2].Path != "" || hits[1].User != "john doe" {
+		t.Errorf("raw request %q path %q user %q", hits[2].RawRequest, hits[2].Path, hits[1].User)
+	}
+	// a client text has no address: no search by address finds it
+	if got, err := st.SearchAccess(t.Context(), store.AccessQuery{Network: netip.MustParsePrefix("::/0"), From: from, To: to, Limit: 10}); err != nil || len(got) != 1 {
+		t.Errorf("::/0 found %d rows (%v), want the one with an address", len(got), err)
+	}
+	if _, err := st.SearchAccess(t.Context(), store.AccessQuery{Client: "unix:", Network: netip.MustParsePrefix("192.0.2.0/24"), From: from, To: to, Limit: 1}); !errors.Is(err, store.ErrBadFilter) {
+		t.Errorf("client and network together: %v, want ErrBadFilter", err)
 	}
 }

@@ -26,95 +26,95 @@ func TestParseCombined(t *testing.T) {
 		{
 			name: "combined line",
 			line: `85.181.35.98 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "` + ua + `"`,
-			want: store.Hit{EventTime: utc("2016-12-07T10:05:07Z"), ClientIP: ip("85.181.35.98"), PeerIP: ip("85.181.35.98"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2016-12-07T10:05:07Z"), ClientIP: ip("85.181.35.98"), PeerIP: ip("85.181.35.98"),
 				Method: "GET", Path: "/ocelot", Protocol: "HTTP/1.1", Status: 200, BytesSent: 571, UserAgent: ua},
 		},
 		{
 			name: "IPv6 client",
 			line: `2001:41d0:8:f69::1 - - [29/Oct/2015:06:47:36 +0100] "GET / HTTP/1.1" 200 20526 "http://niels.basjes.nl/" "UA"`,
-			want: store.Hit{EventTime: utc("2015-10-29T05:47:36Z"), ClientIP: ip("2001:41d0:8:f69::1"), PeerIP: ip("2001:41d0:8:f69::1"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasReferer | store.HasUserAgent, EventTime: utc("2015-10-29T05:47:36Z"), ClientIP: ip("2001:41d0:8:f69::1"), PeerIP: ip("2001:41d0:8:f69::1"),
 				Method: "GET", Path: "/", Protocol: "HTTP/1.1", Status: 200, BytesSent: 20526, Referer: "http://niels.basjes.nl/", UserAgent: "UA"},
 		},
 		{
 			name: "IPv4-mapped IPv6 peer is unmapped",
 			line: `::ffff:10.1.2.3 - - [07/Dec/2016:11:05:07 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`,
-			want: store.Hit{EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("10.1.2.3"), PeerIP: ip("10.1.2.3"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("10.1.2.3"), PeerIP: ip("10.1.2.3"),
 				Method: "GET", Path: "/", Protocol: "HTTP/1.1", Status: 200, BytesSent: 1},
 		},
 		{
 			name: "XFF list before remote_addr",
 			line: `10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "-"`,
-			want: store.Hit{EventTime: utc("2016-12-07T10:05:07Z"), ClientIP: ip("127.0.0.1"), PeerIP: ip("127.0.0.1"), ForwardedFor: "10.0.0.2, 10.0.0.1",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2016-12-07T10:05:07Z"), ClientIP: ip("127.0.0.1"), PeerIP: ip("127.0.0.1"), ForwardedFor: "10.0.0.2, 10.0.0.1",
 				Method: "GET", Path: "/ocelot", Protocol: "HTTP/1.1", Status: 200, BytesSent: 571},
 		},
 		{
 			name: "quoted XFF list before remote_addr",
 			line: `"10.5.102.222, 199.96.1.1, 204.246.1.1" 10.2.1.185 - - [22/Jan/2016:13:18:29 +0000] "GET /assets/xxxx?q=100 HTTP/1.1" 200 25507 "-" "Amazon CloudFront"`,
-			want: store.Hit{EventTime: utc("2016-01-22T13:18:29Z"), ClientIP: ip("10.2.1.185"), PeerIP: ip("10.2.1.185"), ForwardedFor: "10.5.102.222, 199.96.1.1, 204.246.1.1",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2016-01-22T13:18:29Z"), ClientIP: ip("10.2.1.185"), PeerIP: ip("10.2.1.185"), ForwardedFor: "10.5.102.222, 199.96.1.1, 204.246.1.1",
 				Method: "GET", Path: "/assets/xxxx", Query: "q=100", Protocol: "HTTP/1.1", Status: 200, BytesSent: 25507, UserAgent: "Amazon CloudFront"},
 		},
 		{
 			name: "vhost and port before remote_addr, user and trailing request time",
 			line: `localhost:443 178.20.184.42 1j0vhgd jsmith [26/Jul/2023:00:01:26 -0700] "GET /s?a=1 HTTP/2.0" 200 17163 "-" "Mozilla/5.0" 116075`,
-			want: store.Hit{EventTime: utc("2023-07-26T07:01:26Z"), ClientIP: ip("178.20.184.42"), PeerIP: ip("178.20.184.42"), Site: "localhost", ServerPort: 443, User: "jsmith",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2023-07-26T07:01:26Z"), ClientIP: ip("178.20.184.42"), PeerIP: ip("178.20.184.42"), Site: "localhost", ServerPort: 443, User: "jsmith",
 				Method: "GET", Path: "/s", Query: "a=1", Protocol: "HTTP/2.0", Status: 200, BytesSent: 17163, UserAgent: "Mozilla/5.0"},
 		},
 		{
 			name: "empty request",
 			line: `127.0.0.1 - - [12/Apr/2018:09:48:40 +0200] "" 400 0 "-" "-"`,
-			want: store.Hit{EventTime: utc("2018-04-12T07:48:40Z"), ClientIP: ip("127.0.0.1"), PeerIP: ip("127.0.0.1"), Status: 400},
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2018-04-12T07:48:40Z"), ClientIP: ip("127.0.0.1"), PeerIP: ip("127.0.0.1"), Status: 400},
 		},
 		{
 			name: "dash request and dash bytes in common format",
 			line: `::1 - - [26/Dec/2016:16:16:48 +0200] "-" 408 -`,
-			want: store.Hit{EventTime: utc("2016-12-26T14:16:48Z"), ClientIP: ip("::1"), PeerIP: ip("::1"), Status: 408},
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2016-12-26T14:16:48Z"), ClientIP: ip("::1"), PeerIP: ip("::1"), Status: 408},
 		},
 		{
 			name: "common format",
 			line: `::1 - - [26/Dec/2016:16:16:29 +0200] "GET /favicon.ico HTTP/1.1" 404 209`,
-			want: store.Hit{EventTime: utc("2016-12-26T14:16:29Z"), ClientIP: ip("::1"), PeerIP: ip("::1"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2016-12-26T14:16:29Z"), ClientIP: ip("::1"), PeerIP: ip("::1"),
 				Method: "GET", Path: "/favicon.ico", Protocol: "HTTP/1.1", Status: 404, BytesSent: 209},
 		},
 		{
 			name: "extra trailing field",
 			line: `172.17.0.1 - - [29/May/2017:19:02:48 +0000] "GET /stringpatch HTTP/1.1" 404 612 "-" "UA" "-"`,
-			want: store.Hit{EventTime: utc("2017-05-29T19:02:48Z"), ClientIP: ip("172.17.0.1"), PeerIP: ip("172.17.0.1"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2017-05-29T19:02:48Z"), ClientIP: ip("172.17.0.1"), PeerIP: ip("172.17.0.1"),
 				Method: "GET", Path: "/stringpatch", Protocol: "HTTP/1.1", Status: 404, BytesSent: 612, UserAgent: "UA"},
 		},
 		{
 			name: "+0330 offset",
 			line: `54.36.149.41 - - [22/Jan/2019:03:56:14 +0330] "GET /filter/27|13%20%D9%85 HTTP/1.1" 200 30577 "-" "UA" "-"`,
-			want: store.Hit{EventTime: utc("2019-01-22T00:26:14Z"), ClientIP: ip("54.36.149.41"), PeerIP: ip("54.36.149.41"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2019-01-22T00:26:14Z"), ClientIP: ip("54.36.149.41"), PeerIP: ip("54.36.149.41"),
 				Method: "GET", Path: "/filter/27|13%20%D9%85", Protocol: "HTTP/1.1", Status: 200, BytesSent: 30577, UserAgent: "UA"},
 		},
 		{
 			name: "negative offset crossing midnight and year",
 			line: `1.2.3.4 - - [31/Dec/2016:23:30:00 -0130] "GET / HTTP/1.1" 200 1`,
-			want: store.Hit{EventTime: utc("2017-01-01T01:00:00Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2017-01-01T01:00:00Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
 				Method: "GET", Path: "/", Protocol: "HTTP/1.1", Status: 200, BytesSent: 1},
 		},
 		{
 			name: "leap day",
 			line: `1.2.3.4 - - [29/Feb/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 1`,
-			want: store.Hit{EventTime: utc("2024-02-29T12:00:00Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2024-02-29T12:00:00Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
 				Method: "GET", Path: "/", Protocol: "HTTP/1.1", Status: 200, BytesSent: 1},
 		},
 		{
 			name: "escapes are left as they are",
 			line: `1.2.3.4 - - [07/Dec/2016:11:05:07 +0000] "\x16\x03\x01\x00\xA5" 400 166 "-" "a \"quoted\" UA"`,
-			want: store.Hit{EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
-				Path: `\x16\x03\x01\x00\xA5`, Status: 400, BytesSent: 166, UserAgent: `a \"quoted\" UA`},
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasUserAgent, EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
+				RawRequest: `\x16\x03\x01\x00\xA5`, Status: 400, BytesSent: 166, UserAgent: `a \"quoted\" UA`},
 		},
 		{
 			name: "HTTP/0.9 request without protocol",
 			line: `1.2.3.4 - - [07/Dec/2016:11:05:07 +0000] "GET /x?" 200 5`,
-			want: store.Hit{EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
+			want: store.Hit{Has: store.HasStatus | store.HasBytes, EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"),
 				Method: "GET", Path: "/x", Status: 200, BytesSent: 5},
 		},
 		{
 			name: "line with CRLF",
 			line: "1.2.3.4 - bob [07/Dec/2016:11:05:07 +0000] \"POST /login HTTP/1.1\" 302 0 \"https://x/\" \"UA\"\r\n",
-			want: store.Hit{EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"), User: "bob",
+			want: store.Hit{Has: store.HasStatus | store.HasBytes | store.HasReferer | store.HasUserAgent, EventTime: utc("2016-12-07T11:05:07Z"), ClientIP: ip("1.2.3.4"), PeerIP: ip("1.2.3.4"), User: "bob",
 				Method: "POST", Path: "/login", Protocol: "HTTP/1.1", Status: 302, Referer: "https://x/", UserAgent: "UA"},
 		},
 	}
@@ -139,7 +139,7 @@ func TestParseCombinedErrors(t *testing.T) {
 		{"empty line", "\n", "line"},
 		{"binary junk", "\x00\x01\xff\xfe garbage", "time_local"},
 		{"junk word", "xxxxxxxxxxxx", "time_local"},
-		{"hostname as remote_addr", `monitoring-server - - [29/May/2017:19:02:48 +0000] "GET / HTTP/1.1" 200 612`, "remote_addr"},
+		{"remote_addr neither an address nor a host name", `monitoring/server - - [29/May/2017:19:02:48 +0000] "GET / HTTP/1.1" 200 612`, "remote_addr"},
 		{"missing ident and user", `192.168.202.254 [20/Jul/2009:22:59:29 +0000] "GET / HTTP/1.0" 404 46210`, "remote_user"},
 		{"invalid month", strings.Replace(good, "Dec", "Dez", 1), "time_local"},
 		{"invalid date", strings.Replace(good, "07/Dec", "31/Nov", 1), "time_local"},
@@ -237,8 +237,14 @@ func checkHit(t testing.TB, line []byte, h *store.Hit) {
 	if h.EventTime.Location() != time.UTC || h.EventTime.IsZero() {
 		t.Errorf("time %v is not a UTC time", h.EventTime)
 	}
-	if !h.PeerIP.IsValid() || h.PeerIP.Is4In6() || h.ClientIP != h.PeerIP {
-		t.Errorf("peer %v / client %v: want a valid, unmapped peer equal to client", h.PeerIP, h.ClientIP)
+	if h.PeerIP.IsValid() == (h.ClientText != "") || h.PeerIP.Is4In6() || h.ClientIP != h.PeerIP {
+		t.Errorf("peer %v / client %v / client text %q: want a valid, unmapped peer equal to client, or a client text", h.PeerIP, h.ClientIP, h.ClientText)
+	}
+	if h.ClientText != "" && !bytes.Contains(line, []byte(h.ClientText)) {
+		t.Errorf("client text %q is not a substring of the line", h.ClientText)
+	}
+	if h.RawRequest != "" && (h.Method != "" || h.Path != "" || h.Protocol != "" || !bytes.Contains(line, []byte(h.RawRequest))) {
+		t.Errorf("raw request %q with method %q path %q protocol %q", h.RawRequest, h.Method, h.Path, h.Protocol)
 	}
 	if js := AppendJSON(nil, h); !json.Valid(js) {
 		t.Errorf("invalid JSON %s", js)
@@ -305,7 +311,7 @@ func TestAppendJSON(t *testing.T) {
 	}
 	got := string(AppendJSON(nil, &h))
 	want := `{"time":"2016-01-22T13:18:29.000Z","client_ip":"10.2.1.185","peer_ip":"10.2.1.185","method":"GET","path":"/a\\\"b","query":"q=1",` +
-		`"protocol":"HTTP/1.1","status":200,"user_agent":"caf\ufffd","forwarded_for":"10.5.102.222, 199.96.1.1"}`
+		`"protocol":"HTTP/1.1","status":200,"bytes":0,"user_agent":"caf\ufffd","forwarded_for":"10.5.102.222, 199.96.1.1"}`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -15,16 +15,19 @@ import (
 // AppendJSON appends h to dst as one JSON object, the form `connlog parse`
 // prints, and returns the extended slice. Keys, in this order: time
 // (RFC 3339 UTC with milliseconds, e.g. 2016-12-07T10:05:07.000Z),
-// client_ip, client_port, peer_ip, server_addr, server_port, site, method,
-// path, query, protocol, tls_protocol, status, bytes, request_time (seconds),
-// referer, user_agent, upstream, request_id, user, forwarded_for,
-// operation, shipper_host, log_file, opt_out (only when true).
+// client_ip, client_text, client_port, peer_ip, server_addr, server_port,
+// site, method, path, query, protocol, raw_request, tls_protocol, status,
+// bytes, request_time (seconds), referer, user_agent, upstream, request_id,
+// user, forwarded_for, operation, shipper_host, log_file, opt_out (only
+// when true).
 //
-// A field the line did not carry ("-" or absent) is omitted, never written
-// as an empty string. Because [store.Hit] uses the zero value for "absent",
-// a literal 0 (bytes, port, status) is omitted too. Bytes that are not valid
-// UTF-8 are written as U+FFFD, as encoding/json does; "\xNN" escapes from the
-// log are kept as text.
+// A field the line did not carry ("-" or absent) is omitted. Zero is a
+// value: status 000, 0 bytes and a request time of 0 are written when the
+// line carries them (h.Has), and a referer or user agent sent empty is
+// written as "" (a "-" one is omitted). Ports are omitted when 0, which no
+// TCP port is. Bytes that are not valid UTF-8 are written as U+FFFD, as
+// encoding/json does ([ParseStream] says so); "\xNN" escapes from the log
+// are kept as text.
 func AppendJSON(dst []byte, h *store.Hit) []byte {
 	dst = append(dst, '{')
 	first := true
@@ -57,6 +60,19 @@ func AppendJSON(dst []byte, h *store.Hit) []byte {
 			dst = strconv.AppendUint(dst, v, 10)
 		}
 	}
+	// hasField writes a value whose zero the line may carry.
+	hasField := func(k string, v uint64, has store.Fields) {
+		if v != 0 || h.Has&has != 0 {
+			key(k)
+			dst = strconv.AppendUint(dst, v, 10)
+		}
+	}
+	hasString := func(k, v string, has store.Fields) {
+		if v != "" || h.Has&has != 0 {
+			key(k)
+			dst = appendJSONString(dst, v)
+		}
+	}
 	if !h.EventTime.IsZero() {
 		key("time")
 		dst = append(dst, '"')
@@ -64,6 +80,7 @@ func AppendJSON(dst []byte, h *store.Hit) []byte {
 		dst = append(dst, '"')
 	}
 	addrField("client_ip", h.ClientIP)
+	strField("client_text", h.ClientText)
 	uintField("client_port", uint64(h.ClientPort))
 	addrField("peer_ip", h.PeerIP)
 	addrField("server_addr", h.ServerAddr)
@@ -73,15 +90,16 @@ func AppendJSON(dst []byte, h *store.Hit) []byte {
 	strField("path", h.Path)
 	strField("query", h.Query)
 	strField("protocol", h.Protocol)
+	strField("raw_request", h.RawRequest)
 	strField("tls_protocol", h.TLSProtocol)
-	uintField("status", uint64(h.Status))
-	uintField("bytes", h.BytesSent)
-	if h.RequestTime != 0 {
+	hasField("status", uint64(h.Status), store.HasStatus)
+	hasField("bytes", h.BytesSent, store.HasBytes)
+	if h.RequestTime != 0 || h.Has&store.HasRequestTime != 0 {
 		key("request_time")
 		dst = strconv.AppendFloat(dst, h.RequestTime.Seconds(), 'f', -1, 64)
 	}
-	strField("referer", h.Referer)
-	strField("user_agent", h.UserAgent)
+	hasString("referer", h.Referer, store.HasReferer)
+	hasString("user_agent", h.UserAgent, store.HasUserAgent)
 	strField("upstream", h.Upstream)
 	strField("request_id", h.RequestID)
 	strField("user", h.User)
@@ -133,7 +151,10 @@ func appendJSONString(dst []byte, s string) []byte {
 
 // ParseStream reads r line by line, parses each line with p and writes one
 // JSON object per line to w: the hit as [AppendJSON] renders it, or
-// {"error":"...","line":N} (N counts from 1) for a line p rejects. It is what
+// {"error":"...","line":N} (N counts from 1) for a line p rejects. A line
+// that is not valid UTF-8 gets one more key, "invalid_utf8", saying how its
+// bytes were shown: `connlog serve` quarantines such a line with its bytes
+// as they are. It is what
 // `connlog parse` runs. Lines may be of any length. It returns the first
 // read or write error, or nil at the end of r; a bad line is not an error.
 func ParseStream(r io.Reader, w io.Writer, p Parser) error {
@@ -169,6 +190,9 @@ func ParseStream(r io.Reader, w io.Writer, p Parser) error {
 			out = append(out, '}')
 		} else {
 			out = AppendJSON(out, &h)
+			if !utf8.Valid(line) {
+				out = append(out[:len(out)-1], `,"invalid_utf8":"bytes that are not UTF-8 are shown as U+FFFD; connlog serve quarantines this line with its bytes as they are"}`...)
+			}
 		}
 		out = append(out, '\n')
 		if _, werr := bw.Write(out); werr != nil {

@@ -20,7 +20,10 @@ type Source struct {
 // The access log stores it whole; the connection records keep the subset the
 // law asks for. A zero value (empty string, invalid netip.Addr, 0) means the
 // log line did not carry the field: columns are not Nullable, so "-" in a log
-// line and an absent field are both stored as the zero value.
+// line and an absent field are both stored as the zero value. Where the zero
+// value is also a value (status 000, 0 bytes, a header sent empty), Has says
+// whether the line carried it; the referer and user agent keep that
+// difference in storage too (has_referer, has_user_agent).
 //
 // Strings in a Hit may alias the Kafka message they were parsed from; a Hit
 // is valid as long as that message is.
@@ -39,6 +42,11 @@ type Hit struct {
 	// PeerIP is the TCP peer nginx saw ($remote_addr or $realip_remote_addr).
 	PeerIP       netip.Addr
 	ForwardedFor string
+	// ClientText is the client as the log wrote it when it is not an IP
+	// address: "unix:" for a request on nginx's unix-socket listener, a host
+	// name from Apache's %h with HostnameLookups on. ClientIP and PeerIP are
+	// then absent; searches find such rows by this text.
+	ClientText string
 
 	ServerAddr netip.Addr
 	ServerPort uint16
@@ -59,6 +67,19 @@ type Hit struct {
 	RequestID   string
 	User        string
 	TLSProtocol string
+	// RawRequest is the request line, as the log wrote it (escapes kept),
+	// when it is not an HTTP request line "METHOD target [HTTP/x.y]": TLS
+	// bytes or an SSH banner sent to a plain-HTTP port, binary junk. Method,
+	// Path, Query and Protocol are then empty, so that searches on paths
+	// see only real requests.
+	RawRequest string
+
+	// Has says which fields whose zero value is a value the line carried:
+	// status 000, 0 bytes, a request time of 0.000 s, a Referer or
+	// User-Agent header sent empty ("" in the line, where "-" means no
+	// header). Rows read back from the store carry HasReferer and
+	// HasUserAgent only (the columns has_referer, has_user_agent).
+	Has Fields
 
 	// ShipperHost is the host the log shipper ran on, from its envelope or
 	// syslog header ("" when the message carried none).
@@ -76,6 +97,20 @@ type Hit struct {
 	// OpUnknown lets the store derive it from Method.
 	Operation Operation
 }
+
+// Fields is a set of [Hit] fields, for [Hit.Has].
+type Fields uint8
+
+// The fields a line may carry with a zero value.
+const (
+	HasStatus Fields = 1 << iota
+	HasBytes
+	HasRequestTime
+	// HasReferer: the request carried a Referer header, possibly empty.
+	HasReferer
+	// HasUserAgent: the request carried a User-Agent header, possibly empty.
+	HasUserAgent
+)
 
 // Quarantined is a message that could not be parsed, kept with the reason so
 // an operator can fix the format and nothing is dropped silently.

@@ -39,6 +39,10 @@ type AccessQuery struct {
 	UserAgent string
 	// User is the exact authenticated user name ($remote_user).
 	User string
+	// Client is the exact client text of rows whose client is not an IP
+	// address (Hit.ClientText: "unix:", a host name). Such rows have no
+	// address, so Client replaces Network: set one or the other.
+	Client string
 	// After, if set, continues a search after this row (keyset pagination).
 	After *Cursor
 	// Limit caps the rows returned. Required, positive.
@@ -226,9 +230,25 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 	if q.Limit <= 0 {
 		return "", nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
 	}
+	network := q.Network
+	if q.Client != "" {
+		if network.IsValid() {
+			return "", nil, fmt.Errorf("%w: a client text and an IP address or network exclude each other", ErrBadFilter)
+		}
+		// rows with a client text have no address: they are stored at ::
+		network = netip.PrefixFrom(netip.IPv6Unspecified(), 128)
+	}
 	var f filter
-	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
+	if err := f.common(network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
 		return "", nil, err
+	}
+	switch {
+	case q.Client != "":
+		f.and("client_text = {client:String}")
+		f.params["client"] = escapeParam(q.Client)
+	case network.Contains(netip.IPv6Unspecified()):
+		// rows with a client text sit at :: but have no address
+		f.and("client_text = ''")
 	}
 	if q.Method != "" {
 		f.and("method = {method:String}")
@@ -273,11 +293,12 @@ func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) e
 		clientIP, peerIP, serverAddr netip.Addr
 		requestTimeUS                uint64
 		operation                    string
+		hasReferer, hasUserAgent     bool
 	)
 	dest := []any{&h.EventTime, &h.Ingested, &clientIP, &h.ClientPort, &peerIP, &h.ForwardedFor, &serverAddr, &h.ServerPort,
 		&h.Site, &h.Method, &h.Path, &h.Query, &h.Protocol, &h.Status, &h.BytesSent, &h.Referer, &h.UserAgent, &requestTimeUS,
 		&h.Upstream, &h.RequestID, &h.User, &h.TLSProtocol, &h.Source.Topic, &h.Source.Partition, &h.Source.Offset,
-		&operation, &h.OptOut, &h.ShipperHost, &h.LogFile}
+		&operation, &h.OptOut, &h.ShipperHost, &h.LogFile, &h.ClientText, &h.RawRequest, &hasReferer, &hasUserAgent}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read access log row: %w", err)
@@ -286,6 +307,13 @@ func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) e
 		h.RequestTime = time.Duration(requestTimeUS) * time.Microsecond
 		h.EventTime, h.Ingested = h.EventTime.UTC(), h.Ingested.UTC()
 		h.Operation = ParseOperation(operation)
+		h.Has = 0
+		if hasReferer {
+			h.Has |= HasReferer
+		}
+		if hasUserAgent {
+			h.Has |= HasUserAgent
+		}
 		if err := fn(&h); err != nil {
 			return err
 		}

@@ -46,7 +46,7 @@ func hit(ip string, port uint16, t time.Time, method, path string, offset int64)
 		Site: "www.example.org", Method: method, Path: path, Query: "q=1", Protocol: "HTTP/1.1",
 		Status: 200, BytesSent: 1234, Referer: "https://example.org/", UserAgent: `Mozilla/5.0 "quoted" \ back`,
 		RequestTime: 1500 * time.Microsecond, Upstream: "10.0.0.1:8080", RequestID: fmt.Sprintf("req-%d", offset),
-		User: "alice", TLSProtocol: "TLSv1.3",
+		User: "alice", TLSProtocol: "TLSv1.3", Has: store.HasReferer | store.HasUserAgent,
 	}
 }
 

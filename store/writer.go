@@ -106,7 +106,7 @@ func (s *Store) insert(ctx context.Context, token, table string, columns string,
 	return bt.Send()
 }
 
-const accessColumns = "event_time, ingested_at, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, site, method, path, query, protocol, status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, tls_protocol, kafka_topic, kafka_partition, kafka_offset, operation, opt_out, shipper_host, log_file"
+const accessColumns = "event_time, ingested_at, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, site, method, path, query, protocol, status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, tls_protocol, kafka_topic, kafka_partition, kafka_offset, operation, opt_out, shipper_host, log_file, client_text, raw_request, has_referer, has_user_agent"
 
 func appendAccess(bt driver.Batch, hits []Hit) error {
 	n := len(hits)
@@ -124,6 +124,8 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 		operation                      = make([]int8, n)
 		optOut                         = make([]bool, n)
 		shipperHost, logFile           = make([]string, n), make([]string, n)
+		clientText, rawRequest         = make([]string, n), make([]string, n)
+		hasReferer, hasUserAgent       = make([]bool, n), make([]bool, n)
 	)
 	for i := range hits {
 		h := &hits[i]
@@ -140,10 +142,13 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 		query[i], protocol[i], referer[i], ua[i] = h.Query, h.Protocol, h.Referer, h.UserAgent
 		upstream[i], reqID[i], user[i], tlsProt[i] = h.Upstream, h.RequestID, h.User, h.TLSProtocol
 		topic[i], partition[i], offset[i] = h.Source.Topic, h.Source.Partition, h.Source.Offset
+		clientText[i], rawRequest[i] = h.ClientText, h.RawRequest
+		hasReferer[i] = h.Has&HasReferer != 0 || h.Referer != ""
+		hasUserAgent[i] = h.Has&HasUserAgent != 0 || h.UserAgent != ""
 	}
 	return appendColumns(bt, eventTime, ingested, clientIP, clientPort, peerIP, forwarded, serverAddr, serverPort,
 		site, method, path, query, protocol, status, bytesSent, referer, ua, requestTime, upstream, reqID, user, tlsProt,
-		topic, partition, offset, operation, optOut, shipperHost, logFile)
+		topic, partition, offset, operation, optOut, shipperHost, logFile, clientText, rawRequest, hasReferer, hasUserAgent)
 }
 
 const connectionColumns = "event_time, ingested_at, client_ip, client_port, server_addr, server_port, site, protocol, tls_protocol, operation, path, user, status, kafka_topic, kafka_partition, kafka_offset"
