@@ -180,3 +180,12 @@ func OperationOfMethod(method string) Operation {
 	}
 	return OpRead
 }
+
+// RefererSent reports whether the request carried a Referer header, possibly
+// empty: the has_referer column. A non-empty referer was sent whatever Has
+// says (rows and hits built before Has existed).
+func (h *Hit) RefererSent() bool { return h.Has&HasReferer != 0 || h.Referer != "" }
+
+// UserAgentSent is [Hit.RefererSent] for the User-Agent header: the
+// has_user_agent column.
+func (h *Hit) UserAgentSent() bool { return h.Has&HasUserAgent != 0 || h.UserAgent != "" }

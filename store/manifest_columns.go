@@ -172,6 +172,10 @@ var accessLayout, encodeAccessV2 = newHashTable(tableAccess, "ingested_at", []ha
 	boolCol("opt_out", func(h *Hit) bool { return h.OptOut }),
 	strCol("shipper_host", func(h *Hit) string { return h.ShipperHost }),
 	strCol("log_file", func(h *Hit) string { return h.LogFile }),
+	strCol("client_text", func(h *Hit) string { return h.ClientText }),
+	strCol("raw_request", func(h *Hit) string { return h.RawRequest }),
+	boolCol("has_referer", (*Hit).RefererSent),
+	boolCol("has_user_agent", (*Hit).UserAgentSent),
 })
 
 // connectionLayout: path and user are stored only for what a person

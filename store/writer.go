@@ -143,8 +143,7 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 		upstream[i], reqID[i], user[i], tlsProt[i] = h.Upstream, h.RequestID, h.User, h.TLSProtocol
 		topic[i], partition[i], offset[i] = h.Source.Topic, h.Source.Partition, h.Source.Offset
 		clientText[i], rawRequest[i] = h.ClientText, h.RawRequest
-		hasReferer[i] = h.Has&HasReferer != 0 || h.Referer != ""
-		hasUserAgent[i] = h.Has&HasUserAgent != 0 || h.UserAgent != ""
+		hasReferer[i], hasUserAgent[i] = h.RefererSent(), h.UserAgentSent()
 	}
 	return appendColumns(bt, eventTime, ingested, clientIP, clientPort, peerIP, forwarded, serverAddr, serverPort,
 		site, method, path, query, protocol, status, bytesSent, referer, ua, requestTime, upstream, reqID, user, tlsProt,
