@@ -17,11 +17,12 @@ import (
 // directory. Whoever adds a secret file under the data directory adds it
 // here if no pattern matches its name yet.
 var secretFiles = []string{
-	"*.key",         // instance.key: the Ed25519 key that signs manifests and requisition packages
-	"*.token",       // admin.token: the bootstrap admin API token
-	"*.secret",      // any other generated secret
-	"*credentials*", // e.g. the embedded broker's generated SASL credentials
-	"*password*",    // e.g. the embedded engine's generated listener password
+	"*.key",              // instance.key: the Ed25519 key that signs manifests and requisition packages
+	"*.token",            // admin.token: the bootstrap admin API token
+	"*.secret",           // any other generated secret
+	"*credentials*",      // e.g. the embedded broker's generated SASL credentials
+	"*password*",         // e.g. the embedded engine's generated listener password
+	"kafka-*.properties", // the embedded broker's SASL identities (shipper, connlog)
 }
 
 // engineDir is the embedded engine's own directory under the data
