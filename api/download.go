@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -149,7 +148,7 @@ func (s *Server) mintTicket(ts *tickets, r *http.Request, c *call) (any, error) 
 	now := s.now()
 	id, err := ts.add(ticket{
 		auth: r.Header.Get("Authorization"), purpose: c.purpose, path: req.Path, query: q.Encode(),
-		accept: accept, format: req.Format, client: remoteHost(r), expires: now.Add(ticketTTL),
+		accept: accept, format: req.Format, client: s.clientHost(r), expires: now.Add(ticketTTL),
 	}, now)
 	if err != nil {
 		return nil, err
@@ -161,15 +160,23 @@ func (s *Server) mintTicket(ts *tickets, r *http.Request, c *call) (any, error) 
 // adding a Content-Disposition to a successful answer so that the browser
 // saves it.
 func (s *Server) redeemTicket(ts *tickets, w http.ResponseWriter, r *http.Request) {
+	client, source := s.proxies.client(r)
 	t, ok := ts.take(r.PathValue("ticket"), s.now())
-	if !ok || t.client != remoteHost(r) {
+	if !ok || t.client != client.String() {
 		entry := store.AuditEntry{
-			Time: s.now().UTC(), Source: r.RemoteAddr, Method: r.Method, Endpoint: "/v1/downloads/{ticket}",
+			Time: s.now().UTC(), Source: source, Method: r.Method, Endpoint: "/v1/downloads/{ticket}",
 			Status: http.StatusNotFound, Outcome: outcome(http.StatusNotFound), Reason: "unknown, used, expired or foreign download ticket",
 		}
-		if ok { // a valid ticket presented from elsewhere is burnt
-			entry.Purpose, entry.Reason = t.purpose, "download ticket presented from another address than its own"
+		if !ok {
+			// A ticket is a credential: guessing tickets is limited per
+			// source and counted like bad tokens, without an fsync each
+			// (api/badcreds.go).
+			writeError(w, s.refuseBadCredential(entry, client, errorf(CodeNotFound, "unknown, used or expired download ticket: start the export again")))
+			return
 		}
+		// A valid ticket presented from elsewhere is burnt, and audited
+		// on its own: someone else had it.
+		entry.Purpose, entry.Reason = t.purpose, "download ticket presented from another address than its own"
 		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
 		err := s.store.Audit(actx, entry)
 		cancel()
@@ -194,13 +201,11 @@ func (s *Server) redeemTicket(ts *tickets, w http.ResponseWriter, r *http.Reques
 	s.handler.ServeHTTP(&attachmentWriter{ResponseWriter: w, name: name}, inner)
 }
 
-// remoteHost is the host part of r's remote address.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientHost is the client a ticket is bound to: the real client behind
+// the trusted proxies (api.trusted_proxies), as for the audit source.
+func (s *Server) clientHost(r *http.Request) string {
+	client, _ := s.proxies.client(r)
+	return client.String()
 }
 
 // attachmentWriter marks a 200 answer as a file to save under name.

@@ -30,6 +30,11 @@ func TestMeNamesTheCallerAndIsAudited(t *testing.T) {
 	if r := env.do(t, "POST", "/v1/me", "Bearer "+env.tokens[RoleStats], "", "", "", false); r.StatusCode != 405 {
 		t.Errorf("POST /v1/me: %d, want 405", r.StatusCode)
 	}
+	// The refusal without a token names nobody: it is counted with its
+	// source's other refusals and written when its window closes.
+	if err := env.srv.FlushRefusals(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if n := env.auditCount(t); n != before+3 {
 		t.Errorf("%d audit rows written, want 3", n-before)
 	}
@@ -79,7 +84,11 @@ func TestDownloadTicketStreamsTheExportOnceWithItsPurpose(t *testing.T) {
 		t.Errorf("second use of a ticket: %d, want 404", again.StatusCode)
 	}
 	// The export is audited as the analyst's, with the purpose stated when
-	// minting (not the one smuggled in the query).
+	// minting (not the one smuggled in the query). The reuse names nobody:
+	// it is counted like a bad token, and written when its window closes.
+	if err := env.srv.FlushRefusals(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := env.st.SearchAudit(t.Context(), auditWindowAll(env))
 	if err != nil {
 		t.Fatal(err)
@@ -138,5 +147,31 @@ func TestDownloadTicketRefusals(t *testing.T) {
 	env.srv.now = func() time.Time { return time.Now().Add(ticketTTL + time.Second) }
 	if r := env.do(t, "GET", tk.URL, "", "", "", "", false); r.StatusCode != 404 {
 		t.Errorf("expired ticket: %d", r.StatusCode)
+	}
+}
+
+// TestGuessingTicketsIsLimitedLikeBadTokens: a ticket is a credential, so
+// guessing tickets costs what guessing tokens costs: 404 until the
+// source's burst is spent, then 429, and counted audit rows rather than
+// one written per request.
+func TestGuessingTicketsIsLimitedLikeBadTokens(t *testing.T) {
+	env := newLiveEnv(t, func(c *Config) { c.BadCredentials.RequestsPerSecond = 0 }) // the default limit
+	before := env.auditCount(t)
+	codes := map[int]int{}
+	for i := range 30 {
+		r := env.do(t, "GET", "/v1/downloads/guess"+strings.Repeat("x", i), "", "", "", "", false)
+		codes[r.StatusCode]++
+	}
+	if codes[404] != DefaultBadCredentialsBurst || codes[429] != 30-DefaultBadCredentialsBurst {
+		t.Errorf("ticket guesses answered %v, want %d × 404 then 429", codes, DefaultBadCredentialsBurst)
+	}
+	if n := env.auditCount(t); n != before {
+		t.Errorf("%d audit rows written during the guesses, want none before the window closes", n-before)
+	}
+	if err := env.srv.FlushRefusals(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.auditCount(t); n == before || n > before+4 {
+		t.Errorf("%d counted audit rows for 30 guesses, want a few", n-before)
 	}
 }
