@@ -511,6 +511,34 @@ func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
 	if strings.Contains(out, tok) || strings.Contains(out, tok[len(tok)-16:]) {
 		t.Error("the admin token appears in connlog's output")
 	}
+	// Every other secret of a first start: the broker's two SASL
+	// passwords and the operator listener's password.
+	secrets := map[string]string{}
+	for _, f := range []string{ingest.ShipperCredentialsFile, ingest.ConsumerCredentialsFile} {
+		id, err := ingest.ReadSASLFile(filepath.Join(in.dataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[f] = string(id.Password)
+	}
+	raw, err := os.ReadFile(filepath.Join(in.dataDir, "clickhouse.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["clickhouse.password"] = strings.TrimSpace(string(raw))
+	for f, secret := range secrets {
+		if len(secret) < 16 {
+			t.Fatalf("%s: secret %q too short to look for", f, secret)
+		}
+		if strings.Contains(out, secret) || strings.Contains(out, secret[len(secret)-12:]) {
+			t.Errorf("the secret of %s appears in connlog's output", f)
+		}
+		// Those meant for people are named by their path; connlog's own
+		// consumer identity need not be.
+		if f != ingest.ConsumerCredentialsFile && !strings.Contains(out, filepath.Join(in.dataDir, f)) {
+			t.Errorf("the path of %s is not logged", f)
+		}
+	}
 	if !strings.Contains(out, `"path":"`+filepath.Join(in.dataDir, "admin.token")+`"`) {
 		t.Errorf("the token file's path is not logged:\n%s", tail(out, 3000))
 	}
