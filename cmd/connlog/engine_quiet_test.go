@@ -134,7 +134,7 @@ func checkQuietEngine(tb testing.TB, name, out string) int {
 // line, and every stderr line is connlog's JSON.
 func TestEngineIsQuiet(t *testing.T) {
 	connlogBinary(t)
-	dataDir := t.TempDir()
+	dataDir := privateDir(t)
 	// An admin token made beforehand: the first-start token banner is not a
 	// log line and is not what this test is about.
 	tok, _, err := api.NewToken()
