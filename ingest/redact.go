@@ -153,6 +153,9 @@ func (r redactor) raw(b []byte) []byte {
 // information ends at the last '@' before the authority ends ('/', '?',
 // '#', a space, a quote or a backslash: the end of the URL in a log line).
 func redactUserinfo(s string) (string, bool) {
+	if strings.IndexByte(s, '@') < 0 {
+		return s, false // the hot path: no user information anywhere
+	}
 	var b strings.Builder
 	last, from := 0, 0
 	for {
@@ -162,8 +165,12 @@ func redactUserinfo(s string) (string, bool) {
 		}
 		start := from + i + 3
 		end := start
-		for end < len(s) && !strings.ContainsRune("/?# \"\\", rune(s[end])) {
-			end++
+	authority:
+		for ; end < len(s); end++ {
+			switch s[end] {
+			case '/', '?', '#', ' ', '"', '\\':
+				break authority
+			}
 		}
 		from = end
 		at := strings.LastIndexByte(s[start:end], '@')
