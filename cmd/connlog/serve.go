@@ -397,8 +397,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	case <-gctx.Done():
 	}
-	// Stopping: readiness goes first so load balancers stop sending, then
-	// the pipeline stops fetching, flushes and commits (it watches gctx).
+	// Stopping: readiness goes first so load balancers stop sending; the
+	// embedded broker is drained (drainBroker), then the pipeline stops
+	// fetching, flushes and commits (it watches pctx).
 	srv.SetReady(false)
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	select {
