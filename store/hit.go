@@ -189,3 +189,13 @@ func (h *Hit) RefererSent() bool { return h.Has&HasReferer != 0 || h.Referer != 
 // UserAgentSent is [Hit.RefererSent] for the User-Agent header: the
 // has_user_agent column.
 func (h *Hit) UserAgentSent() bool { return h.Has&HasUserAgent != 0 || h.UserAgent != "" }
+
+// hitOperation is the operation stored for h: its own, or the one its
+// method implies when ingest left it unknown. The writer and both manifest
+// hash versions read it from here, so the rule exists once.
+func hitOperation(h *Hit) Operation {
+	if h.Operation == OpUnknown {
+		return OperationOfMethod(h.Method)
+	}
+	return h.Operation
+}

@@ -231,10 +231,7 @@ func ip16(ip net.IP) netip.Addr {
 }
 
 func encodeConnection(h *Hit) encodedRow {
-	op := h.Operation
-	if op == OpUnknown {
-		op = OperationOfMethod(h.Method)
-	}
+	op := hitOperation(h)
 	path, user := "", ""
 	if op != OpRead {
 		path, user = h.Path, h.User

@@ -136,13 +136,6 @@ func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable
 	return t, encode
 }
 
-func hitOperation(h *Hit) Operation {
-	if h.Operation == OpUnknown {
-		return OperationOfMethod(h.Method)
-	}
-	return h.Operation
-}
-
 var accessLayout, encodeAccessV2 = newHashTable(tableAccess, "ingested_at", []hashColumn[Hit]{
 	timeCol("event_time", func(h *Hit) time.Time { return h.EventTime }),
 	ipCol("client_ip", func(h *Hit) netip.Addr { return h.ClientIP }),

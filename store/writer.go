@@ -129,10 +129,7 @@ func appendAccess(bt driver.Batch, hits []Hit) error {
 	)
 	for i := range hits {
 		h := &hits[i]
-		op := h.Operation
-		if op == OpUnknown {
-			op = OperationOfMethod(h.Method)
-		}
+		op := hitOperation(h)
 		operation[i], optOut[i], shipperHost[i], logFile[i] = int8(op), h.OptOut, h.ShipperHost, h.LogFile
 		eventTime[i], ingested[i] = h.EventTime, h.Ingested
 		clientIP[i], peerIP[i], serverAddr[i] = addr16(h.ClientIP), addr16(h.PeerIP), addr16(h.ServerAddr)
@@ -167,10 +164,7 @@ func appendConnections(bt driver.Batch, hits []Hit) error {
 	)
 	for i := range hits {
 		h := &hits[i]
-		op := h.Operation
-		if op == OpUnknown {
-			op = OperationOfMethod(h.Method)
-		}
+		op := hitOperation(h)
 		eventTime[i], ingested[i] = h.EventTime, h.Ingested
 		clientIP[i], serverAddr[i] = addr16(h.ClientIP), addr16(h.ServerAddr)
 		clientPort[i], serverPort[i], status[i] = h.ClientPort, h.ServerPort, h.Status
