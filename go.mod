@@ -1,6 +1,6 @@
 module github.com/connlog/connlog
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0
@@ -26,7 +26,7 @@ require (
 )
 
 require (
-	github.com/andybalholm/brotli v1.2.6 // indirect
+	github.com/andybalholm/brotli v1.2.8 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect

@@ -35,6 +35,6 @@ func FuzzAudience(f *testing.F) {
 			t.Fatalf("referrer domain of %d bytes", len(out.ReferrerDomain))
 		}
 		_ = referrerDomain(ref, ua, nil) // site taken from arbitrary text too
-		var _ *Request = h
+		_ = h
 	})
 }

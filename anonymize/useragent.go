@@ -89,7 +89,7 @@ func (u *uaClassifier) parse(ua string) uaInfo {
 		return bot
 	}
 	for _, w := range botWords {
-		if strings.Contains(lower, w) && !(w == "bot" && strings.Contains(lower, "cubot")) {
+		if strings.Contains(lower, w) && (w != "bot" || !strings.Contains(lower, "cubot")) {
 			return bot
 		}
 	}

@@ -49,7 +49,7 @@ func newTestIdP(tb testing.TB) *testIdP {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{ //nolint:errcheck // test server
+		json.NewEncoder(w).Encode(map[string]any{
 			"issuer":                                idp.srv.URL,
 			"jwks_uri":                              idp.srv.URL + "/keys",
 			"authorization_endpoint":                idp.srv.URL + "/auth",
@@ -60,7 +60,7 @@ func newTestIdP(tb testing.TB) *testIdP {
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, _ *http.Request) {
 		idp.keyFetch.Add(1)
 		ecPub := idp.ec.PublicKey
-		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{ //nolint:errcheck // test server
+		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{
 			{"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256",
 				"n": b64(idp.rsa.N.Bytes()), "e": b64(big.NewInt(int64(idp.rsa.E)).Bytes())},
 			{"kty": "EC", "kid": "ec1", "use": "sig", "alg": "ES256", "crv": "P-256",

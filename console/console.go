@@ -45,7 +45,7 @@ func Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		st, err := f.Stat()
 		if err != nil || st.IsDir() {
 			http.NotFound(w, r)

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +34,7 @@ func buildConnlog(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(buildDir, "connlog"), "./cmd/connlog")
+		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "connlog"), "./cmd/connlog")
 		cmd.Dir = repoRoot(t)
 		buildOut, buildErr = cmd.CombinedOutput()
 	})

@@ -26,6 +26,8 @@
 #   TMPDIR           where the input, data directories and binaries go
 #                    (the API phase needs ~10 GB; removed at the end)
 set -eu
+# go.mod needs Go 1.27.3, fetched from the Go module proxy (see the Makefile).
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}"
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}

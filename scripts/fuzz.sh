@@ -3,6 +3,8 @@
 # coverage-guided inputs beyond the committed corpus, in CI on every run.
 # A crasher is written under the package's testdata/fuzz/ and fails the run.
 set -euo pipefail
+# go.mod needs Go 1.27.3, fetched from the Go module proxy (see the Makefile).
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}"
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-10s}
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do

@@ -53,7 +53,7 @@ func publishInput(ctx context.Context, input, topic string, partitions int) (*kf
 		b.Close()
 		return nil, 0, 0, fmt.Errorf("open input: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	start := time.Now()
 	n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: b.ListenAddrs(), Topic: topic}, f)
 	if err != nil {

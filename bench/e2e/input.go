@@ -56,12 +56,12 @@ func buildInput(glob string, n int, base time.Time, span time.Duration, out stri
 		buf = restamp(buf[:0], src[i%len(src)], t)
 		buf = append(buf, '\n')
 		if _, err := w.Write(buf); err != nil {
-			f.Close()
+			_ = f.Close()
 			return 0, fmt.Errorf("write input: %w", err)
 		}
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return 0, fmt.Errorf("write input: %w", err)
 	}
 	if err := f.Close(); err != nil {
@@ -86,11 +86,10 @@ func restamp(dst, line []byte, t time.Time) []byte {
 }
 
 // readLines returns the lines of a file without their "\n".
-func readLines(path string) ([][]byte, int64, error) {
+func readLines(path string) ([][]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read input: %w", err)
+		return nil, fmt.Errorf("read input: %w", err)
 	}
-	lines := bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n"))
-	return lines, int64(len(raw)), nil
+	return bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")), nil
 }

@@ -37,7 +37,7 @@ func TestBuildInputCyclesTheSourceLines(t *testing.T) {
 	if distinct != 2 {
 		t.Errorf("distinct = %d, want 2", distinct)
 	}
-	lines, _, err := readLines(out)
+	lines, err := readLines(out)
 	if err != nil {
 		t.Fatal(err)
 	}

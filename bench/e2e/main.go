@@ -89,7 +89,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		dir = d
 	}
 	var w io.Writer = os.Stdout
@@ -98,7 +98,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		w = io.MultiWriter(os.Stdout, f)
 	}
 	rep := &report{w: w}
@@ -119,13 +119,12 @@ func run() error {
 	}
 
 	if want["parse"] {
-		lines, _, err := readLines(input)
+		lines, err := readLines(input)
 		if err != nil {
 			return err
 		}
 		rep.parse(benchParse(lines, *rounds))
-		lines = nil
-		runtime.GC()
+		runtime.GC() // the lines are dead now: give the next phases their memory
 	}
 	if want["goaccess"] {
 		rep.peer(benchGoAccess(ctx, input, dir, *nLines))
@@ -169,7 +168,7 @@ func run() error {
 				if err := in.stop(); err != nil {
 					rep.printf("stop: %v\n", err)
 				}
-				os.RemoveAll(in.dataDir)
+				_ = os.RemoveAll(in.dataDir)
 			}
 		}
 		rep.e2e(e2es)

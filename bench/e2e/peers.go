@@ -59,7 +59,7 @@ func benchGoAccess(ctx context.Context, input, work string, lines int) peerResul
 			fmt.Sscanf(strings.TrimLeft(string(raw[i+len(`"total_requests"`):]), ": "), "%d", &r.Rows) //nolint:errcheck // informative only
 		}
 	}
-	os.Remove(report)
+	_ = os.Remove(report)
 	return r
 }
 
@@ -111,7 +111,7 @@ func benchClickHouseRegexp(ctx context.Context, in *instance, input string, line
 		r.Err = err.Error()
 		return r
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	settings := url.Values{
 		"format_regexp":                   {peerRegexp},
 		"format_regexp_escaping_rule":     {"Raw"},

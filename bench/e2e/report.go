@@ -49,7 +49,7 @@ func (r *report) header() {
 				break
 			}
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	var si syscall.Sysinfo_t
 	_ = syscall.Sysinfo(&si)
@@ -131,8 +131,8 @@ func (r *report) api(ctx context.Context, bin, dir string, rows, clients int64, 
 		return err
 	}
 	defer func() {
-		in.stop()
-		os.RemoveAll(in.dataDir)
+		_ = in.stop()
+		_ = os.RemoveAll(in.dataDir)
 	}()
 	res := benchAPI(ctx, in, rows, clients, reqs)
 	r.apiRes = &res

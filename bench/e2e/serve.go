@@ -36,7 +36,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pick a free port: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 
@@ -80,7 +80,7 @@ func startServe(ctx context.Context, bin, work, name string, env ...string) (*in
 	in.cmd.Stderr = in.stderr
 	in.started = time.Now()
 	if err := in.cmd.Start(); err != nil {
-		in.stderr.Close()
+		_ = in.stderr.Close()
 		return nil, fmt.Errorf("start connlog serve: %w", err)
 	}
 	go func() { in.cmd.Wait(); close(in.exited) }() //nolint:errcheck // exit status read from ProcessState
@@ -90,7 +90,7 @@ func startServe(ctx context.Context, bin, work, name string, env ...string) (*in
 		case <-in.exited:
 			return nil, fmt.Errorf("connlog serve exited during start-up (%v); see %s", in.cmd.ProcessState, in.stderr.Name())
 		case <-ctx.Done():
-			in.stop()
+			_ = in.stop()
 			return nil, ctx.Err()
 		default:
 		}
@@ -104,13 +104,13 @@ func startServe(ctx context.Context, bin, work, name string, env ...string) (*in
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	in.stop()
+	_ = in.stop()
 	return nil, fmt.Errorf("connlog serve not ready after 3 minutes; see %s", in.stderr.Name())
 }
 
 // stop sends SIGTERM and waits for a clean exit (SIGKILL after a minute).
 func (in *instance) stop() error {
-	defer in.stderr.Close()
+	defer func() { _ = in.stderr.Close() }()
 	select {
 	case <-in.exited:
 		return nil

@@ -105,7 +105,7 @@ func listenAdmin(dataDir string, env opEnv, audit auditor, logger *slog.Logger) 
 		return nil, nil
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("admin socket %s: another connlog serve answers on it", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -118,7 +118,7 @@ func listenAdmin(dataDir string, env opEnv, audit auditor, logger *slog.Logger) 
 	// The data directory (0700) already keeps others out; the mode keeps
 	// them out should it ever be opened up.
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	return &adminServer{ln: ln, path: path, env: env, audit: audit, uid: os.Geteuid(), logger: logger.With("component", "admin")}, nil
@@ -128,7 +128,7 @@ func listenAdmin(dataDir string, env opEnv, audit auditor, logger *slog.Logger) 
 // for the command running, if any (its ctx is cancelled), and returns nil.
 func (s *adminServer) Serve(ctx context.Context) error {
 	s.logger.Info("admin socket for operator commands", "path", s.path)
-	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = s.ln.Close() })
 	defer stop()
 	defer s.wg.Wait()
 	for {
@@ -147,7 +147,7 @@ func (s *adminServer) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			s.handle(ctx, conn)
 		}()
 	}
@@ -267,8 +267,8 @@ func viaAdminSocket(ctx context.Context, path string, r opRequest, stdout io.Wri
 	case err != nil:
 		return true, fmt.Errorf("admin socket of the running connlog serve: %w (run the command as connlog's user)", err)
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() { _ = conn.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	if err := json.NewEncoder(conn).Encode(r); err != nil {
 		return true, fmt.Errorf("admin socket: send: %w", err)

@@ -145,7 +145,7 @@ func (in *instance) start() {
 		tb.Fatal(err)
 	}
 	exited := in.exited
-	go func() { in.cmd.Wait(); close(exited) }() //nolint:errcheck // exit status read from ProcessState
+	go func() { _ = in.cmd.Wait(); close(exited) }() // the exit status is read from ProcessState
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

@@ -106,7 +106,7 @@ func printReport(w io.Writer, rep store.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", e.Class, e.Table, site, e.Policy,
 			day(e.Oldest), day(e.Newest), e.Rows, bytes, last, e.LastRemoved, status)
 	}
-	tw.Flush()
+	_ = tw.Flush() // to the terminal, like the Fprintf calls around it
 	fmt.Fprintf(w, "\ngenerated %s, grace %s: ", rep.Generated.Format(time.RFC3339), rep.Grace)
 	if rep.Overdue {
 		fmt.Fprintln(w, "SOME RECORDS ARE OVERDUE")

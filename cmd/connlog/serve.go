@@ -38,6 +38,7 @@ type storeHandle struct {
 	// of the engine (the in-process one, the operator listener).
 	engineDone    chan error
 	engineServers int
+	logger        *slog.Logger
 }
 
 // openStore connects to the configured ClickHouse or, with none
@@ -45,7 +46,7 @@ type storeHandle struct {
 // in-process listener and connects to that: the same clickhouse-go code
 // runs in both modes, and no other process can reach the engine.
 func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*storeHandle, error) {
-	h := &storeHandle{}
+	h := &storeHandle{logger: logger}
 	if cfg.ClickHouse.Embedded() {
 		ecfg := cfg.engineConfig()
 		if _, err := os.Stat(ecfg.Library); err != nil {
@@ -111,16 +112,24 @@ func (h *storeHandle) serveOperators(cfg *Config, logger *slog.Logger) error {
 	return nil
 }
 
+// close releases the connection and the embedded engine; what fails is
+// logged, since nothing is left to retry at that point.
 func (h *storeHandle) close() {
 	if h.Store != nil {
-		h.Store.Close()
+		if err := h.Close(); err != nil {
+			h.logger.Warn("close ClickHouse connection", "err", err)
+		}
 	}
 	if h.engine != nil {
 		h.stopEngine()
 		for range h.engineServers {
-			<-h.engineDone
+			if err := <-h.engineDone; err != nil {
+				h.logger.Warn("embedded ClickHouse HTTP interface", "err", err)
+			}
 		}
-		h.engine.Close()
+		if err := h.engine.Close(); err != nil {
+			h.logger.Warn("close embedded ClickHouse", "err", err)
+		}
 	}
 }
 
@@ -264,14 +273,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// in ops.visitor_keys, which only connlog's ingest user can read.
 		var keyStore anonymize.KeyStore = anonymize.NewMemoryKeyStore()
 		if !embeddedMode {
-			keyStore = st.Store.VisitorKeys()
+			keyStore = st.VisitorKeys()
 		}
 		keys = anonymize.NewKeys(keyStore)
 		an, err := anonymize.New(cfg.Statistics, keys, reg, logger)
 		if err != nil {
 			return fmt.Errorf("statistics: %w", err)
 		}
-		defer an.Close()
+		defer func() { _ = an.Close() }()
 		sink = ingest.WithAudience(st.Store, an)
 	}
 
@@ -318,7 +327,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := journal.Flush(fctx); err != nil {
 				logger.Error("audit journal: rows left in the journal at shutdown; the next start stores them", "err", err)
 			}
-			journal.Close()
+			if err := journal.Close(); err != nil {
+				logger.Error("audit journal: close", "err", err)
+			}
 		}()
 		apiStore = journaledStore{Store: st.Store, journal: journal}
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -339,7 +350,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if admin != nil {
-		defer admin.Close()
+		defer func() { _ = admin.Close() }()
 	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {

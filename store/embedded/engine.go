@@ -181,11 +181,11 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 		dir:     dir,
 	}
 	if err := e.checkAccessControl(); err != nil {
-		e.Close()
+		_ = e.Close()
 		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
 	}
 	if e.info, err = e.readServerInfo(); err != nil {
-		e.Close()
+		_ = e.Close()
 		return nil, fmt.Errorf("open embedded ClickHouse: %w", err)
 	}
 	e.logger.Info("embedded ClickHouse open", "version", e.version, "dir", dir, "duration", time.Since(start))

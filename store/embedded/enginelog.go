@@ -123,7 +123,7 @@ func followLog(path string, logger *slog.Logger, stop <-chan struct{}, done chan
 			if cur, err := os.Stat(path); err == nil {
 				if old, err := f.Stat(); err == nil && !os.SameFile(cur, old) {
 					drain() // rotated: finish the old file
-					f.Close()
+					_ = f.Close()
 					f, partial = nil, partial[:0]
 					continue
 				}
@@ -133,7 +133,7 @@ func followLog(path string, logger *slog.Logger, stop <-chan struct{}, done chan
 		case <-stop:
 			drain()
 			if f != nil {
-				f.Close()
+				_ = f.Close()
 			}
 			return
 		case <-t.C:

@@ -383,7 +383,7 @@ func (e *Engine) insert(ctx context.Context, req *request, sql, format string, d
 		return fmt.Errorf("insert: %w", err)
 	}
 	path := f.Name()
-	defer os.Remove(path)
+	defer func() { _ = os.Remove(path) }()
 	n, err := io.Copy(f, io.LimitReader(data, maxInsertSize+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -50,12 +50,12 @@ func (l *Listener) Dial(ctx context.Context, _ string) (net.Conn, error) {
 		return client, nil
 	case <-l.closed:
 	case <-ctx.Done():
-		client.Close()
-		server.Close()
+		_ = client.Close()
+		_ = server.Close()
 		return nil, ctx.Err()
 	}
-	client.Close()
-	server.Close()
+	_ = client.Close()
+	_ = server.Close()
 	return nil, net.ErrClosed
 }
 

@@ -96,7 +96,7 @@ func LoadOrCreatePassword(path string) (password string, created bool, err error
 		return "", false, fmt.Errorf("save engine password: %w", err)
 	}
 	if _, err := f.WriteString(pw + "\n"); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", false, fmt.Errorf("save engine password: %w", err)
 	}
 	if err := f.Close(); err != nil {

@@ -22,27 +22,27 @@ func captureStderr() (restore func() []byte, err error) {
 	}
 	saved, err := syscall.Dup(2)
 	if err != nil {
-		r.Close()
-		w.Close()
+		_ = r.Close()
+		_ = w.Close()
 		return nil, err
 	}
 	if err := dup2(int(w.Fd()), 2); err != nil {
-		syscall.Close(saved)
-		r.Close()
-		w.Close()
+		_ = syscall.Close(saved)
+		_ = r.Close()
+		_ = w.Close()
 		return nil, err
 	}
 	out := make(chan []byte, 1)
 	go func() {
 		var b bytes.Buffer
 		_, _ = io.Copy(&b, r) // until the last write end closes
-		r.Close()
+		_ = r.Close()
 		out <- b.Bytes()
 	}()
 	return func() []byte {
 		_ = dup2(saved, 2)
-		syscall.Close(saved)
-		w.Close()
+		_ = syscall.Close(saved)
+		_ = w.Close()
 		return <-out
 	}, nil
 }
