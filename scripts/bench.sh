@@ -38,8 +38,13 @@ CONNLOG_CHDB_LIBRARY=$(scripts/fetch-chdb.sh 2>/dev/null) || {
 }
 export CONNLOG_CHDB_LIBRARY
 
+# The sample logs sit beside the repository (../shared/testdata/logs); no
+# machine path is assumed.
 logs_default="$(cd .. && pwd)/shared/testdata/logs/*.log"
-[ -d ../shared/testdata/logs ] || logs_default=/work/shared/testdata/logs/*.log
+if [ -z "${BENCH_LOGS:-}" ] && [ ! -d ../shared/testdata/logs ]; then
+	echo "bench: no ../shared/testdata/logs beside the repository: set BENCH_LOGS to a glob of nginx access logs" >&2
+	exit 1
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/connlog-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/connlog-bench-results.XXXXXX")}

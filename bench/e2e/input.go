@@ -26,7 +26,7 @@ func buildInput(glob string, n int, base time.Time, span time.Duration, out stri
 		return 0, fmt.Errorf("input glob %q: %w", glob, err)
 	}
 	if len(files) == 0 {
-		return 0, fmt.Errorf("input glob %q: no file", glob)
+		return 0, fmt.Errorf("input glob %q: no file (the sample logs live in shared/testdata/logs beside the repository; -logs or BENCH_LOGS names others)", glob)
 	}
 	sort.Strings(files)
 	var src [][]byte

@@ -46,7 +46,7 @@ func main() {
 func run() error {
 	var (
 		bin       = flag.String("connlog", "bin/connlog", "connlog binary to run (`connlog serve`, embedded ClickHouse)")
-		glob      = flag.String("logs", "/work/shared/testdata/logs/*.log", "source log files, cycled")
+		glob      = flag.String("logs", "../shared/testdata/logs/*.log", "source log files, cycled (relative paths from the repository root, where make bench runs)")
 		nLines    = flag.Int("lines", 1_000_000, "lines of input")
 		work      = flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 		phases    = flag.String("phases", "parse,goaccess,e2e,clickhouse", "comma-separated: parse, goaccess, e2e, clickhouse, api")
