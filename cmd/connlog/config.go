@@ -45,6 +45,21 @@ type Config struct {
 	// EmbeddedClickHouse configures the embedded engine.
 	EmbeddedClickHouse EmbeddedClickHouse `yaml:"embedded_clickhouse"`
 
+	// Retention sets the lifetime of each data class, with per-site
+	// overrides. Applied as ClickHouse TTLs at start-up and enforced by a
+	// pass every enforce_interval. Formerly clickhouse.retention.
+	Retention store.RetentionConfig `yaml:"retention"`
+	// RoleUsers are the passwords of the ClickHouse users, one per connlog
+	// role, that connlog creates on a ClickHouse server (not the embedded
+	// engine), so that each request's queries run with its role's grants
+	// only. Empty: no users created. Formerly clickhouse.role_users.
+	RoleUsers store.RoleUsers `yaml:"role_users"`
+	// SigningKeyFile is the instance's Ed25519 signing key, which signs
+	// the integrity manifests and the requisition export packages; created
+	// on first start if absent. Default: <data_dir>/instance.key. Formerly
+	// clickhouse.key_path.
+	SigningKeyFile string `yaml:"signing_key_file"`
+
 	// API is the query API for security staff.
 	API api.Config `yaml:"api"`
 
@@ -55,6 +70,9 @@ type Config struct {
 	// AuditJournal configures the local journal that makes each audit row
 	// durable before the data it records leaves (store/auditjournal).
 	AuditJournal AuditJournal `yaml:"audit_journal"`
+
+	// deprecated lists the old keys the configuration used (renamedKeys).
+	deprecated []deprecation
 }
 
 // AuditJournal configures the audit journal: every API request's audit row
@@ -106,6 +124,7 @@ func defaultConfig() Config {
 		Kafka:           ingest.DefaultConfig(),
 		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
 		ClickHouse:      store.DefaultConfig(),
+		Retention:       store.DefaultRetention(),
 		EmbeddedClickHouse: EmbeddedClickHouse{
 			MaxQueryTime: 60 * time.Second,
 		},
@@ -121,6 +140,8 @@ func defaultConfig() Config {
 
 // loadConfig reads the YAML file at path (none if ""), then the
 // environment, and validates the result. It reports every problem at once.
+// Old keys (renamedKeys) are read under their new names and listed in
+// cfg.deprecated.
 func loadConfig(path string, env []string) (Config, error) {
 	cfg := defaultConfig()
 	var errs []error
@@ -129,17 +150,51 @@ func loadConfig(path string, env []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var doc yaml.Node
+		if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		} else {
+			deps, derrs := upgradeFile(&doc)
+			cfg.deprecated = append(cfg.deprecated, deps...)
+			for _, err := range derrs {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			}
+			if len(deps) == 0 && len(derrs) == 0 {
+				err = decodeStrict(raw, &cfg) // the file as written: its line numbers in errors
+			} else if raw, err = yaml.Marshal(&doc); err == nil {
+				err = decodeStrict(raw, &cfg)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			}
 		}
 	}
+	env, deps, derrs := upgradeEnv(env)
+	cfg.deprecated = append(cfg.deprecated, deps...)
+	errs = append(errs, derrs...)
 	errs = append(errs, applyEnv(&cfg, env)...)
+	cfg.wire()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// decodeStrict decodes the YAML raw into cfg, refusing unknown keys.
+func decodeStrict(raw []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// wire hands the top-level settings that components read to their
+// configurations: retention and role users to the store's.
+func (c *Config) wire() {
+	c.ClickHouse.Retention = c.Retention
+	c.ClickHouse.RoleUsers = c.RoleUsers
 }
 
 // Validate joins the validation of every component.

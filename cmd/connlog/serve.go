@@ -185,6 +185,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger := newLogger(cfg.LogLevel)
+	warnDeprecated(&cfg, logger)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -374,7 +375,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// ClickHouse's TTL merges are lazy: the enforcement pass makes expiry
 	// happen on schedule, and records what it removed.
 	g.Go(func() error {
-		return st.RunEnforcement(gctx, cfg.ClickHouse.Retention.EnforceInterval, reg, logger)
+		return st.RunEnforcement(gctx, cfg.Retention.EnforceInterval, reg, logger)
 	})
 	if keys != nil {
 		g.Go(func() error {
