@@ -161,7 +161,7 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "configuration OK")
 	if len(cfg.deprecated) > 0 {
-		fmt.Fprintln(stdout, "\ndeprecated keys, still read; rename them (old → new):")
+		fmt.Fprintln(stdout, "\ndeprecated keys, still read; rename or remove them (old → new):")
 		for _, d := range cfg.deprecated {
 			fmt.Fprintf(stdout, "  %s → %s\n", d.old, d.new)
 		}

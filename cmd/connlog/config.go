@@ -30,7 +30,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel string `yaml:"log_level"`
 	// ShutdownTimeout bounds a graceful stop after SIGTERM: stop fetching,
-	// flush, commit, close. Past it connlog exits non-zero. Default: 30s.
+	// flush, commit, close. Past it connlog exits non-zero. It is the only
+	// shutdown budget: the pipeline's final flush and commit, and the API's
+	// in-flight requests, each get a third of it (at most 10s); with the
+	// embedded broker, draining it gets the rest but 2s (shutdownShares).
+	// At least 3s. Default: 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Kafka is where logs come from. With no brokers, connlog starts its
@@ -154,7 +158,7 @@ func loadConfig(path string, env []string) (Config, error) {
 		if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 		} else {
-			deps, derrs := upgradeFile(&doc)
+			deps, derrs := upgradeFile(&doc, &cfg)
 			cfg.deprecated = append(cfg.deprecated, deps...)
 			for _, err := range derrs {
 				errs = append(errs, fmt.Errorf("%s: %w", path, err))
@@ -169,7 +173,7 @@ func loadConfig(path string, env []string) (Config, error) {
 			}
 		}
 	}
-	env, deps, derrs := upgradeEnv(env)
+	env, deps, derrs := upgradeEnv(env, &cfg)
 	cfg.deprecated = append(cfg.deprecated, deps...)
 	errs = append(errs, derrs...)
 	errs = append(errs, applyEnv(&cfg, env)...)
@@ -191,10 +195,36 @@ func decodeStrict(raw []byte, cfg *Config) error {
 }
 
 // wire hands the top-level settings that components read to their
-// configurations: retention and role users to the store's.
+// configurations: retention and role users to the store's, and their
+// shares of shutdown_timeout to the pipeline and the API.
 func (c *Config) wire() {
 	c.ClickHouse.Retention = c.Retention
 	c.ClickHouse.RoleUsers = c.RoleUsers
+	if c.ShutdownTimeout > 0 {
+		pipeline, server := shutdownShares(c.ShutdownTimeout)
+		if !c.usedOld("kafka.shutdown_timeout") {
+			c.Kafka.ShutdownTimeout = pipeline
+		}
+		if !c.usedOld("api.shutdown_timeout") {
+			c.API.ShutdownTimeout = server
+		}
+	}
+}
+
+// shutdownReserve is the part of shutdown_timeout kept for the rest of the
+// stop once the pipeline has flushed: closing the store, the journal and
+// the broker.
+const shutdownReserve = 2 * time.Second
+
+// shutdownShares divides the stop budget total (shutdown_timeout): the
+// pipeline's final flush and commit, and the API's wait for in-flight
+// requests, each get a third of it, at most their default of 10s (one batch
+// to write, a request to finish: more does not help). The API stops while
+// the pipeline drains, so their shares overlap. With the embedded broker,
+// what the pipeline's share and shutdownReserve leave drains the broker
+// first (drainBroker): 18s of the default 30s.
+func shutdownShares(total time.Duration) (pipeline, server time.Duration) {
+	return min(total/3, ingest.DefaultShutdownTimeout), min(total/3, api.DefaultShutdownTimeout)
 }
 
 // Validate joins the validation of every component.
@@ -219,8 +249,12 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Kafka.Validate())
 	// The group close waits for every partition worker's final flush and
 	// commit: it must fit in the process's own stop budget.
-	if kt := c.Kafka.ShutdownTimeout; kt > 0 && kt+2*time.Second > c.ShutdownTimeout {
-		errs = append(errs, fmt.Errorf("kafka.shutdown_timeout (%s) must be at least 2s shorter than shutdown_timeout (%s)", kt, c.ShutdownTimeout))
+	if kt := c.Kafka.ShutdownTimeout; c.ShutdownTimeout > 0 && kt > 0 && kt+shutdownReserve > c.ShutdownTimeout {
+		if c.usedOld("kafka.shutdown_timeout") {
+			errs = append(errs, fmt.Errorf("kafka.shutdown_timeout (%s) must be at least 2s shorter than shutdown_timeout (%s); better, remove it", kt, c.ShutdownTimeout))
+		} else {
+			errs = append(errs, fmt.Errorf("shutdown_timeout: must be at least 3s, got %s", c.ShutdownTimeout))
+		}
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, c.EmbeddedKafka.Validate())

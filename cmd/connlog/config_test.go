@@ -133,3 +133,39 @@ func TestDeprecatedKeysStillRead(t *testing.T) {
 		t.Errorf("old and new variable both set: %v", err)
 	}
 }
+
+// TestOneShutdownTimeout: shutdown_timeout is the only stop budget; the
+// pipeline's and the API's shares are derived from it, unless the retired
+// per-component keys still set them, each a deprecation.
+func TestOneShutdownTimeout(t *testing.T) {
+	for _, c := range []struct {
+		env           []string
+		pipeline, api time.Duration
+		deprecated    int
+	}{
+		{nil, 10 * time.Second, 10 * time.Second, 0},
+		{[]string{"CONNLOG_SHUTDOWN_TIMEOUT=12s"}, 4 * time.Second, 4 * time.Second, 0},
+		{[]string{"CONNLOG_SHUTDOWN_TIMEOUT=2m"}, 10 * time.Second, 10 * time.Second, 0},
+		{[]string{"CONNLOG_SHUTDOWN_TIMEOUT=7s", "CONNLOG_KAFKA_SHUTDOWN_TIMEOUT=5s", "CONNLOG_API_SHUTDOWN_TIMEOUT=1s"}, 5 * time.Second, time.Second, 2},
+	} {
+		cfg, err := loadConfig("", c.env)
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if cfg.Kafka.ShutdownTimeout != c.pipeline || cfg.API.ShutdownTimeout != c.api || len(cfg.deprecated) != c.deprecated {
+			t.Errorf("%v: pipeline %s, api %s, %d deprecations; want %s, %s, %d",
+				c.env, cfg.Kafka.ShutdownTimeout, cfg.API.ShutdownTimeout, len(cfg.deprecated), c.pipeline, c.api, c.deprecated)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "old.yaml")
+	if err := os.WriteFile(path, []byte("shutdown_timeout: 20s\nkafka: {shutdown_timeout: 15s}\napi: {shutdown_timeout: 3s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path, nil)
+	if err != nil || cfg.Kafka.ShutdownTimeout != 15*time.Second || cfg.API.ShutdownTimeout != 3*time.Second || len(cfg.deprecated) != 2 {
+		t.Errorf("old keys in the file: %v, pipeline %s, api %s, %v", err, cfg.Kafka.ShutdownTimeout, cfg.API.ShutdownTimeout, cfg.deprecated)
+	}
+	if _, err := loadConfig("", []string{"CONNLOG_SHUTDOWN_TIMEOUT=2s"}); err == nil || !strings.Contains(err.Error(), "shutdown_timeout: must be at least 3s") {
+		t.Errorf("a 2s budget: %v", err)
+	}
+}

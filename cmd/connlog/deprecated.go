@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,13 +26,37 @@ var renamedKeys = []struct{ old, new string }{
 	{"clickhouse.key_path", "signing_key_file"},
 }
 
+// retiredKeys are the former shutdown budgets of the pipeline and the API:
+// shutdown_timeout is now the only one, and their shares are derived from
+// it (shutdownShares). A retired key still sets its share, with a warning
+// to remove it.
+var retiredKeys = []struct {
+	old   string
+	field func(*Config) *time.Duration
+}{
+	{"kafka.shutdown_timeout", func(c *Config) *time.Duration { return &c.Kafka.ShutdownTimeout }},
+	{"api.shutdown_timeout", func(c *Config) *time.Duration { return &c.API.ShutdownTimeout }},
+}
+
+// retiredNote says what replaces a retired key.
+const retiredNote = "shutdown_timeout (remove it: a share of shutdown_timeout is derived; until then its value still applies)"
+
 // deprecation is one use of an old key.
 type deprecation struct {
 	old, new string // YAML paths or environment variables
+	// path is the YAML path of old.
+	path string
 }
 
-func (d deprecation) String() string {
-	return fmt.Sprintf("%s is deprecated: rename it %s", d.old, d.new)
+// usedOld reports whether the configuration set the old key path, in the
+// file or the environment.
+func (c *Config) usedOld(path string) bool {
+	for _, d := range c.deprecated {
+		if d.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // envName is the environment variable of a YAML path.
@@ -42,7 +67,7 @@ func envName(path string) string {
 // upgradeFile moves the old keys of a configuration file's document to
 // their new names, in place, before the file is decoded. It returns the
 // deprecations found and an error per key set under both names.
-func upgradeFile(doc *yaml.Node) ([]deprecation, []error) {
+func upgradeFile(doc *yaml.Node, cfg *Config) ([]deprecation, []error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, nil // empty, or not a mapping: the decoder says what is wrong
 	}
@@ -59,7 +84,15 @@ func upgradeFile(doc *yaml.Node) ([]deprecation, []error) {
 			continue
 		}
 		putKey(root, strings.Split(k.new, "."), key, val)
-		deps = append(deps, deprecation{k.old, k.new})
+		deps = append(deps, deprecation{old: k.old, new: k.new, path: k.old})
+	}
+	for _, k := range retiredKeys {
+		if _, val := takeKey(root, strings.Split(k.old, ".")); val != nil {
+			if err := val.Decode(k.field(cfg)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.old, err))
+			}
+			deps = append(deps, deprecation{old: k.old, new: retiredNote, path: k.old})
+		}
 	}
 	return deps, errs
 }
@@ -117,9 +150,10 @@ func putKey(m *yaml.Node, path []string, key, val *yaml.Node) {
 
 // upgradeEnv renames the old keys' environment variables in env (as from
 // os.Environ) to the new ones: CONNLOG_CLICKHOUSE_RETENTION_ACCESS becomes
-// CONNLOG_RETENTION_ACCESS. It returns the new environment, the
-// deprecations found and an error per variable set under both names.
-func upgradeEnv(env []string) ([]string, []deprecation, []error) {
+// CONNLOG_RETENTION_ACCESS; a retired key's variable sets its field of cfg
+// and is removed. It returns the new environment, the deprecations found
+// and an error per variable set under both names or not a duration.
+func upgradeEnv(env []string, cfg *Config) ([]string, []deprecation, []error) {
 	set := map[string]bool{}
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -130,7 +164,21 @@ func upgradeEnv(env []string) ([]string, []deprecation, []error) {
 	var errs []error
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
+		for _, r := range retiredKeys {
+			if k == envName(r.old) {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", k, err))
+				}
+				*r.field(cfg) = d
+				deps = append(deps, deprecation{old: k, new: retiredNote, path: r.old})
+				k = ""
+			}
+		}
 		for _, r := range renamedKeys {
+			if k == "" {
+				break
+			}
 			old, rest := envName(r.old), ""
 			if k != old {
 				var ok bool
@@ -145,7 +193,7 @@ func upgradeEnv(env []string) ([]string, []deprecation, []error) {
 				k = ""
 				break
 			}
-			deps = append(deps, deprecation{k, nk})
+			deps = append(deps, deprecation{old: k, new: nk, path: r.old})
 			k = nk
 			break
 		}
@@ -159,6 +207,6 @@ func upgradeEnv(env []string) ([]string, []deprecation, []error) {
 // warnDeprecated logs each old key the configuration used.
 func warnDeprecated(cfg *Config, logger *slog.Logger) {
 	for _, d := range cfg.deprecated {
-		logger.Warn("deprecated configuration key: rename it", "key", d.old, "new_key", d.new)
+		logger.Warn("deprecated configuration key", "key", d.old, "use", d.new)
 	}
 }

@@ -36,11 +36,12 @@ use Go syntax (`+"`500ms`, `2s`, `5m`, `720h`"+`).
 	}
 	fmt.Fprint(w, "\nLists of objects (`api.tokens`, `retention.sites`…) are set in the file only; `[]` stands for each element.\n")
 	fmt.Fprint(w, `
-## Renamed keys
+## Renamed and retired keys
 
-These keys moved. The old name is still read, in the file and as an
-environment variable, with a warning at start-up; `+"`connlog config check`"+`
-lists what to rename. Setting both names is an error.
+These keys moved or were retired. The old name is still read, in the file
+and as an environment variable, with a warning at start-up; `+"`connlog config check`"+`
+lists what to rename or remove. Setting a renamed key under both names is an
+error.
 
 | old key | new key |
 |---|---|
@@ -55,6 +56,9 @@ lists what to rename. Setting both names is an error.
 			k.old, k.new, oldEnv, newEnv = k.old+".*", k.new+".*", oldEnv+"_*", newEnv+"_*"
 		}
 		fmt.Fprintf(w, "| `%s` (`%s`) | `%s` (`%s`) |\n", k.old, oldEnv, k.new, newEnv)
+	}
+	for _, k := range retiredKeys {
+		fmt.Fprintf(w, "| `%s` (`%s`) | none: a share of `shutdown_timeout`; the old key still sets it |\n", k.old, envName(k.old))
 	}
 }
 
