@@ -144,8 +144,9 @@ func defaultConfig() Config {
 
 // loadConfig reads the YAML file at path (none if ""), then the
 // environment, and validates the result. It reports every problem at once.
-// Old keys (renamedKeys) are read under their new names and listed in
-// cfg.deprecated.
+// Old keys are still read, renamed ones (renamedKeys) under their new
+// names, retired ones (retiredKeys) into the share they set, and each is
+// listed in cfg.deprecated.
 func loadConfig(path string, env []string) (Config, error) {
 	cfg := defaultConfig()
 	var errs []error
