@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,10 +26,9 @@ const (
 const maxSite = 253
 
 // accessParams are the query parameters /v1/access accepts.
-var accessParams = map[string]bool{
-	"ip": true, "client": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "method": true,
-	"status": true, "user_agent": true, "user": true, "limit": true, "cursor": true, "purpose": true,
-}
+var accessParams = paramSet{endpoint: "/v1/access", paged: true, filters: []string{
+	"ip", "client", "from", "to", "site", "port", "path_prefix", "method", "status", "user_agent", "user",
+}}
 
 // Bounds of the text filters, in bytes.
 const (
@@ -43,12 +41,8 @@ const (
 
 // accessResponse is the body of a successful /v1/access answer.
 type accessResponse struct {
-	Rows      []accessRow `json:"rows"`
-	Count     int         `json:"count"`
-	Truncated bool        `json:"truncated"`
-	// NextCursor, set when truncated, continues the search: pass it as
-	// the cursor parameter with the same filters.
-	NextCursor string `json:"next_cursor,omitempty"`
+	Rows []accessRow `json:"rows"`
+	pageEnd
 }
 
 // accessRow is one access-log row as the API shows it. Empty strings, absent
@@ -129,9 +123,9 @@ func addrString(a netip.Addr) string {
 // accepts NDJSON or CSV, the whole result as a stream.
 func (s *Server) access(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "ip", "client", "from", "to", "site", "port", "path_prefix", "method", "status", "user_agent", "user", "limit")
+	c.filters = accessParams.raw(params)
 	format := streamFormat(r)
-	q, err := s.parseAccess(params, format != "")
+	q, err := s.parseAccess(params)
 	if err != nil {
 		return nil, err
 	}
@@ -153,17 +147,19 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	if q.Port != 0 {
 		f["port"] = q.Port
 	}
-	scope, after, err := s.searchScope(c, "/v1/access", f, params.Get("cursor"), format, q.Limit, q.Site)
+	pg, err := openPage[store.Cursor](s, c, params, "/v1/access", f, format)
 	if err != nil {
 		return nil, err
 	}
-	q.After, q.Sites = after, c.who.sites
+	if err := c.who.searchSite(q.Site); err != nil {
+		return nil, err
+	}
+	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.sites
 
 	if format != "" {
 		return s.accessStream(q, format), nil
 	}
-	limit := q.Limit
-	q.Limit++ // one more row tells whether the answer is truncated
+	q.Limit = pg.fetch()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	hits, err := s.store.SearchAccess(ctx, q)
@@ -171,65 +167,32 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search access log", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	resp := accessResponse{Rows: make([]accessRow, 0, min(len(hits), limit))}
-	if len(hits) > limit {
-		hits, resp.Truncated = hits[:limit], true
-		resp.NextCursor = sealAccessCursor(scope, store.CursorOf(&hits[limit-1]))
-	}
+	hits, end := cut(pg, hits, store.CursorOf)
+	resp := accessResponse{Rows: make([]accessRow, 0, len(hits)), pageEnd: end}
 	for i := range hits {
 		resp.Rows = append(resp.Rows, newAccessRow(&hits[i]))
 	}
-	resp.Count = len(resp.Rows)
 	c.rows = resp.Count
 	return resp, nil
 }
 
-// searchScope finishes what the searches share once their filters f are
-// parsed: the cursor (openScoped) and the token's site scope.
-func (s *Server) searchScope(c *call, endpoint string, f map[string]any, cursor, format string, limit int, site string) (scope string, after *store.Cursor, err error) {
-	scope, after, err = openScoped(c, endpoint, f, cursor, format, limit, openAccessCursor)
-	if err != nil {
-		return "", nil, err
-	}
-	if site != "" && !c.who.sitesAllowed(site) {
-		return "", nil, &apiError{
+// searchSite refuses a search of a site outside p's sites.
+func (p *principal) searchSite(site string) error {
+	if site != "" && !p.sitesAllowed(site) {
+		return &apiError{
 			code:   CodeForbidden,
 			msg:    "your token does not allow this site",
 			reason: fmt.Sprintf("site %q outside the token's sites", site),
 		}
 	}
-	return scope, after, nil
+	return nil
 }
 
-// openScoped computes the scope a cursor is sealed to (the endpoint and its
-// filters, so a cursor cannot be replayed with others), opens the cursor if
-// one was given, and records the canonical filters in the audit row.
-func openScoped[C any](c *call, endpoint string, f map[string]any, cursor, format string, limit int, open func(scope, v string) (C, error)) (scope string, after *C, err error) {
-	scope = endpoint + canonical(f)
-	if cursor != "" {
-		cur, err := open(scope, cursor)
-		if err != nil {
-			return "", nil, err
-		}
-		after = &cur
-		f["cursor"] = cursor
-	}
-	if format != "" {
-		f["export"] = format
-	}
-	if limit != 0 || format == "" {
-		f["limit"] = limit
-	}
-	c.filters = canonical(f)
-	return scope, after, nil
-}
-
-// parseAccess checks the query parameters of /v1/access. For an export
-// (stream), limit is optional (0: up to the export bound) and may go up to
-// it.
-func (s *Server) parseAccess(params url.Values, stream bool) (store.AccessQuery, error) {
+// parseAccess checks the filters of /v1/access; limit and cursor are read
+// by openPage.
+func (s *Server) parseAccess(params url.Values) (store.AccessQuery, error) {
 	var q store.AccessQuery
-	if err := checkParams(params, accessParams, "/v1/access"); err != nil {
+	if err := accessParams.check(params); err != nil {
 		return q, err
 	}
 	var err error
@@ -268,25 +231,8 @@ func (s *Server) parseAccess(params url.Values, stream bool) (store.AccessQuery,
 	if q.UserAgent, err = parseText("user_agent", params.Get("user_agent"), maxUserAgent); err != nil {
 		return q, err
 	}
-	if q.User, err = parseText("user", params.Get("user"), maxUser); err != nil {
-		return q, err
-	}
-	q.Limit, err = s.parseLimit(params.Get("limit"), stream)
+	q.User, err = parseText("user", params.Get("user"), maxUser)
 	return q, err
-}
-
-// checkParams refuses unknown and repeated parameters, so that a misspelt
-// filter cannot silently widen a search.
-func checkParams(params url.Values, known map[string]bool, endpoint string) error {
-	for name, vs := range params {
-		if !known[name] {
-			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q for %s", truncate(strings.ToValidUTF8(name, "\uFFFD"), 40), endpoint))
-		}
-		if len(vs) > 1 {
-			return errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
-		}
-	}
-	return nil
 }
 
 // parseWindow parses ip, from and to, the window being at most maxWindow.
@@ -372,23 +318,6 @@ func parseStatus(v string) (lo, hi uint16, err error) {
 	return uint16(n), uint16(n), nil
 }
 
-// parseLimit parses the row limit of a page (default DefaultLimit, at most
-// MaxLimit) or of an export (default 0: the export bound, at most it).
-func (s *Server) parseLimit(v string, stream bool) (int, error) {
-	top, def := s.cfg.MaxLimit, s.cfg.DefaultLimit
-	if stream {
-		top, def = s.cfg.Search.MaxExportRows, 0
-	}
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > top {
-		return 0, errorf(CodeBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", top))
-	}
-	return n, nil
-}
-
 // parseNetwork parses an address or a CIDR network. An address becomes a
 // single-address prefix; IPv4-mapped IPv6 becomes IPv4.
 func parseNetwork(v string) (netip.Prefix, error) {
@@ -449,30 +378,4 @@ func storeError(reqCtx context.Context, err error) error {
 	default:
 		return &apiError{code: CodeUnavailable, msg: "the log store cannot answer now; try again later", reason: "store: " + err.Error()}
 	}
-}
-
-// rawFilters is the canonical JSON of the given parameters as received,
-// bounded, for the audit row of a refused request.
-func rawFilters(params url.Values, names ...string) string {
-	m := map[string]any{}
-	for _, n := range names {
-		if vs, ok := params[n]; ok && len(vs) > 0 {
-			m[n] = truncate(strings.ToValidUTF8(vs[0], "\uFFFD"), 100)
-		}
-	}
-	return canonical(m)
-}
-
-// canonical encodes m as JSON with sorted keys, leaving out empty strings.
-func canonical(m map[string]any) string {
-	for k, v := range m {
-		if v == "" {
-			delete(m, k)
-		}
-	}
-	b, err := json.Marshal(m) // maps encode with sorted keys
-	if err != nil {
-		return "{}"
-	}
-	return string(b)
 }

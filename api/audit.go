@@ -9,17 +9,15 @@ import (
 	"github.com/connlog/connlog/store"
 )
 
-var auditParams = map[string]bool{
-	"from": true, "to": true, "actor": true, "role": true, "endpoint": true, "outcome": true,
-	"purpose_contains": true, "limit": true, "cursor": true, "purpose": true,
-}
+// auditParams are the query parameters /v1/audit accepts.
+var auditParams = paramSet{endpoint: "/v1/audit", paged: true, filters: []string{
+	"from", "to", "actor", "role", "endpoint", "outcome", "purpose_contains",
+}}
 
 // auditResponse is the body of GET /v1/audit.
 type auditResponse struct {
-	Rows       []auditRow `json:"rows"`
-	Count      int        `json:"count"`
-	Truncated  bool       `json:"truncated"`
-	NextCursor string     `json:"next_cursor,omitempty"`
+	Rows []auditRow `json:"rows"`
+	pageEnd
 }
 
 // auditRow is one audit row as the auditor sees it.
@@ -46,8 +44,8 @@ type auditRow struct {
 // when and why, oldest first, with keyset pagination.
 func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "from", "to", "actor", "role", "endpoint", "outcome", "purpose_contains", "limit")
-	if err := checkParams(params, auditParams, "/v1/audit"); err != nil {
+	c.filters = auditParams.raw(params)
+	if err := auditParams.check(params); err != nil {
 		return nil, err
 	}
 	if err := wholeTrail(c.who); err != nil {
@@ -67,20 +65,15 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 			return nil, err
 		}
 	}
-	if q.Limit, err = s.parseLimit(params.Get("limit"), false); err != nil {
-		return nil, err
-	}
 	f := map[string]any{
 		"from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano),
 		"actor": q.Actor, "role": q.Role, "endpoint": q.Endpoint, "outcome": q.Outcome, "purpose_contains": q.Purpose,
 	}
-	scope, after, err := openScoped(c, "/v1/audit", f, params.Get("cursor"), "", q.Limit, openAuditCursor)
+	pg, err := openPage[store.AuditCursor](s, c, params, "/v1/audit", f, "")
 	if err != nil {
 		return nil, err
 	}
-	q.After = after
-	limit := q.Limit
-	q.Limit++
+	q.Limit, q.After = pg.fetch(), pg.after
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	recs, err := s.store.SearchAudit(ctx, q)
@@ -88,11 +81,8 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search audit trail", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	resp := auditResponse{Rows: make([]auditRow, 0, min(len(recs), limit))}
-	if len(recs) > limit {
-		recs, resp.Truncated = recs[:limit], true
-		resp.NextCursor = sealAuditCursor(scope, recs[limit-1].Cursor())
-	}
+	recs, end := cut(pg, recs, (*store.AuditRecord).Cursor)
+	resp := auditResponse{Rows: make([]auditRow, 0, len(recs)), pageEnd: end}
 	for _, a := range recs {
 		resp.Rows = append(resp.Rows, auditRow{
 			Time: a.Time.UTC().Format(timeFormat), Actor: a.Actor, Role: a.Role, Source: a.Source, Method: a.Method,
@@ -100,7 +90,6 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 			Outcome: a.Outcome, Reason: a.Reason, Requests: max(a.Requests, 1),
 		})
 	}
-	resp.Count = len(resp.Rows)
 	c.rows = resp.Count
 	return resp, nil
 }
@@ -114,15 +103,14 @@ func wholeTrail(p *principal) error {
 	return &apiError{code: CodeForbidden, msg: "the audit trail covers every site; a token limited to some sites cannot read it", reason: "site-limited token on the audit trail"}
 }
 
-var subjectParams = map[string]bool{"ip": true, "from": true, "to": true, "limit": true, "cursor": true, "purpose": true}
+// subjectParams are the query parameters /v1/audit/subject accepts.
+var subjectParams = paramSet{endpoint: "/v1/audit/subject", paged: true, filters: []string{"ip", "from", "to"}}
 
 // subjectResponse is the body of GET /v1/audit/subject.
 type subjectResponse struct {
 	IP            string         `json:"ip"`
 	Consultations []consultation `json:"consultations"`
-	Count         int            `json:"count"`
-	Truncated     bool           `json:"truncated"`
-	NextCursor    string         `json:"next_cursor,omitempty"`
+	pageEnd
 }
 
 // consultation is one data request that touched the subject's address:
@@ -141,8 +129,8 @@ type consultation struct {
 // the whole audit lifetime is searched.
 func (s *Server) subject(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "ip", "from", "to", "limit")
-	if err := checkParams(params, subjectParams, "/v1/audit/subject"); err != nil {
+	c.filters = subjectParams.raw(params)
+	if err := subjectParams.check(params); err != nil {
 		return nil, err
 	}
 	if err := wholeTrail(c.who); err != nil {
@@ -160,17 +148,12 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 	} else if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
 		return nil, err
 	}
-	if q.Limit, err = s.parseLimit(params.Get("limit"), false); err != nil {
-		return nil, err
-	}
 	f := map[string]any{"ip": q.Addr.String(), "from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano)}
-	scope, after, err := openScoped(c, "/v1/audit/subject", f, params.Get("cursor"), "", q.Limit, openAuditCursor)
+	pg, err := openPage[store.AuditCursor](s, c, params, "/v1/audit/subject", f, "")
 	if err != nil {
 		return nil, err
 	}
-	q.After = after
-	limit := q.Limit
-	q.Limit++
+	q.Limit, q.After = pg.fetch(), pg.after
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	cs, err := s.store.SubjectConsultations(ctx, q)
@@ -178,17 +161,13 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search audit trail for a subject", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	resp := subjectResponse{IP: q.Addr.String(), Consultations: make([]consultation, 0, min(len(cs), limit))}
-	if len(cs) > limit {
-		cs, resp.Truncated = cs[:limit], true
-		resp.NextCursor = sealAuditCursor(scope, cs[limit-1].Cursor())
-	}
+	cs, end := cut(pg, cs, (*store.Consultation).Cursor)
+	resp := subjectResponse{IP: q.Addr.String(), Consultations: make([]consultation, 0, len(cs)), pageEnd: end}
 	for _, x := range cs {
 		resp.Consultations = append(resp.Consultations, consultation{
 			Date: x.Time.UTC().Format(time.DateOnly), Purpose: x.Purpose, Endpoint: x.Endpoint, Rows: x.Rows,
 		})
 	}
-	resp.Count = len(resp.Consultations)
 	c.rows = resp.Count
 	return resp, nil
 }

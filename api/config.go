@@ -58,8 +58,9 @@ type Config struct {
 	// QueryTimeout bounds each store query. Default: 30s.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
-	// once its context ends. Default: 10s.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// once its context ends. Not a configuration key: connlog derives it
+	// from its own shutdown_timeout. Default: 10s.
+	ShutdownTimeout time.Duration `yaml:"-"`
 	// Search bounds connection-record and audit searches and exports.
 	Search SearchConfig `yaml:"search"`
 	// RateLimit limits each credential's request rate.

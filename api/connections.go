@@ -86,17 +86,14 @@ type searchStore interface {
 }
 
 // connectionParams are the query parameters /v1/connections accepts.
-var connectionParams = map[string]bool{
-	"ip": true, "from": true, "to": true, "site": true, "port": true, "path_prefix": true, "operation": true,
-	"status": true, "user": true, "limit": true, "cursor": true, "purpose": true,
-}
+var connectionParams = paramSet{endpoint: "/v1/connections", paged: true, filters: []string{
+	"ip", "from", "to", "site", "port", "path_prefix", "operation", "status", "user",
+}}
 
 // connectionsResponse is the body of a successful /v1/connections page.
 type connectionsResponse struct {
-	Rows       []connectionRow `json:"rows"`
-	Count      int             `json:"count"`
-	Truncated  bool            `json:"truncated"`
-	NextCursor string          `json:"next_cursor,omitempty"`
+	Rows []connectionRow `json:"rows"`
+	pageEnd
 }
 
 // connectionRow is one connection record as the API shows it.
@@ -152,9 +149,9 @@ func (c *connectionRow) csvRecord(dst []string) []string {
 // connection records, or the whole result as an NDJSON or CSV stream.
 func (s *Server) connections(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "ip", "from", "to", "site", "port", "path_prefix", "operation", "status", "user", "limit")
+	c.filters = connectionParams.raw(params)
 	format := streamFormat(r)
-	q, err := s.parseConnections(params, format != "")
+	q, err := s.parseConnections(params)
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +170,14 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 	if q.Operation != store.OpUnknown {
 		f["operation"] = q.Operation.String()
 	}
-	scope, after, err := s.searchScope(c, "/v1/connections", f, params.Get("cursor"), format, q.Limit, q.Site)
+	pg, err := openPage[store.Cursor](s, c, params, "/v1/connections", f, format)
 	if err != nil {
 		return nil, err
 	}
-	q.After, q.Sites = after, c.who.sites
+	if err := c.who.searchSite(q.Site); err != nil {
+		return nil, err
+	}
+	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.sites
 
 	if format != "" {
 		if q.Limit == 0 {
@@ -192,8 +192,7 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 			})
 		}}, nil
 	}
-	limit := q.Limit
-	q.Limit++
+	q.Limit = pg.fetch()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	recs, err := s.store.SearchConnections(ctx, q)
@@ -201,28 +200,25 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search connection records", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	resp := connectionsResponse{Rows: make([]connectionRow, 0, min(len(recs), limit))}
-	if len(recs) > limit {
-		recs, resp.Truncated = recs[:limit], true
-		resp.NextCursor = sealAccessCursor(scope, recs[limit-1].Cursor())
-	}
+	recs, end := cut(pg, recs, (*store.ConnectionRecord).Cursor)
+	resp := connectionsResponse{Rows: make([]connectionRow, 0, len(recs)), pageEnd: end}
 	for i := range recs {
 		resp.Rows = append(resp.Rows, newConnectionRow(&recs[i]))
 	}
-	resp.Count = len(resp.Rows)
 	c.rows = resp.Count
 	return resp, nil
 }
 
-// parseConnections checks the query parameters of /v1/connections.
-func (s *Server) parseConnections(params url.Values, stream bool) (store.ConnectionQuery, error) {
+// parseConnections checks the filters of /v1/connections; limit and cursor
+// are read by openPage.
+func (s *Server) parseConnections(params url.Values) (store.ConnectionQuery, error) {
 	var q store.ConnectionQuery
 	for _, name := range []string{"method", "user_agent"} {
 		if params.Has(name) {
 			return q, errorf(CodeBadRequest, fmt.Sprintf("connection records do not keep %s; filter on operation (read, create, modify, delete) instead", name))
 		}
 	}
-	if err := checkParams(params, connectionParams, "/v1/connections"); err != nil {
+	if err := connectionParams.check(params); err != nil {
 		return q, err
 	}
 	var err error
@@ -246,9 +242,6 @@ func (s *Server) parseConnections(params url.Values, stream bool) (store.Connect
 	if q.StatusMin, q.StatusMax, err = parseStatus(params.Get("status")); err != nil {
 		return q, err
 	}
-	if q.User, err = parseText("user", params.Get("user"), maxUser); err != nil {
-		return q, err
-	}
-	q.Limit, err = s.parseLimit(params.Get("limit"), stream)
+	q.User, err = parseText("user", params.Get("user"), maxUser)
 	return q, err
 }

@@ -1,9 +1,25 @@
 // Package api is connlog's HTTP query API for security staff.
 //
-// It serves, under /v1, searches over the stored access log, and around it
-// the operational endpoints /healthz, /readyz and /metrics. Later versions add
-// connection records, requisitions, legal holds and the audit search as more
-// data endpoints behind the same guard.
+// It serves, under /v1, each behind the same guard (below) and with the role
+// it needs:
+//
+//   - GET /v1/access (analyst): search the access log; GET /v1/ip/{ip}
+//     (analyst): what one address did over a window;
+//   - GET /v1/connections (officer): search the connection records;
+//   - /v1/requisitions (officer): the register of judicial requisitions,
+//     each run into a signed export package (api/requisitions.go, export.go);
+//   - /v1/holds (officer): legal holds, copies kept past the lifetimes
+//     (api/holds.go);
+//   - GET /v1/audit and GET /v1/audit/subject (auditor): the audit trail,
+//     and a data subject's consultations; GET /v1/retention (auditor): the
+//     retention report;
+//   - GET /v1/stats/audience (stats): anonymised audience statistics;
+//   - GET /v1/me and /v1/downloads (any role): who the caller is and
+//     download tickets, for the web console served at /ui/ (package
+//     console);
+//
+// and, unguarded and carrying no data, GET /v1/openapi.json (the OpenAPI 3
+// document of every endpoint), /healthz, /readyz and /metrics.
 //
 // # Guarantees
 //
@@ -20,7 +36,8 @@
 // A data request is answered only if, in this order:
 //
 //   - it carries "Authorization: Bearer <token>" whose SHA-256 matches a
-//     configured [Token] (else 401 "unauthenticated");
+//     configured [Token], or a JWT of the organisation's identity provider
+//     when Config.OIDC is set (api/oidc.go) (else 401 "unauthenticated");
 //   - the token's role allows the endpoint; admin is allowed everything
 //     (else 403 "forbidden");
 //   - it states a purpose, in the X-Purpose header or the purpose query
@@ -104,8 +121,10 @@
 // summarises one address over a window. GET /v1/audit (auditor) searches
 // the audit trail; GET /v1/audit/subject?ip= (auditor) lists the dates and
 // purposes of the answered requests that covered an address, without staff
-// identities. Audit endpoints refuse site-limited credentials. The OpenAPI 3
-// document at /v1/openapi.json describes every endpoint.
+// identities. Audit endpoints and the retention report refuse site-limited
+// credentials. The four searches page the same way (api/paging.go): limit,
+// cursor and next_cursor as for /v1/access. The OpenAPI 3 document at
+// /v1/openapi.json describes every endpoint.
 //
 // # Rate limit
 //

@@ -19,7 +19,8 @@ const (
 	maxSummaryTop = 100
 )
 
-var ipParams = map[string]bool{"from": true, "to": true, "site": true, "top": true, "purpose": true}
+// ipParams are the query parameters /v1/ip/{ip} accepts.
+var ipParams = paramSet{endpoint: "/v1/ip/{ip}", filters: []string{"from", "to", "site", "top"}}
 
 // ipResponse is the body of GET /v1/ip/{ip}.
 type ipResponse struct {
@@ -62,13 +63,13 @@ func (s *Server) ipSummary(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
 	raw := r.PathValue("ip")
 	m := map[string]any{"ip": truncate(raw, 100)}
-	for _, n := range []string{"from", "to", "site", "top"} {
+	for _, n := range ipParams.filters {
 		if v := params.Get(n); v != "" {
 			m[n] = truncate(v, 100)
 		}
 	}
 	c.filters = canonical(m)
-	if err := checkParams(params, ipParams, "/v1/ip/{ip}"); err != nil {
+	if err := ipParams.check(params); err != nil {
 		return nil, err
 	}
 	a, err := netip.ParseAddr(raw)

@@ -14,7 +14,9 @@ type RetentionReporter interface {
 	RetentionReport(ctx context.Context) (store.Report, error)
 }
 
-var retentionParams = map[string]bool{"purpose": true}
+// retentionParams are the query parameters /v1/retention accepts: purpose
+// only.
+var retentionParams = paramSet{endpoint: "/v1/retention"}
 
 // retention answers GET /v1/retention (auditor): the retention report as
 // JSON, the same as `connlog retention --json`. It reads only retention
@@ -23,8 +25,8 @@ var retentionParams = map[string]bool{"purpose": true}
 // to some sites is refused, as for the audit trail.
 func (s *Server) retention(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params)
-	if err := checkParams(params, retentionParams, "/v1/retention"); err != nil {
+	c.filters = retentionParams.raw(params)
+	if err := retentionParams.check(params); err != nil {
 		return nil, err
 	}
 	if len(c.who.sites) > 0 {

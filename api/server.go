@@ -129,8 +129,7 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	route("/metrics", metricsHandler)
 	// The API description carries no data: served to anyone, not audited.
 	route("/v1/openapi.json", http.HandlerFunc(s.openapi))
-	// Data endpoints: each one is guarded and audited by s.data. Later
-	// endpoints (connections, requisitions, holds, audit) slot in here.
+	// Data endpoints: each one is guarded and audited by s.data.
 	for _, d := range []struct {
 		path string
 		role string

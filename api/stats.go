@@ -34,7 +34,7 @@ type AudienceStore interface {
 }
 
 // statsParams are the query parameters /v1/stats/audience accepts.
-var statsParams = map[string]bool{"site": true, "from": true, "to": true, "by": true, "granularity": true, "purpose": true}
+var statsParams = paramSet{endpoint: "/v1/stats/audience", filters: []string{"site", "from", "to", "by", "granularity"}}
 
 // statsDimensions are the values of by, in the order of the documentation.
 var statsDimensions = []string{"path", "country", "region", "city", "browser", "os", "device", "referrer", "status", "site"}
@@ -71,7 +71,7 @@ func (s *Server) minVisitors() int {
 // audience answers GET /v1/stats/audience.
 func (s *Server) audience(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
-	c.filters = rawFilters(params, "site", "from", "to", "by", "granularity")
+	c.filters = statsParams.raw(params)
 	q, err := s.parseAudience(params)
 	if err != nil {
 		return nil, err
@@ -127,13 +127,8 @@ func (s *Server) audience(r *http.Request, c *call) (any, error) {
 // parseAudience checks the query parameters of /v1/stats/audience.
 func (s *Server) parseAudience(params url.Values) (store.AudienceQuery, error) {
 	q := store.AudienceQuery{MinVisitors: s.minVisitors()}
-	for name, vs := range params {
-		if !statsParams[name] {
-			return q, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
-		}
-		if len(vs) > 1 {
-			return q, errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
-		}
+	if err := statsParams.check(params); err != nil {
+		return q, err
 	}
 	q.Site = params.Get("site")
 	switch {

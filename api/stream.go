@@ -3,11 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +13,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -213,95 +208,6 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 	h.Set(trailerRows, strconv.Itoa(rows))
 	h.Set(trailerTruncated, strconv.FormatBool(truncated))
 	h.Set(trailerSHA256, sum)
-}
-
-// cursorKey authenticates cursors. It is drawn at start-up: cursors are
-// valid for the life of the process only, and cannot be forged or altered.
-var cursorKey = func() []byte {
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		panic("api: no randomness for the cursor key: " + err.Error())
-	}
-	return k
-}()
-
-// cursorMAC is the length of a cursor's truncated HMAC-SHA256.
-const cursorMAC = 16
-
-var errBadCursor = errorf(CodeBadRequest, "the cursor is invalid, expired (the server restarted) or from another search; start again without it")
-
-// sealCursor encodes payload as an opaque cursor bound to scope (the
-// endpoint and its filters): base64url(payload || HMAC(scope, payload)).
-func sealCursor(scope string, payload []byte) string {
-	m := hmac.New(sha256.New, cursorKey)
-	m.Write([]byte(scope))
-	m.Write([]byte{0})
-	m.Write(payload)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(payload)[:len(payload)+cursorMAC])
-}
-
-// openCursor checks a cursor against scope and returns its payload.
-func openCursor(scope, v string) ([]byte, error) {
-	if len(v) > 1024 {
-		return nil, errBadCursor
-	}
-	b, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(b) < cursorMAC {
-		return nil, errBadCursor
-	}
-	payload, mac := b[:len(b)-cursorMAC], b[len(b)-cursorMAC:]
-	m := hmac.New(sha256.New, cursorKey)
-	m.Write([]byte(scope))
-	m.Write([]byte{0})
-	m.Write(payload)
-	if !hmac.Equal(mac, m.Sum(nil)[:cursorMAC]) {
-		return nil, errBadCursor
-	}
-	return payload, nil
-}
-
-// sealAccessCursor encodes a search position: 16 bytes of address, 8 of
-// Unix milliseconds, 4 of partition, 8 of offset, then the topic.
-func sealAccessCursor(scope string, c store.Cursor) string {
-	b := make([]byte, 0, 36+len(c.Topic))
-	a := c.ClientIP.As16()
-	b = append(b, a[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Time.UnixMilli()))
-	b = binary.BigEndian.AppendUint32(b, uint32(c.Partition))
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Offset))
-	b = append(b, c.Topic...)
-	return sealCursor(scope, b)
-}
-
-func openAccessCursor(scope, v string) (store.Cursor, error) {
-	b, err := openCursor(scope, v)
-	if err != nil || len(b) < 36 {
-		return store.Cursor{}, errBadCursor
-	}
-	return store.Cursor{
-		ClientIP:  netip.AddrFrom16([16]byte(b[:16])).Unmap(),
-		Time:      time.UnixMilli(int64(binary.BigEndian.Uint64(b[16:24]))).UTC(),
-		Partition: int32(binary.BigEndian.Uint32(b[24:28])),
-		Offset:    int64(binary.BigEndian.Uint64(b[28:36])),
-		Topic:     string(b[36:]),
-	}, nil
-}
-
-// sealAuditCursor encodes an audit position: Unix milliseconds and hash.
-func sealAuditCursor(scope string, c store.AuditCursor) string {
-	b := binary.BigEndian.AppendUint64(nil, uint64(c.Time.UnixMilli()))
-	return sealCursor(scope, binary.BigEndian.AppendUint64(b, c.Hash))
-}
-
-func openAuditCursor(scope, v string) (store.AuditCursor, error) {
-	b, err := openCursor(scope, v)
-	if err != nil || len(b) != 16 {
-		return store.AuditCursor{}, errBadCursor
-	}
-	return store.AuditCursor{
-		Time: time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
-		Hash: binary.BigEndian.Uint64(b[8:]),
-	}, nil
 }
 
 // accessHeader is the CSV header of access-log exports, in the order of

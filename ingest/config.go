@@ -77,8 +77,9 @@ type Config struct {
 	// gone silent; every other site is counted as "other". Default: none.
 	Sites []string `yaml:"sites"`
 	// ShutdownTimeout bounds the final flush and commit after Run's context
-	// is cancelled, and every offset commit. Default: 10s.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// is cancelled, and every offset commit. Not a configuration key:
+	// connlog derives it from its own shutdown_timeout. Default: 10s.
+	ShutdownTimeout time.Duration `yaml:"-"`
 	// SessionTimeout is how long the group coordinator waits for a silent
 	// member (a crashed or killed instance) before giving its partitions to
 	// the others. Brokers accept 6s to 300s by default. Default: 10s.

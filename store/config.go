@@ -48,16 +48,16 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// Retention sets the lifetime of each data class, with per-site
 	// overrides. Applied as ClickHouse TTLs at start-up (ApplyRetention).
-	Retention RetentionConfig `yaml:"retention"`
+	Retention RetentionConfig `yaml:"-"`
 	// Cluster, if set, is the ClickHouse cluster (remote_servers) on which
 	// DDL runs ON CLUSTER with ReplicatedMergeTree tables. Default: empty.
 	Cluster string `yaml:"cluster"`
 	// KeyPath is the instance's Ed25519 signing key for the integrity
 	// manifests. Default: <data_dir>/instance.key (set by the caller).
-	KeyPath string `yaml:"key_path"`
+	KeyPath string `yaml:"-"`
 	// RoleUsers are the passwords of the per-role ClickHouse users that
 	// ApplyRoles creates on a ClickHouse server. Empty: no users created.
-	RoleUsers RoleUsers `yaml:"role_users"`
+	RoleUsers RoleUsers `yaml:"-"`
 
 	// Dial, if set, makes every connection to ClickHouse instead of a TCP
 	// dial: the embedded engine's in-process listener (embedded.Listener),

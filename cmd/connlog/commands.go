@@ -155,9 +155,16 @@ func cmdConfig(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if _, err := loadConfig(*path, os.Environ()); err != nil {
+	cfg, err := loadConfig(*path, os.Environ())
+	if err != nil {
 		return fmt.Errorf("configuration is not valid:\n%w", err)
 	}
 	fmt.Fprintln(stdout, "configuration OK")
+	if len(cfg.deprecated) > 0 {
+		fmt.Fprintln(stdout, "\ndeprecated keys, still read; rename or remove them (old → new):")
+		for _, d := range cfg.deprecated {
+			fmt.Fprintf(stdout, "  %s → %s\n", d.old, d.new)
+		}
+	}
 	return nil
 }

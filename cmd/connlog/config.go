@@ -30,7 +30,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. Default: info.
 	LogLevel string `yaml:"log_level"`
 	// ShutdownTimeout bounds a graceful stop after SIGTERM: stop fetching,
-	// flush, commit, close. Past it connlog exits non-zero. Default: 30s.
+	// flush, commit, close. Past it connlog exits non-zero. It is the only
+	// shutdown budget: the pipeline's final flush and commit, and the API's
+	// in-flight requests, each get a third of it (at most 10s); with the
+	// embedded broker, draining it gets the rest but 2s (shutdownShares).
+	// At least 3s. Default: 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Kafka is where logs come from. With no brokers, connlog starts its
@@ -45,6 +49,21 @@ type Config struct {
 	// EmbeddedClickHouse configures the embedded engine.
 	EmbeddedClickHouse EmbeddedClickHouse `yaml:"embedded_clickhouse"`
 
+	// Retention sets the lifetime of each data class, with per-site
+	// overrides. Applied as ClickHouse TTLs at start-up and enforced by a
+	// pass every enforce_interval. Formerly clickhouse.retention.
+	Retention store.RetentionConfig `yaml:"retention"`
+	// RoleUsers are the passwords of the ClickHouse users, one per connlog
+	// role, that connlog creates on a ClickHouse server (not the embedded
+	// engine), so that each request's queries run with its role's grants
+	// only. Empty: no users created. Formerly clickhouse.role_users.
+	RoleUsers store.RoleUsers `yaml:"role_users"`
+	// SigningKeyFile is the instance's Ed25519 signing key, which signs
+	// the integrity manifests and the requisition export packages; created
+	// on first start if absent. Default: <data_dir>/instance.key. Formerly
+	// clickhouse.key_path.
+	SigningKeyFile string `yaml:"signing_key_file"`
+
 	// API is the query API for security staff.
 	API api.Config `yaml:"api"`
 
@@ -55,6 +74,9 @@ type Config struct {
 	// AuditJournal configures the local journal that makes each audit row
 	// durable before the data it records leaves (store/auditjournal).
 	AuditJournal AuditJournal `yaml:"audit_journal"`
+
+	// deprecated lists the old keys the configuration used (renamedKeys).
+	deprecated []deprecation
 }
 
 // AuditJournal configures the audit journal: every API request's audit row
@@ -106,6 +128,7 @@ func defaultConfig() Config {
 		Kafka:           ingest.DefaultConfig(),
 		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
 		ClickHouse:      store.DefaultConfig(),
+		Retention:       store.DefaultRetention(),
 		EmbeddedClickHouse: EmbeddedClickHouse{
 			MaxQueryTime: 60 * time.Second,
 		},
@@ -121,6 +144,9 @@ func defaultConfig() Config {
 
 // loadConfig reads the YAML file at path (none if ""), then the
 // environment, and validates the result. It reports every problem at once.
+// Old keys are still read, renamed ones (renamedKeys) under their new
+// names, retired ones (retiredKeys) into the share they set, and each is
+// listed in cfg.deprecated.
 func loadConfig(path string, env []string) (Config, error) {
 	cfg := defaultConfig()
 	var errs []error
@@ -129,17 +155,77 @@ func loadConfig(path string, env []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var doc yaml.Node
+		if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		} else {
+			deps, derrs := upgradeFile(&doc, &cfg)
+			cfg.deprecated = append(cfg.deprecated, deps...)
+			for _, err := range derrs {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			}
+			if len(deps) == 0 && len(derrs) == 0 {
+				err = decodeStrict(raw, &cfg) // the file as written: its line numbers in errors
+			} else if raw, err = yaml.Marshal(&doc); err == nil {
+				err = decodeStrict(raw, &cfg)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			}
 		}
 	}
+	env, deps, derrs := upgradeEnv(env, &cfg)
+	cfg.deprecated = append(cfg.deprecated, deps...)
+	errs = append(errs, derrs...)
 	errs = append(errs, applyEnv(&cfg, env)...)
+	cfg.wire()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// decodeStrict decodes the YAML raw into cfg, refusing unknown keys.
+func decodeStrict(raw []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// wire hands the top-level settings that components read to their
+// configurations: retention and role users to the store's, and their
+// shares of shutdown_timeout to the pipeline and the API.
+func (c *Config) wire() {
+	c.ClickHouse.Retention = c.Retention
+	c.ClickHouse.RoleUsers = c.RoleUsers
+	if c.ShutdownTimeout > 0 {
+		pipeline, server := shutdownShares(c.ShutdownTimeout)
+		if !c.usedOld("kafka.shutdown_timeout") {
+			c.Kafka.ShutdownTimeout = pipeline
+		}
+		if !c.usedOld("api.shutdown_timeout") {
+			c.API.ShutdownTimeout = server
+		}
+	}
+}
+
+// shutdownReserve is the part of shutdown_timeout kept for the rest of the
+// stop once the pipeline has flushed: closing the store, the journal and
+// the broker.
+const shutdownReserve = 2 * time.Second
+
+// shutdownShares divides the stop budget total (shutdown_timeout): the
+// pipeline's final flush and commit, and the API's wait for in-flight
+// requests, each get a third of it, at most their default of 10s (one batch
+// to write, a request to finish: more does not help). The API stops while
+// the pipeline drains, so their shares overlap. With the embedded broker,
+// what the pipeline's share and shutdownReserve leave drains the broker
+// first (drainBroker): 18s of the default 30s.
+func shutdownShares(total time.Duration) (pipeline, server time.Duration) {
+	return min(total/3, ingest.DefaultShutdownTimeout), min(total/3, api.DefaultShutdownTimeout)
 }
 
 // Validate joins the validation of every component.
@@ -164,8 +250,12 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Kafka.Validate())
 	// The group close waits for every partition worker's final flush and
 	// commit: it must fit in the process's own stop budget.
-	if kt := c.Kafka.ShutdownTimeout; kt > 0 && kt+2*time.Second > c.ShutdownTimeout {
-		errs = append(errs, fmt.Errorf("kafka.shutdown_timeout (%s) must be at least 2s shorter than shutdown_timeout (%s)", kt, c.ShutdownTimeout))
+	if kt := c.Kafka.ShutdownTimeout; c.ShutdownTimeout > 0 && kt > 0 && kt+shutdownReserve > c.ShutdownTimeout {
+		if c.usedOld("kafka.shutdown_timeout") {
+			errs = append(errs, fmt.Errorf("kafka.shutdown_timeout (%s) must be at least 2s shorter than shutdown_timeout (%s); better, remove it", kt, c.ShutdownTimeout))
+		} else {
+			errs = append(errs, fmt.Errorf("shutdown_timeout: must be at least 3s, got %s", c.ShutdownTimeout))
+		}
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, c.EmbeddedKafka.Validate())

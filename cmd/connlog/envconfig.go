@@ -26,7 +26,7 @@ type envSetting struct {
 
 // envSettings lists every setting reachable from cfg (a pointer to a
 // struct), following yaml tags: each scalar or list with its environment
-// variable, and each list of objects (api.tokens, clickhouse.retention.sites)
+// variable, and each list of objects (api.tokens, retention.sites)
 // with the keys of its elements, which are set in the file only (Env "").
 func envSettings(cfg any) []envSetting {
 	var out []envSetting

@@ -30,7 +30,7 @@ Usage:
   connlog key      [-config FILE]   print the instance's public signing key and key id
   connlog verify-export FILE.zip -key PUBLIC.pem   check a requisition export package offline
   connlog token create -name NAME -role ROLE [-sites a,b]   make an API token, print it once
-  connlog config check [-config FILE]   validate the configuration, report every problem
+  connlog config check [-config FILE]   validate the configuration: every problem, every old key to rename
   connlog config reference   every setting: type, default, environment variable, meaning
   connlog version
 

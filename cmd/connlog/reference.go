@@ -34,7 +34,32 @@ use Go syntax (`+"`500ms`, `2s`, `5m`, `720h`"+`).
 		}
 		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", s.Path, s.Type, defaultText(s.value), env, mdEscape(configDocs[s.Path]))
 	}
-	fmt.Fprint(w, "\nLists of objects (`api.tokens`, `clickhouse.retention.sites`…) are set in the file only; `[]` stands for each element.\n")
+	fmt.Fprint(w, "\nLists of objects (`api.tokens`, `retention.sites`…) are set in the file only; `[]` stands for each element.\n")
+	fmt.Fprint(w, `
+## Renamed and retired keys
+
+These keys moved or were retired. The old name is still read, in the file
+and as an environment variable, with a warning at start-up; `+"`connlog config check`"+`
+lists what to rename or remove. Setting a renamed key under both names is an
+error.
+
+| old key | new key |
+|---|---|
+`)
+	leaf := map[string]bool{}
+	for _, s := range envSettings(&cfg) {
+		leaf[s.Path] = true
+	}
+	for _, k := range renamedKeys {
+		oldEnv, newEnv := envName(k.old), envName(k.new)
+		if !leaf[k.new] { // a section: its keys and variables move with it
+			k.old, k.new, oldEnv, newEnv = k.old+".*", k.new+".*", oldEnv+"_*", newEnv+"_*"
+		}
+		fmt.Fprintf(w, "| `%s` (`%s`) | `%s` (`%s`) |\n", k.old, oldEnv, k.new, newEnv)
+	}
+	for _, k := range retiredKeys {
+		fmt.Fprintf(w, "| `%s` (`%s`) | none: a share of `shutdown_timeout`; the old key still sets it |\n", k.old, envName(k.old))
+	}
 }
 
 func defaultText(v reflect.Value) string {

@@ -150,7 +150,7 @@ func docOf(st *ast.StructType, field string) string {
 // TestReferenceListsEveryKeyTheFilesUse: every key of the configuration
 // files the repository ships as accepted (testdata/*.good.yaml, the compose
 // stack's) appears in docs/configuration.md, including the keys of list
-// elements (clickhouse.retention.sites[].site), which no environment
+// elements (retention.sites[].site), which no environment
 // variable sets.
 func TestReferenceListsEveryKeyTheFilesUse(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/configuration.md")

@@ -80,8 +80,8 @@ func TestRestartBetweenPublishesStoresEveryLine(t *testing.T) {
 // are stored before the embedded broker, which keeps them in memory only,
 // goes away with the process.
 func TestSIGTERMDrainsTheEmbeddedBroker(t *testing.T) {
-	// A drain budget of 48s (shutdown_timeout - kafka.shutdown_timeout - 2s):
-	// enough for 10,000 lines on a loaded machine.
+	// A drain budget of 48s (shutdown_timeout - the pipeline's 10s share -
+	// 2s): enough for 10,000 lines on a loaded machine.
 	in := startConnlog(t, "", "CONNLOG_KAFKA_BATCH_ROWS=1000", "CONNLOG_SHUTDOWN_TIMEOUT=60s")
 	const n = 10000
 	publish(t, in.kafka, in.shipper(), "nginx", genLines(n, time.Now().UTC().Add(-time.Hour)))
@@ -101,6 +101,8 @@ func TestSIGTERMDrainsTheEmbeddedBroker(t *testing.T) {
 // is lost with the process; serve says how much, from which offsets, and
 // exits non-zero.
 func TestUndrainedBrokerIsReported(t *testing.T) {
+	// The deprecated CONNLOG_KAFKA_SHUTDOWN_TIMEOUT still sets the
+	// pipeline's share: here all the budget but the 2s reserve.
 	in := startConnlog(t, "", "CONNLOG_SHUTDOWN_TIMEOUT=7s", "CONNLOG_KAFKA_SHUTDOWN_TIMEOUT=5s",
 		"CONNLOG_KAFKA_BATCH_ROWS=200", "CONNLOG_KAFKA_FLUSH_INTERVAL=10s")
 	const n = 20000

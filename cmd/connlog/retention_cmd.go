@@ -19,10 +19,10 @@ import (
 )
 
 // instanceKeyPath is where the instance's signing key lives:
-// clickhouse.key_path, by default <data_dir>/instance.key.
+// signing_key_file, by default <data_dir>/instance.key.
 func instanceKeyPath(cfg *Config) string {
-	if cfg.ClickHouse.KeyPath != "" {
-		return cfg.ClickHouse.KeyPath
+	if cfg.SigningKeyFile != "" {
+		return cfg.SigningKeyFile
 	}
 	return filepath.Join(cfg.DataDir, "instance.key")
 }

@@ -194,6 +194,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger := newLogger(cfg.LogLevel)
+	warnDeprecated(&cfg, logger)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -385,7 +386,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// ClickHouse's TTL merges are lazy: the enforcement pass makes expiry
 	// happen on schedule, and records what it removed.
 	g.Go(func() error {
-		return st.RunEnforcement(gctx, cfg.ClickHouse.Retention.EnforceInterval, reg, logger)
+		return st.RunEnforcement(gctx, cfg.Retention.EnforceInterval, reg, logger)
 	})
 	if keys != nil {
 		g.Go(func() error {
@@ -434,11 +435,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // drainBroker gives the pipeline time to store what the embedded broker
 // holds before the broker goes away with the process: the shutdown budget
-// left after the pipeline's own final flush (shutdown_timeout minus
-// kafka.shutdown_timeout, minus 2s). What is still not committed once the
-// pipeline has stopped is lost, and reported by lostInBroker.
+// left after the pipeline's own final flush (shutdown_timeout minus the
+// pipeline's share, shutdownShares, minus shutdownReserve). What is still
+// not committed once the pipeline has stopped is lost, and reported by
+// lostInBroker.
 func drainBroker(ctx context.Context, broker *ingest.Broker, cfg *Config, pipelineDone <-chan struct{}, logger *slog.Logger) {
-	budget := cfg.ShutdownTimeout - cfg.Kafka.ShutdownTimeout - 2*time.Second
+	budget := cfg.ShutdownTimeout - cfg.Kafka.ShutdownTimeout - shutdownReserve
 	if budget <= 0 || len(broker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)) == 0 {
 		return
 	}
