@@ -14,30 +14,19 @@ import (
 
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // openConfigured returns a migrated store on the embedded engine with its
 // own databases, configured by edit, signing manifests with a fresh key.
 func openConfigured(tb testing.TB, edit func(*store.Config)) (*store.Store, *integrity.Signer) {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("r%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	if edit != nil {
-		edit(&cfg)
-	}
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
+	st := storetest.New(tb, func(c *store.Config) {
+		if edit != nil {
+			edit(c)
+		}
+	})
 	sg, _, err := integrity.LoadOrCreate(filepath.Join(tb.TempDir(), "instance.key"))
 	if err != nil {
 		tb.Fatal(err)
@@ -50,17 +39,10 @@ func openConfigured(tb testing.TB, edit func(*store.Config)) (*store.Store, *int
 // configuration, as a restarted connlog would.
 func reopen(tb testing.TB, st *store.Store, edit func(*store.Config)) *store.Store {
 	tb.Helper()
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{embeddedtest.Start(tb)}
-	cfg.Protocol = "http"
+	cfg := storetest.Config(tb)
 	cfg.DatabasePrefix = strings.TrimSuffix(st.Databases().Ops, "_ops")
 	edit(&cfg)
-	st2, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st2.Close() })
-	return st2
+	return storetest.Open(tb, cfg)
 }
 
 func count(tb testing.TB, st *store.Store, query string) uint64 {

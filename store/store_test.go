@@ -3,38 +3,20 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
-var prefixSeq atomic.Int64
-
-// openStore returns a migrated store on the embedded engine, in databases
-// of its own so tests do not see each other's rows.
+// openStore returns a migrated store in databases of its own.
 func openStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("t%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	return st
+	return storetest.New(tb)
 }
 
 func hit(ip string, port uint16, t time.Time, method, path string, offset int64) store.Hit {
