@@ -108,12 +108,7 @@ type writerHead struct {
 	seq    uint64
 }
 
-var integrityStates sync.Map // *Store → *integrityState
-
-func (s *Store) integrity() *integrityState {
-	v, _ := integrityStates.LoadOrStore(s, &integrityState{})
-	return v.(*integrityState)
-}
+func (s *Store) integrity() *integrityState { return &s.signing }
 
 // SetSigner makes Write sign a manifest for every batch with the instance
 // key (integrity.LoadOrCreate(cfg.KeyPath)). Without a signer, Write stores

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -355,13 +354,10 @@ func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string
 		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
 }
 
-// heldSeen holds the connection databases known to have hold storage.
-var heldSeen sync.Map
-
 // hasHeldRecords reports whether the hold storage table exists (migration
 // 0005); once it does, it always will.
 func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
-	if _, ok := heldSeen.Load(s.db.Connections); ok {
+	if s.heldSeen.Load() {
 		return true, nil
 	}
 	var n uint64
@@ -370,7 +366,7 @@ func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("look for hold storage: %w", err)
 	}
 	if n > 0 {
-		heldSeen.Store(s.db.Connections, true)
+		s.heldSeen.Store(true)
 	}
 	return n > 0, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -18,6 +20,13 @@ type Store struct {
 	cfg    Config
 	db     Databases
 	logger *slog.Logger
+
+	// signing is the manifest signing state of this store (SetSigner).
+	signing integrityState
+	// heldSeen is set once the hold storage table is known to exist.
+	heldSeen atomic.Bool
+	// groupers recycles the audience grouping buffers between batches.
+	groupers sync.Pool
 }
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
@@ -61,6 +70,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addrs, err)
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
+	s.groupers.New = newCellGrouper
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.Ping(pctx); err != nil {
