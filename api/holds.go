@@ -114,7 +114,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	if !expires.After(now) || expires.Sub(now) > maxHold {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("expires must be in the future, at most %d days ahead", int(maxHold.Hours()/24)))
 	}
-	var sels []store.RequisitionSelector
+	var sels []store.Selector
 	switch {
 	case (in.Selector == nil) == (in.RequisitionID == ""):
 		return nil, errorf(CodeBadRequest, "give either a selector or a requisition_id")
@@ -154,7 +154,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 		h, err := s.holds.CreateHold(ctx, store.Hold{
 			Reference: in.Reference,
-			Selector:  store.HoldSelector{Network: sel.Network, Port: sel.Port, Site: sel.Site, From: sel.From, To: sel.To},
+			Selector:  sel,
 			Expires:   expires,
 			CreatedBy: c.who.name,
 		})

@@ -106,7 +106,7 @@ func matrixRequisition(e *liveEnv, run bool) string {
 	req, err := e.st.CreateRequisition(ctx, store.Requisition{
 		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1",
 		ProcedureRef: "PV 1", Received: e.base, CreatedBy: "matrix", Purpose: "matrix",
-		Selectors: []store.RequisitionSelector{{
+		Selectors: []store.Selector{{
 			Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour),
 		}},
 	})
@@ -130,7 +130,7 @@ func matrixRequisition(e *liveEnv, run bool) string {
 func matrixHold(e *liveEnv) string {
 	h, err := e.st.CreateHold(context.Background(), store.Hold{
 		Reference: "GEL-matrix", CreatedBy: "matrix", Expires: time.Now().Add(24 * time.Hour),
-		Selector: store.HoldSelector{Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour)},
+		Selector: store.Selector{Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour)},
 	})
 	if err != nil {
 		panic(err)

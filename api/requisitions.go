@@ -147,8 +147,8 @@ func checkText(name, v string, required bool) error {
 }
 
 // parseSelector checks one selector against the caller's sites.
-func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (store.RequisitionSelector, error) {
-	var sel store.RequisitionSelector
+func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (store.Selector, error) {
+	var sel store.Selector
 	var err error
 	if sel.Network, err = parseNetwork(in.IP); err != nil {
 		return sel, err

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -16,20 +15,6 @@ import (
 
 // ErrNoRequisition reports a requisition id that is not in the register.
 var ErrNoRequisition = errors.New("no such requisition")
-
-// RequisitionSelector chooses the connection records a requisition asks
-// for.
-type RequisitionSelector struct {
-	// Network is the client address or network. Required.
-	Network netip.Prefix `json:"ip"`
-	// Port is the client source port; 0 means any.
-	Port uint16 `json:"port,omitempty"`
-	// Site restricts to one site; "" means all.
-	Site string `json:"site,omitempty"`
-	// From and To bound event time, half-open [From, To). Required.
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-}
 
 // Requisition is one entry of the requisition register: an authority's
 // request for connection records, as the officer entered it, and what was
@@ -42,11 +27,11 @@ type Requisition struct {
 	// Article is the legal basis invoked: 60-1, 60-2, 77-1-1, 77-1-2, 99-3,
 	// 99-4 (code de procédure pénale) or "other", then explained in
 	// ArticleText.
-	Article      string                `json:"article"`
-	ArticleText  string                `json:"article_text,omitempty"`
-	ProcedureRef string                `json:"procedure_reference"`
-	Received     time.Time             `json:"date_received"`
-	Selectors    []RequisitionSelector `json:"selectors"`
+	Article      string     `json:"article"`
+	ArticleText  string     `json:"article_text,omitempty"`
+	ProcedureRef string     `json:"procedure_reference"`
+	Received     time.Time  `json:"date_received"`
+	Selectors    []Selector `json:"selectors"`
 	// Purpose is the purpose stated when the requisition was entered.
 	Purpose string `json:"purpose"`
 	// CreatedBy is the staff member who entered it.
@@ -106,7 +91,7 @@ func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisiti
 	r.Created = r.Created.UTC().Truncate(time.Millisecond)
 	r.Received = r.Received.UTC().Truncate(24 * time.Hour)
 	if r.Selectors == nil {
-		r.Selectors = []RequisitionSelector{}
+		r.Selectors = []Selector{}
 	}
 	sel, err := json.Marshal(r.Selectors)
 	if err != nil {

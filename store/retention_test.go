@@ -108,7 +108,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	// Hold the 13-month www record while it is still stored.
 	hold, err := st.CreateHold(ctx, store.Hold{
 		Reference: "PV 2026/123", CreatedBy: "officer-1", Expires: now.Add(24 * time.Hour),
-		Selector: store.HoldSelector{
+		Selector: store.Selector{
 			Network: netip.MustParsePrefix("198.51.100.13/32"), Port: 13, Site: "www.example.org",
 			From: monthsAgo(now, 13).Add(-time.Hour), To: monthsAgo(now, 13).Add(time.Hour),
 		},
@@ -317,7 +317,7 @@ func TestRetentionConfigRejectsUnsafeSiteNames(t *testing.T) {
 
 func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 	st, _ := openConfigured(t, nil)
-	_, err := st.CreateHold(t.Context(), store.Hold{Selector: store.HoldSelector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
+	_, err := st.CreateHold(t.Context(), store.Hold{Selector: store.Selector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
 	if err == nil {
 		t.Fatal("hold without reference, window or expiry accepted")
 	}
@@ -433,7 +433,7 @@ func TestExpiredHoldIsReleasedByTheEnforcementPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, err := st.CreateHold(ctx, store.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
-		Selector: store.HoldSelector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
+		Selector: store.Selector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
 	if err != nil || h.Rows != 1 {
 		t.Fatalf("hold: %+v %v", h, err)
 	}

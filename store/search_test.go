@@ -206,7 +206,7 @@ func TestSearchAuditAndSubject(t *testing.T) {
 	req, err := st.CreateRequisition(t.Context(), store.Requisition{
 		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV 1",
 		Received: base, CreatedBy: "bob", Purpose: "REQ-8",
-		Selectors: []store.RequisitionSelector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
+		Selectors: []store.Selector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
 	})
 	if err != nil {
 		t.Fatal(err)
