@@ -27,7 +27,7 @@ var holdID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 func (s *Store) HeldRecordsTable() string { return s.db.Connections + ".held_records" }
 
 // holdColumns are the columns copied from connection_records.
-const holdColumns = "event_time, ingested_at, client_ip, client_port, server_addr, server_port, site, protocol, tls_protocol, operation, path, user, status, kafka_topic, kafka_partition, kafka_offset"
+var holdColumns = connectionTable.list
 
 // CreateHold freezes the connection records matching h.Selector: they are
 // copied into hold storage, which no TTL touches, under a new hold id, and

@@ -98,27 +98,6 @@ func CursorOf(h *Hit) Cursor {
 	return Cursor{ClientIP: h.ClientIP, Time: h.EventTime, Topic: h.Source.Topic, Partition: h.Source.Partition, Offset: h.Source.Offset}
 }
 
-// ConnectionRecord is one stored connection record: the subset of a request
-// the law asks to keep for a year.
-type ConnectionRecord struct {
-	Source     Source
-	EventTime  time.Time
-	Ingested   time.Time
-	ClientIP   netip.Addr
-	ClientPort uint16
-	ServerAddr netip.Addr
-	ServerPort uint16
-	Site       string
-	Protocol   string
-	// TLSProtocol is e.g. "TLSv1.3"; "" for plain HTTP.
-	TLSProtocol string
-	Operation   Operation
-	// Path and User are only kept for create, modify and delete.
-	Path   string
-	User   string
-	Status uint16
-}
-
 // Cursor returns the cursor of r, to continue a search after it.
 func (r *ConnectionRecord) Cursor() Cursor {
 	return Cursor{ClientIP: r.ClientIP, Time: r.EventTime, Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset}
@@ -258,7 +237,7 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 		f.params["ua"] = escapeParam(q.UserAgent)
 	}
 	f.params["limit"] = strconv.Itoa(q.Limit)
-	return "SELECT " + accessColumns + " FROM " + s.db.Access + ".access_log WHERE " + f.where.String() +
+	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.where.String() +
 		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
 }
 
@@ -341,15 +320,15 @@ func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string
 	}
 	f.params["limit"] = strconv.Itoa(q.Limit)
 	w := f.where.String()
-	records := s.db.Connections + ".connection_records"
+	records := connectionTable.full(s.db)
 	if !held {
-		return "SELECT " + connectionColumns + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+		return "SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.params, nil
 	}
 	// Held copies (legal holds) answer too, once each, and only when the
 	// original has expired: while it exists, the original answers.
 	const pos = "kafka_topic, kafka_partition, kafka_offset"
-	return "SELECT " + connectionColumns + " FROM (SELECT " + connectionColumns + " FROM " + records + " WHERE " + w +
-		" UNION ALL SELECT " + connectionColumns + " FROM " + s.db.Connections + ".held_records WHERE " + w +
+	return "SELECT " + connectionTable.list + " FROM (SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w +
+		" UNION ALL SELECT " + connectionTable.list + " FROM " + s.db.Connections + ".held_records WHERE " + w +
 		" AND (" + pos + ") NOT IN (SELECT " + pos + " FROM " + records + " WHERE " + w + ") LIMIT 1 BY " + pos + ")" +
 		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
 }

@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/connlog/connlog/store/integrity"
@@ -515,10 +513,6 @@ type preManifest struct {
 // incarnation was produced after the earlier one.
 func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
-	v1, err := v1Encoder(t)
-	if err != nil {
-		return pre, err
-	}
 	ctx = withParams(ctx, map[string]string{"tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
 	rows, err := s.conn.Query(ctx, "SELECT "+t.selectList()+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset, "+t.arrival)
 	if err != nil {
@@ -590,10 +584,7 @@ func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k
 			if ms[i].Version >= 2 {
 				row = t.encode(r.vals)
 			} else {
-				var err error
-				if row, err = v1(r.vals); err != nil {
-					return err
-				}
+				row = t.encodeV1(r.vals)
 			}
 			bufs[i] = append(bufs[i], row)
 		}
@@ -644,58 +635,4 @@ func signedAfter(ms []Manifest, open []int, arrival int64) int {
 		return latest
 	}
 	return best
-}
-
-// v1Encoder encodes a row read by t's layout under hash version 1: the
-// version-1 scan functions (scanAccess, scanConnection, scanQuarantine),
-// fed from the version-2 values, which cover every column they read.
-func v1Encoder(t *hashTable) (func([]any) (encodedRow, error), error) {
-	var cols string
-	var scan func(func(...any) error) (encodedRow, error)
-	switch t.name {
-	case tableAccess:
-		cols, scan = accessHashColumns, scanAccess
-	case tableConnections:
-		cols, scan = connectionHashColumns, scanConnection
-	case tableQuarantine:
-		cols, scan = quarantineHashColumns, scanQuarantine
-	default:
-		return nil, fmt.Errorf("no hash version 1 for table %s", t.name)
-	}
-	var idx []int
-	for _, c := range strings.Split(cols, ", ") {
-		c = strings.TrimSuffix(strings.TrimPrefix(c, "toString("), ")")
-		i := slices.Index(t.names, c)
-		if i < 0 {
-			return nil, fmt.Errorf("hash version 1 column %s.%s is not in the layout", t.name, c)
-		}
-		idx = append(idx, i)
-	}
-	return func(vals []any) (encodedRow, error) {
-		return scan(func(dest ...any) error {
-			for j, d := range dest {
-				v := vals[idx[j]]
-				switch d := d.(type) {
-				case *time.Time:
-					*d = time.UnixMilli(v.(int64)).UTC()
-				case *net.IP:
-					a := v.([16]byte)
-					*d = net.IP(a[:])
-				case *uint16:
-					*d = uint16(v.(uint64))
-				case *uint64:
-					*d = v.(uint64)
-				case *int32:
-					*d = int32(v.(int64))
-				case *int64:
-					*d = v.(int64)
-				case *string:
-					*d = v.(string)
-				default:
-					return fmt.Errorf("hash version 1: cannot read into %T", d)
-				}
-			}
-			return nil
-		})
-	}, nil
 }
