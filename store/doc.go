@@ -6,9 +6,18 @@
 // "watertight separation"):
 //
 //	<prefix>_connections  connection records (legal retention, 12 months)
+//	                      and the copies frozen by legal holds
 //	<prefix>_access       the security access log (6 months)
+//	<prefix>_stats        audience statistics, no address at all (hourly
+//	                      8 weeks, daily 25 months)
 //	<prefix>_ops          operations data: quarantine (30 days), audit trail
-//	                      (3 years), schema migrations
+//	                      (3 years), requisitions, holds, manifests and
+//	                      instance keys, retention runs, ingest batches,
+//	                      daily visitor keys, schema migrations
+//
+// The tables ingest writes (access log, connection records, quarantine) are
+// described once, in tables.go: the writer, the searches, the hold copies
+// and the manifest hash all read their columns from there.
 //
 // Retention is enforced by ClickHouse itself: every table carries a row TTL,
 // and tables are partitioned by day so that expiry drops whole parts

@@ -272,18 +272,6 @@ func (t retentionTable) expiry() string {
 	return b.String()
 }
 
-// TTLExpressions returns the TTL expression that ApplyRetention sets on each
-// table (db.table) under cfg's lifetimes, for documentation and tests.
-func TTLExpressions(cfg Config) map[string]string {
-	out := map[string]string{}
-	for _, t := range retentionTables(cfg) {
-		out[t.table] = t.expiry()
-	}
-	db := cfg.databases()
-	out[db.Stats+".audience_daily"] = retentionTable{timeCol: "day", def: cfg.Retention.withDefaults().Statistics}.expiry()
-	return out
-}
-
 func retentionTables(cfg Config) []retentionTable {
 	r := cfg.Retention.withDefaults()
 	db := cfg.databases()
