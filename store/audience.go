@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/connlog/connlog/anonymize"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AudienceDimensions are the dimensions the audience statistics count, the
@@ -107,8 +108,8 @@ func (s *Store) AudienceStats(ctx context.Context, q AudienceQuery) ([]AudienceC
 WHERE visitors >= {k:UInt64} OR cell != '` + OtherKey + `'
 ORDER BY bucket, hits DESC, cell
 LIMIT {limit:UInt64}`
-	ctx = withParams(ctx, map[string]string{
-		"site":  escapeParam(q.Site),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"site":  chsql.Escape(q.Site),
 		"dim":   q.By,
 		"from":  q.From.UTC().Format(time.DateTime),
 		"to":    q.To.UTC().Format(time.DateTime),

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AuditEntry records one API call that touched (or tried to touch) data:
@@ -55,20 +57,20 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	ctx = withParams(ctx, map[string]string{
-		"token":    "audit/" + newID(),
-		"time":     formatTime(e.Time),
-		"actor":    escapeParam(e.Actor),
-		"role":     escapeParam(e.Role),
-		"source":   escapeParam(e.Source),
-		"method":   escapeParam(e.Method),
-		"endpoint": escapeParam(e.Endpoint),
-		"purpose":  escapeParam(e.Purpose),
-		"filters":  escapeParam(e.Filters),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"token":    "audit/" + chsql.NewID(),
+		"time":     chsql.Time(e.Time),
+		"actor":    chsql.Escape(e.Actor),
+		"role":     chsql.Escape(e.Role),
+		"source":   chsql.Escape(e.Source),
+		"method":   chsql.Escape(e.Method),
+		"endpoint": chsql.Escape(e.Endpoint),
+		"purpose":  chsql.Escape(e.Purpose),
+		"filters":  chsql.Escape(e.Filters),
 		"status":   strconv.FormatUint(uint64(uint16(e.Status)), 10),
 		"rows":     strconv.FormatUint(uint64(max(e.Rows, 0)), 10),
-		"outcome":  escapeParam(e.Outcome),
-		"reason":   escapeParam(e.Reason),
+		"outcome":  chsql.Escape(e.Outcome),
+		"reason":   chsql.Escape(e.Reason),
 		"requests": strconv.FormatUint(e.requests(), 10),
 	})
 	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+auditInsert); err != nil {
@@ -84,7 +86,7 @@ func (e *AuditEntry) requests() uint64 { return uint64(max(e.Requests, 1)) }
 // with a fresh deduplication token). Like Audit, it returns once the rows
 // are in a part on disk.
 func (s *Store) AuditMany(ctx context.Context, entries []AuditEntry) error {
-	return s.AuditBatch(ctx, "audit/"+newID(), entries)
+	return s.AuditBatch(ctx, "audit/"+chsql.NewID(), entries)
 }
 
 // AuditBatch appends entries to the audit trail in one insert, once per

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AuditQuery selects rows of the audit trail. Zero optional fields do not
@@ -49,11 +51,11 @@ func auditWindow(f *filter, from, to time.Time, after *AuditCursor) error {
 	if !from.Before(to) {
 		return fmt.Errorf("%w: the time window is empty (from must be before to)", ErrBadFilter)
 	}
-	f.params = map[string]string{"from": formatTime(from), "to": formatTime(to)}
+	f.params = map[string]string{"from": chsql.Time(from), "to": chsql.Time(to)}
 	f.and("time >= {from:DateTime64(3, 'UTC')} AND time < {to:DateTime64(3, 'UTC')}")
 	if after != nil {
 		f.and("time >= {c_time:DateTime64(3, 'UTC')} AND (time > {c_time:DateTime64(3, 'UTC')} OR h > {c_hash:UInt64})")
-		f.params["c_time"] = formatTime(after.Time)
+		f.params["c_time"] = chsql.Time(after.Time)
 		f.params["c_hash"] = strconv.FormatUint(after.Hash, 10)
 	}
 	return nil
@@ -71,12 +73,12 @@ func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, e
 	for _, c := range []struct{ col, v string }{{"actor", q.Actor}, {"role", q.Role}, {"endpoint", q.Endpoint}, {"outcome", q.Outcome}} {
 		if c.v != "" {
 			f.and(c.col + " = {" + c.col + ":String}")
-			f.params[c.col] = escapeParam(c.v)
+			f.params[c.col] = chsql.Escape(c.v)
 		}
 	}
 	if q.Purpose != "" {
 		f.and("positionCaseInsensitive(purpose, {purpose:String}) > 0")
-		f.params["purpose"] = escapeParam(q.Purpose)
+		f.params["purpose"] = chsql.Escape(q.Purpose)
 	}
 	f.params["limit"] = strconv.Itoa(q.Limit)
 	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),

@@ -7,6 +7,8 @@ import (
 	"net"
 	"regexp"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Secret is a string that never prints: fmt, logs and YAML dumps show
@@ -82,6 +84,11 @@ func DefaultConfig() Config {
 // must run its own engine.
 func (c Config) Embedded() bool { return len(c.Addrs) == 0 }
 
+// Databases names the databases of each data class.
+type Databases = chsql.Databases
+
+var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
+
 var identifier = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
 
 // Validate reports every problem with the configuration at once.
@@ -108,16 +115,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("store.cluster: %q must be letters, digits, _ and -", c.Cluster))
 	}
 	return errors.Join(errs...)
-}
-
-// Databases names the databases of each data class.
-type Databases struct {
-	Connections string
-	Access      string
-	Ops         string
-	// Stats is the audience statistics database (created by its own
-	// migration; no IP address is ever stored there).
-	Stats string
 }
 
 func (c Config) databases() Databases {

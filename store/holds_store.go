@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // ErrHoldNotFound is returned for a hold id that does not exist.
@@ -49,7 +51,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	if h.Selector.From.IsZero() || h.Selector.To.IsZero() || !h.Selector.From.Before(h.Selector.To) {
 		errs = append(errs, errors.New("selector time window must be non-empty, from before to"))
 	}
-	if h.Selector.Site != "" && (len(h.Selector.Site) > 253 || !siteName.MatchString(h.Selector.Site)) {
+	if h.Selector.Site != "" && (len(h.Selector.Site) > 253 || !chsql.SiteName.MatchString(h.Selector.Site)) {
 		errs = append(errs, fmt.Errorf("selector site %q is not a lower-case host name", h.Selector.Site))
 	}
 	now := time.Now().UTC()
@@ -57,7 +59,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 		errs = append(errs, errors.New("expiry must be in the future"))
 	}
 	if h.ID == "" {
-		h.ID = newID()
+		h.ID = chsql.NewID()
 	} else if !holdID.MatchString(h.ID) {
 		errs = append(errs, fmt.Errorf("hold id %q: lower-case letters, digits and -", h.ID))
 	}
@@ -67,10 +69,10 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	h.Created = now
 	h.Released, h.ReleasedBy = time.Time{}, ""
 	lo, hi := prefixRange(h.Selector.Network)
-	pctx := withParams(ctx, map[string]string{
+	pctx := chsql.WithParams(ctx, map[string]string{
 		"id": h.ID, "lo": lo.String(), "hi": hi.String(),
-		"from": formatTime(h.Selector.From), "to": formatTime(h.Selector.To),
-		"port": strconv.Itoa(int(h.Selector.Port)), "site": escapeParam(h.Selector.Site),
+		"from": chsql.Time(h.Selector.From), "to": chsql.Time(h.Selector.To),
+		"port": strconv.Itoa(int(h.Selector.Port)), "site": chsql.Escape(h.Selector.Site),
 	})
 	err := s.conn.Exec(pctx, "INSERT INTO "+s.HeldRecordsTable()+" (hold_id, "+holdColumns+") SELECT {id:String}, "+holdColumns+
 		" FROM "+s.db.Connections+".connection_records WHERE client_ip BETWEEN {lo:IPv6} AND {hi:IPv6}"+
@@ -79,7 +81,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	if err != nil {
 		return Hold{}, fmt.Errorf("create hold %s: copy records: %w", h.ID, err)
 	}
-	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"id": h.ID}),
+	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"id": h.ID}),
 		"SELECT count() FROM "+s.HeldRecordsTable()+" WHERE hold_id = {id:String}").Scan(&h.Rows); err != nil {
 		return Hold{}, fmt.Errorf("create hold %s: count copies: %w", h.ID, err)
 	}
@@ -113,7 +115,7 @@ func (s *Store) ListHolds(ctx context.Context) ([]Hold, error) {
 
 func (s *Store) queryHolds(ctx context.Context, where string, params map[string]string) ([]Hold, error) {
 	if params != nil {
-		ctx = withParams(ctx, params)
+		ctx = chsql.WithParams(ctx, params)
 	}
 	rows, err := s.conn.Query(ctx, "SELECT id, reference, network, port, site, from_time, to_time, expires, created_by, created_at, released_at, released_by, rows FROM "+
 		s.db.Ops+".holds FINAL "+where+" ORDER BY created_at, id")
@@ -159,7 +161,7 @@ func (s *Store) ReleaseHold(ctx context.Context, id, by string) error {
 		return fmt.Errorf("release hold %s: %w", id, ErrHoldReleased)
 	}
 	// One partition per hold: releasing drops it, no mutation needed.
-	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.HeldRecordsTable()+s.onCluster()+" DROP PARTITION "+quoteString(id)); err != nil {
+	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.HeldRecordsTable()+s.onCluster()+" DROP PARTITION "+chsql.Quote(id)); err != nil {
 		return fmt.Errorf("release hold %s: delete copies: %w", id, err)
 	}
 	h.Released, h.ReleasedBy = time.Now().UTC(), by

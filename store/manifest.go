@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Tamper evidence. Every Write adds, per stored table and Kafka partition,
@@ -503,7 +504,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 
 // hasManifest reports whether the chain holds a manifest of batch id.
 func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, error) {
-	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition)), "b": escapeParam(id)})
+	ctx = chsql.WithParams(ctx, map[string]string{"t": k.table, "tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition)), "b": chsql.Escape(id)})
 	var n uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} AND batch_id = {b:String}").Scan(&n); err != nil {
 		return false, fmt.Errorf("look up manifest of batch %s: %w", id, err)
@@ -516,7 +517,7 @@ func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, e
 // again after a broker restart. Version-1 manifests (sequence 0) had only
 // growing offsets.
 func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
-	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
+	ctx = chsql.WithParams(ctx, map[string]string{"t": k.table, "tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition))})
 	rows, err := s.conn.Query(ctx, "SELECT hash, batch_id, last_offset, chain_seq FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY chain_seq DESC, first_offset DESC, created_at DESC LIMIT 1")
 	if err != nil {
 		return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
@@ -535,7 +536,7 @@ func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
 // zero for none. It scans the key and sequence columns of the whole table,
 // once per Store and after a failed insert.
 func (s *Store) writerHead(ctx context.Context, keyID string) (writerHead, error) {
-	ctx = withParams(ctx, map[string]string{"k": keyID})
+	ctx = chsql.WithParams(ctx, map[string]string{"k": keyID})
 	rows, err := s.conn.Query(ctx, "SELECT hash, toString(db_table), toString(kafka_topic), kafka_partition, writer_seq FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2 AND writer_seq = (SELECT max(writer_seq) FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2) ORDER BY hash")
 	if err != nil {
 		return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
@@ -561,8 +562,8 @@ func nonNil(s []string) []string {
 }
 
 func (s *Store) registerKey(ctx context.Context, sg *integrity.Signer) error {
-	ctx = withParams(ctx, map[string]string{
-		"id": integrity.KeyID(sg.Public()), "pem": escapeParam(string(sg.PublicPEM())), "t": formatTime(time.Now()),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"id": integrity.KeyID(sg.Public()), "pem": chsql.Escape(string(sg.PublicPEM())), "t": chsql.Time(time.Now()),
 	})
 	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".instance_keys (key_id, public_pem, first_seen) SELECT {id:String}, {pem:String}, {t:DateTime64(3, 'UTC')} WHERE {id:String} NOT IN (SELECT key_id FROM "+s.db.Ops+".instance_keys)"); err != nil {
 		return fmt.Errorf("register instance key: %w", err)

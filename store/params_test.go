@@ -20,14 +20,6 @@ func TestPrefixRange(t *testing.T) {
 	}
 }
 
-func TestArrayParamEscapesQuotes(t *testing.T) {
-	got := arrayParam([]string{"a", `it's`, `back\slash`, "new\nline"})
-	want := `['a','it\'s','back\\slash','new\nline']`
-	if got != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}
-
 func TestSplitStatements(t *testing.T) {
 	got := splitStatements("-- comment;\nCREATE A;\n\nCREATE B\n  (x);\n")
 	if len(got) != 2 || got[0] != "CREATE A" || got[1] != "CREATE B\n  (x)" {

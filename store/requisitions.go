@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // ErrNoRequisition reports a requisition id that is not in the register.
@@ -135,9 +137,9 @@ func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, err
 	where, params := "", map[string]string{}
 	if id != "" {
 		where = " WHERE id = {id:String}"
-		params["id"] = escapeParam(id)
+		params["id"] = chsql.Escape(id)
 	}
-	rows, err := s.conn.Query(withParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose FROM "+
+	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose FROM "+
 		s.db.Ops+".requisitions"+where+" ORDER BY created_at DESC, id")
 	if err != nil {
 		return nil, fmt.Errorf("read requisitions: %w", err)
@@ -173,7 +175,7 @@ func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, err
 	if id != "" {
 		where = " WHERE requisition_id = {id:String}"
 	}
-	rows, err = s.conn.Query(withParams(ctx, params), "SELECT requisition_id, time, toString(kind), actor, export_sha256, rows, sent_at, sent_how FROM "+
+	rows, err = s.conn.Query(chsql.WithParams(ctx, params), "SELECT requisition_id, time, toString(kind), actor, export_sha256, rows, sent_at, sent_how FROM "+
 		s.db.Ops+".requisition_events"+where+" ORDER BY requisition_id, time")
 	if err != nil {
 		return nil, fmt.Errorf("read requisition events: %w", err)
@@ -272,7 +274,7 @@ func (s *Store) requisitionEvent(ctx context.Context, id string, at time.Time, k
 // RequisitionExport returns the package of requisition id whose SHA-256 is
 // sum, byte for byte as it was built.
 func (s *Store) RequisitionExport(ctx context.Context, id, sum string) ([]byte, error) {
-	ctx = withParams(ctx, map[string]string{"id": escapeParam(id), "sum": escapeParam(sum)})
+	ctx = chsql.WithParams(ctx, map[string]string{"id": chsql.Escape(id), "sum": chsql.Escape(sum)})
 	row := s.conn.QueryRow(ctx, "SELECT package FROM "+s.db.Ops+".requisition_exports WHERE requisition_id = {id:String} AND export_sha256 = {sum:String} LIMIT 1")
 	var pkg string
 	if err := row.Scan(&pkg); err != nil {

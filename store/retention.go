@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Period is a lifetime: a number of months or of days. Its text form is
@@ -160,9 +160,6 @@ func (r RetentionConfig) withDefaults() RetentionConfig {
 
 // siteName is what a site override may be called: a lower-case host name.
 // The name ends up quoted in a TTL expression, so it is also checked.
-var siteName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-
-var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
 
 // Validate reports every problem with the lifetimes.
 func (r RetentionConfig) Validate() error {
@@ -186,7 +183,7 @@ func (r RetentionConfig) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, s := range r.Sites {
-		if len(s.Site) > 253 || !siteName.MatchString(s.Site) {
+		if len(s.Site) > 253 || !chsql.SiteName.MatchString(s.Site) {
 			errs = append(errs, fmt.Errorf("store.retention.sites[%d]: %q is not a lower-case host name", i, s.Site))
 		}
 		if seen[s.Site] {
@@ -198,24 +195,6 @@ func (r RetentionConfig) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// quoteString renders s as a ClickHouse string literal. Only used for
-// values already validated (site names, partition ids): defence in depth.
-func quoteString(s string) string {
-	var b strings.Builder
-	b.WriteByte('\'')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '\'':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
 }
 
 // Data class names, as in the retention report.
@@ -266,7 +245,7 @@ func (t retentionTable) expiry() string {
 	var b strings.Builder
 	b.WriteString("multiIf(")
 	for _, s := range sites {
-		fmt.Fprintf(&b, "site = %s, %s + %s, ", quoteString(s), base, t.overrides[s].interval())
+		fmt.Fprintf(&b, "site = %s, %s + %s, ", chsql.Quote(s), base, t.overrides[s].interval())
 	}
 	b.WriteString(base + " + " + t.def.interval() + ")")
 	return b.String()
@@ -302,7 +281,7 @@ func (s *Store) statsTables(ctx context.Context) ([]retentionTable, error) {
 		{class: ClassStatistics, table: s.db.Stats + ".audience_daily", timeCol: "day", bySite: true, def: r.Statistics, managed: true},
 		{class: ClassStatistics, table: s.db.Stats + ".audience_hourly", timeCol: "hour", bySite: true, def: Days(56)},
 	}
-	ctx = withParams(ctx, map[string]string{"db": escapeParam(s.db.Stats)})
+	ctx = chsql.WithParams(ctx, map[string]string{"db": chsql.Escape(s.db.Stats)})
 	rows, err := s.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = {db:String}")
 	if err != nil {
 		return nil, fmt.Errorf("list statistics tables: %w", err)
@@ -396,9 +375,9 @@ func (s *Store) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
 }
 
 func (s *Store) recordChange(ctx context.Context, c RetentionChange) error {
-	pctx := withParams(ctx, map[string]string{
-		"t": formatTime(c.Time), "a": escapeParam(c.Actor), "c": escapeParam(c.Class), "tb": escapeParam(c.Table),
-		"o": escapeParam(c.OldTTL), "n": escapeParam(c.NewTTL),
+	pctx := chsql.WithParams(ctx, map[string]string{
+		"t": chsql.Time(c.Time), "a": chsql.Escape(c.Actor), "c": chsql.Escape(c.Class), "tb": chsql.Escape(c.Table),
+		"o": chsql.Escape(c.OldTTL), "n": chsql.Escape(c.NewTTL),
 	})
 	if err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".retention_changes (time, actor, class, db_table, old_ttl, new_ttl) VALUES ({t:DateTime64(3, 'UTC')}, {a:String}, {c:String}, {tb:String}, {o:String}, {n:String})"); err != nil {
 		return fmt.Errorf("record lifetime change of %s: %w", c.Table, err)
@@ -474,7 +453,7 @@ func (s *Store) enforceDetail(ctx context.Context) (EnforcedTable, error) {
 	rows.Close()
 	for _, p := range parts {
 		if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" UPDATE query = '', referer = '', user_agent = '', forwarded_for = '' IN PARTITION ID "+
-			quoteString(p)+" WHERE "+exp+" <= now() AND "+detailPresent+" SETTINGS mutations_sync = 2"); err != nil {
+			chsql.Quote(p)+" WHERE "+exp+" <= now() AND "+detailPresent+" SETTINGS mutations_sync = 2"); err != nil {
 			return res, fmt.Errorf("blank expired access log detail in partition %s: %w", p, err)
 		}
 	}
@@ -503,7 +482,7 @@ func (s *Store) RetentionChanges(ctx context.Context) ([]RetentionChange, error)
 }
 
 func (s *Store) lastAppliedTTL(ctx context.Context, table string) (string, error) {
-	ctx = withParams(ctx, map[string]string{"tb": escapeParam(table)})
+	ctx = chsql.WithParams(ctx, map[string]string{"tb": chsql.Escape(table)})
 	var ttl string
 	err := s.conn.QueryRow(ctx, "SELECT argMax(new_ttl, time) FROM "+s.db.Ops+".retention_changes WHERE db_table = {tb:String}").Scan(&ttl)
 	if err != nil {
@@ -515,7 +494,7 @@ func (s *Store) lastAppliedTTL(ctx context.Context, table string) (string, error
 // currentTTL extracts the TTL clause from the table's engine description.
 func (s *Store) currentTTL(ctx context.Context, table string) (string, error) {
 	db, name, _ := strings.Cut(table, ".")
-	ctx = withParams(ctx, map[string]string{"d": escapeParam(db), "n": escapeParam(name)})
+	ctx = chsql.WithParams(ctx, map[string]string{"d": chsql.Escape(db), "n": chsql.Escape(name)})
 	var full string
 	if err := s.conn.QueryRow(ctx, "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = {n:String}").Scan(&full); err != nil {
 		return "", fmt.Errorf("read lifetime of %s: %w", table, err)
@@ -588,7 +567,7 @@ func (r EnforcementResult) Removed() uint64 {
 // mutation restricted to that partition. Expired legal holds are released.
 // Rows per table and site before and after are recorded in retention_runs.
 func (s *Store) Enforce(ctx context.Context) (EnforcementResult, error) {
-	res := EnforcementResult{RunID: newID(), Started: time.Now().UTC()}
+	res := EnforcementResult{RunID: chsql.NewID(), Started: time.Now().UTC()}
 	tables, err := s.allRetentionTables(ctx)
 	if err != nil {
 		return res, err
@@ -674,17 +653,17 @@ func (s *Store) enforceTable(ctx context.Context, t retentionTable) (dropped, mu
 		// The partition's rows outside the WHERE above (younger ones in the
 		// same partition) may be live too.
 		var live uint64
-		if err := s.conn.QueryRow(ctx, "SELECT countIf("+exp+" > now()) FROM "+t.table+" WHERE _partition_id = "+quoteString(p.id)).Scan(&live); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT countIf("+exp+" > now()) FROM "+t.table+" WHERE _partition_id = "+chsql.Quote(p.id)).Scan(&live); err != nil {
 			return dropped, mutated, fmt.Errorf("count live rows of %s partition %s: %w", t.table, p.id, err)
 		}
 		if live == 0 {
-			if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" DROP PARTITION ID "+quoteString(p.id)); err != nil {
+			if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" DROP PARTITION ID "+chsql.Quote(p.id)); err != nil {
 				return dropped, mutated, fmt.Errorf("drop expired partition %s of %s: %w", p.id, t.table, err)
 			}
 			dropped++
 			continue
 		}
-		if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" DELETE IN PARTITION ID "+quoteString(p.id)+" WHERE "+exp+" <= now() SETTINGS mutations_sync = 2"); err != nil {
+		if err := s.conn.Exec(ctx, "ALTER TABLE "+t.table+s.onCluster()+" DELETE IN PARTITION ID "+chsql.Quote(p.id)+" WHERE "+exp+" <= now() SETTINGS mutations_sync = 2"); err != nil {
 			return dropped, mutated, fmt.Errorf("delete expired rows of %s partition %s: %w", t.table, p.id, err)
 		}
 		mutated++
@@ -870,13 +849,6 @@ func (s *Store) RunEnforcement(ctx context.Context, interval time.Duration, reg 
 	}
 }
 
-// newID returns a random 128-bit identifier in hex.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // ReportEntry is the retention state of one table and site.
 type ReportEntry struct {
 	Class string `json:"class"`
@@ -998,11 +970,11 @@ func (s *Store) reportTable(ctx context.Context, t retentionTable, now time.Time
 	}
 	db, name, _ := strings.Cut(t.table, ".")
 	var bytes uint64
-	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"d": escapeParam(db), "n": escapeParam(name)}),
+	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"d": chsql.Escape(db), "n": chsql.Escape(name)}),
 		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {d:String} AND table = {n:String} AND active").Scan(&bytes); err != nil {
 		return nil, fmt.Errorf("retention report of %s: bytes on disk: %w", t.table, err)
 	}
-	runs, err := s.conn.Query(withParams(ctx, map[string]string{"tb": escapeParam(t.table)}),
+	runs, err := s.conn.Query(chsql.WithParams(ctx, map[string]string{"tb": chsql.Escape(t.table)}),
 		"SELECT site, max(time), argMax(greatest(toInt64(rows_before) - toInt64(rows_after), 0), time) FROM "+s.db.Ops+".retention_runs WHERE db_table = {tb:String} GROUP BY site")
 	if err != nil {
 		return nil, fmt.Errorf("retention report of %s: last runs: %w", t.table, err)

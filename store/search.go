@@ -10,6 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AccessQuery selects rows of the access log. Zero optional fields do not
@@ -137,17 +139,17 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 	f.params = map[string]string{
 		"lo":   lo.String(),
 		"hi":   hi.String(),
-		"from": formatTime(from),
-		"to":   formatTime(to),
+		"from": chsql.Time(from),
+		"to":   chsql.Time(to),
 	}
 	f.and("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
 	if site != "" {
 		f.and("site = {site:String}")
-		f.params["site"] = escapeParam(site)
+		f.params["site"] = chsql.Escape(site)
 	}
 	if len(sites) > 0 {
 		f.and("site IN {sites:Array(String)}")
-		f.params["sites"] = arrayParam(sites)
+		f.params["sites"] = chsql.Array(sites)
 	}
 	if port != 0 {
 		f.and("client_port = {port:UInt16}")
@@ -155,7 +157,7 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 	}
 	if pathPrefix != "" {
 		f.and("startsWith(path, {path_prefix:String})")
-		f.params["path_prefix"] = escapeParam(pathPrefix)
+		f.params["path_prefix"] = chsql.Escape(pathPrefix)
 	}
 	if statusMin != 0 {
 		f.and("status >= {status_min:UInt16}")
@@ -167,7 +169,7 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 	}
 	if user != "" {
 		f.and("user = {user:String}")
-		f.params["user"] = escapeParam(user)
+		f.params["user"] = chsql.Escape(user)
 	}
 	if after != nil {
 		a := after.ClientIP
@@ -179,8 +181,8 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 		f.and("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
 			" OR (event_time = {c_time:DateTime64(3, 'UTC')} AND (kafka_topic, kafka_partition, kafka_offset) > ({c_topic:String}, {c_partition:Int32}, {c_offset:Int64})))))")
 		f.params["c_ip"] = netip.AddrFrom16(a.As16()).String()
-		f.params["c_time"] = formatTime(after.Time)
-		f.params["c_topic"] = escapeParam(after.Topic)
+		f.params["c_time"] = chsql.Time(after.Time)
+		f.params["c_topic"] = chsql.Escape(after.Topic)
 		f.params["c_partition"] = strconv.Itoa(int(after.Partition))
 		f.params["c_offset"] = strconv.FormatInt(after.Offset, 10)
 	}
@@ -223,18 +225,18 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 	switch {
 	case q.Client != "":
 		f.and("client_text = {client:String}")
-		f.params["client"] = escapeParam(q.Client)
+		f.params["client"] = chsql.Escape(q.Client)
 	case network.Contains(netip.IPv6Unspecified()):
 		// rows with a client text sit at :: but have no address
 		f.and("client_text = ''")
 	}
 	if q.Method != "" {
 		f.and("method = {method:String}")
-		f.params["method"] = escapeParam(q.Method)
+		f.params["method"] = chsql.Escape(q.Method)
 	}
 	if q.UserAgent != "" {
 		f.and("positionCaseInsensitive(user_agent, {ua:String}) > 0")
-		f.params["ua"] = escapeParam(q.UserAgent)
+		f.params["ua"] = chsql.Escape(q.UserAgent)
 	}
 	f.params["limit"] = strconv.Itoa(q.Limit)
 	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.where.String() +
@@ -340,7 +342,7 @@ func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	var n uint64
-	ctx = withParams(ctx, map[string]string{"db": escapeParam(s.db.Connections)})
+	ctx = chsql.WithParams(ctx, map[string]string{"db": chsql.Escape(s.db.Connections)})
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'held_records'").Scan(&n); err != nil {
 		return false, fmt.Errorf("look for hold storage: %w", err)
 	}

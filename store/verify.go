@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Problem kinds reported by Verify.
@@ -404,7 +405,7 @@ func (s *Store) verifyUnchained(ctx context.Context, rep *VerifyReport, chains m
 	}
 	for _, name := range []string{tableAccess, tableConnections, tableQuarantine} {
 		layout := hashLayouts[name]
-		pctx := withParams(ctx, map[string]string{"t0": strconv.FormatInt(t0, 10)})
+		pctx := chsql.WithParams(ctx, map[string]string{"t0": strconv.FormatInt(t0, 10)})
 		rows, err := s.conn.Query(pctx, "SELECT toString(kafka_topic), kafka_partition, count(), countIf(toUnixTimestamp64Milli("+layout.arrival+") >= {t0:Int64}) FROM "+full(name)+" GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition")
 		if err != nil {
 			return fmt.Errorf("read unchained rows of %s: %w", name, err)
@@ -457,7 +458,7 @@ func cmpStr(a, b string) int {
 // version-1 manifests.
 func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, error) {
 	var v2 uint64
-	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"db": escapeParam(s.db.Ops)}),
+	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"db": chsql.Escape(s.db.Ops)}),
 		"SELECT count() FROM system.columns WHERE database = {db:String} AND table = 'manifests' AND name = 'writer_seq'").Scan(&v2); err != nil {
 		return nil, fmt.Errorf("read manifests: %w", err)
 	}
@@ -513,7 +514,7 @@ type preManifest struct {
 // incarnation was produced after the earlier one.
 func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
-	ctx = withParams(ctx, map[string]string{"tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
+	ctx = chsql.WithParams(ctx, map[string]string{"tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition))})
 	rows, err := s.conn.Query(ctx, "SELECT "+t.selectList()+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset, "+t.arrival)
 	if err != nil {
 		return pre, fmt.Errorf("read rows of %s: %w", table, err)
