@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store/internal/chsql"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Secret is a string that never prints: fmt, logs and YAML dumps show
@@ -50,7 +51,7 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// Retention sets the lifetime of each data class, with per-site
 	// overrides. Applied as ClickHouse TTLs at start-up (ApplyRetention).
-	Retention RetentionConfig `yaml:"retention"`
+	Retention retention.Config `yaml:"retention"`
 	// Cluster, if set, is the ClickHouse cluster (remote_servers) on which
 	// DDL runs ON CLUSTER with ReplicatedMergeTree tables. Default: empty.
 	Cluster string `yaml:"cluster"`
@@ -76,7 +77,7 @@ func DefaultConfig() Config {
 		DialTimeout:    10 * time.Second,
 		InsertTimeout:  60 * time.Second,
 		QueryTimeout:   30 * time.Second,
-		Retention:      DefaultRetention(),
+		Retention:      retention.Default(),
 	}
 }
 

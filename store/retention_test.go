@@ -15,6 +15,7 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 	"github.com/connlog/connlog/store/storetest"
 )
 
@@ -65,7 +66,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	// The lines were ingested when they were young: a store whose lifetimes
 	// keep everything (ClickHouse drops rows already expired at insert).
 	young, _ := openConfigured(t, func(c *store.Config) {
-		c.Retention.Connections, c.Retention.Access, c.Retention.Statistics = store.Months(120), store.Months(120), store.Months(120)
+		c.Retention.Connections, c.Retention.Access, c.Retention.Statistics = retention.Months(120), retention.Months(120), retention.Months(120)
 	})
 	ctx := t.Context()
 	if _, err := young.ApplyRetention(ctx); err != nil {
@@ -122,7 +123,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 
 	// Now: restart with the real lifetimes and a per-site override.
 	st = reopen(t, young, func(c *store.Config) {
-		c.Retention.Sites = []store.SiteRetention{{Site: partners, Connections: store.Months(6)}}
+		c.Retention.Sites = []retention.Site{{Site: partners, Connections: retention.Months(6)}}
 	})
 	changes, err := st.ApplyRetention(ctx)
 	if err != nil {
@@ -141,7 +142,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	m, err := store.NewEnforcementMetrics(reg)
+	m, err := retention.NewEnforcementMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	if rep.Overdue {
 		t.Errorf("report flags overdue records: %+v", rep.Entries)
 	}
-	find := func(class, site string) *store.ReportEntry {
+	find := func(class, site string) *retention.ReportEntry {
 		for i := range rep.Entries {
 			if rep.Entries[i].Class == class && rep.Entries[i].Site == site {
 				return &rep.Entries[i]
@@ -210,23 +211,23 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 		t.Fatalf("report has no %s entry for site %q: %+v", class, site, rep.Entries)
 		return nil
 	}
-	if e := find(store.ClassConnections, partners); e.Policy != "6mo" || e.Rows != 1 || e.LastRun.IsZero() || e.LastRemoved != 3 {
+	if e := find(retention.ClassConnections, partners); e.Policy != "6mo" || e.Rows != 1 || e.LastRun.IsZero() || e.LastRemoved != 3 {
 		t.Errorf("partners connections entry: %+v", e)
 	}
-	if e := find(store.ClassConnections, "www.example.org"); e.Policy != "12mo" || e.Rows != 2 || e.Bytes == 0 || e.Oldest.IsZero() {
+	if e := find(retention.ClassConnections, "www.example.org"); e.Policy != "12mo" || e.Rows != 2 || e.Bytes == 0 || e.Oldest.IsZero() {
 		t.Errorf("www connections entry: %+v", e)
 	}
-	if e := find(store.ClassAccess, "www.example.org"); e.Policy != "6mo" || e.Rows != 1 {
+	if e := find(retention.ClassAccess, "www.example.org"); e.Policy != "6mo" || e.Rows != 1 {
 		t.Errorf("www access entry: %+v", e)
 	}
-	if e := find(store.ClassHolds, "www.example.org"); e.Rows != 1 || e.Overdue {
+	if e := find(retention.ClassHolds, "www.example.org"); e.Rows != 1 || e.Overdue {
 		t.Errorf("hold entry: %+v", e)
 	}
-	if e := find(store.ClassStatistics, "www.example.org"); e.Policy != "25mo" || e.Rows == 0 || e.Overdue {
+	if e := find(retention.ClassStatistics, "www.example.org"); e.Policy != "25mo" || e.Rows == 0 || e.Overdue {
 		t.Errorf("statistics entry: %+v", e)
 	}
-	find(store.ClassAudit, "")
-	find(store.ClassQuarantine, "")
+	find(retention.ClassAudit, "")
+	find(retention.ClassQuarantine, "")
 
 	// What expired is not tampering.
 	vr, err := st.Verify(ctx)
@@ -270,7 +271,7 @@ func TestChangingALifetimeIsAppliedAndRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "Restart" with a new lifetime: a second store on the same databases.
-	st2 := reopen(t, st, func(c *store.Config) { c.Retention.Access = store.Months(3) })
+	st2 := reopen(t, st, func(c *store.Config) { c.Retention.Access = retention.Months(3) })
 	changes, err := st2.ApplyRetention(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -298,13 +299,13 @@ func TestChangingALifetimeIsAppliedAndRecorded(t *testing.T) {
 
 func TestRetentionConfigRejectsUnsafeSiteNames(t *testing.T) {
 	for _, site := range []string{"a' OR 1=1 --", "Upper.example.org", "", "x..y", "-a.example"} {
-		r := store.DefaultRetention()
-		r.Sites = []store.SiteRetention{{Site: site, Connections: store.Months(1)}}
+		r := retention.Default()
+		r.Sites = []retention.Site{{Site: site, Connections: retention.Months(1)}}
 		if err := r.Validate(); err == nil {
 			t.Errorf("site %q accepted", site)
 		}
 	}
-	var p store.Period
+	var p retention.Period
 	for in, want := range map[string]string{"12mo": "12mo", "3y": "36mo", "30d": "30d", "2w": "14d"} {
 		if err := p.UnmarshalText([]byte(in)); err != nil || p.String() != want {
 			t.Errorf("period %q: %v %v", in, p, err)
@@ -329,7 +330,7 @@ func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 }
 
 func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testing.T) {
-	st, _ := openConfigured(t, func(c *store.Config) { c.Retention.AccessDetail = store.Days(30) })
+	st, _ := openConfigured(t, func(c *store.Config) { c.Retention.AccessDetail = retention.Days(30) })
 	ctx := t.Context()
 	now := time.Now().UTC()
 	old := hit("192.0.2.1", 1, now.Add(-45*24*time.Hour).Truncate(time.Millisecond), "GET", "/old", 1)
@@ -343,7 +344,7 @@ func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testin
 	}
 	var detail bool
 	for _, c := range changes {
-		detail = detail || c.Class == store.ClassAccessDetail && strings.Contains(c.NewTTL, "toIntervalDay(30)")
+		detail = detail || c.Class == retention.ClassAccessDetail && strings.Contains(c.NewTTL, "toIntervalDay(30)")
 	}
 	if !detail {
 		t.Fatalf("no detail lifetime applied: %+v", changes)

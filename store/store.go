@@ -12,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Store is connlog's handle on ClickHouse. It is safe for concurrent use.
@@ -27,6 +29,11 @@ type Store struct {
 	heldSeen atomic.Bool
 	// groupers recycles the audience grouping buffers between batches.
 	groupers sync.Pool
+
+	// Enforcer applies and enforces the lifetimes of the data classes
+	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
+	// RetentionReport): package retention.
+	*retention.Enforcer
 }
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
@@ -71,6 +78,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
 	s.groupers.New = newCellGrouper
+	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.Ping(pctx); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/store/retention"
 )
 
 // The tables of the data classes that ingest writes, described once: each
@@ -67,19 +69,14 @@ var accessTable = newTable(tableAccess, func(d Databases) string { return d.Acce
 	strCol("raw_request", func(h *Hit) string { return h.RawRequest }),
 	boolCol("has_referer", (*Hit).RefererSent),
 	boolCol("has_user_agent", (*Hit).UserAgentSent),
-}).withV1(accessV1, accessDetailColumns)
+}).withV1(accessV1, retention.AccessDetailColumns)
 
 // accessV1 is the access log under hash version 1 (the manifests written
 // before every column was covered): these columns in this order, then the
-// detail columns in accessDetailColumns' order.
+// detail columns in retention.AccessDetailColumns' order.
 var accessV1 = []string{"event_time", "client_ip", "client_port", "peer_ip", "server_addr", "server_port", "site", "method", "path",
 	"protocol", "status", "bytes_sent", "request_time_us", "upstream", "request_id", "user", "tls_protocol",
 	"kafka_topic", "kafka_partition", "kafka_offset"}
-
-// accessDetailColumns are the access log's detail columns, which a column
-// TTL may blank before the row expires (retention.access_detail), in the
-// order of hash version 1 and of the TTL clause.
-var accessDetailColumns = []string{"query", "referer", "user_agent", "forwarded_for"}
 
 // ConnectionRecord is one connection record (the legal data class, 12
 // months): the subset of a request the law asks to keep for a year, as
@@ -280,6 +277,18 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// hashTableFull is the full name of the protected table of short name
+// table in the databases d.
+func hashTableFull(table string, d Databases) string {
+	switch table {
+	case tableAccess:
+		return accessTable.full(d)
+	case tableConnections:
+		return connectionTable.full(d)
+	}
+	return quarantineTable.full(d)
 }
 
 // full is the table's name qualified by its database.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/internal/chsql"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Problem kinds reported by Verify.
@@ -127,19 +128,24 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 	if err != nil {
 		return rep, err
 	}
-	rcfg := s.cfg.Retention.withDefaults()
-	policies := map[string]retentionTable{}
-	for _, t := range retentionTables(s.cfg) {
-		policies[t.table] = t
+	rcfg := s.cfg.Retention.WithDefaults()
+	policies := map[string]retention.Table{}
+	for _, t := range retention.Tables(s.cfg.Retention, s.db) {
+		policies[t.Name()] = t
 	}
 	tables := map[string]struct {
 		full   string
-		policy retentionTable
-		detail Period // lifetime of the detail columns; zero: the row's
-	}{
-		tableAccess:      {s.db.Access + ".access_log", policies[s.db.Access+".access_log"], rcfg.AccessDetail},
-		tableConnections: {s.db.Connections + ".connection_records", policies[s.db.Connections+".connection_records"], Period{}},
-		tableQuarantine:  {s.db.Ops + ".quarantine", retentionTable{def: rcfg.Quarantine}, Period{}},
+		policy retention.Table
+		detail retention.Period // lifetime of the detail columns; zero: the row's
+	}{}
+	for _, t := range []string{tableAccess, tableConnections, tableQuarantine} {
+		x := tables[t]
+		x.full = hashTableFull(t, s.db)
+		x.policy = policies[x.full]
+		if t == tableAccess {
+			x.detail = rcfg.AccessDetail
+		}
+		tables[t] = x
 	}
 	keysOrder := make([]chainKey, 0, len(chains))
 	for k := range chains {
@@ -222,7 +228,7 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 				have, ok := got[key]
 				delete(got, key)
 				// The earliest moment a row of the group may expire.
-				if !rep.Checked.Before(t.policy.policy(g.Site).AddTo(g.Day)) {
+				if !rep.Checked.Before(t.policy.Policy(g.Site).AddTo(g.Day)) {
 					rep.Expired++
 					continue
 				}

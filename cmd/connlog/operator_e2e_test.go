@@ -18,6 +18,7 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // runBinary runs the connlog binary with in's environment (its data
@@ -92,7 +93,7 @@ func TestOperatorCommandsWhileServing(t *testing.T) {
 			t.Fatalf("connlog %s: exit %d\n%s\n%s", strings.Join(c.args, " "), code, stdout, stderr)
 		}
 	}
-	var rep store.Report
+	var rep retention.Report
 	if _, stdout, _ := in.runBinary(nil, bin, "retention", "-json"); json.Unmarshal([]byte(stdout), &rep) != nil || len(rep.Entries) == 0 {
 		t.Errorf("retention -json is not the report:\n%s", stdout)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded/embeddedtest"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 	"github.com/connlog/connlog/store/storetest"
 )
 
@@ -82,16 +83,16 @@ func TestRetentionCommandPrintsTheReport(t *testing.T) {
 	if err := cmdRetention(t.Context(), []string{"-config", cfgPath, "-json", "-enforce"}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	var rep store.Report
+	var rep retention.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	var conn, access bool
 	for _, e := range rep.Entries {
-		if e.Class == store.ClassConnections && e.Site == "www.example.org" && e.Rows == 6 && e.Policy == "12mo" && !e.LastRun.IsZero() {
+		if e.Class == retention.ClassConnections && e.Site == "www.example.org" && e.Rows == 6 && e.Policy == "12mo" && !e.LastRun.IsZero() {
 			conn = true
 		}
-		if e.Class == store.ClassAccess && e.Rows == 6 && e.Policy == "6mo" {
+		if e.Class == retention.ClassAccess && e.Rows == 6 && e.Policy == "6mo" {
 			access = true
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/connlog/connlog/store/auditjournal"
 	"github.com/connlog/connlog/store/embedded"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // storeHandle is an open store and, in embedded mode, the engine behind it.
@@ -128,7 +129,7 @@ func (h *storeHandle) close() {
 // the per-role ClickHouse users (on a server), and the lifetimes — a change
 // since the last start becomes ALTER TABLE … MODIFY TTL, recorded in
 // retention_changes. serve and migrate both run it.
-func (h *storeHandle) prepare(ctx context.Context) ([]int, []store.RetentionChange, error) {
+func (h *storeHandle) prepare(ctx context.Context) ([]int, []retention.RetentionChange, error) {
 	applied, err := h.Migrate(ctx)
 	if err != nil {
 		return nil, nil, err

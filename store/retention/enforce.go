@@ -1,4 +1,4 @@
-package store
+package retention
 
 import (
 	"context"
@@ -7,277 +7,66 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store/internal/chsql"
 )
 
-// Period is a lifetime: a number of months or of days. Its text form is
-// "12mo", "6mo", "30d", "2w" or "3y" (years and weeks are converted to
-// months and days).
-type Period struct {
-	Months int
-	Days   int
+// Enforcer applies the configured lifetimes to the tables (TTLs), runs the
+// enforcement pass that removes what expired, and reports what is stored
+// against each lifetime. It is safe for concurrent use.
+type Enforcer struct {
+	conn    driver.Conn
+	db      chsql.Databases
+	cfg     Config
+	cluster string
+	holds   Holds
+	logger  *slog.Logger
 }
 
-// Months returns a Period of n months.
-func Months(n int) Period { return Period{Months: n} }
-
-// Days returns a Period of n days.
-func Days(n int) Period { return Period{Days: n} }
-
-// IsZero reports whether p is unset.
-func (p Period) IsZero() bool { return p.Months == 0 && p.Days == 0 }
-
-// String returns the text form, e.g. "12mo".
-func (p Period) String() string {
-	switch {
-	case p.IsZero():
-		return ""
-	case p.Days == 0:
-		return strconv.Itoa(p.Months) + "mo"
-	case p.Months == 0:
-		return strconv.Itoa(p.Days) + "d"
-	}
-	return strconv.Itoa(p.Months) + "mo" + strconv.Itoa(p.Days) + "d"
+// Holds is what enforcement and the report need from the legal holds.
+type Holds interface {
+	// ReleaseExpired releases the active holds whose expiry has passed and
+	// returns their ids.
+	ReleaseExpired(ctx context.Context) ([]string, error)
+	// List returns every hold, active and released.
+	List(ctx context.Context) ([]Hold, error)
 }
 
-// MarshalText implements encoding.TextMarshaler.
-func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-var periodText = regexp.MustCompile(`^([0-9]{1,4})(mo|d|w|y)$`)
-
-// UnmarshalText parses "12mo", "30d", "2w" or "3y".
-func (p *Period) UnmarshalText(b []byte) error {
-	m := periodText.FindStringSubmatch(strings.TrimSpace(string(b)))
-	if m == nil {
-		return fmt.Errorf("lifetime %q: want a number followed by mo, d, w or y (e.g. 12mo, 30d)", b)
-	}
-	n, _ := strconv.Atoi(m[1])
-	switch m[2] {
-	case "mo":
-		*p = Period{Months: n}
-	case "y":
-		*p = Period{Months: 12 * n}
-	case "w":
-		*p = Period{Days: 7 * n}
-	default:
-		*p = Period{Days: n}
-	}
-	return nil
+// Hold is a legal hold as the retention report sees it.
+type Hold struct {
+	ID        string
+	Reference string
+	Site      string // "" for all sites
+	Expires   time.Time
+	// Released is zero while the hold is active.
+	Released time.Time
 }
 
-// AddTo returns t plus the period, as ClickHouse's date arithmetic does it
-// up to the end-of-month clamping (a difference of at most three days).
-func (p Period) AddTo(t time.Time) time.Time { return t.AddDate(0, p.Months, p.Days) }
-
-// interval renders the period as a ClickHouse interval expression.
-func (p Period) interval() string {
-	switch {
-	case p.Days == 0:
-		return "toIntervalMonth(" + strconv.Itoa(p.Months) + ")"
-	case p.Months == 0:
-		return "toIntervalDay(" + strconv.Itoa(p.Days) + ")"
-	}
-	return "toIntervalMonth(" + strconv.Itoa(p.Months) + ") + toIntervalDay(" + strconv.Itoa(p.Days) + ")"
+// NewEnforcer returns the Enforcer of the databases db on conn, with the
+// lifetimes of cfg; cluster is the ClickHouse cluster ("" for none), as in
+// the store's configuration.
+func NewEnforcer(conn driver.Conn, db chsql.Databases, cfg Config, cluster string, holds Holds, logger *slog.Logger) *Enforcer {
+	return &Enforcer{conn: conn, db: db, cfg: cfg, cluster: cluster, holds: holds, logger: logger}
 }
 
-// RetentionConfig sets the lifetime of each data class. Zero fields take
-// the defaults of DefaultRetention.
-type RetentionConfig struct {
-	// Connections: connection records (legal obligation). Default 12mo.
-	Connections Period `yaml:"connections"`
-	// Access: the security access log. Default 6mo.
-	Access Period `yaml:"access"`
-	// AccessDetail, if set, blanks the access log's query string, referer,
-	// user agent and forwarded-for chain after this lifetime (a column TTL);
-	// the rest of the record stays for Access. Default: unset.
-	AccessDetail Period `yaml:"access_detail"`
-	// Quarantine: unparsable lines. Default 30d.
-	Quarantine Period `yaml:"quarantine"`
-	// Audit: the audit trail. Default 3y.
-	Audit Period `yaml:"audit"`
-	// Statistics: audience statistics (no IP). Default 25mo.
-	Statistics Period `yaml:"statistics"`
-	// Sites overrides the lifetimes of connection records and access log
-	// for some sites (exact host names).
-	Sites []SiteRetention `yaml:"sites"`
-	// EnforceInterval is how often the enforcement pass runs. Default 1h.
-	EnforceInterval time.Duration `yaml:"enforce_interval"`
-	// Grace is how long past its lifetime a record may still be stored
-	// before the retention report flags it (daily partitions, lazy merges).
-	// Default 1 day.
-	Grace time.Duration `yaml:"grace"`
-}
+func (s *Enforcer) onCluster() string { return chsql.OnCluster(s.cluster) }
 
-// SiteRetention overrides lifetimes for one site; zero fields inherit.
-type SiteRetention struct {
-	// Site is the host name (the Host header, exactly) the lifetimes apply to.
-	Site string `yaml:"site"`
-	// Connections is the site's lifetime of connection records. Default: clickhouse.retention.connections.
-	Connections Period `yaml:"connections"`
-	// Access is the site's lifetime of the access log. Default: clickhouse.retention.access.
-	Access Period `yaml:"access"`
-}
-
-// DefaultRetention returns the lifetimes of PRODUCT.md.
-func DefaultRetention() RetentionConfig {
-	return RetentionConfig{
-		Connections:     Months(12),
-		Access:          Months(6),
-		Quarantine:      Days(30),
-		Audit:           Months(36),
-		Statistics:      Months(25),
-		EnforceInterval: time.Hour,
-		Grace:           24 * time.Hour,
-	}
-}
-
-func (r RetentionConfig) withDefaults() RetentionConfig {
-	d := DefaultRetention()
-	for _, f := range []struct{ p, def *Period }{
-		{&r.Connections, &d.Connections}, {&r.Access, &d.Access}, {&r.Quarantine, &d.Quarantine},
-		{&r.Audit, &d.Audit}, {&r.Statistics, &d.Statistics},
-	} {
-		if f.p.IsZero() {
-			*f.p = *f.def
-		}
-	}
-	if r.EnforceInterval == 0 {
-		r.EnforceInterval = d.EnforceInterval
-	}
-	if r.Grace == 0 {
-		r.Grace = d.Grace
-	}
-	return r
-}
-
-// siteName is what a site override may be called: a lower-case host name.
-// The name ends up quoted in a TTL expression, so it is also checked.
-
-// Validate reports every problem with the lifetimes.
-func (r RetentionConfig) Validate() error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		p    Period
-	}{{"connections", r.Connections}, {"access", r.Access}, {"quarantine", r.Quarantine}, {"audit", r.Audit}, {"statistics", r.Statistics}} {
-		if f.p.Months < 0 || f.p.Days < 0 {
-			errs = append(errs, fmt.Errorf("store.retention.%s: negative lifetime", f.name))
-		}
-	}
-	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	if r.AccessDetail.Months < 0 || r.AccessDetail.Days < 0 {
-		errs = append(errs, errors.New("store.retention.access_detail: negative lifetime"))
-	} else if acc := r.withDefaults().Access; !r.AccessDetail.IsZero() && acc.AddTo(ref).Before(r.AccessDetail.AddTo(ref)) {
-		errs = append(errs, fmt.Errorf("store.retention.access_detail: %s is longer than the access log's lifetime %s", r.AccessDetail, acc))
-	}
-	if r.EnforceInterval < 0 || r.Grace < 0 {
-		errs = append(errs, errors.New("store.retention: enforce_interval and grace must not be negative"))
-	}
-	seen := map[string]bool{}
-	for i, s := range r.Sites {
-		if len(s.Site) > 253 || !chsql.SiteName.MatchString(s.Site) {
-			errs = append(errs, fmt.Errorf("store.retention.sites[%d]: %q is not a lower-case host name", i, s.Site))
-		}
-		if seen[s.Site] {
-			errs = append(errs, fmt.Errorf("store.retention.sites[%d]: %q appears twice", i, s.Site))
-		}
-		seen[s.Site] = true
-		if s.Connections.Months < 0 || s.Connections.Days < 0 || s.Access.Months < 0 || s.Access.Days < 0 {
-			errs = append(errs, fmt.Errorf("store.retention.sites[%d]: negative lifetime", i))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Data class names, as in the retention report.
-const (
-	ClassConnections = "connections"
-	ClassAccess      = "access"
-	// ClassAccessDetail is the access log's detail columns (query,
-	// referer, user agent, forwarded-for) under retention.access_detail.
-	ClassAccessDetail = "access_detail"
-	ClassQuarantine   = "quarantine"
-	ClassAudit        = "audit"
-	ClassStatistics   = "statistics"
-	ClassHolds        = "holds"
-)
-
-// retentionTable is one table under a lifetime.
-type retentionTable struct {
-	class   string
-	table   string // db.table
-	timeCol string
-	// bySite: the table has a site column and per-site overrides apply.
-	bySite    bool
-	def       Period
-	overrides map[string]Period
-	// managed: ApplyRetention sets the table's TTL from the configuration.
-	managed bool
-}
-
-// policy returns the lifetime of site's rows.
-func (t retentionTable) policy(site string) Period {
-	if p, ok := t.overrides[site]; ok {
-		return p
-	}
-	return t.def
-}
-
-// expiry is the SQL expression of the moment a row expires.
-func (t retentionTable) expiry() string {
-	base := "toDateTime(" + t.timeCol + ")"
-	if len(t.overrides) == 0 {
-		return base + " + " + t.def.interval()
-	}
-	sites := make([]string, 0, len(t.overrides))
-	for s := range t.overrides {
-		sites = append(sites, s)
-	}
-	slices.Sort(sites)
-	var b strings.Builder
-	b.WriteString("multiIf(")
-	for _, s := range sites {
-		fmt.Fprintf(&b, "site = %s, %s + %s, ", chsql.Quote(s), base, t.overrides[s].interval())
-	}
-	b.WriteString(base + " + " + t.def.interval() + ")")
-	return b.String()
-}
-
-func retentionTables(cfg Config) []retentionTable {
-	r := cfg.Retention.withDefaults()
-	db := cfg.databases()
-	conn, acc := map[string]Period{}, map[string]Period{}
-	for _, s := range r.Sites {
-		if !s.Connections.IsZero() {
-			conn[s.Site] = s.Connections
-		}
-		if !s.Access.IsZero() {
-			acc[s.Site] = s.Access
-		}
-	}
-	return []retentionTable{
-		{class: ClassConnections, table: db.Connections + ".connection_records", timeCol: "event_time", bySite: true, def: r.Connections, overrides: conn, managed: true},
-		{class: ClassAccess, table: db.Access + ".access_log", timeCol: "event_time", bySite: true, def: r.Access, overrides: acc, managed: true},
-		{class: ClassQuarantine, table: db.Ops + ".quarantine", timeCol: "received_at", def: r.Quarantine, managed: true},
-		{class: ClassAudit, table: db.Ops + ".audit", timeCol: "time", def: r.Audit, managed: true},
-	}
-}
+// heldRecords is the table of the held copies of connection records.
+func (s *Enforcer) heldRecords() string { return s.db.Connections + ".held_records" }
 
 // statsTables returns the audience statistics tables that exist (created
 // by their own migration, 0004): the daily aggregates live for the
 // configured statistics lifetime; the hourly ones keep the lifetime their
 // migration gave them (8 weeks) and are only reported and enforced.
-func (s *Store) statsTables(ctx context.Context) ([]retentionTable, error) {
-	r := s.cfg.Retention.withDefaults()
-	known := []retentionTable{
+func (s *Enforcer) statsTables(ctx context.Context) ([]Table, error) {
+	r := s.cfg.WithDefaults()
+	known := []Table{
 		{class: ClassStatistics, table: s.db.Stats + ".audience_daily", timeCol: "day", bySite: true, def: r.Statistics, managed: true},
 		{class: ClassStatistics, table: s.db.Stats + ".audience_hourly", timeCol: "hour", bySite: true, def: Days(56)},
 	}
@@ -295,7 +84,7 @@ func (s *Store) statsTables(ctx context.Context) ([]retentionTable, error) {
 		}
 		exists[s.db.Stats+"."+name] = true
 	}
-	var out []retentionTable
+	var out []Table
 	for _, t := range known {
 		if exists[t.table] {
 			out = append(out, t)
@@ -304,12 +93,12 @@ func (s *Store) statsTables(ctx context.Context) ([]retentionTable, error) {
 	return out, rows.Err()
 }
 
-func (s *Store) allRetentionTables(ctx context.Context) ([]retentionTable, error) {
+func (s *Enforcer) allRetentionTables(ctx context.Context) ([]Table, error) {
 	st, err := s.statsTables(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return append(retentionTables(s.cfg), st...), nil
+	return append(Tables(s.cfg, s.db), st...), nil
 }
 
 // RetentionChange is one lifetime change applied to a table.
@@ -328,7 +117,7 @@ type RetentionChange struct {
 // the retention_changes table with who applied it and the old and new
 // expressions. Tables whose TTL already matches are left alone. It returns
 // the changes applied; call it at start-up, after Migrate.
-func (s *Store) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
+func (s *Enforcer) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
 	tables, err := s.allRetentionTables(ctx)
 	if err != nil {
 		return nil, err
@@ -339,7 +128,7 @@ func (s *Store) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
 		if !t.managed {
 			continue
 		}
-		want := t.expiry()
+		want := t.Expiry()
 		last, err := s.lastAppliedTTL(ctx, t.table)
 		if err != nil {
 			return changes, err
@@ -374,7 +163,7 @@ func (s *Store) ApplyRetention(ctx context.Context) ([]RetentionChange, error) {
 	return changes, nil
 }
 
-func (s *Store) recordChange(ctx context.Context, c RetentionChange) error {
+func (s *Enforcer) recordChange(ctx context.Context, c RetentionChange) error {
 	pctx := chsql.WithParams(ctx, map[string]string{
 		"t": chsql.Time(c.Time), "a": chsql.Escape(c.Actor), "c": chsql.Escape(c.Class), "tb": chsql.Escape(c.Table),
 		"o": chsql.Escape(c.OldTTL), "n": chsql.Escape(c.NewTTL),
@@ -388,9 +177,9 @@ func (s *Store) recordChange(ctx context.Context, c RetentionChange) error {
 
 // detailTable is the access log's detail columns under their lifetime, or
 // ok false when retention.access_detail is unset.
-func (s *Store) detailTable() (t retentionTable, ok bool) {
-	p := s.cfg.Retention.AccessDetail
-	return retentionTable{class: ClassAccessDetail, table: s.db.Access + ".access_log", timeCol: "event_time", def: p}, !p.IsZero()
+func (s *Enforcer) detailTable() (t Table, ok bool) {
+	p := s.cfg.AccessDetail
+	return Table{class: ClassAccessDetail, table: s.db.Access + ".access_log", timeCol: "event_time", def: p}, !p.IsZero()
 }
 
 // detailPresent is true for an access-log row whose detail is not blank.
@@ -398,18 +187,18 @@ const detailPresent = "(query != '' OR referer != '' OR user_agent != '' OR forw
 
 // applyDetailTTL sets (or removes) the column TTL of the access log's
 // detail columns. The change is recorded under the table name + "#detail".
-func (s *Store) applyDetailTTL(ctx context.Context, actor string) (*RetentionChange, error) {
+func (s *Enforcer) applyDetailTTL(ctx context.Context, actor string) (*RetentionChange, error) {
 	t, ok := s.detailTable()
 	want := ""
 	if ok {
-		want = t.expiry()
+		want = t.Expiry()
 	}
 	key := s.db.Access + ".access_log#detail"
 	last, err := s.lastAppliedTTL(ctx, key)
 	if err != nil || last == want {
 		return nil, err
 	}
-	for _, col := range accessDetailColumns {
+	for _, col := range AccessDetailColumns {
 		stmt := "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " REMOVE TTL"
 		if want != "" {
 			stmt = "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " TTL " + want + " SETTINGS materialize_ttl_after_modify = 0"
@@ -424,10 +213,10 @@ func (s *Store) applyDetailTTL(ctx context.Context, actor string) (*RetentionCha
 
 // enforceDetail blanks the detail columns of access-log rows past their
 // detail lifetime, partition by partition.
-func (s *Store) enforceDetail(ctx context.Context) (EnforcedTable, error) {
+func (s *Enforcer) enforceDetail(ctx context.Context) (EnforcedTable, error) {
 	t, _ := s.detailTable()
 	res := EnforcedTable{Class: ClassAccessDetail, Table: t.table + "#detail"}
-	exp := t.expiry()
+	exp := t.Expiry()
 	countDetail := func() (uint64, error) {
 		var n uint64
 		err := s.conn.QueryRow(ctx, "SELECT count() FROM "+t.table+" WHERE "+detailPresent).Scan(&n)
@@ -464,7 +253,7 @@ func (s *Store) enforceDetail(ctx context.Context) (EnforcedTable, error) {
 }
 
 // RetentionChanges returns the recorded lifetime changes, oldest first.
-func (s *Store) RetentionChanges(ctx context.Context) ([]RetentionChange, error) {
+func (s *Enforcer) RetentionChanges(ctx context.Context) ([]RetentionChange, error) {
 	rows, err := s.conn.Query(ctx, "SELECT time, actor, class, db_table, old_ttl, new_ttl FROM "+s.db.Ops+".retention_changes ORDER BY time")
 	if err != nil {
 		return nil, fmt.Errorf("read retention changes: %w", err)
@@ -481,7 +270,7 @@ func (s *Store) RetentionChanges(ctx context.Context) ([]RetentionChange, error)
 	return out, rows.Err()
 }
 
-func (s *Store) lastAppliedTTL(ctx context.Context, table string) (string, error) {
+func (s *Enforcer) lastAppliedTTL(ctx context.Context, table string) (string, error) {
 	ctx = chsql.WithParams(ctx, map[string]string{"tb": chsql.Escape(table)})
 	var ttl string
 	err := s.conn.QueryRow(ctx, "SELECT argMax(new_ttl, time) FROM "+s.db.Ops+".retention_changes WHERE db_table = {tb:String}").Scan(&ttl)
@@ -492,7 +281,7 @@ func (s *Store) lastAppliedTTL(ctx context.Context, table string) (string, error
 }
 
 // currentTTL extracts the TTL clause from the table's engine description.
-func (s *Store) currentTTL(ctx context.Context, table string) (string, error) {
+func (s *Enforcer) currentTTL(ctx context.Context, table string) (string, error) {
 	db, name, _ := strings.Cut(table, ".")
 	ctx = chsql.WithParams(ctx, map[string]string{"d": chsql.Escape(db), "n": chsql.Escape(name)})
 	var full string
@@ -566,7 +355,7 @@ func (r EnforcementResult) Removed() uint64 {
 // rows (a site with a longer lifetime) are deleted with a synchronous
 // mutation restricted to that partition. Expired legal holds are released.
 // Rows per table and site before and after are recorded in retention_runs.
-func (s *Store) Enforce(ctx context.Context) (EnforcementResult, error) {
+func (s *Enforcer) Enforce(ctx context.Context) (EnforcementResult, error) {
 	res := EnforcementResult{RunID: chsql.NewID(), Started: time.Now().UTC()}
 	tables, err := s.allRetentionTables(ctx)
 	if err != nil {
@@ -601,7 +390,7 @@ func (s *Store) Enforce(ctx context.Context) (EnforcementResult, error) {
 		}
 		res.Tables = append(res.Tables, d)
 	}
-	released, err := s.releaseExpiredHolds(ctx)
+	released, err := s.holds.ReleaseExpired(ctx)
 	res.HoldsReleased = released
 	if err != nil {
 		errs = append(errs, err)
@@ -614,7 +403,7 @@ func (s *Store) Enforce(ctx context.Context) (EnforcementResult, error) {
 	return res, errors.Join(errs...)
 }
 
-func (s *Store) enforceTable(ctx context.Context, t retentionTable) (dropped, mutated int, err error) {
+func (s *Enforcer) enforceTable(ctx context.Context, t Table) (dropped, mutated int, err error) {
 	shortest := t.def
 	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, p := range t.overrides {
@@ -622,7 +411,7 @@ func (s *Store) enforceTable(ctx context.Context, t retentionTable) (dropped, mu
 			shortest = p
 		}
 	}
-	exp := t.expiry()
+	exp := t.Expiry()
 	// Only partitions old enough to hold an expired row are read.
 	q := "SELECT _partition_id, countIf(" + exp + " > now()), countIf(" + exp + " <= now()) FROM " + t.table +
 		" WHERE toDateTime(" + t.timeCol + ") <= now() - " + shortest.interval() + " GROUP BY _partition_id"
@@ -671,7 +460,7 @@ func (s *Store) enforceTable(ctx context.Context, t retentionTable) (dropped, mu
 	return dropped, mutated, nil
 }
 
-func (s *Store) rowsBySite(ctx context.Context, t retentionTable) (map[string]uint64, error) {
+func (s *Enforcer) rowsBySite(ctx context.Context, t Table) (map[string]uint64, error) {
 	siteExpr := "''"
 	if t.bySite {
 		siteExpr = "toString(site)"
@@ -696,7 +485,7 @@ func (s *Store) rowsBySite(ctx context.Context, t retentionTable) (map[string]ui
 	return out, rows.Err()
 }
 
-func (s *Store) recordRun(ctx context.Context, res EnforcementResult, runErr error) error {
+func (s *Enforcer) recordRun(ctx context.Context, res EnforcementResult, runErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".retention_runs (time, run_id, class, db_table, site, rows_before, rows_after, duration_ms, error)")
 	if err != nil {
@@ -805,9 +594,9 @@ func (m *EnforcementMetrics) observeReport(r Report) {
 // RunEnforcement runs Enforce now and then every interval until ctx ends,
 // logging and counting each pass (metrics registered on reg, which may be
 // nil). A failed pass is logged and retried at the next tick.
-func (s *Store) RunEnforcement(ctx context.Context, interval time.Duration, reg prometheus.Registerer, logger *slog.Logger) error {
+func (s *Enforcer) RunEnforcement(ctx context.Context, interval time.Duration, reg prometheus.Registerer, logger *slog.Logger) error {
 	if interval <= 0 {
-		interval = s.cfg.Retention.withDefaults().EnforceInterval
+		interval = s.cfg.WithDefaults().EnforceInterval
 	}
 	var m *EnforcementMetrics
 	if reg != nil {
@@ -847,221 +636,4 @@ func (s *Store) RunEnforcement(ctx context.Context, interval time.Duration, reg 
 		case <-tick.C:
 		}
 	}
-}
-
-// ReportEntry is the retention state of one table and site.
-type ReportEntry struct {
-	Class string `json:"class"`
-	Table string `json:"table"`
-	Site  string `json:"site,omitempty"`
-	// Policy is the lifetime, e.g. "12mo"; "until released" for holds.
-	Policy string `json:"policy"`
-	// Oldest and Newest stored event times; zero when nothing is stored.
-	Oldest time.Time `json:"oldest,omitzero"`
-	Newest time.Time `json:"newest,omitzero"`
-	Rows   uint64    `json:"rows"`
-	// Bytes on disk (system.parts, active parts). For a table split by
-	// site, each site gets its share by rows: BytesEstimated says so.
-	Bytes          uint64 `json:"bytes_on_disk"`
-	BytesEstimated bool   `json:"bytes_estimated,omitempty"`
-	// LastRun is the last enforcement pass, LastRemoved what it removed.
-	LastRun     time.Time `json:"last_enforcement,omitzero"`
-	LastRemoved uint64    `json:"last_removed"`
-	// Overdue flags a record older than its lifetime plus the grace.
-	Overdue bool   `json:"overdue"`
-	Detail  string `json:"detail,omitempty"`
-}
-
-// Report is the retention report: what is stored, for how long it may be,
-// and whether anything outlived its lifetime.
-type Report struct {
-	Generated time.Time     `json:"generated"`
-	Grace     string        `json:"grace"`
-	Entries   []ReportEntry `json:"entries"`
-	// Overdue is true when any entry is.
-	Overdue bool `json:"overdue"`
-}
-
-// RetentionReport describes, per data class, table and site: the lifetime,
-// the oldest and newest stored event times, rows, bytes on disk, the last
-// enforcement pass and what it removed, and whether anything is older than
-// its lifetime allows (plus Retention.Grace). Legal holds are listed as
-// their own class: held copies live until released, and an expired hold
-// whose copies are still there is overdue.
-func (s *Store) RetentionReport(ctx context.Context) (Report, error) {
-	now := time.Now().UTC()
-	grace := s.cfg.Retention.withDefaults().Grace
-	rep := Report{Generated: now, Grace: grace.String()}
-	tables, err := s.allRetentionTables(ctx)
-	if err != nil {
-		return rep, err
-	}
-	for _, t := range tables {
-		entries, err := s.reportTable(ctx, t, now, grace)
-		if err != nil {
-			return rep, err
-		}
-		rep.Entries = append(rep.Entries, entries...)
-	}
-	if t, ok := s.detailTable(); ok {
-		e := ReportEntry{Class: ClassAccessDetail, Table: t.table + "#detail", Policy: t.def.String(), Detail: "query, referer, user agent, forwarded-for"}
-		var oldest, newest time.Time
-		if err := s.conn.QueryRow(ctx, "SELECT toDateTime64(min(event_time), 3, 'UTC'), toDateTime64(max(event_time), 3, 'UTC'), count() FROM "+t.table+" WHERE "+detailPresent).Scan(&oldest, &newest, &e.Rows); err != nil {
-			return rep, fmt.Errorf("retention report of access log detail: %w", err)
-		}
-		if e.Rows > 0 {
-			e.Oldest, e.Newest = oldest.UTC(), newest.UTC()
-			if now.After(t.def.AddTo(e.Oldest).Add(grace)) {
-				e.Overdue = true
-				e.Detail += ": oldest detail expired on " + t.def.AddTo(e.Oldest).Format(time.DateOnly)
-			}
-		}
-		rep.Entries = append(rep.Entries, e)
-	}
-	holds, err := s.reportHolds(ctx, now, grace)
-	if err != nil {
-		return rep, err
-	}
-	rep.Entries = append(rep.Entries, holds...)
-	for _, e := range rep.Entries {
-		rep.Overdue = rep.Overdue || e.Overdue
-	}
-	return rep, nil
-}
-
-func (s *Store) reportTable(ctx context.Context, t retentionTable, now time.Time, grace time.Duration) ([]ReportEntry, error) {
-	siteExpr := "''"
-	if t.bySite {
-		siteExpr = "toString(site)"
-	}
-	rows, err := s.conn.Query(ctx, "SELECT "+siteExpr+" AS s, toDateTime64(min("+t.timeCol+"), 3, 'UTC'), toDateTime64(max("+t.timeCol+"), 3, 'UTC'), count() FROM "+t.table+" GROUP BY s ORDER BY s")
-	if err != nil {
-		return nil, fmt.Errorf("retention report of %s: %w", t.table, err)
-	}
-	bySite := map[string]*ReportEntry{}
-	var out []*ReportEntry
-	var total uint64
-	for rows.Next() {
-		e := &ReportEntry{Class: t.class, Table: t.table}
-		if err := rows.Scan(&e.Site, &e.Oldest, &e.Newest, &e.Rows); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("retention report of %s: %w", t.table, err)
-		}
-		total += e.Rows
-		bySite[e.Site] = e
-		out = append(out, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("retention report of %s: %w", t.table, err)
-	}
-	// Sites with their own lifetime are listed even when empty.
-	for site := range t.overrides {
-		if bySite[site] == nil {
-			e := &ReportEntry{Class: t.class, Table: t.table, Site: site}
-			bySite[site] = e
-			out = append(out, e)
-		}
-	}
-	if len(out) == 0 {
-		e := &ReportEntry{Class: t.class, Table: t.table}
-		bySite[""] = e
-		out = append(out, e)
-	}
-	db, name, _ := strings.Cut(t.table, ".")
-	var bytes uint64
-	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"d": chsql.Escape(db), "n": chsql.Escape(name)}),
-		"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = {d:String} AND table = {n:String} AND active").Scan(&bytes); err != nil {
-		return nil, fmt.Errorf("retention report of %s: bytes on disk: %w", t.table, err)
-	}
-	runs, err := s.conn.Query(chsql.WithParams(ctx, map[string]string{"tb": chsql.Escape(t.table)}),
-		"SELECT site, max(time), argMax(greatest(toInt64(rows_before) - toInt64(rows_after), 0), time) FROM "+s.db.Ops+".retention_runs WHERE db_table = {tb:String} GROUP BY site")
-	if err != nil {
-		return nil, fmt.Errorf("retention report of %s: last runs: %w", t.table, err)
-	}
-	for runs.Next() {
-		var site string
-		var at time.Time
-		var removed int64
-		if err := runs.Scan(&site, &at, &removed); err != nil {
-			runs.Close()
-			return nil, fmt.Errorf("retention report of %s: last runs: %w", t.table, err)
-		}
-		if e := bySite[site]; e != nil {
-			e.LastRun, e.LastRemoved = at.UTC(), uint64(removed)
-		}
-	}
-	runs.Close()
-	res := make([]ReportEntry, 0, len(out))
-	for _, e := range out {
-		p := t.policy(e.Site)
-		e.Policy = p.String()
-		switch {
-		case total > 0 && len(out) > 1:
-			e.Bytes, e.BytesEstimated = uint64(float64(bytes)*float64(e.Rows)/float64(total)), true
-		default:
-			e.Bytes = bytes
-		}
-		if e.Rows > 0 {
-			e.Oldest, e.Newest = e.Oldest.UTC(), e.Newest.UTC()
-			if limit := p.AddTo(e.Oldest).Add(grace); now.After(limit) {
-				e.Overdue = true
-				e.Detail = "oldest record expired on " + p.AddTo(e.Oldest).Format(time.DateOnly)
-			}
-		} else {
-			e.Oldest, e.Newest = time.Time{}, time.Time{}
-		}
-		res = append(res, *e)
-	}
-	slices.SortFunc(res, func(a, b ReportEntry) int { return strings.Compare(a.Site, b.Site) })
-	return res, nil
-}
-
-func (s *Store) reportHolds(ctx context.Context, now time.Time, grace time.Duration) ([]ReportEntry, error) {
-	hs, err := s.ListHolds(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.conn.Query(ctx, "SELECT hold_id, min(event_time), max(event_time), count() FROM "+s.HeldRecordsTable()+" GROUP BY hold_id")
-	if err != nil {
-		return nil, fmt.Errorf("retention report of holds: %w", err)
-	}
-	type held struct {
-		oldest, newest time.Time
-		n              uint64
-	}
-	stored := map[string]held{}
-	for rows.Next() {
-		var id string
-		var h held
-		if err := rows.Scan(&id, &h.oldest, &h.newest, &h.n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("retention report of holds: %w", err)
-		}
-		stored[id] = h
-	}
-	rows.Close()
-	var out []ReportEntry
-	for _, h := range hs {
-		st := stored[h.ID]
-		delete(stored, h.ID)
-		e := ReportEntry{Class: ClassHolds, Table: s.HeldRecordsTable(), Site: h.Selector.Site, Rows: st.n,
-			Policy: "until released, expires " + h.Expires.UTC().Format(time.DateOnly), Detail: "hold " + h.ID + " (" + h.Reference + ")"}
-		if st.n > 0 {
-			e.Oldest, e.Newest = st.oldest.UTC(), st.newest.UTC()
-		}
-		if !h.Released.IsZero() {
-			e.Policy = "released " + h.Released.UTC().Format(time.DateOnly)
-		}
-		if st.n > 0 && (!h.Released.IsZero() || now.After(h.Expires.Add(grace))) {
-			e.Overdue = true
-			e.Detail += ": copies outlive the hold"
-		}
-		out = append(out, e)
-	}
-	for id, st := range stored {
-		out = append(out, ReportEntry{Class: ClassHolds, Table: s.HeldRecordsTable(), Rows: st.n, Oldest: st.oldest.UTC(), Newest: st.newest.UTC(),
-			Policy: "none", Overdue: true, Detail: "copies of unregistered hold " + id})
-	}
-	return out, nil
 }
