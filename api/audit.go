@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 var auditParams = map[string]bool{
@@ -53,7 +53,7 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 	if err := wholeTrail(c.who); err != nil {
 		return nil, err
 	}
-	var q store.AuditQuery
+	var q audit.Query
 	var err error
 	if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 	if err := wholeTrail(c.who); err != nil {
 		return nil, err
 	}
-	var q store.SubjectQuery
+	var q audit.SubjectQuery
 	a, err := netip.ParseAddr(params.Get("ip"))
 	if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() {
 		return nil, errorf(CodeBadRequest, "ip is required: one IP address, e.g. 203.0.113.7")

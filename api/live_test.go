@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/storetest"
 )
@@ -231,7 +232,7 @@ func (w *firstWrite) Flush() {
 func (w *firstWrite) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // auditWindowAll selects every audit row written around now.
-func auditWindowAll(*liveEnv) store.AuditQuery {
+func auditWindowAll(*liveEnv) audit.Query {
 	now := time.Now().UTC()
-	return store.AuditQuery{From: now.Add(-24 * time.Hour), To: now.Add(24 * time.Hour), Limit: 10000}
+	return audit.Query{From: now.Add(-24 * time.Hour), To: now.Add(24 * time.Hour), Limit: 10000}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
 )
 
@@ -132,7 +133,7 @@ func (e *reqEnv) requisitionBody(port uint16) map[string]any {
 }
 
 // auditRows returns the audit rows of endpoint, oldest first.
-func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []store.AuditEntry {
+func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []audit.Entry {
 	tb.Helper()
 	rows, err := e.st.Conn().Query(tb.Context(), "SELECT actor, role, method, status, rows, outcome, filters FROM "+
 		e.st.Databases().Ops+".audit WHERE endpoint = '"+endpoint+"' ORDER BY time")
@@ -140,9 +141,9 @@ func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []store.AuditEntry {
 		tb.Fatal(err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
+	var out []audit.Entry
 	for rows.Next() {
-		var a store.AuditEntry
+		var a audit.Entry
 		var status uint16
 		var n uint64
 		if err := rows.Scan(&a.Actor, &a.Role, &a.Method, &status, &n, &a.Outcome, &a.Filters); err != nil {

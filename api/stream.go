@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Media types of the streamed exports.
@@ -107,7 +108,7 @@ const flushEvery = 250 * time.Millisecond
 // trailers. An error before the first byte is answered with a JSON error;
 // after it, the connection is cut so that the client cannot mistake a
 // partial export for a whole one.
-func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entry store.AuditEntry) {
+func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entry audit.Entry) {
 	st := c.stream
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Search.ExportTimeout)
 	defer cancel()
@@ -288,17 +289,17 @@ func openAccessCursor(scope, v string) (store.Cursor, error) {
 }
 
 // sealAuditCursor encodes an audit position: Unix milliseconds and hash.
-func sealAuditCursor(scope string, c store.AuditCursor) string {
+func sealAuditCursor(scope string, c audit.Cursor) string {
 	b := binary.BigEndian.AppendUint64(nil, uint64(c.Time.UnixMilli()))
 	return sealCursor(scope, binary.BigEndian.AppendUint64(b, c.Hash))
 }
 
-func openAuditCursor(scope, v string) (store.AuditCursor, error) {
+func openAuditCursor(scope, v string) (audit.Cursor, error) {
 	b, err := openCursor(scope, v)
 	if err != nil || len(b) != 16 {
-		return store.AuditCursor{}, errBadCursor
+		return audit.Cursor{}, errBadCursor
 	}
-	return store.AuditCursor{
+	return audit.Cursor{
 		Time: time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
 		Hash: binary.BigEndian.Uint64(b[8:]),
 	}, nil

@@ -1,13 +1,14 @@
 package store
 
 import (
-	"errors"
 	"net/netip"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // ErrBadFilter reports a search that cannot be run as asked; the message
-// says why.
-var ErrBadFilter = errors.New("bad filter")
+// says why. Searches of every package of store (audit too) wrap it.
+var ErrBadFilter = chsql.ErrBadFilter
 
 // prefixRange returns the first and last IPv6 address of p, IPv4 prefixes
 // mapped into ::ffff:0:0/96 as they are stored.

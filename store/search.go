@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/connlog/connlog/store/internal/chsql"
@@ -109,18 +108,9 @@ func (r *ConnectionRecord) Cursor() Cursor {
 // event_time), then the Kafka position, which makes it total.
 const searchOrder = " ORDER BY client_ip, event_time, kafka_topic, kafka_partition, kafka_offset"
 
-// filter accumulates a WHERE clause and its bound parameters.
-type filter struct {
-	where  strings.Builder
-	params map[string]string
-}
-
-func (f *filter) and(cond string) {
-	if f.where.Len() > 0 {
-		f.where.WriteString(" AND ")
-	}
-	f.where.WriteString(cond)
-}
+// filter is the WHERE clause of a search, with the conditions every
+// search has (common).
+type filter struct{ chsql.Where }
 
 // common adds the filters every search has: network, window, sites,
 // port, path prefix, status range, user, cursor.
@@ -136,40 +126,40 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 		return fmt.Errorf("%w: the status range is empty", ErrBadFilter)
 	}
 	lo, hi := prefixRange(network)
-	f.params = map[string]string{
+	f.Params = map[string]string{
 		"lo":   lo.String(),
 		"hi":   hi.String(),
 		"from": chsql.Time(from),
 		"to":   chsql.Time(to),
 	}
-	f.and("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
+	f.And("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
 	if site != "" {
-		f.and("site = {site:String}")
-		f.params["site"] = chsql.Escape(site)
+		f.And("site = {site:String}")
+		f.Params["site"] = chsql.Escape(site)
 	}
 	if len(sites) > 0 {
-		f.and("site IN {sites:Array(String)}")
-		f.params["sites"] = chsql.Array(sites)
+		f.And("site IN {sites:Array(String)}")
+		f.Params["sites"] = chsql.Array(sites)
 	}
 	if port != 0 {
-		f.and("client_port = {port:UInt16}")
-		f.params["port"] = strconv.Itoa(int(port))
+		f.And("client_port = {port:UInt16}")
+		f.Params["port"] = strconv.Itoa(int(port))
 	}
 	if pathPrefix != "" {
-		f.and("startsWith(path, {path_prefix:String})")
-		f.params["path_prefix"] = chsql.Escape(pathPrefix)
+		f.And("startsWith(path, {path_prefix:String})")
+		f.Params["path_prefix"] = chsql.Escape(pathPrefix)
 	}
 	if statusMin != 0 {
-		f.and("status >= {status_min:UInt16}")
-		f.params["status_min"] = strconv.Itoa(int(statusMin))
+		f.And("status >= {status_min:UInt16}")
+		f.Params["status_min"] = strconv.Itoa(int(statusMin))
 	}
 	if statusMax != 0 {
-		f.and("status <= {status_max:UInt16}")
-		f.params["status_max"] = strconv.Itoa(int(statusMax))
+		f.And("status <= {status_max:UInt16}")
+		f.Params["status_max"] = strconv.Itoa(int(statusMax))
 	}
 	if user != "" {
-		f.and("user = {user:String}")
-		f.params["user"] = chsql.Escape(user)
+		f.And("user = {user:String}")
+		f.Params["user"] = chsql.Escape(user)
 	}
 	if after != nil {
 		a := after.ClientIP
@@ -178,31 +168,24 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 		}
 		// The first condition lets the primary key skip what the cursor
 		// has passed; the second is the exact keyset comparison.
-		f.and("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
+		f.And("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
 			" OR (event_time = {c_time:DateTime64(3, 'UTC')} AND (kafka_topic, kafka_partition, kafka_offset) > ({c_topic:String}, {c_partition:Int32}, {c_offset:Int64})))))")
-		f.params["c_ip"] = netip.AddrFrom16(a.As16()).String()
-		f.params["c_time"] = chsql.Time(after.Time)
-		f.params["c_topic"] = chsql.Escape(after.Topic)
-		f.params["c_partition"] = strconv.Itoa(int(after.Partition))
-		f.params["c_offset"] = strconv.FormatInt(after.Offset, 10)
+		f.Params["c_ip"] = netip.AddrFrom16(a.As16()).String()
+		f.Params["c_time"] = chsql.Time(after.Time)
+		f.Params["c_topic"] = chsql.Escape(after.Topic)
+		f.Params["c_partition"] = strconv.Itoa(int(after.Partition))
+		f.Params["c_offset"] = strconv.FormatInt(after.Offset, 10)
 	}
 	return nil
 }
 
 // queryContext binds params and the per-query limits: server-side execution
-// time and result size.
+// time (zero: Config.QueryTimeout) and result size.
 func (s *Store) queryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
 	if timeout <= 0 {
 		timeout = s.cfg.QueryTimeout
 	}
-	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(clickhouse.Settings{
-		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
-		"max_result_rows":      limit,
-		"result_overflow_mode": "throw",
-		// No "readonly" here: a user whose profile is readonly=2 (the
-		// deployed API users) may not set it, and values are bound
-		// parameters, never SQL.
-	}))
+	return chsql.QueryContext(ctx, params, timeout, limit)
 }
 
 // accessSQL builds the statement and parameters of q.
@@ -224,23 +207,23 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 	}
 	switch {
 	case q.Client != "":
-		f.and("client_text = {client:String}")
-		f.params["client"] = chsql.Escape(q.Client)
+		f.And("client_text = {client:String}")
+		f.Params["client"] = chsql.Escape(q.Client)
 	case network.Contains(netip.IPv6Unspecified()):
 		// rows with a client text sit at :: but have no address
-		f.and("client_text = ''")
+		f.And("client_text = ''")
 	}
 	if q.Method != "" {
-		f.and("method = {method:String}")
-		f.params["method"] = chsql.Escape(q.Method)
+		f.And("method = {method:String}")
+		f.Params["method"] = chsql.Escape(q.Method)
 	}
 	if q.UserAgent != "" {
-		f.and("positionCaseInsensitive(user_agent, {ua:String}) > 0")
-		f.params["ua"] = chsql.Escape(q.UserAgent)
+		f.And("positionCaseInsensitive(user_agent, {ua:String}) > 0")
+		f.Params["ua"] = chsql.Escape(q.UserAgent)
 	}
-	f.params["limit"] = strconv.Itoa(q.Limit)
-	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.where.String() +
-		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+	f.Params["limit"] = strconv.Itoa(q.Limit)
+	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.SQL.String() +
+		searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 }
 
 // SearchAccess returns at most q.Limit access-log rows matching q, in
@@ -317,14 +300,14 @@ func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string
 		if q.Operation > OpDelete {
 			return "", nil, fmt.Errorf("%w: unknown operation %d", ErrBadFilter, q.Operation)
 		}
-		f.and("operation = {operation:String}")
-		f.params["operation"] = q.Operation.String()
+		f.And("operation = {operation:String}")
+		f.Params["operation"] = q.Operation.String()
 	}
-	f.params["limit"] = strconv.Itoa(q.Limit)
-	w := f.where.String()
+	f.Params["limit"] = strconv.Itoa(q.Limit)
+	w := f.SQL.String()
 	records := connectionTable.full(s.db)
 	if !held {
-		return "SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+		return "SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 	}
 	// Held copies (legal holds) answer too, once each, and only when the
 	// original has expired: while it exists, the original answers.
@@ -332,7 +315,7 @@ func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string
 	return "SELECT " + connectionTable.list + " FROM (SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w +
 		" UNION ALL SELECT " + connectionTable.list + " FROM " + s.db.Connections + ".held_records WHERE " + w +
 		" AND (" + pos + ") NOT IN (SELECT " + pos + " FROM " + records + " WHERE " + w + ") LIMIT 1 BY " + pos + ")" +
-		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+		searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 }
 
 // hasHeldRecords reports whether the hold storage table exists (migration
@@ -454,8 +437,8 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, 0, "", 0, 0, "", nil); err != nil {
 		return sum, err
 	}
-	from := s.db.Access + ".access_log WHERE " + f.where.String()
-	qctx := s.queryContext(ctx, f.params, q.Timeout, 1)
+	from := s.db.Access + ".access_log WHERE " + f.SQL.String()
+	qctx := s.queryContext(ctx, f.Params, q.Timeout, 1)
 	row := s.conn.QueryRow(qctx, "SELECT count(), min(event_time), max(event_time), sum(bytes_sent), uniqExact(client_port), uniqExact(path) FROM "+from)
 	if err := row.Scan(&sum.Requests, &sum.FirstSeen, &sum.LastSeen, &sum.Bytes, &sum.ClientPorts, &sum.Paths); err != nil {
 		return sum, fmt.Errorf("summarise address: %w", err)
@@ -464,7 +447,7 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 		return IPSummary{}, nil
 	}
 	sum.FirstSeen, sum.LastSeen = sum.FirstSeen.UTC(), sum.LastSeen.UTC()
-	f.params["top"] = strconv.Itoa(q.Limit)
+	f.Params["top"] = strconv.Itoa(q.Limit)
 	dims := []struct {
 		name, expr string
 		dst        *[]ValueCount
@@ -479,7 +462,7 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 	for i, d := range dims {
 		parts[i] = "SELECT '" + d.name + "' AS dim, " + d.expr + " AS value, count() AS n FROM " + from + " GROUP BY value"
 	}
-	rows, err := s.conn.Query(s.queryContext(ctx, f.params, q.Timeout, len(dims)*q.Limit),
+	rows, err := s.conn.Query(s.queryContext(ctx, f.Params, q.Timeout, len(dims)*q.Limit),
 		"SELECT dim, value, n FROM ("+strings.Join(parts, " UNION ALL ")+") ORDER BY dim, n DESC, value LIMIT {top:UInt64} BY dim")
 	if err != nil {
 		return sum, fmt.Errorf("summarise address: %w", err)

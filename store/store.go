@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/retention"
 )
 
@@ -34,6 +35,9 @@ type Store struct {
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
 	// RetentionReport): package retention.
 	*retention.Enforcer
+	// Trail writes and searches the audit trail (Audit, AuditMany,
+	// AuditBatch, SearchAudit, SubjectConsultations): package audit.
+	*audit.Trail
 }
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
@@ -78,6 +82,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
 	s.groupers.New = newCellGrouper
+	s.Trail = audit.NewTrail(conn, s.db, cfg.QueryTimeout)
 	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()

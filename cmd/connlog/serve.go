@@ -24,7 +24,7 @@ import (
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/auditjournal"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/embedded"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/retention"
@@ -298,11 +298,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st.SetSigner(signer)
 
 	// Audit rows: fsynced in the local journal before data leaves, stored
-	// in ClickHouse in batches (store/auditjournal).
+	// in ClickHouse in batches (store/audit: Journal).
 	var apiStore api.Store = st.Store
-	var journal *auditjournal.Journal
+	var journal *audit.Journal
 	if cfg.AuditJournal.Enabled {
-		journal, err = auditjournal.Open(auditjournal.Options{
+		journal, err = audit.OpenJournal(audit.JournalOptions{
 			Dir:        filepath.Join(cfg.DataDir, "audit-journal"),
 			Interval:   cfg.AuditJournal.Interval,
 			MaxBacklog: cfg.AuditJournal.MaxBacklog,
@@ -470,25 +470,25 @@ func lostInBroker(broker *ingest.Broker, cfg *Config, logger *slog.Logger) int64
 // instance has answered.
 type journaledStore struct {
 	*store.Store
-	journal *auditjournal.Journal
+	journal *audit.Journal
 }
 
-func (s journaledStore) Audit(ctx context.Context, e store.AuditEntry) error {
+func (s journaledStore) Audit(ctx context.Context, e audit.Entry) error {
 	return s.journal.Audit(ctx, e)
 }
 
-func (s journaledStore) AuditMany(ctx context.Context, entries []store.AuditEntry) error {
+func (s journaledStore) AuditMany(ctx context.Context, entries []audit.Entry) error {
 	return s.journal.AuditMany(ctx, entries)
 }
 
-func (s journaledStore) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+func (s journaledStore) SearchAudit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.Store.SearchAudit(ctx, q)
 }
 
-func (s journaledStore) SubjectConsultations(ctx context.Context, q store.SubjectQuery) ([]store.Consultation, error) {
+func (s journaledStore) SubjectConsultations(ctx context.Context, q audit.SubjectQuery) ([]audit.Consultation, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
 	}

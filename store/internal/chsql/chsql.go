@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -134,4 +135,35 @@ func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// ErrBadFilter reports a search that cannot be run as asked; the message
+// says why. store.ErrBadFilter is this value.
+var ErrBadFilter = errors.New("bad filter")
+
+// Where accumulates a WHERE clause and its bound parameters.
+type Where struct {
+	SQL    strings.Builder
+	Params map[string]string
+}
+
+// And adds a condition.
+func (w *Where) And(cond string) {
+	if w.SQL.Len() > 0 {
+		w.SQL.WriteString(" AND ")
+	}
+	w.SQL.WriteString(cond)
+}
+
+// QueryContext binds params and the per-query limits of a search:
+// server-side execution time (timeout, rounded to seconds) and result size.
+func QueryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
+		"max_result_rows":      limit,
+		"result_overflow_mode": "throw",
+		// No "readonly" here: a user whose profile is readonly=2 (the
+		// deployed API users) may not set it, and values are bound
+		// parameters, never SQL.
+	}))
 }
