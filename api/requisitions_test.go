@@ -23,6 +23,7 @@ import (
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // The real store serves requisitions and holds.
@@ -165,7 +166,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("create: %d %s", status, body)
 	}
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 	if n != m.Records {
 		t.Errorf("manifest query gives %d records, manifest says %d", n, m.Records)
 	}
-	var inManifest store.Requisition
+	var inManifest legal.Requisition
 	if err := json.Unmarshal(m.Requisition, &inManifest); err != nil || inManifest.ProcedureRef != "PV 2026/123" || inManifest.ID != req.ID {
 		t.Errorf("manifest requisition %s (%v)", m.Requisition, err)
 	}
@@ -257,7 +258,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 
 	// The register shows it all.
 	status, _, body = e.do(t, http.MethodGet, "/v1/requisitions/"+req.ID, e.officer, nil)
-	var shown store.Requisition
+	var shown legal.Requisition
 	if err := json.Unmarshal(body, &shown); status != 200 || err != nil {
 		t.Fatalf("show: %d %s", status, body)
 	}
@@ -346,7 +347,7 @@ func TestRequisitionRefusals(t *testing.T) {
 	}
 	// A scoped officer does not see requisitions outside its sites.
 	status, _, body := e.do(t, http.MethodPost, "/v1/requisitions", e.officer, valid)
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); status != 200 || err != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -367,7 +368,7 @@ func TestRequisitionRefusals(t *testing.T) {
 func TestHoldKeepsRecordsPastTheirTTLUntilReleased(t *testing.T) {
 	e := newReqEnv(t)
 	status, _, body := e.do(t, http.MethodPost, "/v1/requisitions", e.officer, e.requisitionBody(e.suspectPort))
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); status != 200 || err != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
 	"github.com/connlog/connlog/store/retention"
 	"github.com/connlog/connlog/store/storetest"
 )
@@ -107,9 +108,9 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 		t.Fatalf("stored %d connection records, want 8", n)
 	}
 	// Hold the 13-month www record while it is still stored.
-	hold, err := st.CreateHold(ctx, store.Hold{
+	hold, err := st.CreateHold(ctx, legal.Hold{
 		Reference: "PV 2026/123", CreatedBy: "officer-1", Expires: now.Add(24 * time.Hour),
-		Selector: store.Selector{
+		Selector: legal.Selector{
 			Network: netip.MustParsePrefix("198.51.100.13/32"), Port: 13, Site: "www.example.org",
 			From: monthsAgo(now, 13).Add(-time.Hour), To: monthsAgo(now, 13).Add(time.Hour),
 		},
@@ -318,7 +319,7 @@ func TestRetentionConfigRejectsUnsafeSiteNames(t *testing.T) {
 
 func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 	st, _ := openConfigured(t, nil)
-	_, err := st.CreateHold(t.Context(), store.Hold{Selector: store.Selector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
+	_, err := st.CreateHold(t.Context(), legal.Hold{Selector: legal.Selector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
 	if err == nil {
 		t.Fatal("hold without reference, window or expiry accepted")
 	}
@@ -433,8 +434,8 @@ func TestExpiredHoldIsReleasedByTheEnforcementPass(t *testing.T) {
 	if err := st.Write(ctx, store.Batch{Hits: []store.Hit{hit("2001:db8::5", 443, now.Add(-time.Hour).Truncate(time.Millisecond), "POST", "/x", 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := st.CreateHold(ctx, store.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
-		Selector: store.Selector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
+	h, err := st.CreateHold(ctx, legal.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
+		Selector: legal.Selector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
 	if err != nil || h.Rows != 1 {
 		t.Fatalf("hold: %+v %v", h, err)
 	}

@@ -125,7 +125,7 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 	if statusMax != 0 && statusMin > statusMax {
 		return fmt.Errorf("%w: the status range is empty", ErrBadFilter)
 	}
-	lo, hi := prefixRange(network)
+	lo, hi := chsql.PrefixRange(network)
 	f.Params = map[string]string{
 		"lo":   lo.String(),
 		"hi":   hi.String(),
@@ -334,6 +334,34 @@ func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// RequisitionRecords runs q over the connection records for a requisition
+// and calls fn for each record, in the order of [Store.EachConnection]. It
+// returns the exact statement and bound parameters it ran, for the export
+// manifest. fn must not keep r.
+func (s *Store) RequisitionRecords(ctx context.Context, q ConnectionQuery, fn func(r *ConnectionRecord) error) (stmt string, params map[string]string, err error) {
+	held, err := s.hasHeldRecords(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	stmt, params, err = s.connectionSQL(&q, held)
+	if err != nil {
+		return "", nil, err
+	}
+	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), stmt)
+	if err != nil {
+		return stmt, params, fmt.Errorf("search connection records: %w", err)
+	}
+	defer rows.Close()
+	return stmt, params, scanConnections(rows, fn)
+}
+
+// HeldRecordsTable is the table (db.table) of the held copies of
+// connection records (package legal): the columns of connection_records
+// plus hold_id. Connection searches include it (UNION ALL, distinct on
+// kafka_topic, kafka_partition, kafka_offset) so that a held record is
+// still found after its original expired.
+func (s *Store) HeldRecordsTable() string { return s.db.Connections + ".held_records" }
 
 // SearchConnections returns at most q.Limit connection records matching q,
 // in [Cursor] order.

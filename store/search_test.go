@@ -9,6 +9,7 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // testBase is a recent hour: rows older than their lifetime would be
@@ -204,10 +205,10 @@ func TestSearchAuditAndSubject(t *testing.T) {
 		{Actor: "carl", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-6", Filters: `{"ip":"2001:db8::/32"}`, Status: 200, Outcome: "ok"},
 		{Actor: "audrey", Role: "auditor", Endpoint: "/v1/audit/subject", Purpose: "DSR-7", Filters: `{"ip":"203.0.113.7"}`, Status: 200, Outcome: "ok"},
 	}
-	req, err := st.CreateRequisition(t.Context(), store.Requisition{
+	req, err := st.CreateRequisition(t.Context(), legal.Requisition{
 		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV 1",
 		Received: base, CreatedBy: "bob", Purpose: "REQ-8",
-		Selectors: []store.Selector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
+		Selectors: []legal.Selector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
 	})
 	if err != nil {
 		t.Fatal(err)

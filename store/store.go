@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/legal"
 	"github.com/connlog/connlog/store/retention"
 )
 
@@ -38,6 +39,9 @@ type Store struct {
 	// Trail writes and searches the audit trail (Audit, AuditMany,
 	// AuditBatch, SearchAudit, SubjectConsultations): package audit.
 	*audit.Trail
+	// Register keeps requisitions and legal holds (CreateRequisition,
+	// CreateHold, ...): package legal.
+	*legal.Register
 }
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
@@ -82,6 +86,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
 	s.groupers.New = newCellGrouper
+	s.Register = legal.NewRegister(conn, s.db, cfg.Cluster, connectionTable.list, s.logger)
 	s.Trail = audit.NewTrail(conn, s.db, cfg.QueryTimeout)
 	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)

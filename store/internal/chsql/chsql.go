@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -166,4 +167,21 @@ func QueryContext(ctx context.Context, params map[string]string, timeout time.Du
 		// deployed API users) may not set it, and values are bound
 		// parameters, never SQL.
 	}))
+}
+
+// PrefixRange returns the first and last IPv6 address of p, IPv4 prefixes
+// mapped into ::ffff:0:0/96 as they are stored.
+func PrefixRange(p netip.Prefix) (lo, hi netip.Addr) {
+	p = p.Masked()
+	bits := p.Bits()
+	a := p.Addr()
+	if a.Is4() {
+		a = netip.AddrFrom16(a.As16())
+		bits += 96
+	}
+	b := a.As16()
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 1 << (7 - uint(i%8))
+	}
+	return a, netip.AddrFrom16(b)
 }

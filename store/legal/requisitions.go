@@ -1,4 +1,4 @@
-package store
+package legal
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func syncInsert(ctx context.Context) context.Context {
 
 // CreateRequisition records r in the register with a new ID and, if zero,
 // the current time as its creation time, and returns it as recorded.
-func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisition, error) {
+func (s *Register) CreateRequisition(ctx context.Context, r Requisition) (Requisition, error) {
 	id, err := newRequisitionID("req-")
 	if err != nil {
 		return r, fmt.Errorf("create requisition: %w", err)
@@ -117,12 +117,12 @@ func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisiti
 
 // Requisitions returns the register, newest first, with each entry's runs
 // and answer.
-func (s *Store) Requisitions(ctx context.Context) ([]Requisition, error) {
+func (s *Register) Requisitions(ctx context.Context) ([]Requisition, error) {
 	return s.requisitions(ctx, "")
 }
 
 // Requisition returns the register entry id, or ErrNoRequisition.
-func (s *Store) Requisition(ctx context.Context, id string) (Requisition, error) {
+func (s *Register) Requisition(ctx context.Context, id string) (Requisition, error) {
 	rs, err := s.requisitions(ctx, id)
 	if err != nil {
 		return Requisition{}, err
@@ -133,7 +133,7 @@ func (s *Store) Requisition(ctx context.Context, id string) (Requisition, error)
 	return rs[0], nil
 }
 
-func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, error) {
+func (s *Register) requisitions(ctx context.Context, id string) ([]Requisition, error) {
 	where, params := "", map[string]string{}
 	if id != "" {
 		where = " WHERE id = {id:String}"
@@ -207,32 +207,11 @@ func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, err
 	return out, nil
 }
 
-// RequisitionRecords runs q over the connection records for a requisition
-// and calls fn for each record, in the order of [Store.EachConnection]. It
-// returns the exact statement and bound parameters it ran, for the export
-// manifest. fn must not keep r.
-func (s *Store) RequisitionRecords(ctx context.Context, q ConnectionQuery, fn func(r *ConnectionRecord) error) (stmt string, params map[string]string, err error) {
-	held, err := s.hasHeldRecords(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	stmt, params, err = s.connectionSQL(&q, held)
-	if err != nil {
-		return "", nil, err
-	}
-	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), stmt)
-	if err != nil {
-		return stmt, params, fmt.Errorf("search connection records: %w", err)
-	}
-	defer rows.Close()
-	return stmt, params, scanConnections(rows, fn)
-}
-
 // RecordRequisitionExport keeps the export package pkg of requisition id,
 // whose hex SHA-256 is sum and which holds rows records, then records the
 // run in the register. The package is written first: a run in the register
 // always has its package.
-func (s *Store) RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error {
+func (s *Register) RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error {
 	at = at.UTC().Truncate(time.Millisecond)
 	ctx = syncInsert(ctx)
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".requisition_exports (requisition_id, export_sha256, created_at, package)")
@@ -252,11 +231,11 @@ func (s *Store) RecordRequisitionExport(ctx context.Context, id, by string, at t
 // MarkRequisitionAnswered records that the answer to requisition id was
 // sent at sentAt by the means how; the latest package is named as the one
 // sent.
-func (s *Store) MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error {
+func (s *Register) MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error {
 	return s.requisitionEvent(syncInsert(ctx), id, at.UTC().Truncate(time.Millisecond), "answered", by, exportSHA256, 0, sentAt.UTC(), how)
 }
 
-func (s *Store) requisitionEvent(ctx context.Context, id string, at time.Time, kind, by, sum string, rows uint64, sentAt time.Time, how string) error {
+func (s *Register) requisitionEvent(ctx context.Context, id string, at time.Time, kind, by, sum string, rows uint64, sentAt time.Time, how string) error {
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".requisition_events (requisition_id, time, kind, actor, export_sha256, rows, sent_at, sent_how)")
 	if err != nil {
 		return fmt.Errorf("record requisition %s: %w", kind, err)
@@ -273,7 +252,7 @@ func (s *Store) requisitionEvent(ctx context.Context, id string, at time.Time, k
 
 // RequisitionExport returns the package of requisition id whose SHA-256 is
 // sum, byte for byte as it was built.
-func (s *Store) RequisitionExport(ctx context.Context, id, sum string) ([]byte, error) {
+func (s *Register) RequisitionExport(ctx context.Context, id, sum string) ([]byte, error) {
 	ctx = chsql.WithParams(ctx, map[string]string{"id": chsql.Escape(id), "sum": chsql.Escape(sum)})
 	row := s.conn.QueryRow(ctx, "SELECT package FROM "+s.db.Ops+".requisition_exports WHERE requisition_id = {id:String} AND export_sha256 = {sum:String} LIMIT 1")
 	var pkg string

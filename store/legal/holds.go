@@ -1,4 +1,4 @@
-package store
+package legal
 
 import (
 	"net/netip"
