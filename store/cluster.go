@@ -18,8 +18,6 @@ import (
 // come from each server's macros, {database} and {table} from ClickHouse.
 const ReplicaPath = "/clickhouse/tables/{shard}/{database}/{table}"
 
-func (s *Store) onCluster() string { return chsql.OnCluster(s.cfg.Cluster) }
-
 var (
 	createDatabase = regexp.MustCompile(`^(?is)(CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?[A-Za-z0-9_]+)`)
 	createTable    = regexp.MustCompile(`^(?is)(CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z0-9_]+)\.([A-Za-z0-9_]+))`)

@@ -32,4 +32,27 @@
 // is built only from constants and validated identifiers.
 //
 // A Store is safe for concurrent use.
+//
+// # Packages
+//
+// Package store is the schema and migrations, the write path (Write, batch
+// records, the audience aggregation), the searches of the access log and
+// connection records, and the tamper evidence of what Write stores
+// (manifests, Verify). The other jobs live in packages of their own, each
+// working on the store's connection and databases; the Store embeds the
+// handle of each, so its callers keep one handle:
+//
+//	store/retention   lifetimes, TTLs, the enforcement pass, the report
+//	store/legal       requisitions and legal holds (Selector)
+//	store/audit       the audit trail, its searches and the local journal
+//	store/integrity   the instance key that signs manifests and packages
+//	store/embedded    the embedded engine (chDB)
+//	store/storetest   a migrated store on the real engine, for tests
+//	store/internal/chsql  bound parameters, literals, shared query helpers
+//
+// The write path, the searches and the manifests stay together in this
+// package (about 4,100 lines) because all three read the table
+// descriptions of tables.go and the row types Hit, ConnectionRecord and
+// Quarantined, which ingest and api name as store.*: splitting them needs
+// those types in a package of their own first.
 package store
