@@ -69,11 +69,11 @@ var accessTable = newTable(tableAccess, func(d Databases) string { return d.Acce
 	strCol("raw_request", func(h *Hit) string { return h.RawRequest }),
 	boolCol("has_referer", (*Hit).RefererSent),
 	boolCol("has_user_agent", (*Hit).UserAgentSent),
-}).withV1(accessV1, retention.AccessDetailColumns)
+}).withV1(accessV1, retention.AccessDetailColumns())
 
 // accessV1 is the access log under hash version 1 (the manifests written
 // before every column was covered): these columns in this order, then the
-// detail columns in retention.AccessDetailColumns' order.
+// detail columns in the order of retention.AccessDetailColumns.
 var accessV1 = []string{"event_time", "client_ip", "client_port", "peer_ip", "server_addr", "server_port", "site", "method", "path",
 	"protocol", "status", "bytes_sent", "request_time_us", "upstream", "request_id", "user", "tls_protocol",
 	"kafka_topic", "kafka_partition", "kafka_offset"}

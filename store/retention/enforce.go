@@ -198,7 +198,7 @@ func (s *Enforcer) applyDetailTTL(ctx context.Context, actor string) (*Retention
 	if err != nil || last == want {
 		return nil, err
 	}
-	for _, col := range AccessDetailColumns {
+	for _, col := range AccessDetailColumns() {
 		stmt := "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " REMOVE TTL"
 		if want != "" {
 			stmt = "ALTER TABLE " + s.db.Access + ".access_log" + s.onCluster() + " MODIFY COLUMN " + col + " TTL " + want + " SETTINGS materialize_ttl_after_modify = 0"

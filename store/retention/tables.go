@@ -21,10 +21,12 @@ const (
 	ClassHolds        = "holds"
 )
 
-// AccessDetailColumns are the access log's detail columns, which the
+// AccessDetailColumns returns the access log's detail columns, which the
 // column TTL of Config.AccessDetail blanks before the row expires, in the
 // order of the TTL statements (and of manifest hash version 1).
-var AccessDetailColumns = []string{"query", "referer", "user_agent", "forwarded_for"}
+func AccessDetailColumns() []string {
+	return []string{"query", "referer", "user_agent", "forwarded_for"}
+}
 
 // Table is one table under a lifetime.
 type Table struct {
