@@ -165,19 +165,36 @@ type column[T any] struct {
 	chType string
 	// unhashed: stored but not signed (see table.hash).
 	unhashed bool
-	// fill returns the column's values for rows, typed for the insert.
-	fill func(rows []T) any
+	// fill returns a buffer of the column's values for n rows, typed for
+	// the insert.
+	fill func(n int) columnBuffer[T]
 }
 
-// fillOf builds a column's fill from the typed value Write stores.
-func fillOf[T, V any](get func(*T) V) func([]T) any {
-	return func(rows []T) any {
-		out := make([]V, len(rows))
-		for i := range rows {
-			out[i] = get(&rows[i])
-		}
-		return out
+// columnBuffer holds the values of one column of an insert.
+type columnBuffer[T any] interface {
+	// set stores the values of rows, the rows from index at.
+	set(at int, rows []T)
+	// values is what the batch column appends.
+	values() any
+}
+
+type bufferOf[T, V any] struct {
+	get  func(*T) V
+	vals []V
+}
+
+func (b *bufferOf[T, V]) set(at int, rows []T) {
+	vals := b.vals[at : at+len(rows)]
+	for i := range rows {
+		vals[i] = b.get(&rows[i])
 	}
+}
+
+func (b *bufferOf[T, V]) values() any { return b.vals }
+
+// fillOf builds a column's fill from the typed value Write stores.
+func fillOf[T, V any](get func(*T) V) func(int) columnBuffer[T] {
+	return func(n int) columnBuffer[T] { return &bufferOf[T, V]{get: get, vals: make([]V, n)} }
 }
 
 func strCol[T any](name string, f func(*T) string) column[T] {
@@ -294,11 +311,52 @@ func hashTableFull(table string, d Databases) string {
 // full is the table's name qualified by its database.
 func (t *table[T]) full(d Databases) string { return t.db(d) + "." + t.name }
 
+// fillBlock is how many rows appendRows fills column by column at a time:
+// few enough that they stay in the CPU cache while every column reads
+// them, rather than each column streaming the whole batch from memory.
+const fillBlock = 128
+
 // appendRows appends rows to bt, whose INSERT names t.list.
 func (t *table[T]) appendRows(bt driver.Batch, rows []T) error {
+	bufs := t.buffers(len(rows))
+	for lo := 0; lo < len(rows); lo += fillBlock {
+		block := rows[lo:min(lo+fillBlock, len(rows))]
+		for _, b := range bufs {
+			b.set(lo, block)
+		}
+	}
+	return t.appendBuffers(bt, bufs)
+}
+
+// appendConverted appends to bt, whose INSERT names t.list, the rows conv
+// makes of src, a block at a time (no slice of every converted row).
+func appendConverted[S, T any](t *table[T], bt driver.Batch, src []S, conv func(*S) T) error {
+	bufs := t.buffers(len(src))
+	block := make([]T, min(fillBlock, len(src)))
+	for lo := 0; lo < len(src); lo += fillBlock {
+		b := block[:min(fillBlock, len(src)-lo)]
+		for i := range b {
+			b[i] = conv(&src[lo+i])
+		}
+		for _, c := range bufs {
+			c.set(lo, b)
+		}
+	}
+	return t.appendBuffers(bt, bufs)
+}
+
+func (t *table[T]) buffers(n int) []columnBuffer[T] {
+	bufs := make([]columnBuffer[T], len(t.cols))
 	for i, c := range t.cols {
-		if err := bt.Column(i).Append(c.fill(rows)); err != nil {
-			return fmt.Errorf("column %s: %w", c.name, err)
+		bufs[i] = c.fill(n)
+	}
+	return bufs
+}
+
+func (t *table[T]) appendBuffers(bt driver.Batch, bufs []columnBuffer[T]) error {
+	for i, b := range bufs {
+		if err := bt.Column(i).Append(b.values()); err != nil {
+			return fmt.Errorf("column %s: %w", t.cols[i].name, err)
 		}
 	}
 	return nil

@@ -30,11 +30,9 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 		if err := insertRows(ctx, s, token, accessTable, b.Hits); err != nil {
 			return fmt.Errorf("insert %d access log rows: %w", len(b.Hits), err)
 		}
-		records := make([]ConnectionRecord, len(b.Hits))
-		for i := range b.Hits {
-			records[i] = ConnectionOf(&b.Hits[i])
-		}
-		if err := insertRows(ctx, s, token, connectionTable, records); err != nil {
+		if err := s.insert(ctx, token, connectionTable.full(s.db), connectionTable.list, func(bt driver.Batch) error {
+			return appendConverted(connectionTable, bt, b.Hits, ConnectionOf)
+		}); err != nil {
 			return fmt.Errorf("insert %d connection records: %w", len(b.Hits), err)
 		}
 	}
