@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -146,7 +147,7 @@ func TestAccessGuardAndAudit(t *testing.T) {
 	}
 }
 
-func fmtAudit(a store.AuditEntry) string {
+func fmtAudit(a audit.Entry) string {
 	b, _ := json.Marshal(a)
 	return string(b)
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // auditParams are the query parameters /v1/audit accepts.
@@ -51,7 +51,7 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 	if err := wholeTrail(c.who); err != nil {
 		return nil, err
 	}
-	var q store.AuditQuery
+	var q audit.Query
 	var err error
 	if q.From, q.To, err = parseRange(params.Get("from"), params.Get("to"), s.cfg.Search.AuditMaxWindow); err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 		"from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano),
 		"actor": q.Actor, "role": q.Role, "endpoint": q.Endpoint, "outcome": q.Outcome, "purpose_contains": q.Purpose,
 	}
-	pg, err := openPage[store.AuditCursor](s, c, params, "/v1/audit", f, "")
+	pg, err := openPage[audit.Cursor](s, c, params, "/v1/audit", f, "")
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search audit trail", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	recs, end := cut(pg, recs, (*store.AuditRecord).Cursor)
+	recs, end := cut(pg, recs, (*audit.Record).Cursor)
 	resp := auditResponse{Rows: make([]auditRow, 0, len(recs)), pageEnd: end}
 	for _, a := range recs {
 		resp.Rows = append(resp.Rows, auditRow{
@@ -136,7 +136,7 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 	if err := wholeTrail(c.who); err != nil {
 		return nil, err
 	}
-	var q store.SubjectQuery
+	var q audit.SubjectQuery
 	a, err := netip.ParseAddr(params.Get("ip"))
 	if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() {
 		return nil, errorf(CodeBadRequest, "ip is required: one IP address, e.g. 203.0.113.7")
@@ -149,7 +149,7 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 		return nil, err
 	}
 	f := map[string]any{"ip": q.Addr.String(), "from": q.From.Format(time.RFC3339Nano), "to": q.To.Format(time.RFC3339Nano)}
-	pg, err := openPage[store.AuditCursor](s, c, params, "/v1/audit/subject", f, "")
+	pg, err := openPage[audit.Cursor](s, c, params, "/v1/audit/subject", f, "")
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func (s *Server) subject(r *http.Request, c *call) (any, error) {
 		s.logger.Warn("search audit trail for a subject", "err", err)
 		return nil, storeError(r.Context(), err)
 	}
-	cs, end := cut(pg, cs, (*store.Consultation).Cursor)
+	cs, end := cut(pg, cs, (*audit.Consultation).Cursor)
 	resp := subjectResponse{IP: q.Addr.String(), Consultations: make([]consultation, 0, len(cs)), pageEnd: end}
 	for _, x := range cs {
 		resp.Consultations = append(resp.Consultations, consultation{

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Requests that come without a credential, or with one connlog does not
@@ -248,7 +248,7 @@ var methods = map[string]bool{
 }
 
 // add counts one refused request.
-func (a *refusals) add(e store.AuditEntry, source string) {
+func (a *refusals) add(e audit.Entry, source string) {
 	t := e.Time
 	k := refusalKey{
 		window: t.Truncate(a.window).UnixMilli(), source: source,
@@ -319,7 +319,7 @@ func (a *refusals) flush(ctx context.Context, st Store, now time.Time, all bool)
 		n int
 	}
 	var parts []part
-	var rows []store.AuditEntry
+	var rows []audit.Entry
 	a.mu.Lock()
 	for k, g := range a.groups {
 		if !all && k.window >= open {
@@ -354,8 +354,8 @@ func (a *refusals) flush(ctx context.Context, st Store, now time.Time, all bool)
 }
 
 // entry is the audit row of a group.
-func (g *refusalGroup) entry(k refusalKey) store.AuditEntry {
-	e := store.AuditEntry{
+func (g *refusalGroup) entry(k refusalKey) audit.Entry {
+	e := audit.Entry{
 		Time: g.first, Source: k.source, Method: k.method, Endpoint: k.endpoint,
 		Status: k.status, Outcome: outcome(k.status), Reason: k.reason, Requests: g.n, Purpose: g.purpose,
 	}
@@ -376,9 +376,9 @@ func (g *refusalGroup) entry(k refusalKey) store.AuditEntry {
 }
 
 // auditMany writes rows with one fsync if st can, one by one otherwise.
-func auditMany(ctx context.Context, st Store, rows []store.AuditEntry) error {
+func auditMany(ctx context.Context, st Store, rows []audit.Entry) error {
 	if m, ok := st.(interface {
-		AuditMany(context.Context, []store.AuditEntry) error
+		AuditMany(context.Context, []audit.Entry) error
 	}); ok {
 		return m.AuditMany(ctx, rows)
 	}
@@ -392,7 +392,7 @@ func auditMany(ctx context.Context, st Store, rows []store.AuditEntry) error {
 // refuseBadCredential handles a request refused for a missing or unknown
 // credential: counted for its source's audit row, and answered 429 instead
 // of ae (401) once its source is over the limit.
-func (s *Server) refuseBadCredential(entry store.AuditEntry, client netip.Addr, ae *apiError) *apiError {
+func (s *Server) refuseBadCredential(entry audit.Entry, client netip.Addr, ae *apiError) *apiError {
 	key := sourceKey(client)
 	if ok, retry := s.badLimiter.allow(key, s.now()); !ok {
 		secs := max(1, int(math.Ceil(retry.Seconds())))

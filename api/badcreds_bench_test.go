@@ -12,33 +12,32 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/auditjournal"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // journalStore sends the audit rows of a fakeStore to a real audit journal,
 // as `connlog serve` does, counting the journal writes: each is one fsync.
 type journalStore struct {
 	*fakeStore
-	j      *auditjournal.Journal
+	j      *audit.Journal
 	writes atomic.Int64
 }
 
 func (s *journalStore) fake() *fakeStore { return s.fakeStore }
 
-func (s *journalStore) Audit(ctx context.Context, e store.AuditEntry) error {
+func (s *journalStore) Audit(ctx context.Context, e audit.Entry) error {
 	s.writes.Add(1)
 	return s.j.Audit(ctx, e)
 }
 
-func (s *journalStore) AuditMany(ctx context.Context, rows []store.AuditEntry) error {
+func (s *journalStore) AuditMany(ctx context.Context, rows []audit.Entry) error {
 	s.writes.Add(1)
 	return s.j.AuditMany(ctx, rows)
 }
 
 type discardSink struct{}
 
-func (discardSink) AuditBatch(context.Context, string, []store.AuditEntry) error { return nil }
+func (discardSink) AuditBatch(context.Context, string, []audit.Entry) error { return nil }
 
 // BenchmarkBadTokenFlood sends requests with unknown bearer tokens from 100
 // sources through the API's handler, its audit rows going to a real audit
@@ -49,7 +48,7 @@ func (discardSink) AuditBatch(context.Context, string, []store.AuditEntry) error
 //
 //	go test ./api -run '^$' -bench BadTokenFlood -benchtime 1000000x -count 3
 func BenchmarkBadTokenFlood(b *testing.B) {
-	j, err := auditjournal.Open(auditjournal.Options{Dir: b.TempDir(), MaxBacklog: 1 << 40, Interval: time.Hour}, discardSink{})
+	j, err := audit.OpenJournal(audit.JournalOptions{Dir: b.TempDir(), MaxBacklog: 1 << 40, Interval: time.Hour}, discardSink{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // syncingStore is a fakeStore that can write several audit rows at once,
@@ -27,19 +27,19 @@ type syncingStore struct {
 	*fakeStore
 	mu    sync.Mutex
 	syncs int
-	many  [][]store.AuditEntry
+	many  [][]audit.Entry
 }
 
 func (s *syncingStore) fake() *fakeStore { return s.fakeStore }
 
-func (s *syncingStore) Audit(ctx context.Context, e store.AuditEntry) error {
+func (s *syncingStore) Audit(ctx context.Context, e audit.Entry) error {
 	s.mu.Lock()
 	s.syncs++
 	s.mu.Unlock()
 	return s.fakeStore.Audit(ctx, e)
 }
 
-func (s *syncingStore) AuditMany(_ context.Context, rows []store.AuditEntry) error {
+func (s *syncingStore) AuditMany(_ context.Context, rows []audit.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.syncs++
@@ -417,7 +417,7 @@ func TestRefusalRowsPerWindowAreBounded(t *testing.T) {
 	a := newRefusals(BadCredentialsConfig{AuditWindow: time.Minute, MaxSources: 5})
 	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 	for i := range 1000 {
-		a.add(store.AuditEntry{Time: at, Method: "M" + strconv.Itoa(i), Endpoint: "/v1/", Status: 401, Reason: "jwt: bad " + strconv.Itoa(i)}, "192.0.2.1")
+		a.add(audit.Entry{Time: at, Method: "M" + strconv.Itoa(i), Endpoint: "/v1/", Status: 401, Reason: "jwt: bad " + strconv.Itoa(i)}, "192.0.2.1")
 	}
 	st := &syncingStore{fakeStore: &fakeStore{}}
 	if err := a.flush(t.Context(), st, at.Add(time.Minute), false); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Defaults of [SearchConfig].
@@ -80,9 +81,9 @@ type searchStore interface {
 	// SummarizeIP summarises one address over a window.
 	SummarizeIP(ctx context.Context, q store.AccessQuery) (store.IPSummary, error)
 	// SearchAudit searches the audit trail.
-	SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error)
+	SearchAudit(ctx context.Context, q audit.Query) ([]audit.Record, error)
 	// SubjectConsultations lists the consultations that touched an address.
-	SubjectConsultations(ctx context.Context, q store.SubjectQuery) ([]store.Consultation, error)
+	SubjectConsultations(ctx context.Context, q audit.SubjectQuery) ([]audit.Consultation, error)
 }
 
 // connectionParams are the query parameters /v1/connections accepts.

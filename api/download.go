@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // A download ticket lets a browser stream an export to disk with a plain
@@ -163,7 +163,7 @@ func (s *Server) redeemTicket(ts *tickets, w http.ResponseWriter, r *http.Reques
 	client, source := s.proxies.client(r)
 	t, ok := ts.take(r.PathValue("ticket"), s.now())
 	if !ok || t.client != client.String() {
-		entry := store.AuditEntry{
+		entry := audit.Entry{
 			Time: s.now().UTC(), Source: source, Method: r.Method, Endpoint: "/v1/downloads/{ticket}",
 			Status: http.StatusNotFound, Outcome: outcome(http.StatusNotFound), Reason: "unknown, used, expired or foreign download ticket",
 		}

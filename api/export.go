@@ -12,6 +12,7 @@ import (
 	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // exportColumns are the columns of a requisition package: the connection
@@ -28,7 +29,7 @@ var errTooManyRecords = errors.New("too many records")
 // limited to who's sites) and builds the signed package. The package is
 // kept byte for byte by the caller, so a download gives exactly the bytes
 // whose SHA-256 is in the register and the audit trail.
-func (s *Server) buildExport(reqCtx context.Context, req *store.Requisition, who *principal) (pkg []byte, sum string, rows int, err error) {
+func (s *Server) buildExport(reqCtx context.Context, req *legal.Requisition, who *principal) (pkg []byte, sum string, rows int, err error) {
 	in := export.Input{
 		Requisition: requisitionForManifest(req),
 		Columns:     exportColumns,
@@ -76,7 +77,7 @@ func (s *Server) buildExport(reqCtx context.Context, req *store.Requisition, who
 
 // requisitionForManifest is the register entry as the manifest states it:
 // what was asked, by whom, and who entered it; not its later history.
-func requisitionForManifest(req *store.Requisition) store.Requisition {
+func requisitionForManifest(req *legal.Requisition) legal.Requisition {
 	r := *req
 	r.Runs, r.Answer = nil, nil
 	return r

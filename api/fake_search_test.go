@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // The search methods of fakeStore: the access log streams its hits; the
@@ -40,10 +41,10 @@ func (f *fakeStore) SummarizeIP(context.Context, store.AccessQuery) (store.IPSum
 	return store.IPSummary{}, f.failure()
 }
 
-func (f *fakeStore) SearchAudit(context.Context, store.AuditQuery) ([]store.AuditRecord, error) {
+func (f *fakeStore) SearchAudit(context.Context, audit.Query) ([]audit.Record, error) {
 	return nil, f.failure()
 }
 
-func (f *fakeStore) SubjectConsultations(context.Context, store.SubjectQuery) ([]store.Consultation, error) {
+func (f *fakeStore) SubjectConsultations(context.Context, audit.SubjectQuery) ([]audit.Consultation, error) {
 	return nil, f.failure()
 }

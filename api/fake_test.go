@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // fakeStore is a hand-written Store whose failures tests inject. It records
@@ -22,7 +23,7 @@ type fakeStore struct {
 	mu        sync.Mutex
 	hits      []store.Hit
 	queries   []store.AccessQuery
-	audits    []store.AuditEntry
+	audits    []audit.Entry
 	events    []string
 	auditErr  error
 	searchErr error
@@ -42,7 +43,7 @@ func (f *fakeStore) SearchAccess(ctx context.Context, q store.AccessQuery) ([]st
 	return f.hits[:min(len(f.hits), q.Limit)], nil
 }
 
-func (f *fakeStore) Audit(_ context.Context, e store.AuditEntry) error {
+func (f *fakeStore) Audit(_ context.Context, e audit.Entry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.auditErr != nil {
@@ -65,10 +66,10 @@ func (f *fakeStore) event(e string) {
 	f.events = append(f.events, e)
 }
 
-func (f *fakeStore) auditRows() []store.AuditEntry {
+func (f *fakeStore) auditRows() []audit.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]store.AuditEntry(nil), f.audits...)
+	return append([]audit.Entry(nil), f.audits...)
 }
 
 // testTokens are bearer tokens of the test server, by role or purpose.

@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Bounds of a stated purpose, in characters after trimming spaces.
@@ -74,7 +74,7 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 			body, c.rows = nil, 0 // nothing of a failed answer is sent
 		}
 
-		entry := store.AuditEntry{
+		entry := audit.Entry{
 			Time:     s.now().UTC(),
 			Source:   source,
 			Method:   r.Method,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // HoldStore is what the legal-hold endpoints need from storage;
@@ -16,11 +16,11 @@ import (
 type HoldStore interface {
 	// CreateHold copies the matching records into hold storage and
 	// registers the hold.
-	CreateHold(ctx context.Context, h store.Hold) (store.Hold, error)
+	CreateHold(ctx context.Context, h legal.Hold) (legal.Hold, error)
 	// ListHolds returns every hold, active and released.
-	ListHolds(ctx context.Context) ([]store.Hold, error)
+	ListHolds(ctx context.Context) ([]legal.Hold, error)
 	// ReleaseHold deletes the held copies and records the release; errors
-	// wrap store.ErrHoldNotFound or store.ErrHoldReleased when they apply.
+	// wrap legal.ErrHoldNotFound or legal.ErrHoldReleased when they apply.
 	ReleaseHold(ctx context.Context, id, by string) error
 }
 
@@ -59,7 +59,7 @@ type holdView struct {
 	Active     bool       `json:"active"`
 }
 
-func newHoldView(h *store.Hold) holdView {
+func newHoldView(h *legal.Hold) holdView {
 	v := holdView{
 		ID: h.ID, Reference: h.Reference, IP: h.Selector.Network.String(), Port: h.Selector.Port, Site: h.Selector.Site,
 		From: h.Selector.From.UTC(), To: h.Selector.To.UTC(), Expires: h.Expires.UTC(), CreatedBy: h.CreatedBy,
@@ -92,7 +92,7 @@ func (s *Server) holdRoutes(mux *http.ServeMux) {
 }
 
 // holdVisible reports whether p may see or release h.
-func (p *principal) holdVisible(h *store.Hold) bool {
+func (p *principal) holdVisible(h *legal.Hold) bool {
 	return len(p.sites) == 0 || h.Selector.Site != "" && p.sitesAllowed(h.Selector.Site)
 }
 
@@ -114,7 +114,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	if !expires.After(now) || expires.Sub(now) > maxHold {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("expires must be in the future, at most %d days ahead", int(maxHold.Hours()/24)))
 	}
-	var sels []store.RequisitionSelector
+	var sels []legal.Selector
 	switch {
 	case (in.Selector == nil) == (in.RequisitionID == ""):
 		return nil, errorf(CodeBadRequest, "give either a selector or a requisition_id")
@@ -152,9 +152,9 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	}
 	for _, sel := range sels {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
-		h, err := s.holds.CreateHold(ctx, store.Hold{
+		h, err := s.holds.CreateHold(ctx, legal.Hold{
 			Reference: in.Reference,
-			Selector:  store.HoldSelector{Network: sel.Network, Port: sel.Port, Site: sel.Site, From: sel.From, To: sel.To},
+			Selector:  sel,
 			Expires:   expires,
 			CreatedBy: c.who.name,
 		})
@@ -210,7 +210,7 @@ func (s *Server) releaseHold(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	var h *store.Hold
+	var h *legal.Hold
 	for i := range hs {
 		if hs[i].ID == id {
 			h = &hs[i]
@@ -227,9 +227,9 @@ func (s *Server) releaseHold(r *http.Request, c *call) (any, error) {
 	}
 	err = s.holds.ReleaseHold(ctx, id, c.who.name)
 	switch {
-	case errors.Is(err, store.ErrHoldNotFound):
+	case errors.Is(err, legal.ErrHoldNotFound):
 		return nil, notFound
-	case errors.Is(err, store.ErrHoldReleased):
+	case errors.Is(err, legal.ErrHoldReleased):
 		return nil, errorf(CodeBadRequest, "this hold was already released")
 	case err != nil:
 		return nil, storeError(r.Context(), err)

@@ -10,40 +10,25 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // This file is the test harness over the REAL store on the embedded
 // engine: searches, exports and the acceptance tests (authorisation matrix,
 // injection, OpenAPI) run against it.
 
-var liveSeq atomic.Int64
-
 // openLiveStore returns a migrated store in databases of its own.
 func openLiveStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("apis%d_%d", time.Now().UnixNano()%1e6, liveSeq.Add(1))
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	return st
+	return storetest.New(tb)
 }
 
 // syncBuffer is a log sink tests can read while the server writes.
@@ -247,7 +232,7 @@ func (w *firstWrite) Flush() {
 func (w *firstWrite) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // auditWindowAll selects every audit row written around now.
-func auditWindowAll(*liveEnv) store.AuditQuery {
+func auditWindowAll(*liveEnv) audit.Query {
 	now := time.Now().UTC()
-	return store.AuditQuery{From: now.Add(-24 * time.Hour), To: now.Add(24 * time.Hour), Limit: 10000}
+	return audit.Query{From: now.Add(-24 * time.Hour), To: now.Add(24 * time.Hour), Limit: 10000}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // This file adds to the authorisation matrix (matrix_test.go) the
@@ -103,10 +103,10 @@ func (noCleanup) Cleanup(func()) {}
 // returns its id.
 func matrixRequisition(e *liveEnv, run bool) string {
 	ctx := context.Background()
-	req, err := e.st.CreateRequisition(ctx, store.Requisition{
+	req, err := e.st.CreateRequisition(ctx, legal.Requisition{
 		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1",
 		ProcedureRef: "PV 1", Received: e.base, CreatedBy: "matrix", Purpose: "matrix",
-		Selectors: []store.RequisitionSelector{{
+		Selectors: []legal.Selector{{
 			Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour),
 		}},
 	})
@@ -128,9 +128,9 @@ func matrixRequisition(e *liveEnv, run bool) string {
 // matrixHold creates a fresh hold of the seeded address and site straight
 // in the store and returns its id.
 func matrixHold(e *liveEnv) string {
-	h, err := e.st.CreateHold(context.Background(), store.Hold{
+	h, err := e.st.CreateHold(context.Background(), legal.Hold{
 		Reference: "GEL-matrix", CreatedBy: "matrix", Expires: time.Now().Add(24 * time.Hour),
-		Selector: store.HoldSelector{Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour)},
+		Selector: legal.Selector{Network: netip.MustParsePrefix("203.0.113.7/32"), Site: liveSite, From: e.base.Add(-time.Hour), To: e.base.Add(time.Hour)},
 	})
 	if err != nil {
 		panic(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Paging. Every paged search (/v1/access, /v1/connections, /v1/audit,
@@ -35,7 +36,7 @@ import (
 // position is what a cursor holds: the keyset position of a row in the
 // order of a store search.
 type position interface {
-	store.Cursor | store.AuditCursor
+	store.Cursor | audit.Cursor
 }
 
 // page is the paging of one search request.
@@ -180,7 +181,7 @@ func cursorSum(scope string, payload []byte) []byte {
 // encodePosition writes a position as bytes. A search position
 // (store.Cursor): 16 bytes of address, 8 of Unix milliseconds, 4 of
 // partition, 8 of offset, then the topic. An audit position
-// (store.AuditCursor): 8 bytes of Unix milliseconds and 8 of hash.
+// (audit.Cursor): 8 bytes of Unix milliseconds and 8 of hash.
 func encodePosition[P position](pos P) []byte {
 	switch c := any(pos).(type) {
 	case store.Cursor:
@@ -191,7 +192,7 @@ func encodePosition[P position](pos P) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(c.Partition))
 		b = binary.BigEndian.AppendUint64(b, uint64(c.Offset))
 		return append(b, c.Topic...)
-	case store.AuditCursor:
+	case audit.Cursor:
 		b := binary.BigEndian.AppendUint64(nil, uint64(c.Time.UnixMilli()))
 		return binary.BigEndian.AppendUint64(b, c.Hash)
 	}
@@ -214,11 +215,11 @@ func decodePosition[P position](b []byte, pos *P) bool {
 			Topic:     string(b[36:]),
 		}
 		return true
-	case *store.AuditCursor:
+	case *audit.Cursor:
 		if len(b) != 16 {
 			return false
 		}
-		*c = store.AuditCursor{
+		*c = audit.Cursor{
 			Time: time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))).UTC(),
 			Hash: binary.BigEndian.Uint64(b[8:]),
 		}

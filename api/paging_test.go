@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // TestCursorRoundTrip: each kind of position survives sealing, and a cursor
@@ -20,16 +21,16 @@ func TestCursorRoundTrip(t *testing.T) {
 	if _, err := openCursor[store.Cursor]("/v1/access{\"site\":\"x\"}", v); err == nil {
 		t.Error("a cursor opened with other filters")
 	}
-	audit := store.AuditCursor{Time: at, Hash: 1<<63 + 5}
-	v = sealCursor("/v1/audit{}", audit)
-	if got, err := openCursor[store.AuditCursor]("/v1/audit{}", v); err != nil || got != audit {
-		t.Errorf("audit position: got %+v, %v; want %+v", got, err, audit)
+	trail := audit.Cursor{Time: at, Hash: 1<<63 + 5}
+	v = sealCursor("/v1/audit{}", trail)
+	if got, err := openCursor[audit.Cursor]("/v1/audit{}", v); err != nil || got != trail {
+		t.Errorf("audit position: got %+v, %v; want %+v", got, err, trail)
 	}
 	if _, err := openCursor[store.Cursor]("/v1/audit{}", v); err == nil {
 		t.Error("an audit cursor opened as a search position")
 	}
 	for _, bad := range []string{"", "!!", "AAAA", v[:len(v)-1] + "A"} {
-		if _, err := openCursor[store.AuditCursor]("/v1/audit{}", bad); err == nil {
+		if _, err := openCursor[audit.Cursor]("/v1/audit{}", bad); err == nil {
 			t.Errorf("cursor %q opened", bad)
 		}
 	}
@@ -38,8 +39,8 @@ func TestCursorRoundTrip(t *testing.T) {
 // TestCut: a page keeps limit rows and seals the last one's position only
 // when more matched.
 func TestCut(t *testing.T) {
-	p := page[store.AuditCursor]{limit: 2, scope: "/v1/audit{}"}
-	pos := func(n *int) store.AuditCursor { return store.AuditCursor{Hash: uint64(*n)} }
+	p := page[audit.Cursor]{limit: 2, scope: "/v1/audit{}"}
+	pos := func(n *int) audit.Cursor { return audit.Cursor{Hash: uint64(*n)} }
 	rows, end := cut(p, []int{1, 2}, pos)
 	if len(rows) != 2 || end.Truncated || end.NextCursor != "" || end.Count != 2 {
 		t.Errorf("exact page: %v %+v", rows, end)
@@ -48,7 +49,7 @@ func TestCut(t *testing.T) {
 	if len(rows) != 2 || !end.Truncated || end.Count != 2 {
 		t.Fatalf("truncated page: %v %+v", rows, end)
 	}
-	if got, err := openCursor[store.AuditCursor](p.scope, end.NextCursor); err != nil || got.Hash != 2 {
+	if got, err := openCursor[audit.Cursor](p.scope, end.NextCursor); err != nil || got.Hash != 2 {
 		t.Errorf("next cursor: %+v, %v; want the last kept row's position", got, err)
 	}
 }

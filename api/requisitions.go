@@ -14,17 +14,18 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // RequisitionStore is what the requisition endpoints need from storage;
 // *store.Store satisfies it.
 type RequisitionStore interface {
 	// CreateRequisition records r in the register with a new ID.
-	CreateRequisition(ctx context.Context, r store.Requisition) (store.Requisition, error)
+	CreateRequisition(ctx context.Context, r legal.Requisition) (legal.Requisition, error)
 	// Requisitions returns the register, newest first.
-	Requisitions(ctx context.Context) ([]store.Requisition, error)
-	// Requisition returns one entry, or an error wrapping store.ErrNoRequisition.
-	Requisition(ctx context.Context, id string) (store.Requisition, error)
+	Requisitions(ctx context.Context) ([]legal.Requisition, error)
+	// Requisition returns one entry, or an error wrapping legal.ErrNoRequisition.
+	Requisition(ctx context.Context, id string) (legal.Requisition, error)
 	// RequisitionRecords runs q and returns the statement and parameters it ran.
 	RequisitionRecords(ctx context.Context, q store.ConnectionQuery, fn func(r *store.ConnectionRecord) error) (string, map[string]string, error)
 	// RecordRequisitionExport keeps a package and records the run.
@@ -147,8 +148,8 @@ func checkText(name, v string, required bool) error {
 }
 
 // parseSelector checks one selector against the caller's sites.
-func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (store.RequisitionSelector, error) {
-	var sel store.RequisitionSelector
+func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (legal.Selector, error) {
+	var sel legal.Selector
 	var err error
 	if sel.Network, err = parseNetwork(in.IP); err != nil {
 		return sel, err
@@ -206,7 +207,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	if len(in.Selectors) == 0 || len(in.Selectors) > maxSelectors {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("give 1 to %d selectors (ip, port, site, from, to)", maxSelectors))
 	}
-	req := store.Requisition{
+	req := legal.Requisition{
 		Authority: in.Authority, OfficerName: in.OfficerName, OfficerService: in.OfficerService,
 		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received,
 		Purpose: c.purpose, CreatedBy: c.who.name, Created: s.now().UTC(),
@@ -234,7 +235,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 
 // visible reports whether p may see requisition q: a credential limited to
 // some sites sees the requisitions whose selectors all name one of them.
-func (p *principal) visible(q *store.Requisition) bool {
+func (p *principal) visible(q *legal.Requisition) bool {
 	if len(p.sites) == 0 {
 		return true
 	}
@@ -248,7 +249,7 @@ func (p *principal) visible(q *store.Requisition) bool {
 
 // requisitionList is the body of GET /v1/requisitions.
 type requisitionList struct {
-	Requisitions []store.Requisition `json:"requisitions"`
+	Requisitions []legal.Requisition `json:"requisitions"`
 	Count        int                 `json:"count"`
 }
 
@@ -263,7 +264,7 @@ func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	out := requisitionList{Requisitions: []store.Requisition{}}
+	out := requisitionList{Requisitions: []legal.Requisition{}}
 	for i := range all {
 		if c.who.visible(&all[i]) {
 			out.Requisitions = append(out.Requisitions, all[i])
@@ -286,18 +287,18 @@ func noParams(r *http.Request) error {
 
 // loadRequisition reads the requisition named by the path, checking that
 // the caller may see it.
-func (s *Server) loadRequisition(r *http.Request, c *call) (store.Requisition, error) {
+func (s *Server) loadRequisition(r *http.Request, c *call) (legal.Requisition, error) {
 	id := r.PathValue("id")
 	c.filters = canonical(map[string]any{"requisition": truncate(strings.ToValidUTF8(id, "\uFFFD"), 100)})
 	notFound := &apiError{code: CodeNotFound, msg: "no such requisition", reason: "requisition " + truncate(id, 100) + " not found"}
 	if len(id) > 100 {
-		return store.Requisition{}, notFound
+		return legal.Requisition{}, notFound
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	req, err := s.requisitions.Requisition(ctx, id)
 	switch {
-	case errors.Is(err, store.ErrNoRequisition):
+	case errors.Is(err, legal.ErrNoRequisition):
 		return req, notFound
 	case err != nil:
 		return req, storeError(r.Context(), err)
@@ -378,7 +379,7 @@ func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var run *store.RequisitionRun
+	var run *legal.RequisitionRun
 	for i := range req.Runs {
 		if want == "" || req.Runs[i].ExportSHA256 == want {
 			run = &req.Runs[i]
@@ -393,7 +394,7 @@ func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	pkg, err := s.requisitions.RequisitionExport(ctx, req.ID, run.ExportSHA256)
-	if errors.Is(err, store.ErrNoRequisition) {
+	if errors.Is(err, legal.ErrNoRequisition) {
 		return nil, &apiError{code: CodeNotFound, msg: "the package of this run is no longer kept (12 months); its SHA-256 remains in the register", reason: err.Error()}
 	}
 	if err != nil {
@@ -451,7 +452,7 @@ func (s *Server) answerRequisition(r *http.Request, c *call) (any, error) {
 	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.name, now, sent, in.How, sum); err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	req.Answer = &store.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
+	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
 	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
 	c.rows = 1
 	return req, nil

@@ -21,7 +21,9 @@ import (
 
 	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // The real store serves requisitions and holds.
@@ -132,7 +134,7 @@ func (e *reqEnv) requisitionBody(port uint16) map[string]any {
 }
 
 // auditRows returns the audit rows of endpoint, oldest first.
-func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []store.AuditEntry {
+func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []audit.Entry {
 	tb.Helper()
 	rows, err := e.st.Conn().Query(tb.Context(), "SELECT actor, role, method, status, rows, outcome, filters FROM "+
 		e.st.Databases().Ops+".audit WHERE endpoint = '"+endpoint+"' ORDER BY time")
@@ -140,9 +142,9 @@ func (e *reqEnv) auditRows(tb testing.TB, endpoint string) []store.AuditEntry {
 		tb.Fatal(err)
 	}
 	defer rows.Close()
-	var out []store.AuditEntry
+	var out []audit.Entry
 	for rows.Next() {
-		var a store.AuditEntry
+		var a audit.Entry
 		var status uint16
 		var n uint64
 		if err := rows.Scan(&a.Actor, &a.Role, &a.Method, &status, &n, &a.Outcome, &a.Filters); err != nil {
@@ -164,7 +166,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("create: %d %s", status, body)
 	}
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +217,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 	if n != m.Records {
 		t.Errorf("manifest query gives %d records, manifest says %d", n, m.Records)
 	}
-	var inManifest store.Requisition
+	var inManifest legal.Requisition
 	if err := json.Unmarshal(m.Requisition, &inManifest); err != nil || inManifest.ProcedureRef != "PV 2026/123" || inManifest.ID != req.ID {
 		t.Errorf("manifest requisition %s (%v)", m.Requisition, err)
 	}
@@ -256,7 +258,7 @@ func TestRequisitionCreateRunDownloadVerify(t *testing.T) {
 
 	// The register shows it all.
 	status, _, body = e.do(t, http.MethodGet, "/v1/requisitions/"+req.ID, e.officer, nil)
-	var shown store.Requisition
+	var shown legal.Requisition
 	if err := json.Unmarshal(body, &shown); status != 200 || err != nil {
 		t.Fatalf("show: %d %s", status, body)
 	}
@@ -345,7 +347,7 @@ func TestRequisitionRefusals(t *testing.T) {
 	}
 	// A scoped officer does not see requisitions outside its sites.
 	status, _, body := e.do(t, http.MethodPost, "/v1/requisitions", e.officer, valid)
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); status != 200 || err != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}
@@ -366,7 +368,7 @@ func TestRequisitionRefusals(t *testing.T) {
 func TestHoldKeepsRecordsPastTheirTTLUntilReleased(t *testing.T) {
 	e := newReqEnv(t)
 	status, _, body := e.do(t, http.MethodPost, "/v1/requisitions", e.officer, e.requisitionBody(e.suspectPort))
-	var req store.Requisition
+	var req legal.Requisition
 	if err := json.Unmarshal(body, &req); status != 200 || err != nil {
 		t.Fatalf("create: %d %s", status, body)
 	}

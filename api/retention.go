@@ -4,14 +4,14 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // RetentionReporter is the part of the store that answers GET
 // /v1/retention; *store.Store satisfies it. A Store without it answers 503.
 type RetentionReporter interface {
 	// RetentionReport describes what is stored against each lifetime.
-	RetentionReport(ctx context.Context) (store.Report, error)
+	RetentionReport(ctx context.Context) (retention.Report, error)
 }
 
 // retentionParams are the query parameters /v1/retention accepts: purpose

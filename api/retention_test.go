@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/retention"
 )
 
 func init() {
@@ -19,13 +19,13 @@ func TestRetentionReportForTheAuditorOnly(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("auditor: %d %s", resp.StatusCode, resp.body)
 	}
-	var rep store.Report
+	var rep retention.Report
 	if err := json.Unmarshal([]byte(resp.body), &rep); err != nil {
 		t.Fatal(err)
 	}
-	var conn *store.ReportEntry
+	var conn *retention.ReportEntry
 	for i, e := range rep.Entries {
-		if e.Class == store.ClassConnections && e.Site == liveSite {
+		if e.Class == retention.ClassConnections && e.Site == liveSite {
 			conn = &rep.Entries[i]
 		}
 	}

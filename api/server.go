@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
 )
 
@@ -24,7 +25,7 @@ type Store interface {
 	// SearchAccess returns the access-log rows matching q, at most q.Limit.
 	SearchAccess(ctx context.Context, q store.AccessQuery) ([]store.Hit, error)
 	// Audit durably records one audit row.
-	Audit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, e audit.Entry) error
 	// Ping reports whether the store can answer.
 	Ping(ctx context.Context) error
 	// searchStore: connection records, exports, IP summary, audit search

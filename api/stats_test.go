@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,31 +26,17 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // The real store serves the statistics.
 var _ AudienceStore = (*store.Store)(nil)
 
-var statsPrefixSeq atomic.Int64
-
 // openRealStore returns a migrated store on the embedded engine, in
 // databases of its own.
 func openRealStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs, cfg.Protocol = []string{addr}, "http"
-	cfg.DatabasePrefix = fmt.Sprintf("apistats%d_%d", time.Now().UnixNano()%1e6, statsPrefixSeq.Add(1))
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	return st
+	return storetest.New(tb)
 }
 
 // writeCountryDB writes a MaxMind-format Country database: FR, DE and JP

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // Media types of the streamed exports.
@@ -102,7 +103,7 @@ const flushEvery = 250 * time.Millisecond
 // trailers. An error before the first byte is answered with a JSON error;
 // after it, the connection is cut so that the client cannot mistake a
 // partial export for a whole one.
-func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entry store.AuditEntry) {
+func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entry audit.Entry) {
 	st := c.stream
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Search.ExportTimeout)
 	defer cancel()

@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/netip"
 	"sync/atomic"
@@ -13,7 +12,7 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 const (
@@ -111,18 +110,7 @@ func TestAudienceAggregatesMatchReference(t *testing.T) {
 		nPaths    = 40
 		batch     = 200_000
 	)
-	addr := embeddedtest.Start(t)
-	cfg := store.DefaultConfig()
-	cfg.Addrs, cfg.Protocol = []string{addr}, "http"
-	cfg.DatabasePrefix = fmt.Sprintf("ingaud%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	st, err := store.Open(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	sink := ingest.WithAudience(audienceOnly{st}, newAnonymizer(t, st.VisitorKeys()))
 
 	uas := []struct{ ua, browser string }{{firefoxUA, "Firefox"}, {chromeUA, "Chrome"}, {safariUA, "Safari"}}

@@ -13,30 +13,16 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // These tests run the pipeline against kfake over the Kafka protocol and
 // the embedded ClickHouse, and count what the tables hold.
 
-var dbSeq atomic.Int64
-
 // openTestStore returns a migrated store in databases of its own.
 func openTestStore(t testing.TB) *store.Store {
 	t.Helper()
-	addr := embeddedtest.Start(t)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("ing%d_%d", time.Now().UnixNano()%1e6, dbSeq.Add(1))
-	st, err := store.Open(t.Context(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return storetest.New(t)
 }
 
 // genCombined returns n distinct combined lines with recent request times

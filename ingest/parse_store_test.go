@@ -3,14 +3,13 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 var parseStoreSeq atomic.Int64
@@ -22,19 +21,7 @@ var parseStoreSeq atomic.Int64
 // and the connection records keep path and user only for create, modify
 // and delete.
 func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
-	addr := embeddedtest.Start(t)
-	scfg := store.DefaultConfig()
-	scfg.Addrs = []string{addr}
-	scfg.Protocol = "http"
-	scfg.DatabasePrefix = fmt.Sprintf("prs%d_%d", time.Now().UnixNano()%1e6, parseStoreSeq.Add(1))
-	st, err := store.Open(t.Context(), scfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 
 	cfg := DefaultParseConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8"}
@@ -117,19 +104,7 @@ func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
 // an address (found by its text, not by an address), a request that is not
 // HTTP (kept raw, no path), and a header sent empty apart from one absent.
 func TestIssue14LinesRoundTripThroughTheStore(t *testing.T) {
-	addr := embeddedtest.Start(t)
-	scfg := store.DefaultConfig()
-	scfg.Addrs = []string{addr}
-	scfg.Protocol = "http"
-	scfg.DatabasePrefix = fmt.Sprintf("prs%d_%d", time.Now().UnixNano()%1e6, parseStoreSeq.Add(1))
-	st, err := store.Open(t.Context(), scfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	p, err := NewLineParser(DefaultParseConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/connlog/connlog/anonymize"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AudienceDimensions are the dimensions the audience statistics count, the
@@ -108,8 +108,8 @@ func (s *Store) AudienceStats(ctx context.Context, q AudienceQuery) ([]AudienceC
 WHERE visitors >= {k:UInt64} OR cell != '` + OtherKey + `'
 ORDER BY bucket, hits DESC, cell
 LIMIT {limit:UInt64}`
-	ctx = withParams(ctx, map[string]string{
-		"site":  escapeParam(q.Site),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"site":  chsql.Escape(q.Site),
 		"dim":   q.By,
 		"from":  q.From.UTC().Format(time.DateTime),
 		"to":    q.To.UTC().Format(time.DateTime),
@@ -145,7 +145,7 @@ const audienceDims = 10
 // cellGrouper groups the audience rows of one batch into the rows of
 // audience_cells, column by column: the hits of the batch that share site,
 // hour, dimension and key, and their distinct visitor hashes. It keeps its
-// buffers between batches (groupers): a batch of 50,000 hits would
+// buffers between batches (Store.groupers): a batch of 50,000 hits would
 // otherwise allocate tens of megabytes, and the garbage collector would
 // rescan every batch in flight for them.
 type cellGrouper struct {
@@ -173,9 +173,10 @@ type cellBucket struct {
 	hour time.Time
 }
 
-var groupers = sync.Pool{New: func() any {
+// newCellGrouper is the New of Store.groupers.
+func newCellGrouper() any {
 	return &cellGrouper{buckets: map[cellBucket]*[audienceDims]map[string]int32{}, ids: map[uint64]int32{}}
-}}
+}
 
 // group replaces g's columns with the cells of rows, as the materialized
 // view of migration 0004 grouped them in the engine: every hit counts once
@@ -340,10 +341,10 @@ func (g *cellGrouper) reset() {
 // retried batch is counted once. rows[].Network is deliberately not used:
 // the statistics need no address, not even a truncated one.
 func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymize.Audience) error {
-	g := groupers.Get().(*cellGrouper)
+	g := s.groupers.Get().(*cellGrouper)
 	defer func() {
 		g.reset()
-		groupers.Put(g)
+		s.groupers.Put(g)
 	}()
 	g.group(rows)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)

@@ -38,7 +38,7 @@ func benchAudienceRows() []anonymize.Audience {
 // reported per hit, with a grouper reused as insertAudience reuses them.
 func BenchmarkAudienceCells(b *testing.B) {
 	rows := benchAudienceRows()
-	g := groupers.Get().(*cellGrouper)
+	g := newCellGrouper().(*cellGrouper)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // BatchRange is a contiguous range of offsets of one Kafka partition that
@@ -73,15 +75,15 @@ func (r BatchRange) ID() string {
 func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
-	ctx = withParams(ctx, map[string]string{
-		"g":  escapeParam(r.Group),
-		"t":  escapeParam(r.Topic),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"g":  chsql.Escape(r.Group),
+		"t":  chsql.Escape(r.Topic),
 		"p":  strconv.FormatInt(int64(r.Partition), 10),
 		"f":  strconv.FormatInt(r.First, 10),
 		"l":  strconv.FormatInt(r.Last, 10),
-		"i":  escapeParam(r.Incarnation),
-		"d":  escapeParam(r.Digest),
-		"at": formatTime(time.Now()),
+		"i":  chsql.Escape(r.Incarnation),
+		"d":  chsql.Escape(r.Digest),
+		"at": chsql.Time(time.Now()),
 	})
 	err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".ingest_batches (consumer_group, kafka_topic, kafka_partition, first_offset, last_offset, incarnation, digest, written_at) "+
 		"SELECT {g:String}, {t:String}, {p:Int32}, {f:Int64}, {l:Int64}, {i:String}, {d:String}, {at:DateTime64(3, 'UTC')}")
@@ -104,12 +106,12 @@ func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
 // set, ranges recorded without one are left out too: only a client that
 // knows the incarnation records one, so they come from another log.
 func (s *Store) PendingBatches(ctx context.Context, group, topic string, partition int32, from int64, incarnation string) ([]BatchRange, error) {
-	ctx = withParams(ctx, map[string]string{
-		"g":    escapeParam(group),
-		"t":    escapeParam(topic),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"g":    chsql.Escape(group),
+		"t":    chsql.Escape(topic),
 		"p":    strconv.FormatInt(int64(partition), 10),
 		"from": strconv.FormatInt(from, 10),
-		"i":    escapeParam(incarnation),
+		"i":    chsql.Escape(incarnation),
 	})
 	rows, err := s.conn.Query(ctx, "SELECT first_offset, last_offset, argMax(incarnation, written_at) AS inc, argMax(digest, written_at) AS dig "+
 		"FROM "+s.db.Ops+".ingest_batches "+
@@ -160,7 +162,7 @@ func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int,
 		src := b.Hits[0].Source
 		hits, err = s.countSource(ctx, s.db.Access+".access_log",
 			"event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-			map[string]string{"emin": formatTime(emin), "emax": formatTime(emax), "imin": formatTime(imin), "imax": formatTime(imax)},
+			map[string]string{"emin": chsql.Time(emin), "emax": chsql.Time(emax), "imin": chsql.Time(imin), "imax": chsql.Time(imax)},
 			src, f, l)
 		if err != nil {
 			return 0, 0, err
@@ -175,7 +177,7 @@ func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int,
 		}
 		quarantined, err = s.countSource(ctx, s.db.Ops+".quarantine",
 			"received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-			map[string]string{"imin": formatTime(rmin), "imax": formatTime(rmax)},
+			map[string]string{"imin": chsql.Time(rmin), "imax": chsql.Time(rmax)},
 			b.Quarantine[0].Source, f, l)
 		if err != nil {
 			return 0, 0, err
@@ -185,12 +187,12 @@ func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int,
 }
 
 func (s *Store) countSource(ctx context.Context, table, where string, params map[string]string, src Source, first, last int64) (int, error) {
-	params["t"] = escapeParam(src.Topic)
+	params["t"] = chsql.Escape(src.Topic)
 	params["p"] = strconv.FormatInt(int64(src.Partition), 10)
 	params["f"] = strconv.FormatInt(first, 10)
 	params["l"] = strconv.FormatInt(last, 10)
 	var n uint64
-	err := s.conn.QueryRow(withParams(ctx, params), "SELECT count() FROM "+table+" WHERE "+where+
+	err := s.conn.QueryRow(chsql.WithParams(ctx, params), "SELECT count() FROM "+table+" WHERE "+where+
 		" AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}").Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)

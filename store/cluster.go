@@ -3,6 +3,8 @@ package store
 import (
 	"regexp"
 	"strings"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Cluster mode: when Config.Cluster names a ClickHouse cluster, every DDL
@@ -15,20 +17,6 @@ import (
 // ReplicaPath is the Keeper path of a replicated table; {shard}, {replica}
 // come from each server's macros, {database} and {table} from ClickHouse.
 const ReplicaPath = "/clickhouse/tables/{shard}/{database}/{table}"
-
-func (s *Store) onCluster() string { return onCluster(s.cfg.Cluster) }
-
-func onCluster(cluster string) string {
-	if cluster == "" {
-		return ""
-	}
-	return " ON CLUSTER " + quoteIdent(cluster)
-}
-
-// quoteIdent quotes a validated identifier with backquotes.
-func quoteIdent(s string) string {
-	return "`" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "`", "\\`") + "`"
-}
 
 var (
 	createDatabase = regexp.MustCompile(`^(?is)(CREATE\s+DATABASE\s+(?:IF\s+NOT\s+EXISTS\s+)?[A-Za-z0-9_]+)`)
@@ -50,7 +38,7 @@ func ClusterStatements(cluster string, stmts []string) []string {
 	if cluster == "" {
 		return stmts
 	}
-	on := onCluster(cluster)
+	on := chsql.OnCluster(cluster)
 	out := make([]string, 0, len(stmts))
 	for _, st := range stmts {
 		switch {
@@ -73,7 +61,7 @@ func ClusterStatements(cluster string, stmts []string) []string {
 			out = append(out, st)
 			if strings.Contains(st, "MergeTree(") {
 				out = append(out, "CREATE TABLE IF NOT EXISTS "+db+"."+table+"_all"+on+" AS "+db+"."+table+
-					" ENGINE = Distributed("+quoteString(cluster)+", "+db+", "+table+")")
+					" ENGINE = Distributed("+chsql.Quote(cluster)+", "+db+", "+table+")")
 			}
 		case createView.MatchString(st):
 			out = append(out, createView.ReplaceAllString(st, "${1}"+on))

@@ -7,6 +7,9 @@ import (
 	"net"
 	"regexp"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Secret is a string that never prints: fmt, logs and YAML dumps show
@@ -48,13 +51,10 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// Retention sets the lifetime of each data class, with per-site
 	// overrides. Applied as ClickHouse TTLs at start-up (ApplyRetention).
-	Retention RetentionConfig `yaml:"-"`
+	Retention retention.Config `yaml:"-"`
 	// Cluster, if set, is the ClickHouse cluster (remote_servers) on which
 	// DDL runs ON CLUSTER with ReplicatedMergeTree tables. Default: empty.
 	Cluster string `yaml:"cluster"`
-	// KeyPath is the instance's Ed25519 signing key for the integrity
-	// manifests. Default: <data_dir>/instance.key (set by the caller).
-	KeyPath string `yaml:"-"`
 	// RoleUsers are the passwords of the per-role ClickHouse users that
 	// ApplyRoles creates on a ClickHouse server. Empty: no users created.
 	RoleUsers RoleUsers `yaml:"-"`
@@ -74,13 +74,18 @@ func DefaultConfig() Config {
 		DialTimeout:    10 * time.Second,
 		InsertTimeout:  60 * time.Second,
 		QueryTimeout:   30 * time.Second,
-		Retention:      DefaultRetention(),
+		Retention:      retention.Default(),
 	}
 }
 
 // Embedded reports whether no ClickHouse server is configured, so connlog
 // must run its own engine.
 func (c Config) Embedded() bool { return len(c.Addrs) == 0 }
+
+// Databases names the databases of each data class.
+type Databases = chsql.Databases
+
+var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
 
 var identifier = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
 
@@ -108,16 +113,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("store.cluster: %q must be letters, digits, _ and -", c.Cluster))
 	}
 	return errors.Join(errs...)
-}
-
-// Databases names the databases of each data class.
-type Databases struct {
-	Connections string
-	Access      string
-	Ops         string
-	// Stats is the audience statistics database (created by its own
-	// migration; no IP address is ever stored there).
-	Stats string
 }
 
 func (c Config) databases() Databases {

@@ -6,9 +6,18 @@
 // "watertight separation"):
 //
 //	<prefix>_connections  connection records (legal retention, 12 months)
+//	                      and the copies frozen by legal holds
 //	<prefix>_access       the security access log (6 months)
+//	<prefix>_stats        audience statistics, no address at all (hourly
+//	                      8 weeks, daily 25 months)
 //	<prefix>_ops          operations data: quarantine (30 days), audit trail
-//	                      (3 years), schema migrations
+//	                      (3 years), requisitions, holds, manifests and
+//	                      instance keys, retention runs, ingest batches,
+//	                      daily visitor keys, schema migrations
+//
+// The tables ingest writes (access log, connection records, quarantine) are
+// described once, in tables.go: the writer, the searches, the hold copies
+// and the manifest hash all read their columns from there.
 //
 // Retention is enforced by ClickHouse itself: every table carries a row TTL,
 // and tables are partitioned by day so that expiry drops whole parts
@@ -23,4 +32,27 @@
 // is built only from constants and validated identifiers.
 //
 // A Store is safe for concurrent use.
+//
+// # Packages
+//
+// Package store is the schema and migrations, the write path (Write, batch
+// records, the audience aggregation), the searches of the access log and
+// connection records, and the tamper evidence of what Write stores
+// (manifests, Verify). The other jobs live in packages of their own, each
+// working on the store's connection and databases; the Store embeds the
+// handle of each, so its callers keep one handle:
+//
+//	store/retention   lifetimes, TTLs, the enforcement pass, the report
+//	store/legal       requisitions and legal holds (Selector)
+//	store/audit       the audit trail, its searches and the local journal
+//	store/integrity   the instance key that signs manifests and packages
+//	store/embedded    the embedded engine (chDB)
+//	store/storetest   a migrated store on the real engine, for tests
+//	store/internal/chsql  bound parameters, literals, shared query helpers
+//
+// The write path, the searches and the manifests stay together in this
+// package (about 4,100 lines) because all three read the table
+// descriptions of tables.go and the row types Hit, ConnectionRecord and
+// Quarantined, which ingest and api name as store.*: splitting them needs
+// those types in a package of their own first.
 package store

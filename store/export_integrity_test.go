@@ -18,9 +18,31 @@ func HashedColumns() (map[string][]string, map[string]bool) {
 	for name, t := range hashLayouts {
 		out[name] = append([]string(nil), t.names...)
 	}
-	return out, unhashedColumns
+	return out, unhashedColumns()
 }
 
 // ManifestTables are the protected tables by short name, as Write signs
 // them.
 var ManifestTables = []string{tableAccess, tableConnections, tableQuarantine}
+
+// TableColumns returns, per protected table (short name), every column the
+// writer stores with the engine type its description gives.
+func TableColumns() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	add := func(table, name, typ string) {
+		if out[table] == nil {
+			out[table] = map[string]string{}
+		}
+		out[table][name] = typ
+	}
+	for _, c := range accessTable.cols {
+		add(tableAccess, c.name, c.chType)
+	}
+	for _, c := range connectionTable.cols {
+		add(tableConnections, c.name, c.chType)
+	}
+	for _, c := range quarantineTable.cols {
+		add(tableQuarantine, c.name, c.chType)
+	}
+	return out
+}

@@ -191,8 +191,9 @@ func (h *Hit) RefererSent() bool { return h.Has&HasReferer != 0 || h.Referer != 
 func (h *Hit) UserAgentSent() bool { return h.Has&HasUserAgent != 0 || h.UserAgent != "" }
 
 // hitOperation is the operation stored for h: its own, or the one its
-// method implies when ingest left it unknown. The writer and both manifest
-// hash versions read it from here, so the rule exists once.
+// method implies when ingest left it unknown. The access log's operation
+// column and [ConnectionOf] read it from here (tables.go), so the rule
+// exists once for the writer and every manifest hash version.
 func hitOperation(h *Hit) Operation {
 	if h.Operation == OpUnknown {
 		return OperationOfMethod(h.Method)

@@ -1,13 +1,13 @@
 package store_test
 
 import (
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // TestVerifyAcrossAKeyRotation follows docs/operations.md: an instance
@@ -21,11 +21,7 @@ func TestVerifyAcrossAKeyRotation(t *testing.T) {
 	st.Close()
 
 	// The restart: a new process, a new key file.
-	st2, err := store.Open(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st2.Close() })
+	st2 := storetest.Open(t, cfg)
 	sg, created, err := integrity.LoadOrCreate(filepath.Join(t.TempDir(), "instance.key"))
 	if err != nil || !created {
 		t.Fatalf("new key: %v %v", created, err)

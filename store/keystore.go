@@ -8,6 +8,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/connlog/connlog/anonymize"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // VisitorKeys is the [anonymize.KeyStore] of the instances sharing this
@@ -25,7 +26,7 @@ func (s *Store) VisitorKeys() *VisitorKeys { return &VisitorKeys{s: s} }
 // Get implements anonymize.KeyStore. If several keys were stored for day
 // (a deduplication window exceeded), the earliest wins, as for PutIfAbsent.
 func (v *VisitorKeys) Get(ctx context.Context, day anonymize.Day) (anonymize.Key, bool, error) {
-	ctx = withParams(ctx, map[string]string{"day": day.String()})
+	ctx = chsql.WithParams(ctx, map[string]string{"day": day.String()})
 	rows, err := v.s.conn.Query(ctx, "SELECT key FROM "+v.s.db.Ops+".visitor_keys WHERE day = {day:Date} ORDER BY created_at, key LIMIT 1")
 	if err != nil {
 		return anonymize.Key{}, false, fmt.Errorf("read visitor key of %s: %w", day, err)
@@ -83,7 +84,7 @@ func (v *VisitorKeys) PutIfAbsent(ctx context.Context, day anonymize.Day, key an
 // before olderThan and waits until the rows are gone (a synchronous
 // mutation), so a destroyed key cannot be read back.
 func (v *VisitorKeys) Delete(ctx context.Context, olderThan anonymize.Day) error {
-	ctx = withParams(ctx, map[string]string{"day": olderThan.String()})
+	ctx = chsql.WithParams(ctx, map[string]string{"day": olderThan.String()})
 	// Keys.Sweep calls Delete every minute: start a mutation only when
 	// there is something to delete.
 	var n uint64

@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // Tamper evidence. Every Write adds, per stored table and Kafka partition,
@@ -49,7 +48,7 @@ import (
 // nothing that names them.
 //
 // What is hashed (version 2): every stored column of the table except
-// ingested_at, listed once in manifest_columns.go, with the values as
+// ingested_at, as tables.go describes them, with the values as
 // stored (times in milliseconds, addresses as 16 bytes, enums by name).
 // Version 1, the manifests written before version 2, left out the access
 // log's operation, opt_out, shipper_host and log_file; they still verify
@@ -63,13 +62,6 @@ import (
 // one lifetime per site), so verify can tell expiry from deletion: a group
 // past its earliest possible expiry may be partly or wholly gone, any other
 // group must be stored exactly as signed.
-
-// manifestTables are the tables that get manifests, by short name.
-const (
-	tableAccess      = "access_log"
-	tableConnections = "connection_records"
-	tableQuarantine  = "quarantine"
-)
 
 // integrityState is the signing state of a Store.
 type integrityState struct {
@@ -108,15 +100,10 @@ type writerHead struct {
 	seq    uint64
 }
 
-var integrityStates sync.Map // *Store → *integrityState
-
-func (s *Store) integrity() *integrityState {
-	v, _ := integrityStates.LoadOrStore(s, &integrityState{})
-	return v.(*integrityState)
-}
+func (s *Store) integrity() *integrityState { return &s.signing }
 
 // SetSigner makes Write sign a manifest for every batch with the instance
-// key (integrity.LoadOrCreate(cfg.KeyPath)). Without a signer, Write stores
+// key (integrity.LoadOrCreate of the signing_key_file). Without a signer, Write stores
 // no manifests and verify has nothing to check.
 func (s *Store) SetSigner(sg *integrity.Signer) {
 	st := s.integrity()
@@ -158,154 +145,6 @@ type encodedRow struct {
 
 func dayOf(t time.Time) int64 {
 	return int64(t.UTC().Unix()) / 86400
-}
-
-func encodeAccess(h *Hit) encodedRow {
-	var e encoder
-	e.ms(h.EventTime)
-	e.ip(addr16(h.ClientIP))
-	e.u64(uint64(h.ClientPort))
-	e.ip(addr16(h.PeerIP))
-	e.ip(addr16(h.ServerAddr))
-	e.u64(uint64(h.ServerPort))
-	e.str(h.Site)
-	e.str(h.Method)
-	e.str(h.Path)
-	e.str(h.Protocol)
-	e.u64(uint64(h.Status))
-	e.u64(h.BytesSent)
-	e.u64(uint64(h.RequestTime / time.Microsecond))
-	e.str(h.Upstream)
-	e.str(h.RequestID)
-	e.str(h.User)
-	e.str(h.TLSProtocol)
-	e.str(h.Source.Topic)
-	e.i64(int64(h.Source.Partition))
-	e.i64(h.Source.Offset)
-	var d encoder
-	d.str(h.Query)
-	d.str(h.Referer)
-	d.str(h.UserAgent)
-	d.str(h.ForwardedFor)
-	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b, detail: d.b}
-}
-
-// accessDetailColumns may be blanked by a column TTL before the row expires.
-var accessDetailColumns = []string{"query", "referer", "user_agent", "forwarded_for"}
-
-// accessHashColumns reads back what encodeAccess encodes, in its order.
-const accessHashColumns = "event_time, client_ip, client_port, peer_ip, forwarded_for, server_addr, server_port, toString(site), toString(method), path, query, toString(protocol), status, bytes_sent, referer, user_agent, request_time_us, upstream, request_id, user, toString(tls_protocol), toString(kafka_topic), kafka_partition, kafka_offset"
-
-func scanAccess(sc func(...any) error) (encodedRow, error) {
-	var (
-		h                         Hit
-		cip, pip, sip             net.IP
-		rt                        uint64
-		site, method, proto, tlsP string
-		topic                     string
-	)
-	if err := sc(&h.EventTime, &cip, &h.ClientPort, &pip, &h.ForwardedFor, &sip, &h.ServerPort, &site, &method, &h.Path, &h.Query,
-		&proto, &h.Status, &h.BytesSent, &h.Referer, &h.UserAgent, &rt, &h.Upstream, &h.RequestID, &h.User, &tlsP,
-		&topic, &h.Source.Partition, &h.Source.Offset); err != nil {
-		return encodedRow{}, err
-	}
-	h.ClientIP, h.PeerIP, h.ServerAddr = ip16(cip), ip16(pip), ip16(sip)
-	h.Site, h.Method, h.Protocol, h.TLSProtocol, h.Source.Topic = site, method, proto, tlsP, topic
-	h.RequestTime = time.Duration(rt) * time.Microsecond
-	return encodeAccess(&h), nil
-}
-
-// ip16 turns a scanned IPv6 column back into the stored 16 bytes; the zero
-// address :: (stored for "absent") maps back to an invalid Addr, which
-// addr16 stores as :: again.
-func ip16(ip net.IP) netip.Addr {
-	b := ip.To16()
-	if b == nil {
-		return netip.Addr{}
-	}
-	a := netip.AddrFrom16([16]byte(b))
-	if a.IsUnspecified() {
-		return netip.Addr{}
-	}
-	return a
-}
-
-func encodeConnection(h *Hit) encodedRow {
-	op := hitOperation(h)
-	path, user := "", ""
-	if op != OpRead {
-		path, user = h.Path, h.User
-	}
-	var e encoder
-	e.ms(h.EventTime)
-	e.ip(addr16(h.ClientIP))
-	e.u64(uint64(h.ClientPort))
-	e.ip(addr16(h.ServerAddr))
-	e.u64(uint64(h.ServerPort))
-	e.str(h.Site)
-	e.str(h.Protocol)
-	e.str(h.TLSProtocol)
-	e.str(op.String())
-	e.str(path)
-	e.str(user)
-	e.u64(uint64(h.Status))
-	e.str(h.Source.Topic)
-	e.i64(int64(h.Source.Partition))
-	e.i64(h.Source.Offset)
-	return encodedRow{offset: h.Source.Offset, day: dayOf(h.EventTime), site: h.Site, data: e.b}
-}
-
-const connectionHashColumns = "event_time, client_ip, client_port, server_addr, server_port, toString(site), toString(protocol), toString(tls_protocol), toString(operation), path, user, status, toString(kafka_topic), kafka_partition, kafka_offset"
-
-func scanConnection(sc func(...any) error) (encodedRow, error) {
-	var (
-		h                            Hit
-		cip, sip                     net.IP
-		site, proto, tlsP, op, topic string
-	)
-	if err := sc(&h.EventTime, &cip, &h.ClientPort, &sip, &h.ServerPort, &site, &proto, &tlsP, &op, &h.Path, &h.User, &h.Status,
-		&topic, &h.Source.Partition, &h.Source.Offset); err != nil {
-		return encodedRow{}, err
-	}
-	h.ClientIP, h.ServerAddr = ip16(cip), ip16(sip)
-	h.Site, h.Protocol, h.TLSProtocol, h.Source.Topic = site, proto, tlsP, topic
-	h.Operation = OpUnknown
-	for o := OpRead; o <= OpDelete; o++ {
-		if o.String() == op {
-			h.Operation = o
-		}
-	}
-	if h.Operation == OpUnknown {
-		// an unknown stored value must not hash like a read
-		h.Operation, h.Method = OpRead, "?"
-		r := encodeConnection(&h)
-		r.data = append(r.data, op...)
-		return r, nil
-	}
-	return encodeConnection(&h), nil
-}
-
-func encodeQuarantine(q *Quarantined) encodedRow {
-	var e encoder
-	e.ms(q.Received)
-	e.str(q.Source.Topic)
-	e.i64(int64(q.Source.Partition))
-	e.i64(q.Source.Offset)
-	e.str(q.Reason)
-	e.str(string(q.Raw))
-	return encodedRow{offset: q.Source.Offset, day: dayOf(q.Received), data: e.b}
-}
-
-const quarantineHashColumns = "received_at, toString(kafka_topic), kafka_partition, kafka_offset, reason, raw"
-
-func scanQuarantine(sc func(...any) error) (encodedRow, error) {
-	var q Quarantined
-	var raw string
-	if err := sc(&q.Received, &q.Source.Topic, &q.Source.Partition, &q.Source.Offset, &q.Reason, &raw); err != nil {
-		return encodedRow{}, err
-	}
-	q.Raw = []byte(raw)
-	return encodeQuarantine(&q), nil
 }
 
 // ManifestGroup is the part of a batch that expires at once: its rows of
@@ -487,24 +326,24 @@ func parseChainKey(s string) (chainKey, bool) {
 	return chainKey{table, rest[:i], int32(p)}, true
 }
 
-// encodeHit encodes a hit for table under hash version v.
+// encodeHit encodes a hit for table (the access log or, as the record
+// [ConnectionOf] makes of it, the connection records) under hash version v.
 func encodeHit(v uint8, table string, h *Hit) encodedRow {
 	switch {
-	case v >= 2 && table == tableAccess:
-		return encodeAccessV2(h)
+	case table != tableAccess:
+		// version 1 encoded every column of a connection record already
+		r := ConnectionOf(h)
+		return connectionTable.encode(&r)
 	case v >= 2:
-		return encodeConnectionV2(h)
-	case table == tableAccess:
-		return encodeAccess(h)
+		return accessTable.encode(h)
 	}
-	return encodeConnection(h)
+	return accessTable.hash.encodeV1(accessTable.values(h))
 }
 
-func encodeQuarantined(v uint8, q *Quarantined) encodedRow {
-	if v >= 2 {
-		return encodeQuarantineV2(q)
-	}
-	return encodeQuarantine(q)
+// encodeQuarantined encodes a quarantined message under hash version v
+// (version 1 encoded every column already).
+func encodeQuarantined(_ uint8, q *Quarantined) encodedRow {
+	return quarantineTable.encode(q)
 }
 
 // manifestsFor builds the (unchained, unsigned) manifests of a batch under
@@ -665,7 +504,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 
 // hasManifest reports whether the chain holds a manifest of batch id.
 func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, error) {
-	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition)), "b": escapeParam(id)})
+	ctx = chsql.WithParams(ctx, map[string]string{"t": k.table, "tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition)), "b": chsql.Escape(id)})
 	var n uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} AND batch_id = {b:String}").Scan(&n); err != nil {
 		return false, fmt.Errorf("look up manifest of batch %s: %w", id, err)
@@ -678,7 +517,7 @@ func (s *Store) hasManifest(ctx context.Context, k chainKey, id string) (bool, e
 // again after a broker restart. Version-1 manifests (sequence 0) had only
 // growing offsets.
 func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
-	ctx = withParams(ctx, map[string]string{"t": k.table, "tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
+	ctx = chsql.WithParams(ctx, map[string]string{"t": k.table, "tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition))})
 	rows, err := s.conn.Query(ctx, "SELECT hash, batch_id, last_offset, chain_seq FROM "+s.db.Ops+".manifests WHERE db_table = {t:String} AND kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY chain_seq DESC, first_offset DESC, created_at DESC LIMIT 1")
 	if err != nil {
 		return chainHead{}, fmt.Errorf("read manifest chain head: %w", err)
@@ -697,7 +536,7 @@ func (s *Store) chainHead(ctx context.Context, k chainKey) (chainHead, error) {
 // zero for none. It scans the key and sequence columns of the whole table,
 // once per Store and after a failed insert.
 func (s *Store) writerHead(ctx context.Context, keyID string) (writerHead, error) {
-	ctx = withParams(ctx, map[string]string{"k": keyID})
+	ctx = chsql.WithParams(ctx, map[string]string{"k": keyID})
 	rows, err := s.conn.Query(ctx, "SELECT hash, toString(db_table), toString(kafka_topic), kafka_partition, writer_seq FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2 AND writer_seq = (SELECT max(writer_seq) FROM "+s.db.Ops+".manifests WHERE key_id = {k:String} AND version >= 2) ORDER BY hash")
 	if err != nil {
 		return writerHead{}, fmt.Errorf("read manifest writer head: %w", err)
@@ -723,8 +562,8 @@ func nonNil(s []string) []string {
 }
 
 func (s *Store) registerKey(ctx context.Context, sg *integrity.Signer) error {
-	ctx = withParams(ctx, map[string]string{
-		"id": integrity.KeyID(sg.Public()), "pem": escapeParam(string(sg.PublicPEM())), "t": formatTime(time.Now()),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"id": integrity.KeyID(sg.Public()), "pem": chsql.Escape(string(sg.PublicPEM())), "t": chsql.Time(time.Now()),
 	})
 	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".instance_keys (key_id, public_pem, first_seen) SELECT {id:String}, {pem:String}, {t:DateTime64(3, 'UTC')} WHERE {id:String} NOT IN (SELECT key_id FROM "+s.db.Ops+".instance_keys)"); err != nil {
 		return fmt.Errorf("register instance key: %w", err)

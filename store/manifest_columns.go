@@ -3,28 +3,22 @@ package store
 import (
 	"fmt"
 	"net"
-	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
 
-// The tables under the manifest hash, described once. Hash version 2
-// encodes, for every row, every stored column of its table but the ones
-// in unhashedColumns, in the order listed here; verify reads the same
+// The manifest hash of the rows of the tables described in tables.go. Hash
+// version 2 encodes, for every row, every stored column of its table but
+// the unhashed ones, in the order listed there; verify reads the same
 // columns back by the same list, and a test compares each list with the
 // engine's system.columns, so a column added to a table without being
-// added here fails the tests instead of escaping the hash.
+// added there fails the tests instead of escaping the hash.
 //
 // The lists of a version are frozen once released: adding, removing or
 // reordering a column changes the hash of every row, so it needs a new
 // version (and a new Manifest.computeHash case), with this one kept for
 // the manifests already written under it.
-
-// unhashedColumns are stored but not signed. ingested_at is when connlog
-// received the message: it says nothing about the request, and it lets
-// verify tell apart rows that share a Kafka offset after an offset
-// regression (see readChainRows).
-var unhashedColumns = map[string]bool{"ingested_at": true}
 
 // hashKind says how a column is read back and encoded.
 type hashKind uint8
@@ -54,28 +48,6 @@ type hashColumn[T any] struct {
 	flag   func(*T) bool     // kindBool
 }
 
-func strCol[T any](name string, f func(*T) string) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindString, str: f}
-}
-func detailCol[T any](name string, f func(*T) string) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindString, detail: true, str: f}
-}
-func uintCol[T any](name string, f func(*T) uint64) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindUint, num: f}
-}
-func intCol[T any](name string, f func(*T) int64) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindInt, int: f}
-}
-func timeCol[T any](name string, f func(*T) time.Time) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindMillis, int: func(t *T) int64 { return f(t).UnixMilli() }}
-}
-func ipCol[T any](name string, f func(*T) netip.Addr) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindIP, ip: func(t *T) [16]byte { return addr16(f(t)) }}
-}
-func boolCol[T any](name string, f func(*T) bool) hashColumn[T] {
-	return hashColumn[T]{name: name, kind: kindBool, flag: f}
-}
-
 // hashTable is the layout of one protected table under hash version 2.
 type hashTable struct {
 	name    string // short name, as in manifests.db_table
@@ -86,6 +58,9 @@ type hashTable struct {
 	time    int    // index of the column that dates the row (its expiry group)
 	site    int    // index of site; -1: the table has none
 	arrival string // column read with the rows, not hashed: when the row arrived
+	// v1 and v1Detail are the indexes of the columns hash version 1
+	// encodes, in its order; nil: version 1 encoded the row as version 2.
+	v1, v1Detail []int
 }
 
 func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable, func(*T) encodedRow) {
@@ -134,84 +109,6 @@ func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable
 		return r
 	}
 	return t, encode
-}
-
-var accessLayout, encodeAccessV2 = newHashTable(tableAccess, "ingested_at", []hashColumn[Hit]{
-	timeCol("event_time", func(h *Hit) time.Time { return h.EventTime }),
-	ipCol("client_ip", func(h *Hit) netip.Addr { return h.ClientIP }),
-	uintCol("client_port", func(h *Hit) uint64 { return uint64(h.ClientPort) }),
-	ipCol("peer_ip", func(h *Hit) netip.Addr { return h.PeerIP }),
-	detailCol("forwarded_for", func(h *Hit) string { return h.ForwardedFor }),
-	ipCol("server_addr", func(h *Hit) netip.Addr { return h.ServerAddr }),
-	uintCol("server_port", func(h *Hit) uint64 { return uint64(h.ServerPort) }),
-	strCol("site", func(h *Hit) string { return h.Site }),
-	strCol("method", func(h *Hit) string { return h.Method }),
-	strCol("path", func(h *Hit) string { return h.Path }),
-	detailCol("query", func(h *Hit) string { return h.Query }),
-	strCol("protocol", func(h *Hit) string { return h.Protocol }),
-	uintCol("status", func(h *Hit) uint64 { return uint64(h.Status) }),
-	uintCol("bytes_sent", func(h *Hit) uint64 { return h.BytesSent }),
-	detailCol("referer", func(h *Hit) string { return h.Referer }),
-	detailCol("user_agent", func(h *Hit) string { return h.UserAgent }),
-	uintCol("request_time_us", func(h *Hit) uint64 { return uint64(h.RequestTime / 1000) }),
-	strCol("upstream", func(h *Hit) string { return h.Upstream }),
-	strCol("request_id", func(h *Hit) string { return h.RequestID }),
-	strCol("user", func(h *Hit) string { return h.User }),
-	strCol("tls_protocol", func(h *Hit) string { return h.TLSProtocol }),
-	strCol("kafka_topic", func(h *Hit) string { return h.Source.Topic }),
-	intCol("kafka_partition", func(h *Hit) int64 { return int64(h.Source.Partition) }),
-	intCol("kafka_offset", func(h *Hit) int64 { return h.Source.Offset }),
-	strCol("operation", func(h *Hit) string { return hitOperation(h).String() }),
-	boolCol("opt_out", func(h *Hit) bool { return h.OptOut }),
-	strCol("shipper_host", func(h *Hit) string { return h.ShipperHost }),
-	strCol("log_file", func(h *Hit) string { return h.LogFile }),
-	strCol("client_text", func(h *Hit) string { return h.ClientText }),
-	strCol("raw_request", func(h *Hit) string { return h.RawRequest }),
-	boolCol("has_referer", (*Hit).RefererSent),
-	boolCol("has_user_agent", (*Hit).UserAgentSent),
-})
-
-// connectionLayout: path and user are stored only for what a person
-// created, changed or deleted (CPCE L34-1 VI), as Write stores them.
-var connectionLayout, encodeConnectionV2 = newHashTable(tableConnections, "ingested_at", []hashColumn[Hit]{
-	timeCol("event_time", func(h *Hit) time.Time { return h.EventTime }),
-	ipCol("client_ip", func(h *Hit) netip.Addr { return h.ClientIP }),
-	uintCol("client_port", func(h *Hit) uint64 { return uint64(h.ClientPort) }),
-	ipCol("server_addr", func(h *Hit) netip.Addr { return h.ServerAddr }),
-	uintCol("server_port", func(h *Hit) uint64 { return uint64(h.ServerPort) }),
-	strCol("site", func(h *Hit) string { return h.Site }),
-	strCol("protocol", func(h *Hit) string { return h.Protocol }),
-	strCol("tls_protocol", func(h *Hit) string { return h.TLSProtocol }),
-	strCol("operation", func(h *Hit) string { return hitOperation(h).String() }),
-	strCol("path", func(h *Hit) string { return unlessRead(h, h.Path) }),
-	strCol("user", func(h *Hit) string { return unlessRead(h, h.User) }),
-	uintCol("status", func(h *Hit) uint64 { return uint64(h.Status) }),
-	strCol("kafka_topic", func(h *Hit) string { return h.Source.Topic }),
-	intCol("kafka_partition", func(h *Hit) int64 { return int64(h.Source.Partition) }),
-	intCol("kafka_offset", func(h *Hit) int64 { return h.Source.Offset }),
-})
-
-func unlessRead(h *Hit, v string) string {
-	if hitOperation(h) == OpRead {
-		return ""
-	}
-	return v
-}
-
-var quarantineLayout, encodeQuarantineV2 = newHashTable(tableQuarantine, "received_at", []hashColumn[Quarantined]{
-	timeCol("received_at", func(q *Quarantined) time.Time { return q.Received }),
-	strCol("kafka_topic", func(q *Quarantined) string { return q.Source.Topic }),
-	intCol("kafka_partition", func(q *Quarantined) int64 { return int64(q.Source.Partition) }),
-	intCol("kafka_offset", func(q *Quarantined) int64 { return q.Source.Offset }),
-	strCol("reason", func(q *Quarantined) string { return q.Reason }),
-	strCol("raw", func(q *Quarantined) string { return string(q.Raw) }),
-})
-
-// hashLayouts are the protected tables by short name.
-var hashLayouts = map[string]*hashTable{
-	tableAccess:      accessLayout,
-	tableConnections: connectionLayout,
-	tableQuarantine:  quarantineLayout,
 }
 
 // selectList reads the hashed columns back, then the arrival column.
@@ -288,32 +185,78 @@ func (t *hashTable) scanner() ([]any, func() ([]any, int64)) {
 // detail columns apart.
 func (t *hashTable) encode(vals []any) encodedRow {
 	var e, d encoder
-	r := encodedRow{offset: vals[t.offset].(int64), day: dayOf(time.UnixMilli(vals[t.time].(int64)))}
-	if t.site >= 0 {
-		r.site = vals[t.site].(string)
-	}
+	r := t.rowOf(vals)
 	hasDetail := false
 	for i, v := range vals {
 		enc := &e
 		if t.detail[i] {
 			enc, hasDetail = &d, true
 		}
-		switch t.kinds[i] {
-		case kindString:
-			enc.str(v.(string))
-		case kindUint:
-			enc.u64(v.(uint64))
-		case kindInt, kindMillis:
-			enc.i64(v.(int64))
-		case kindIP:
-			enc.ip(v.([16]byte))
-		case kindBool:
-			enc.flag(v.(bool))
-		}
+		enc.value(t.kinds[i], v)
 	}
 	r.data = e.b
 	if hasDetail {
 		r.detail = d.b
 	}
 	return r
+}
+
+// encodeV1 is hash version 1 of one row, given as encode takes it.
+func (t *hashTable) encodeV1(vals []any) encodedRow {
+	if t.v1 == nil {
+		return t.encode(vals)
+	}
+	var e, d encoder
+	r := t.rowOf(vals)
+	for _, i := range t.v1 {
+		e.value(t.kinds[i], vals[i])
+	}
+	for _, i := range t.v1Detail {
+		d.value(t.kinds[i], vals[i])
+	}
+	r.data, r.detail = e.b, d.b
+	return r
+}
+
+// withV1 sets the columns of hash version 1, by name, in its order.
+func (t *hashTable) withV1(cols, detail []string) *hashTable {
+	index := func(names []string) []int {
+		var out []int
+		for _, n := range names {
+			i := slices.Index(t.names, n)
+			if i < 0 {
+				panic("manifest layout " + t.name + ": no column " + n)
+			}
+			out = append(out, i)
+		}
+		return out
+	}
+	t.v1, t.v1Detail = index(cols), index(detail)
+	return t
+}
+
+// rowOf is the grouping and order of a row, without its encoding.
+func (t *hashTable) rowOf(vals []any) encodedRow {
+	r := encodedRow{offset: vals[t.offset].(int64), day: dayOf(time.UnixMilli(vals[t.time].(int64)))}
+	if t.site >= 0 {
+		r.site = vals[t.site].(string)
+	}
+	return r
+}
+
+// value encodes one value of a column of kind k, as scanned or as
+// table.values gives it.
+func (e *encoder) value(k hashKind, v any) {
+	switch k {
+	case kindString:
+		e.str(v.(string))
+	case kindUint:
+		e.u64(v.(uint64))
+	case kindInt, kindMillis:
+		e.i64(v.(int64))
+	case kindIP:
+		e.ip(v.([16]byte))
+	case kindBool:
+		e.flag(v.(bool))
+	}
 }

@@ -29,9 +29,9 @@ func goldenQuarantined() Quarantined {
 
 func TestManifestHashVersion1IsUnchanged(t *testing.T) {
 	h, q := goldenHit(), goldenQuarantined()
-	a := groupRows([]encodedRow{encodeAccess(&h)})[0]
-	c := groupRows([]encodedRow{encodeConnection(&h)})[0]
-	qq := groupRows([]encodedRow{encodeQuarantine(&q)})[0]
+	a := groupRows([]encodedRow{encodeHit(1, tableAccess, &h)})[0]
+	c := groupRows([]encodedRow{encodeHit(1, tableConnections, &h)})[0]
+	qq := groupRows([]encodedRow{encodeQuarantined(1, &q)})[0]
 	for _, c := range []struct{ name, got, want string }{
 		{"access", a.Hash, "460def3a18ea0ad813ca5e5f60b1d353b955f71b72e5d522531c50fda974f187"},
 		{"access detail", a.DetailHash, "c6ddb549d8131ea705534ac469acbbebe8d60c11df59226b4a8beb34ff730e0a"},

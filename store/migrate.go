@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 //go:embed migrations/*.sql
@@ -177,8 +179,8 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 				return applied, fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		pctx := withParams(ctx, map[string]string{
-			"v": strconv.Itoa(m.Version), "n": escapeParam(m.Name), "c": m.Checksum, "t": formatTime(time.Now()),
+		pctx := chsql.WithParams(ctx, map[string]string{
+			"v": strconv.Itoa(m.Version), "n": chsql.Escape(m.Name), "c": m.Checksum, "t": chsql.Time(time.Now()),
 		})
 		err := s.conn.Exec(pctx, "INSERT INTO "+s.db.Ops+".schema_migrations (version, name, checksum, applied_at) VALUES ({v:UInt32}, {n:String}, {c:String}, {t:DateTime64(3, 'UTC')})")
 		if err != nil {

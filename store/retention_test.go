@@ -14,30 +14,21 @@ import (
 
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal"
+	"github.com/connlog/connlog/store/retention"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // openConfigured returns a migrated store on the embedded engine with its
 // own databases, configured by edit, signing manifests with a fresh key.
 func openConfigured(tb testing.TB, edit func(*store.Config)) (*store.Store, *integrity.Signer) {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("r%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	if edit != nil {
-		edit(&cfg)
-	}
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
+	st := storetest.New(tb, func(c *store.Config) {
+		if edit != nil {
+			edit(c)
+		}
+	})
 	sg, _, err := integrity.LoadOrCreate(filepath.Join(tb.TempDir(), "instance.key"))
 	if err != nil {
 		tb.Fatal(err)
@@ -50,17 +41,10 @@ func openConfigured(tb testing.TB, edit func(*store.Config)) (*store.Store, *int
 // configuration, as a restarted connlog would.
 func reopen(tb testing.TB, st *store.Store, edit func(*store.Config)) *store.Store {
 	tb.Helper()
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{embeddedtest.Start(tb)}
-	cfg.Protocol = "http"
+	cfg := storetest.Config(tb)
 	cfg.DatabasePrefix = strings.TrimSuffix(st.Databases().Ops, "_ops")
 	edit(&cfg)
-	st2, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st2.Close() })
-	return st2
+	return storetest.Open(tb, cfg)
 }
 
 func count(tb testing.TB, st *store.Store, query string) uint64 {
@@ -83,7 +67,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	// The lines were ingested when they were young: a store whose lifetimes
 	// keep everything (ClickHouse drops rows already expired at insert).
 	young, _ := openConfigured(t, func(c *store.Config) {
-		c.Retention.Connections, c.Retention.Access, c.Retention.Statistics = store.Months(120), store.Months(120), store.Months(120)
+		c.Retention.Connections, c.Retention.Access, c.Retention.Statistics = retention.Months(120), retention.Months(120), retention.Months(120)
 	})
 	ctx := t.Context()
 	if _, err := young.ApplyRetention(ctx); err != nil {
@@ -124,9 +108,9 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 		t.Fatalf("stored %d connection records, want 8", n)
 	}
 	// Hold the 13-month www record while it is still stored.
-	hold, err := st.CreateHold(ctx, store.Hold{
+	hold, err := st.CreateHold(ctx, legal.Hold{
 		Reference: "PV 2026/123", CreatedBy: "officer-1", Expires: now.Add(24 * time.Hour),
-		Selector: store.HoldSelector{
+		Selector: legal.Selector{
 			Network: netip.MustParsePrefix("198.51.100.13/32"), Port: 13, Site: "www.example.org",
 			From: monthsAgo(now, 13).Add(-time.Hour), To: monthsAgo(now, 13).Add(time.Hour),
 		},
@@ -140,7 +124,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 
 	// Now: restart with the real lifetimes and a per-site override.
 	st = reopen(t, young, func(c *store.Config) {
-		c.Retention.Sites = []store.SiteRetention{{Site: partners, Connections: store.Months(6)}}
+		c.Retention.Sites = []retention.Site{{Site: partners, Connections: retention.Months(6)}}
 	})
 	changes, err := st.ApplyRetention(ctx)
 	if err != nil {
@@ -159,7 +143,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	m, err := store.NewEnforcementMetrics(reg)
+	m, err := retention.NewEnforcementMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +203,7 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 	if rep.Overdue {
 		t.Errorf("report flags overdue records: %+v", rep.Entries)
 	}
-	find := func(class, site string) *store.ReportEntry {
+	find := func(class, site string) *retention.ReportEntry {
 		for i := range rep.Entries {
 			if rep.Entries[i].Class == class && rep.Entries[i].Site == site {
 				return &rep.Entries[i]
@@ -228,23 +212,23 @@ func TestTimeTravelEnforcementKeepsWhatThePolicyAllows(t *testing.T) {
 		t.Fatalf("report has no %s entry for site %q: %+v", class, site, rep.Entries)
 		return nil
 	}
-	if e := find(store.ClassConnections, partners); e.Policy != "6mo" || e.Rows != 1 || e.LastRun.IsZero() || e.LastRemoved != 3 {
+	if e := find(retention.ClassConnections, partners); e.Policy != "6mo" || e.Rows != 1 || e.LastRun.IsZero() || e.LastRemoved != 3 {
 		t.Errorf("partners connections entry: %+v", e)
 	}
-	if e := find(store.ClassConnections, "www.example.org"); e.Policy != "12mo" || e.Rows != 2 || e.Bytes == 0 || e.Oldest.IsZero() {
+	if e := find(retention.ClassConnections, "www.example.org"); e.Policy != "12mo" || e.Rows != 2 || e.Bytes == 0 || e.Oldest.IsZero() {
 		t.Errorf("www connections entry: %+v", e)
 	}
-	if e := find(store.ClassAccess, "www.example.org"); e.Policy != "6mo" || e.Rows != 1 {
+	if e := find(retention.ClassAccess, "www.example.org"); e.Policy != "6mo" || e.Rows != 1 {
 		t.Errorf("www access entry: %+v", e)
 	}
-	if e := find(store.ClassHolds, "www.example.org"); e.Rows != 1 || e.Overdue {
+	if e := find(retention.ClassHolds, "www.example.org"); e.Rows != 1 || e.Overdue {
 		t.Errorf("hold entry: %+v", e)
 	}
-	if e := find(store.ClassStatistics, "www.example.org"); e.Policy != "25mo" || e.Rows == 0 || e.Overdue {
+	if e := find(retention.ClassStatistics, "www.example.org"); e.Policy != "25mo" || e.Rows == 0 || e.Overdue {
 		t.Errorf("statistics entry: %+v", e)
 	}
-	find(store.ClassAudit, "")
-	find(store.ClassQuarantine, "")
+	find(retention.ClassAudit, "")
+	find(retention.ClassQuarantine, "")
 
 	// What expired is not tampering.
 	vr, err := st.Verify(ctx)
@@ -288,7 +272,7 @@ func TestChangingALifetimeIsAppliedAndRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "Restart" with a new lifetime: a second store on the same databases.
-	st2 := reopen(t, st, func(c *store.Config) { c.Retention.Access = store.Months(3) })
+	st2 := reopen(t, st, func(c *store.Config) { c.Retention.Access = retention.Months(3) })
 	changes, err := st2.ApplyRetention(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -316,13 +300,13 @@ func TestChangingALifetimeIsAppliedAndRecorded(t *testing.T) {
 
 func TestRetentionConfigRejectsUnsafeSiteNames(t *testing.T) {
 	for _, site := range []string{"a' OR 1=1 --", "Upper.example.org", "", "x..y", "-a.example"} {
-		r := store.DefaultRetention()
-		r.Sites = []store.SiteRetention{{Site: site, Connections: store.Months(1)}}
+		r := retention.Default()
+		r.Sites = []retention.Site{{Site: site, Connections: retention.Months(1)}}
 		if err := r.Validate(); err == nil {
 			t.Errorf("site %q accepted", site)
 		}
 	}
-	var p store.Period
+	var p retention.Period
 	for in, want := range map[string]string{"12mo": "12mo", "3y": "36mo", "30d": "30d", "2w": "14d"} {
 		if err := p.UnmarshalText([]byte(in)); err != nil || p.String() != want {
 			t.Errorf("period %q: %v %v", in, p, err)
@@ -335,7 +319,7 @@ func TestRetentionConfigRejectsUnsafeSiteNames(t *testing.T) {
 
 func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 	st, _ := openConfigured(t, nil)
-	_, err := st.CreateHold(t.Context(), store.Hold{Selector: store.HoldSelector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
+	_, err := st.CreateHold(t.Context(), legal.Hold{Selector: legal.Selector{Network: netip.MustParsePrefix("192.0.2.0/24")}})
 	if err == nil {
 		t.Fatal("hold without reference, window or expiry accepted")
 	}
@@ -347,7 +331,7 @@ func TestHoldRequiresReferenceWindowAndFutureExpiry(t *testing.T) {
 }
 
 func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testing.T) {
-	st, _ := openConfigured(t, func(c *store.Config) { c.Retention.AccessDetail = store.Days(30) })
+	st, _ := openConfigured(t, func(c *store.Config) { c.Retention.AccessDetail = retention.Days(30) })
 	ctx := t.Context()
 	now := time.Now().UTC()
 	old := hit("192.0.2.1", 1, now.Add(-45*24*time.Hour).Truncate(time.Millisecond), "GET", "/old", 1)
@@ -361,7 +345,7 @@ func TestAccessDetailExpiresBeforeTheRecordWithoutLookingLikeTampering(t *testin
 	}
 	var detail bool
 	for _, c := range changes {
-		detail = detail || c.Class == store.ClassAccessDetail && strings.Contains(c.NewTTL, "toIntervalDay(30)")
+		detail = detail || c.Class == retention.ClassAccessDetail && strings.Contains(c.NewTTL, "toIntervalDay(30)")
 	}
 	if !detail {
 		t.Fatalf("no detail lifetime applied: %+v", changes)
@@ -450,8 +434,8 @@ func TestExpiredHoldIsReleasedByTheEnforcementPass(t *testing.T) {
 	if err := st.Write(ctx, store.Batch{Hits: []store.Hit{hit("2001:db8::5", 443, now.Add(-time.Hour).Truncate(time.Millisecond), "POST", "/x", 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := st.CreateHold(ctx, store.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
-		Selector: store.HoldSelector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
+	h, err := st.CreateHold(ctx, legal.Hold{Reference: "ref", CreatedBy: "officer", Expires: time.Now().Add(1500 * time.Millisecond),
+		Selector: legal.Selector{Network: netip.MustParsePrefix("2001:db8::/64"), From: now.Add(-2 * time.Hour), To: now}})
 	if err != nil || h.Rows != 1 {
 		t.Fatalf("hold: %+v %v", h, err)
 	}

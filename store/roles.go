@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // RoleUsers holds the passwords of the per-role ClickHouse users. A role
@@ -98,17 +100,17 @@ func (r RoleUsers) password(role string) Secret {
 // stored by ClickHouse as SHA-256 (sha256_password). The statements carry
 // the passwords: never log them.
 func RoleSQL(cfg Config) []string {
-	on := onCluster(cfg.Cluster)
+	on := chsql.OnCluster(cfg.Cluster)
 	var out []string
 	for _, u := range RoleUsersFor(cfg) {
 		pw := cfg.RoleUsers.password(u.Role)
 		if pw == "" {
 			continue
 		}
-		user := quoteIdent(u.User)
+		user := chsql.QuoteIdent(u.User)
 		out = append(out,
-			"CREATE USER IF NOT EXISTS "+user+on+" IDENTIFIED WITH sha256_password BY "+quoteString(string(pw)),
-			"ALTER USER "+user+on+" IDENTIFIED WITH sha256_password BY "+quoteString(string(pw)),
+			"CREATE USER IF NOT EXISTS "+user+on+" IDENTIFIED WITH sha256_password BY "+chsql.Quote(string(pw)),
+			"ALTER USER "+user+on+" IDENTIFIED WITH sha256_password BY "+chsql.Quote(string(pw)),
 			"REVOKE"+on+" ALL ON *.* FROM "+user,
 		)
 		for _, g := range u.Grants {

@@ -6,11 +6,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // AccessQuery selects rows of the access log. Zero optional fields do not
@@ -99,27 +99,6 @@ func CursorOf(h *Hit) Cursor {
 	return Cursor{ClientIP: h.ClientIP, Time: h.EventTime, Topic: h.Source.Topic, Partition: h.Source.Partition, Offset: h.Source.Offset}
 }
 
-// ConnectionRecord is one stored connection record: the subset of a request
-// the law asks to keep for a year.
-type ConnectionRecord struct {
-	Source     Source
-	EventTime  time.Time
-	Ingested   time.Time
-	ClientIP   netip.Addr
-	ClientPort uint16
-	ServerAddr netip.Addr
-	ServerPort uint16
-	Site       string
-	Protocol   string
-	// TLSProtocol is e.g. "TLSv1.3"; "" for plain HTTP.
-	TLSProtocol string
-	Operation   Operation
-	// Path and User are only kept for create, modify and delete.
-	Path   string
-	User   string
-	Status uint16
-}
-
 // Cursor returns the cursor of r, to continue a search after it.
 func (r *ConnectionRecord) Cursor() Cursor {
 	return Cursor{ClientIP: r.ClientIP, Time: r.EventTime, Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset}
@@ -129,18 +108,9 @@ func (r *ConnectionRecord) Cursor() Cursor {
 // event_time), then the Kafka position, which makes it total.
 const searchOrder = " ORDER BY client_ip, event_time, kafka_topic, kafka_partition, kafka_offset"
 
-// filter accumulates a WHERE clause and its bound parameters.
-type filter struct {
-	where  strings.Builder
-	params map[string]string
-}
-
-func (f *filter) and(cond string) {
-	if f.where.Len() > 0 {
-		f.where.WriteString(" AND ")
-	}
-	f.where.WriteString(cond)
-}
+// filter is the WHERE clause of a search, with the conditions every
+// search has (common).
+type filter struct{ chsql.Where }
 
 // common adds the filters every search has: network, window, sites,
 // port, path prefix, status range, user, cursor.
@@ -155,41 +125,41 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 	if statusMax != 0 && statusMin > statusMax {
 		return fmt.Errorf("%w: the status range is empty", ErrBadFilter)
 	}
-	lo, hi := prefixRange(network)
-	f.params = map[string]string{
+	lo, hi := chsql.PrefixRange(network)
+	f.Params = map[string]string{
 		"lo":   lo.String(),
 		"hi":   hi.String(),
-		"from": formatTime(from),
-		"to":   formatTime(to),
+		"from": chsql.Time(from),
+		"to":   chsql.Time(to),
 	}
-	f.and("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
+	f.And("client_ip BETWEEN {lo:IPv6} AND {hi:IPv6} AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}")
 	if site != "" {
-		f.and("site = {site:String}")
-		f.params["site"] = escapeParam(site)
+		f.And("site = {site:String}")
+		f.Params["site"] = chsql.Escape(site)
 	}
 	if len(sites) > 0 {
-		f.and("site IN {sites:Array(String)}")
-		f.params["sites"] = arrayParam(sites)
+		f.And("site IN {sites:Array(String)}")
+		f.Params["sites"] = chsql.Array(sites)
 	}
 	if port != 0 {
-		f.and("client_port = {port:UInt16}")
-		f.params["port"] = strconv.Itoa(int(port))
+		f.And("client_port = {port:UInt16}")
+		f.Params["port"] = strconv.Itoa(int(port))
 	}
 	if pathPrefix != "" {
-		f.and("startsWith(path, {path_prefix:String})")
-		f.params["path_prefix"] = escapeParam(pathPrefix)
+		f.And("startsWith(path, {path_prefix:String})")
+		f.Params["path_prefix"] = chsql.Escape(pathPrefix)
 	}
 	if statusMin != 0 {
-		f.and("status >= {status_min:UInt16}")
-		f.params["status_min"] = strconv.Itoa(int(statusMin))
+		f.And("status >= {status_min:UInt16}")
+		f.Params["status_min"] = strconv.Itoa(int(statusMin))
 	}
 	if statusMax != 0 {
-		f.and("status <= {status_max:UInt16}")
-		f.params["status_max"] = strconv.Itoa(int(statusMax))
+		f.And("status <= {status_max:UInt16}")
+		f.Params["status_max"] = strconv.Itoa(int(statusMax))
 	}
 	if user != "" {
-		f.and("user = {user:String}")
-		f.params["user"] = escapeParam(user)
+		f.And("user = {user:String}")
+		f.Params["user"] = chsql.Escape(user)
 	}
 	if after != nil {
 		a := after.ClientIP
@@ -198,31 +168,24 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 		}
 		// The first condition lets the primary key skip what the cursor
 		// has passed; the second is the exact keyset comparison.
-		f.and("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
+		f.And("client_ip >= {c_ip:IPv6} AND (client_ip > {c_ip:IPv6} OR (client_ip = {c_ip:IPv6} AND (event_time > {c_time:DateTime64(3, 'UTC')}" +
 			" OR (event_time = {c_time:DateTime64(3, 'UTC')} AND (kafka_topic, kafka_partition, kafka_offset) > ({c_topic:String}, {c_partition:Int32}, {c_offset:Int64})))))")
-		f.params["c_ip"] = netip.AddrFrom16(a.As16()).String()
-		f.params["c_time"] = formatTime(after.Time)
-		f.params["c_topic"] = escapeParam(after.Topic)
-		f.params["c_partition"] = strconv.Itoa(int(after.Partition))
-		f.params["c_offset"] = strconv.FormatInt(after.Offset, 10)
+		f.Params["c_ip"] = netip.AddrFrom16(a.As16()).String()
+		f.Params["c_time"] = chsql.Time(after.Time)
+		f.Params["c_topic"] = chsql.Escape(after.Topic)
+		f.Params["c_partition"] = strconv.Itoa(int(after.Partition))
+		f.Params["c_offset"] = strconv.FormatInt(after.Offset, 10)
 	}
 	return nil
 }
 
 // queryContext binds params and the per-query limits: server-side execution
-// time and result size.
+// time (zero: Config.QueryTimeout) and result size.
 func (s *Store) queryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
 	if timeout <= 0 {
 		timeout = s.cfg.QueryTimeout
 	}
-	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(clickhouse.Settings{
-		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
-		"max_result_rows":      limit,
-		"result_overflow_mode": "throw",
-		// No "readonly" here: a user whose profile is readonly=2 (the
-		// deployed API users) may not set it, and values are bound
-		// parameters, never SQL.
-	}))
+	return chsql.QueryContext(ctx, params, timeout, limit)
 }
 
 // accessSQL builds the statement and parameters of q.
@@ -244,23 +207,23 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 	}
 	switch {
 	case q.Client != "":
-		f.and("client_text = {client:String}")
-		f.params["client"] = escapeParam(q.Client)
+		f.And("client_text = {client:String}")
+		f.Params["client"] = chsql.Escape(q.Client)
 	case network.Contains(netip.IPv6Unspecified()):
 		// rows with a client text sit at :: but have no address
-		f.and("client_text = ''")
+		f.And("client_text = ''")
 	}
 	if q.Method != "" {
-		f.and("method = {method:String}")
-		f.params["method"] = escapeParam(q.Method)
+		f.And("method = {method:String}")
+		f.Params["method"] = chsql.Escape(q.Method)
 	}
 	if q.UserAgent != "" {
-		f.and("positionCaseInsensitive(user_agent, {ua:String}) > 0")
-		f.params["ua"] = escapeParam(q.UserAgent)
+		f.And("positionCaseInsensitive(user_agent, {ua:String}) > 0")
+		f.Params["ua"] = chsql.Escape(q.UserAgent)
 	}
-	f.params["limit"] = strconv.Itoa(q.Limit)
-	return "SELECT " + accessColumns + " FROM " + s.db.Access + ".access_log WHERE " + f.where.String() +
-		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+	f.Params["limit"] = strconv.Itoa(q.Limit)
+	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.SQL.String() +
+		searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 }
 
 // SearchAccess returns at most q.Limit access-log rows matching q, in
@@ -337,43 +300,68 @@ func (s *Store) connectionSQL(q *ConnectionQuery, held bool) (string, map[string
 		if q.Operation > OpDelete {
 			return "", nil, fmt.Errorf("%w: unknown operation %d", ErrBadFilter, q.Operation)
 		}
-		f.and("operation = {operation:String}")
-		f.params["operation"] = q.Operation.String()
+		f.And("operation = {operation:String}")
+		f.Params["operation"] = q.Operation.String()
 	}
-	f.params["limit"] = strconv.Itoa(q.Limit)
-	w := f.where.String()
-	records := s.db.Connections + ".connection_records"
+	f.Params["limit"] = strconv.Itoa(q.Limit)
+	w := f.SQL.String()
+	records := connectionTable.full(s.db)
 	if !held {
-		return "SELECT " + connectionColumns + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+		return "SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w + searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 	}
 	// Held copies (legal holds) answer too, once each, and only when the
 	// original has expired: while it exists, the original answers.
 	const pos = "kafka_topic, kafka_partition, kafka_offset"
-	return "SELECT " + connectionColumns + " FROM (SELECT " + connectionColumns + " FROM " + records + " WHERE " + w +
-		" UNION ALL SELECT " + connectionColumns + " FROM " + s.db.Connections + ".held_records WHERE " + w +
+	return "SELECT " + connectionTable.list + " FROM (SELECT " + connectionTable.list + " FROM " + records + " WHERE " + w +
+		" UNION ALL SELECT " + connectionTable.list + " FROM " + s.db.Connections + ".held_records WHERE " + w +
 		" AND (" + pos + ") NOT IN (SELECT " + pos + " FROM " + records + " WHERE " + w + ") LIMIT 1 BY " + pos + ")" +
-		searchOrder + " LIMIT {limit:UInt64}", f.params, nil
+		searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
 }
-
-// heldSeen holds the connection databases known to have hold storage.
-var heldSeen sync.Map
 
 // hasHeldRecords reports whether the hold storage table exists (migration
 // 0005); once it does, it always will.
 func (s *Store) hasHeldRecords(ctx context.Context) (bool, error) {
-	if _, ok := heldSeen.Load(s.db.Connections); ok {
+	if s.heldSeen.Load() {
 		return true, nil
 	}
 	var n uint64
-	ctx = withParams(ctx, map[string]string{"db": escapeParam(s.db.Connections)})
+	ctx = chsql.WithParams(ctx, map[string]string{"db": chsql.Escape(s.db.Connections)})
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'held_records'").Scan(&n); err != nil {
 		return false, fmt.Errorf("look for hold storage: %w", err)
 	}
 	if n > 0 {
-		heldSeen.Store(s.db.Connections, true)
+		s.heldSeen.Store(true)
 	}
 	return n > 0, nil
 }
+
+// RequisitionRecords runs q over the connection records for a requisition
+// and calls fn for each record, in the order of [Store.EachConnection]. It
+// returns the exact statement and bound parameters it ran, for the export
+// manifest. fn must not keep r.
+func (s *Store) RequisitionRecords(ctx context.Context, q ConnectionQuery, fn func(r *ConnectionRecord) error) (stmt string, params map[string]string, err error) {
+	held, err := s.hasHeldRecords(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	stmt, params, err = s.connectionSQL(&q, held)
+	if err != nil {
+		return "", nil, err
+	}
+	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), stmt)
+	if err != nil {
+		return stmt, params, fmt.Errorf("search connection records: %w", err)
+	}
+	defer rows.Close()
+	return stmt, params, scanConnections(rows, fn)
+}
+
+// HeldRecordsTable is the table (db.table) of the held copies of
+// connection records (package legal): the columns of connection_records
+// plus hold_id. Connection searches include it (UNION ALL, distinct on
+// kafka_topic, kafka_partition, kafka_offset) so that a held record is
+// still found after its original expired.
+func (s *Store) HeldRecordsTable() string { return s.db.Connections + ".held_records" }
 
 // SearchConnections returns at most q.Limit connection records matching q,
 // in [Cursor] order.
@@ -477,8 +465,8 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 	if err := f.common(q.Network, q.From, q.To, q.Site, q.Sites, 0, "", 0, 0, "", nil); err != nil {
 		return sum, err
 	}
-	from := s.db.Access + ".access_log WHERE " + f.where.String()
-	qctx := s.queryContext(ctx, f.params, q.Timeout, 1)
+	from := s.db.Access + ".access_log WHERE " + f.SQL.String()
+	qctx := s.queryContext(ctx, f.Params, q.Timeout, 1)
 	row := s.conn.QueryRow(qctx, "SELECT count(), min(event_time), max(event_time), sum(bytes_sent), uniqExact(client_port), uniqExact(path) FROM "+from)
 	if err := row.Scan(&sum.Requests, &sum.FirstSeen, &sum.LastSeen, &sum.Bytes, &sum.ClientPorts, &sum.Paths); err != nil {
 		return sum, fmt.Errorf("summarise address: %w", err)
@@ -487,7 +475,7 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 		return IPSummary{}, nil
 	}
 	sum.FirstSeen, sum.LastSeen = sum.FirstSeen.UTC(), sum.LastSeen.UTC()
-	f.params["top"] = strconv.Itoa(q.Limit)
+	f.Params["top"] = strconv.Itoa(q.Limit)
 	dims := []struct {
 		name, expr string
 		dst        *[]ValueCount
@@ -502,7 +490,7 @@ func (s *Store) SummarizeIP(ctx context.Context, q AccessQuery) (IPSummary, erro
 	for i, d := range dims {
 		parts[i] = "SELECT '" + d.name + "' AS dim, " + d.expr + " AS value, count() AS n FROM " + from + " GROUP BY value"
 	}
-	rows, err := s.conn.Query(s.queryContext(ctx, f.params, q.Timeout, len(dims)*q.Limit),
+	rows, err := s.conn.Query(s.queryContext(ctx, f.Params, q.Timeout, len(dims)*q.Limit),
 		"SELECT dim, value, n FROM ("+strings.Join(parts, " UNION ALL ")+") ORDER BY dim, n DESC, value LIMIT {top:UInt64} BY dim")
 	if err != nil {
 		return sum, fmt.Errorf("summarise address: %w", err)

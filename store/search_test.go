@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/legal"
 )
 
 // testBase is a recent hour: rows older than their lifetime would be
@@ -194,7 +196,7 @@ func TestHeldRecordsAnswerOnceAfterTheOriginalExpires(t *testing.T) {
 func TestSearchAuditAndSubject(t *testing.T) {
 	st := openStore(t)
 	base := testBase()
-	entries := []store.AuditEntry{
+	entries := []audit.Entry{
 		{Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Filters: `{"ip":"203.0.113.7/32"}`, Status: 200, Rows: 3, Outcome: "ok"},
 		{Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-2", Filters: `{"ip":"203.0.113.0/24"}`, Status: 200, Rows: 9, Outcome: "ok"},
 		{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions", Purpose: "REQ-3", Filters: `{"ips":["198.51.100.4","203.0.113.7"]}`, Status: 200, Outcome: "ok"},
@@ -203,41 +205,41 @@ func TestSearchAuditAndSubject(t *testing.T) {
 		{Actor: "carl", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-6", Filters: `{"ip":"2001:db8::/32"}`, Status: 200, Outcome: "ok"},
 		{Actor: "audrey", Role: "auditor", Endpoint: "/v1/audit/subject", Purpose: "DSR-7", Filters: `{"ip":"203.0.113.7"}`, Status: 200, Outcome: "ok"},
 	}
-	req, err := st.CreateRequisition(t.Context(), store.Requisition{
+	req, err := st.CreateRequisition(t.Context(), legal.Requisition{
 		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV 1",
 		Received: base, CreatedBy: "bob", Purpose: "REQ-8",
-		Selectors: []store.RequisitionSelector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
+		Selectors: []legal.Selector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	entries = append(entries,
-		store.AuditEntry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-8", Filters: `{"requisition":"` + req.ID + `"}`, Status: 200, Outcome: "ok"},
-		store.AuditEntry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-9", Filters: `{"requisition":"nope"}`, Status: 200, Outcome: "ok"})
+		audit.Entry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-8", Filters: `{"requisition":"` + req.ID + `"}`, Status: 200, Outcome: "ok"},
+		audit.Entry{Actor: "bob", Role: "officer", Endpoint: "/v1/requisitions/{id}/run", Purpose: "REQ-9", Filters: `{"requisition":"nope"}`, Status: 200, Outcome: "ok"})
 	for i, e := range entries {
 		e.Time = base.Add(time.Duration(i) * time.Second)
 		if err := st.Audit(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Actor: "alice", Limit: 10})
+	got, err := st.SearchAudit(t.Context(), audit.Query{From: base, To: base.Add(time.Hour), Actor: "alice", Limit: 10})
 	if err != nil || len(got) != 2 || got[1].Purpose != "INC-2" {
 		t.Fatalf("audit by actor: %+v, %v", got, err)
 	}
-	page, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Limit: 4})
+	page, err := st.SearchAudit(t.Context(), audit.Query{From: base, To: base.Add(time.Hour), Limit: 4})
 	if err != nil || len(page) != 4 {
 		t.Fatalf("first page: %d, %v", len(page), err)
 	}
 	c := page[3].Cursor()
-	rest, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Limit: 10, After: &c})
+	rest, err := st.SearchAudit(t.Context(), audit.Query{From: base, To: base.Add(time.Hour), Limit: 10, After: &c})
 	if err != nil || len(rest) != 5 {
 		t.Fatalf("second page: %d, %v", len(rest), err)
 	}
-	if p, err := st.SearchAudit(t.Context(), store.AuditQuery{From: base, To: base.Add(time.Hour), Purpose: "inc-", Limit: 10}); err != nil || len(p) != 5 {
+	if p, err := st.SearchAudit(t.Context(), audit.Query{From: base, To: base.Add(time.Hour), Purpose: "inc-", Limit: 10}); err != nil || len(p) != 5 {
 		t.Errorf("purpose contains inc-: %d rows, %v", len(p), err)
 	}
 
-	subj, err := st.SubjectConsultations(t.Context(), store.SubjectQuery{Addr: netip.MustParseAddr("203.0.113.7"), From: base, To: base.Add(time.Hour), Limit: 10})
+	subj, err := st.SubjectConsultations(t.Context(), audit.SubjectQuery{Addr: netip.MustParseAddr("203.0.113.7"), From: base, To: base.Add(time.Hour), Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/legal"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Store is connlog's handle on ClickHouse. It is safe for concurrent use.
@@ -18,6 +24,24 @@ type Store struct {
 	cfg    Config
 	db     Databases
 	logger *slog.Logger
+
+	// signing is the manifest signing state of this store (SetSigner).
+	signing integrityState
+	// heldSeen is set once the hold storage table is known to exist.
+	heldSeen atomic.Bool
+	// groupers recycles the audience grouping buffers between batches.
+	groupers sync.Pool
+
+	// Enforcer applies and enforces the lifetimes of the data classes
+	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
+	// RetentionReport): package retention.
+	*retention.Enforcer
+	// Trail writes and searches the audit trail (Audit, AuditMany,
+	// AuditBatch, SearchAudit, SubjectConsultations): package audit.
+	*audit.Trail
+	// Register keeps requisitions and legal holds (CreateRequisition,
+	// CreateHold, ...): package legal.
+	*legal.Register
 }
 
 // Open connects to the ClickHouse named by cfg.Addrs and checks that it
@@ -61,6 +85,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addrs, err)
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
+	s.groupers.New = newCellGrouper
+	s.Register = legal.NewRegister(conn, s.db, cfg.Cluster, connectionTable.list, s.logger)
+	s.Trail = audit.NewTrail(conn, s.db, cfg.QueryTimeout)
+	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.Ping(pctx); err != nil {

@@ -3,38 +3,21 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/storetest"
 )
 
-var prefixSeq atomic.Int64
-
-// openStore returns a migrated store on the embedded engine, in databases
-// of its own so tests do not see each other's rows.
+// openStore returns a migrated store in databases of its own.
 func openStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	addr := embeddedtest.Start(tb)
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{addr}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("t%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	st, err := store.Open(tb.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(tb.Context()); err != nil {
-		tb.Fatal(err)
-	}
-	return st
+	return storetest.New(tb)
 }
 
 func hit(ip string, port uint16, t time.Time, method, path string, offset int64) store.Hit {
@@ -221,7 +204,7 @@ func TestAuditRowIsStored(t *testing.T) {
 	// send: quotes, backslashes, control bytes, a parameter placeholder,
 	// SQL. Each must come back byte for byte.
 	odd := "it's \\ \"q\" \t\n\r\x00 {x:String} '); DROP TABLE audit; --"
-	e := store.AuditEntry{
+	e := audit.Entry{
 		Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice " + odd, Role: "analyst", Source: "127.0.0.1:5000",
 		Method: "GET", Endpoint: "/v1/access", Purpose: "INC-1 " + odd, Filters: `{"ip":"203.0.113.7","path":"` + odd + `"}`,
 		Status: 200, Rows: 3, Outcome: "ok", Reason: odd,
@@ -229,7 +212,7 @@ func TestAuditRowIsStored(t *testing.T) {
 	if err := st.Audit(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	var got store.AuditEntry
+	var got audit.Entry
 	var status uint16
 	var rows uint64
 	if err := st.Conn().QueryRow(context.Background(), "SELECT time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason FROM "+st.Databases().Ops+".audit").
@@ -284,7 +267,7 @@ func TestSearchBySiteWithBackslashAndTab(t *testing.T) {
 func TestAuditBatchIsStoredOncePerToken(t *testing.T) {
 	st := openStore(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	batch := []store.AuditEntry{
+	batch := []audit.Entry{
 		{Time: now, Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"},
 		{Time: now.Add(time.Millisecond), Actor: "bob", Role: "officer", Endpoint: "/v1/connections", Purpose: "REQ-7", Status: 403, Outcome: "denied", Reason: "role"},
 	}
@@ -309,7 +292,7 @@ func TestAuditBatchIsStoredOncePerToken(t *testing.T) {
 // journal's batches by token.
 func TestIdenticalAuditRowsAreBothStored(t *testing.T) {
 	st := openStore(t)
-	e := store.AuditEntry{Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
+	e := audit.Entry{Time: time.Now().UTC().Truncate(time.Millisecond), Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
 	for range 2 {
 		if err := st.Audit(t.Context(), e); err != nil {
 			t.Fatal(err)
@@ -326,18 +309,18 @@ func TestIdenticalAuditRowsAreBothStored(t *testing.T) {
 func TestAuditRowsCountTheirRequests(t *testing.T) {
 	st := openStore(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	one := store.AuditEntry{Time: now, Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
+	one := audit.Entry{Time: now, Actor: "alice", Role: "analyst", Endpoint: "/v1/access", Purpose: "INC-1", Status: 200, Outcome: "ok"}
 	if err := st.Audit(t.Context(), one); err != nil {
 		t.Fatal(err)
 	}
-	counted := []store.AuditEntry{
+	counted := []audit.Entry{
 		{Time: now.Add(time.Millisecond), Source: "192.0.2.1", Endpoint: "/v1/access", Status: 401, Outcome: "denied", Reason: "unknown bearer token", Requests: 10},
 		{Time: now.Add(2 * time.Millisecond), Source: "192.0.2.1", Endpoint: "/v1/access", Status: 429, Outcome: "denied", Reason: "unknown bearer token; limited", Requests: 123456},
 	}
 	if err := st.AuditMany(t.Context(), counted); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := st.SearchAudit(t.Context(), store.AuditQuery{From: now.Add(-time.Minute), To: now.Add(time.Minute), Limit: 10})
+	recs, err := st.SearchAudit(t.Context(), audit.Query{From: now.Add(-time.Minute), To: now.Add(time.Minute), Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,29 +1,19 @@
 package store_test
 
 import (
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // TestUpgradeFromTheFirstSchemaKeepsRows builds a store as connlog 0001
 // left it (only the first migration, recorded), with rows, and upgrades it.
 func TestUpgradeFromTheFirstSchemaKeepsRows(t *testing.T) {
 	ctx := t.Context()
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{embeddedtest.Start(t)}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("u%d_%d", time.Now().UnixNano()%1e6, prefixSeq.Add(1))
-	st, err := store.Open(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	cfg := storetest.Config(t)
+	st := storetest.Open(t, cfg)
 	migs, err := store.Migrations(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/internal/chsql"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Problem kinds reported by Verify.
@@ -128,19 +128,24 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 	if err != nil {
 		return rep, err
 	}
-	rcfg := s.cfg.Retention.withDefaults()
-	policies := map[string]retentionTable{}
-	for _, t := range retentionTables(s.cfg) {
-		policies[t.table] = t
+	rcfg := s.cfg.Retention.WithDefaults()
+	policies := map[string]retention.Table{}
+	for _, t := range retention.Tables(s.cfg.Retention, s.db) {
+		policies[t.Name()] = t
 	}
 	tables := map[string]struct {
 		full   string
-		policy retentionTable
-		detail Period // lifetime of the detail columns; zero: the row's
-	}{
-		tableAccess:      {s.db.Access + ".access_log", policies[s.db.Access+".access_log"], rcfg.AccessDetail},
-		tableConnections: {s.db.Connections + ".connection_records", policies[s.db.Connections+".connection_records"], Period{}},
-		tableQuarantine:  {s.db.Ops + ".quarantine", retentionTable{def: rcfg.Quarantine}, Period{}},
+		policy retention.Table
+		detail retention.Period // lifetime of the detail columns; zero: the row's
+	}{}
+	for _, t := range []string{tableAccess, tableConnections, tableQuarantine} {
+		x := tables[t]
+		x.full = hashTableFull(t, s.db)
+		x.policy = policies[x.full]
+		if t == tableAccess {
+			x.detail = rcfg.AccessDetail
+		}
+		tables[t] = x
 	}
 	keysOrder := make([]chainKey, 0, len(chains))
 	for k := range chains {
@@ -223,7 +228,7 @@ func (s *Store) Verify(ctx context.Context, trusted ...ed25519.PublicKey) (Verif
 				have, ok := got[key]
 				delete(got, key)
 				// The earliest moment a row of the group may expire.
-				if !rep.Checked.Before(t.policy.policy(g.Site).AddTo(g.Day)) {
+				if !rep.Checked.Before(t.policy.Policy(g.Site).AddTo(g.Day)) {
 					rep.Expired++
 					continue
 				}
@@ -406,7 +411,7 @@ func (s *Store) verifyUnchained(ctx context.Context, rep *VerifyReport, chains m
 	}
 	for _, name := range []string{tableAccess, tableConnections, tableQuarantine} {
 		layout := hashLayouts[name]
-		pctx := withParams(ctx, map[string]string{"t0": strconv.FormatInt(t0, 10)})
+		pctx := chsql.WithParams(ctx, map[string]string{"t0": strconv.FormatInt(t0, 10)})
 		rows, err := s.conn.Query(pctx, "SELECT toString(kafka_topic), kafka_partition, count(), countIf(toUnixTimestamp64Milli("+layout.arrival+") >= {t0:Int64}) FROM "+full(name)+" GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition")
 		if err != nil {
 			return fmt.Errorf("read unchained rows of %s: %w", name, err)
@@ -459,7 +464,7 @@ func cmpStr(a, b string) int {
 // version-1 manifests.
 func (s *Store) readManifests(ctx context.Context) (map[chainKey][]Manifest, error) {
 	var v2 uint64
-	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"db": escapeParam(s.db.Ops)}),
+	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"db": chsql.Escape(s.db.Ops)}),
 		"SELECT count() FROM system.columns WHERE database = {db:String} AND table = 'manifests' AND name = 'writer_seq'").Scan(&v2); err != nil {
 		return nil, fmt.Errorf("read manifests: %w", err)
 	}
@@ -515,11 +520,7 @@ type preManifest struct {
 // incarnation was produced after the earlier one.
 func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k chainKey, ms []Manifest, check func(int, []encodedRow)) (preManifest, error) {
 	var pre preManifest
-	v1, err := v1Encoder(t)
-	if err != nil {
-		return pre, err
-	}
-	ctx = withParams(ctx, map[string]string{"tp": escapeParam(k.topic), "p": strconv.Itoa(int(k.partition))})
+	ctx = chsql.WithParams(ctx, map[string]string{"tp": chsql.Escape(k.topic), "p": strconv.Itoa(int(k.partition))})
 	rows, err := s.conn.Query(ctx, "SELECT "+t.selectList()+" FROM "+table+" WHERE kafka_topic = {tp:String} AND kafka_partition = {p:Int32} ORDER BY kafka_offset, "+t.arrival)
 	if err != nil {
 		return pre, fmt.Errorf("read rows of %s: %w", table, err)
@@ -590,10 +591,7 @@ func (s *Store) readChainRows(ctx context.Context, table string, t *hashTable, k
 			if ms[i].Version >= 2 {
 				row = t.encode(r.vals)
 			} else {
-				var err error
-				if row, err = v1(r.vals); err != nil {
-					return err
-				}
+				row = t.encodeV1(r.vals)
 			}
 			bufs[i] = append(bufs[i], row)
 		}
@@ -644,58 +642,4 @@ func signedAfter(ms []Manifest, open []int, arrival int64) int {
 		return latest
 	}
 	return best
-}
-
-// v1Encoder encodes a row read by t's layout under hash version 1: the
-// version-1 scan functions (scanAccess, scanConnection, scanQuarantine),
-// fed from the version-2 values, which cover every column they read.
-func v1Encoder(t *hashTable) (func([]any) (encodedRow, error), error) {
-	var cols string
-	var scan func(func(...any) error) (encodedRow, error)
-	switch t.name {
-	case tableAccess:
-		cols, scan = accessHashColumns, scanAccess
-	case tableConnections:
-		cols, scan = connectionHashColumns, scanConnection
-	case tableQuarantine:
-		cols, scan = quarantineHashColumns, scanQuarantine
-	default:
-		return nil, fmt.Errorf("no hash version 1 for table %s", t.name)
-	}
-	var idx []int
-	for _, c := range strings.Split(cols, ", ") {
-		c = strings.TrimSuffix(strings.TrimPrefix(c, "toString("), ")")
-		i := slices.Index(t.names, c)
-		if i < 0 {
-			return nil, fmt.Errorf("hash version 1 column %s.%s is not in the layout", t.name, c)
-		}
-		idx = append(idx, i)
-	}
-	return func(vals []any) (encodedRow, error) {
-		return scan(func(dest ...any) error {
-			for j, d := range dest {
-				v := vals[idx[j]]
-				switch d := d.(type) {
-				case *time.Time:
-					*d = time.UnixMilli(v.(int64)).UTC()
-				case *net.IP:
-					a := v.([16]byte)
-					*d = net.IP(a[:])
-				case *uint16:
-					*d = uint16(v.(uint64))
-				case *uint64:
-					*d = v.(uint64)
-				case *int32:
-					*d = int32(v.(int64))
-				case *int64:
-					*d = v.(int64)
-				case *string:
-					*d = v.(string)
-				default:
-					return fmt.Errorf("hash version 1: cannot read into %T", d)
-				}
-			}
-			return nil
-		})
-	}, nil
 }

@@ -73,6 +73,35 @@ func TestEveryStoredColumnIsUnderTheManifestHash(t *testing.T) {
 	}
 }
 
+// The table descriptions the writer and the hash read (tables.go) say what
+// the migrations created: every stored column, with its type.
+func TestTableDescriptionsMatchTheSchema(t *testing.T) {
+	st := openStore(t)
+	described := store.TableColumns()
+	for _, table := range store.ManifestTables {
+		stored := map[string]string{}
+		for _, c := range storedColumns(t, st, table) {
+			typ := c.typ
+			if inner, ok := strings.CutPrefix(typ, "LowCardinality("); ok {
+				typ = strings.TrimSuffix(inner, ")")
+			}
+			stored[c.name] = typ
+		}
+		for name, typ := range stored {
+			if d, ok := described[table][name]; !ok {
+				t.Errorf("%s.%s (%s) is stored but not described", table, name, typ)
+			} else if d != typ {
+				t.Errorf("%s.%s is %s in the schema, %s in its description", table, name, typ, d)
+			}
+		}
+		for name := range described[table] {
+			if _, ok := stored[name]; !ok {
+				t.Errorf("%s.%s is described but not in the schema", table, name)
+			}
+		}
+	}
+}
+
 // changeExpr returns an expression of c's type whose value differs from
 // the column's.
 func changeExpr(t *testing.T, c storedColumn) string {

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 )
 
 // The admin socket: a unix socket in the data directory on which `connlog
@@ -59,7 +59,7 @@ type opResponse struct {
 // auditor records one audit row durably; serve's API store (the audit
 // journal, or the store itself) satisfies it.
 type auditor interface {
-	Audit(ctx context.Context, e store.AuditEntry) error
+	Audit(ctx context.Context, e audit.Entry) error
 }
 
 // peer is the process at the other end of a unix socket connection.
@@ -165,7 +165,7 @@ func (s *adminServer) Close() error {
 // handle answers one connection: check the peer, read the request, run it,
 // write the audit row, and only then send the answer, as the API does.
 func (s *adminServer) handle(ctx context.Context, conn *net.UnixConn) {
-	entry := store.AuditEntry{Actor: "local-admin", Role: "operator", Source: "unix " + adminSocketName, Method: "LOCAL", Endpoint: "connlog"}
+	entry := audit.Entry{Actor: "local-admin", Role: "operator", Source: "unix " + adminSocketName, Method: "LOCAL", Endpoint: "connlog"}
 	var resp opResponse
 	status := s.serve(ctx, conn, &entry, &resp)
 	entry.Time = time.Now().UTC()
@@ -189,7 +189,7 @@ func (s *adminServer) handle(ctx context.Context, conn *net.UnixConn) {
 
 // serve fills entry and resp for one connection and returns the status to
 // audit (HTTP codes, as in the API's rows).
-func (s *adminServer) serve(ctx context.Context, conn *net.UnixConn, entry *store.AuditEntry, resp *opResponse) int {
+func (s *adminServer) serve(ctx context.Context, conn *net.UnixConn, entry *audit.Entry, resp *opResponse) int {
 	p, err := peerCred(conn)
 	if err != nil {
 		resp.Error = "peer credentials: " + err.Error()

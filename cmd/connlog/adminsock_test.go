@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
 )
 
@@ -65,9 +66,9 @@ func TestPeerCredIsTheKernelsAndOtherUIDsAreRefused(t *testing.T) {
 }
 
 // auditRows returns the operator rows of the audit trail, oldest first.
-func auditRows(t *testing.T, st *store.Store) []store.AuditRecord {
+func auditRows(t *testing.T, st *store.Store) []audit.Record {
 	t.Helper()
-	recs, err := st.SearchAudit(t.Context(), store.AuditQuery{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Role: "operator", Limit: 100})
+	recs, err := st.SearchAudit(t.Context(), audit.Query{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Role: "operator", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestAdminSocketRefusesAnotherUIDAndAuditsTheRefusal(t *testing.T) {
 // failingAuditor stands for an audit trail that cannot be written.
 type failingAuditor struct{}
 
-func (failingAuditor) Audit(context.Context, store.AuditEntry) error {
+func (failingAuditor) Audit(context.Context, audit.Entry) error {
 	return errors.New("disk full")
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Config is connlog's whole configuration: one YAML file, every value
@@ -52,7 +53,7 @@ type Config struct {
 	// Retention sets the lifetime of each data class, with per-site
 	// overrides. Applied as ClickHouse TTLs at start-up and enforced by a
 	// pass every enforce_interval. Formerly clickhouse.retention.
-	Retention store.RetentionConfig `yaml:"retention"`
+	Retention retention.Config `yaml:"retention"`
 	// RoleUsers are the passwords of the ClickHouse users, one per connlog
 	// role, that connlog creates on a ClickHouse server (not the embedded
 	// engine), so that each request's queries run with its role's grants
@@ -72,7 +73,7 @@ type Config struct {
 	Statistics anonymize.Config `yaml:"statistics"`
 
 	// AuditJournal configures the local journal that makes each audit row
-	// durable before the data it records leaves (store/auditjournal).
+	// durable before the data it records leaves (store/audit).
 	AuditJournal AuditJournal `yaml:"audit_journal"`
 
 	// deprecated lists the old keys the configuration used (renamedKeys).
@@ -128,7 +129,7 @@ func defaultConfig() Config {
 		Kafka:           ingest.DefaultConfig(),
 		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
 		ClickHouse:      store.DefaultConfig(),
-		Retention:       store.DefaultRetention(),
+		Retention:       retention.Default(),
 		EmbeddedClickHouse: EmbeddedClickHouse{
 			MaxQueryTime: 60 * time.Second,
 		},

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Every configuration value can be overridden by an environment variable
@@ -95,7 +95,7 @@ func typeName(v reflect.Value) string {
 	switch v.Type() {
 	case reflect.TypeOf(time.Duration(0)):
 		return "duration"
-	case reflect.TypeOf(store.Period{}):
+	case reflect.TypeOf(retention.Period{}):
 		return "period (12mo, 30d)"
 	}
 	switch v.Kind() {

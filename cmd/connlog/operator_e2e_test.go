@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // runBinary runs the connlog binary with in's environment (its data
@@ -38,7 +39,7 @@ func (in *instance) runBinary(cred *syscall.Credential, bin string, args ...stri
 
 // operatorAudit returns the audit rows of operator commands, oldest first,
 // read through the API as an auditor would.
-func (in *instance) operatorAudit() []store.AuditRecord {
+func (in *instance) operatorAudit() []audit.Record {
 	in.tb.Helper()
 	q := url.Values{"from": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "to": {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, "role": {"operator"}}
 	code, body := in.get("/v1/audit?"+q.Encode(), map[string]string{"Authorization": "Bearer " + in.token(), "X-Purpose": "AUD-1 operator commands"})
@@ -46,7 +47,7 @@ func (in *instance) operatorAudit() []store.AuditRecord {
 		in.tb.Fatalf("GET /v1/audit: %d %s", code, body)
 	}
 	var resp struct {
-		Rows []store.AuditRecord `json:"rows"`
+		Rows []audit.Record `json:"rows"`
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		in.tb.Fatal(err)
@@ -92,7 +93,7 @@ func TestOperatorCommandsWhileServing(t *testing.T) {
 			t.Fatalf("connlog %s: exit %d\n%s\n%s", strings.Join(c.args, " "), code, stdout, stderr)
 		}
 	}
-	var rep store.Report
+	var rep retention.Report
 	if _, stdout, _ := in.runBinary(nil, bin, "retention", "-json"); json.Unmarshal([]byte(stdout), &rep) != nil || len(rep.Entries) == 0 {
 		t.Errorf("retention -json is not the report:\n%s", stdout)
 	}
@@ -104,7 +105,7 @@ func TestOperatorCommandsWhileServing(t *testing.T) {
 		{"connlog token create", defaultOpPurpose},
 		{"connlog retention", defaultOpPurpose},
 	}
-	var rows []store.AuditRecord
+	var rows []audit.Record
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if rows = in.operatorAudit(); len(rows) >= len(want) {
 			break
@@ -163,7 +164,7 @@ func TestOperatorCommandsWhileServing(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, "uid "+nobody.Uid+" may not use the admin socket") || strings.Contains(stdout, "cl_") {
 			t.Errorf("nobody on an open socket: exit %d\n%s\n%s", code, stdout, stderr)
 		}
-		var last store.AuditRecord
+		var last audit.Record
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			if rows := in.operatorAudit(); len(rows) > len(want) {
 				last = rows[len(rows)-1]

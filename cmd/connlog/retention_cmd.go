@@ -16,6 +16,7 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // instanceKeyPath is where the instance's signing key lives:
@@ -74,7 +75,7 @@ func runRetention(ctx context.Context, st *store.Store, asJSON, enforce bool, st
 	return nil
 }
 
-func printReport(w io.Writer, rep store.Report) {
+func printReport(w io.Writer, rep retention.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLASS\tTABLE\tSITE\tPOLICY\tOLDEST\tNEWEST\tROWS\tBYTES\tLAST PASS\tREMOVED\tSTATUS")
 	day := func(t time.Time) string {

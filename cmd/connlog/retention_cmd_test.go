@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded/embeddedtest"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // TestMain closes the in-process engine of the tests that use one before
@@ -24,24 +25,14 @@ func TestMain(m *testing.M) { embeddedtest.Main(m) }
 // the test engine and returns a configuration file pointing at them.
 func retentionFixture(t *testing.T) (*store.Store, string, *integrity.Signer) {
 	t.Helper()
-	addr := embeddedtest.Start(t)
 	dir := privateDir(t)
-	prefix := fmt.Sprintf("cmdret%d", time.Now().UnixNano()%1e6)
+	scfg := storetest.Config(t)
 	cfgPath := filepath.Join(dir, "connlog.yaml")
-	yaml := fmt.Sprintf("data_dir: %s\nclickhouse:\n  addrs: [%q]\n  protocol: http\n  database_prefix: %s\n", dir, addr, prefix)
+	yaml := fmt.Sprintf("data_dir: %s\nclickhouse:\n  addrs: [%q]\n  protocol: http\n  database_prefix: %s\n", dir, scfg.Addrs[0], scfg.DatabasePrefix)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	scfg := store.DefaultConfig()
-	scfg.Addrs, scfg.Protocol, scfg.DatabasePrefix = []string{addr}, "http", prefix
-	st, err := store.Open(t.Context(), scfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Migrated(t, scfg)
 	sg, _, err := integrity.LoadOrCreate(filepath.Join(dir, "instance.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,16 +83,16 @@ func TestRetentionCommandPrintsTheReport(t *testing.T) {
 	if err := cmdRetention(t.Context(), []string{"-config", cfgPath, "-json", "-enforce"}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	var rep store.Report
+	var rep retention.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	var conn, access bool
 	for _, e := range rep.Entries {
-		if e.Class == store.ClassConnections && e.Site == "www.example.org" && e.Rows == 6 && e.Policy == "12mo" && !e.LastRun.IsZero() {
+		if e.Class == retention.ClassConnections && e.Site == "www.example.org" && e.Rows == 6 && e.Policy == "12mo" && !e.LastRun.IsZero() {
 			conn = true
 		}
-		if e.Class == store.ClassAccess && e.Rows == 6 && e.Policy == "6mo" {
+		if e.Class == retention.ClassAccess && e.Rows == 6 && e.Policy == "6mo" {
 			access = true
 		}
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/embedded/embeddedtest"
+	"github.com/connlog/connlog/store/storetest"
 )
 
 // searchAPI serves the query API over a real store on the embedded engine
@@ -25,18 +25,7 @@ import (
 // and an analyst's and an officer's token.
 func searchAPI(t *testing.T) (base, analyst, officer string) {
 	t.Helper()
-	cfg := store.DefaultConfig()
-	cfg.Addrs = []string{embeddedtest.Start(t)}
-	cfg.Protocol = "http"
-	cfg.DatabasePrefix = fmt.Sprintf("srch%d", time.Now().UnixNano()%1e9)
-	st, err := store.Open(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	now := time.Now().UTC()
 	var hits []store.Hit
 	for i := range 12 {

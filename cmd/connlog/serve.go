@@ -24,9 +24,10 @@ import (
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
 	"github.com/connlog/connlog/store"
-	"github.com/connlog/connlog/store/auditjournal"
+	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/embedded"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // storeHandle is an open store and, in embedded mode, the engine behind it.
@@ -137,7 +138,7 @@ func (h *storeHandle) close() {
 // the per-role ClickHouse users (on a server), and the lifetimes — a change
 // since the last start becomes ALTER TABLE … MODIFY TTL, recorded in
 // retention_changes. serve and migrate both run it.
-func (h *storeHandle) prepare(ctx context.Context) ([]int, []store.RetentionChange, error) {
+func (h *storeHandle) prepare(ctx context.Context) ([]int, []retention.RetentionChange, error) {
 	applied, err := h.Migrate(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -307,11 +308,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st.SetSigner(signer)
 
 	// Audit rows: fsynced in the local journal before data leaves, stored
-	// in ClickHouse in batches (store/auditjournal).
+	// in ClickHouse in batches (store/audit: Journal).
 	var apiStore api.Store = st.Store
-	var journal *auditjournal.Journal
+	var journal *audit.Journal
 	if cfg.AuditJournal.Enabled {
-		journal, err = auditjournal.Open(auditjournal.Options{
+		journal, err = audit.OpenJournal(audit.JournalOptions{
 			Dir:        filepath.Join(cfg.DataDir, "audit-journal"),
 			Interval:   cfg.AuditJournal.Interval,
 			MaxBacklog: cfg.AuditJournal.MaxBacklog,
@@ -482,25 +483,25 @@ func lostInBroker(broker *ingest.Broker, cfg *Config, logger *slog.Logger) int64
 // instance has answered.
 type journaledStore struct {
 	*store.Store
-	journal *auditjournal.Journal
+	journal *audit.Journal
 }
 
-func (s journaledStore) Audit(ctx context.Context, e store.AuditEntry) error {
+func (s journaledStore) Audit(ctx context.Context, e audit.Entry) error {
 	return s.journal.Audit(ctx, e)
 }
 
-func (s journaledStore) AuditMany(ctx context.Context, entries []store.AuditEntry) error {
+func (s journaledStore) AuditMany(ctx context.Context, entries []audit.Entry) error {
 	return s.journal.AuditMany(ctx, entries)
 }
 
-func (s journaledStore) SearchAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+func (s journaledStore) SearchAudit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.Store.SearchAudit(ctx, q)
 }
 
-func (s journaledStore) SubjectConsultations(ctx context.Context, q store.SubjectQuery) ([]store.Consultation, error) {
+func (s journaledStore) SubjectConsultations(ctx context.Context, q audit.SubjectQuery) ([]audit.Consultation, error) {
 	if err := s.journal.Flush(ctx); err != nil {
 		return nil, err
 	}

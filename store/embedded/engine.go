@@ -192,9 +192,6 @@ func Open(cfg Config, logger *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
-// Version returns the chDB library version, e.g. "26.7.3".
-func (e *Engine) Version() string { return e.version }
-
 // SetInsertFault installs a test hook: while f is non-nil, every insert first
 // calls f with the INSERT statement, and fails with its error if it returns
 // one. Pass nil to remove the hook. Safe for concurrent use.
@@ -300,22 +297,6 @@ func (e *Engine) releaseFor(ctx context.Context) {
 		e.ownReleased.Store(time.Now().UnixNano())
 	}
 	e.release()
-}
-
-// exec runs a statement that returns no interesting output. Caller holds the
-// slot.
-func (e *Engine) exec(query string) error {
-	s, err := e.db.streamQuery(query, "TSV", nil)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	for {
-		more, err := s.next(func([]byte) error { return nil })
-		if err != nil || !more {
-			return err
-		}
-	}
 }
 
 // passStartupOutput passes on what the engine printed on fd 2 while it

@@ -1,28 +1,4 @@
-// Package auditjournal makes audit rows durable on the instance's disk
-// before they reach ClickHouse, so that answering a request costs one
-// append and one fsync instead of a synchronous, fsynced ClickHouse insert
-// (a new part in connlog_ops.audit per request).
-//
-// Guarantees:
-//   - Audit returns only once the row is on stable storage (write + fsync of
-//     the journal file); if that fails, it returns the error and the caller
-//     serves no data.
-//   - Rows reach ClickHouse in batches, every Options.Interval and on Flush
-//     (the audit search endpoints flush first, so an auditor sees every row
-//     of this instance). A batch is a closed journal segment: its content and
-//     its deduplication token never change, so a batch shipped again after a
-//     crash (inserted, but not yet deleted) is stored once.
-//   - Segments left by a stopped or crashed process are shipped by the next
-//     Flush of a new Journal on the same directory. A last line cut short by
-//     a crash belonged to a request that was never answered; it is skipped
-//     and logged.
-//   - When ClickHouse cannot take the rows for long, the journal grows up to
-//     Options.MaxBacklog bytes; then Audit fails (and the API serves no data)
-//     until the backlog is shipped.
-//
-// The rows are plain JSON lines in the journal directory: its permissions
-// must be those of the data directory (0700), like the rest of the data.
-package auditjournal
+package audit
 
 import (
 	"bufio"
@@ -41,18 +17,16 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/connlog/connlog/store"
 )
 
 // Sink stores a batch of audit rows once per token: a second call with a
 // token already stored must store nothing (*store.Store.AuditBatch).
 type Sink interface {
-	AuditBatch(ctx context.Context, token string, entries []store.AuditEntry) error
+	AuditBatch(ctx context.Context, token string, entries []Entry) error
 }
 
-// Options configure a Journal.
-type Options struct {
+// JournalOptions configure a Journal.
+type JournalOptions struct {
 	// Dir holds the journal: one file per segment, and the instance id.
 	Dir string
 	// Interval between two shipments to the Sink (Run). Default 200ms.
@@ -72,7 +46,7 @@ const segmentSuffix = ".jsonl"
 // Journal is an append-only, fsynced audit log shipped to a Sink. It is
 // safe for concurrent use.
 type Journal struct {
-	opts Options
+	opts JournalOptions
 	sink Sink
 	id   string // instance id, part of every token
 
@@ -89,7 +63,7 @@ type Journal struct {
 
 // Open opens (or creates) the journal in opts.Dir. Segments found there are
 // shipped by the first Flush.
-func Open(opts Options, sink Sink) (*Journal, error) {
+func OpenJournal(opts JournalOptions, sink Sink) (*Journal, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 200 * time.Millisecond
 	}
@@ -144,14 +118,14 @@ func instanceID(dir string) (string, error) {
 }
 
 // Audit appends e to the journal and returns once it is on stable storage.
-func (j *Journal) Audit(ctx context.Context, e store.AuditEntry) error {
-	return j.AuditMany(ctx, []store.AuditEntry{e})
+func (j *Journal) Audit(ctx context.Context, e Entry) error {
+	return j.AuditMany(ctx, []Entry{e})
 }
 
 // AuditMany appends entries to the journal with one write and one fsync,
 // and returns once they are all on stable storage; on an error none of them
 // is (they would be skipped or cut back, like a single row).
-func (j *Journal) AuditMany(_ context.Context, entries []store.AuditEntry) error {
+func (j *Journal) AuditMany(_ context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -407,26 +381,26 @@ func (j *Journal) segments() ([]string, error) {
 	return out, nil
 }
 
-// jsonEntry is the journal's line format: the entry's JSON (store.AuditEntry's
+// jsonEntry is the journal's line format: the entry's JSON (Entry's
 // tags). JSON strings hold valid UTF-8 only; a field that is not (a purpose
 // header, say) travels base64-encoded in Raw instead, so every row reaches
 // ClickHouse byte for byte.
 type jsonEntry struct {
-	store.AuditEntry
+	Entry
 	Raw map[string][]byte `json:"raw,omitempty"`
 }
 
 // fields lists the string fields of e by their JSON names, for Raw.
-func fields(e *store.AuditEntry) map[string]*string {
+func fields(e *Entry) map[string]*string {
 	return map[string]*string{
 		"actor": &e.Actor, "role": &e.Role, "source": &e.Source, "method": &e.Method, "endpoint": &e.Endpoint,
 		"purpose": &e.Purpose, "filters": &e.Filters, "outcome": &e.Outcome, "reason": &e.Reason,
 	}
 }
 
-func encodeEntry(e store.AuditEntry) jsonEntry {
-	je := jsonEntry{AuditEntry: e}
-	for name, f := range fields(&je.AuditEntry) {
+func encodeEntry(e Entry) jsonEntry {
+	je := jsonEntry{Entry: e}
+	for name, f := range fields(&je.Entry) {
 		if !utf8.ValidString(*f) {
 			if je.Raw == nil {
 				je.Raw = map[string][]byte{}
@@ -437,18 +411,18 @@ func encodeEntry(e store.AuditEntry) jsonEntry {
 	return je
 }
 
-func decodeEntry(je jsonEntry) store.AuditEntry {
-	for name, f := range fields(&je.AuditEntry) {
+func decodeEntry(je jsonEntry) Entry {
+	for name, f := range fields(&je.Entry) {
 		if b, ok := je.Raw[name]; ok {
 			*f = string(b)
 		}
 	}
-	return je.AuditEntry
+	return je.Entry
 }
 
 // decode parses a segment. torn reports a last line without its newline
 // (a write cut short), which is left out.
-func decode(data []byte) (entries []store.AuditEntry, torn bool, err error) {
+func decode(data []byte) (entries []Entry, torn bool, err error) {
 	if n := len(data); n > 0 && data[n-1] != '\n' {
 		torn = true
 		data = data[:bytes.LastIndexByte(data, '\n')+1]

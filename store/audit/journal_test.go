@@ -1,4 +1,4 @@
-package auditjournal
+package audit
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/connlog/connlog/store"
 )
 
 // sink records what reaches ClickHouse, once per token like the real
@@ -19,13 +17,13 @@ import (
 type sink struct {
 	mu      sync.Mutex
 	tokens  map[string]bool
-	rows    []store.AuditEntry
+	rows    []Entry
 	calls   []string
 	fail    error
 	dropped int // batches received again with a known token
 }
 
-func (s *sink) AuditBatch(_ context.Context, token string, entries []store.AuditEntry) error {
+func (s *sink) AuditBatch(_ context.Context, token string, entries []Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, token)
@@ -44,14 +42,14 @@ func (s *sink) AuditBatch(_ context.Context, token string, entries []store.Audit
 	return nil
 }
 
-func (s *sink) stored() []store.AuditEntry {
+func (s *sink) stored() []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.rows)
 }
 
-func entry(i int) store.AuditEntry {
-	return store.AuditEntry{
+func entry(i int) Entry {
+	return Entry{
 		Time: time.Date(2026, 11, 22, 10, 0, 0, i*int(time.Millisecond), time.UTC), Actor: fmt.Sprintf("alice-%d", i), Role: "analyst",
 		Source: "127.0.0.1:5000", Method: "GET", Endpoint: "/v1/access", Purpose: "INC-1 \"quoted\"\n\\ é",
 		Filters: `{"ip":"203.0.113.7"}`, Status: 200, Rows: i, Outcome: "ok",
@@ -60,7 +58,7 @@ func entry(i int) store.AuditEntry {
 
 func open(t *testing.T, dir string, s Sink) *Journal {
 	t.Helper()
-	j, err := Open(Options{Dir: dir}, s)
+	j, err := OpenJournal(JournalOptions{Dir: dir}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +114,7 @@ func checkEachOnce(t *testing.T, s *sink, want int) {
 func TestRowsReachTheSinkInOrderOnce(t *testing.T) {
 	s := &sink{}
 	j := open(t, t.TempDir(), s)
-	var want []store.AuditEntry
+	var want []Entry
 	for i := range 5 {
 		e := entry(i)
 		if err := j.Audit(t.Context(), e); err != nil {
@@ -147,8 +145,8 @@ func TestRowsReachTheSinkInOrderOnce(t *testing.T) {
 }
 
 // equal compares entries, times by instant (JSON keeps the nanoseconds).
-func equal(a, b []store.AuditEntry) bool {
-	return slices.EqualFunc(a, b, func(x, y store.AuditEntry) bool {
+func equal(a, b []Entry) bool {
+	return slices.EqualFunc(a, b, func(x, y Entry) bool {
 		tx, ty := x.Time, y.Time
 		x.Time, y.Time = time.Time{}, time.Time{}
 		return tx.Equal(ty) && x == y
@@ -160,7 +158,7 @@ func equal(a, b []store.AuditEntry) bool {
 func TestRowsSurviveACrash(t *testing.T) {
 	dir := t.TempDir()
 	s := &sink{}
-	crashed, err := Open(Options{Dir: dir}, s)
+	crashed, err := OpenJournal(JournalOptions{Dir: dir}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,12 +218,12 @@ func TestSegmentShippedTwiceIsStoredOnce(t *testing.T) {
 // back, everything arrives, in order.
 func TestOutageKeepsRowsAndBoundsTheBacklog(t *testing.T) {
 	s := &sink{fail: errors.New("connection refused")}
-	j, err := Open(Options{Dir: t.TempDir(), MaxBacklog: 4 << 10}, s)
+	j, err := OpenJournal(JournalOptions{Dir: t.TempDir(), MaxBacklog: 4 << 10}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	var accepted []store.AuditEntry
+	var accepted []Entry
 	for i := range 100 {
 		e := entry(i)
 		err := j.Audit(t.Context(), e)
@@ -302,7 +300,7 @@ func TestConcurrentAuditAndFlush(t *testing.T) {
 }
 
 func BenchmarkAudit(b *testing.B) {
-	j, err := Open(Options{Dir: b.TempDir(), MaxBacklog: 1 << 40}, &sink{})
+	j, err := OpenJournal(JournalOptions{Dir: b.TempDir(), MaxBacklog: 1 << 40}, &sink{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -445,7 +443,7 @@ func TestBytesKeptAndDamagedSegmentSetAside(t *testing.T) {
 func TestAuditManyIsOneWriteAndSurvivesACrash(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, &sink{})
-	var want []store.AuditEntry
+	var want []Entry
 	for i := range 3 {
 		e := entry(i)
 		e.Actor, e.Status, e.Outcome, e.Requests = "", 401, "denied", 1000*(i+1)

@@ -1,4 +1,4 @@
-package store
+package legal
 
 import (
 	"context"
@@ -8,28 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // ErrNoRequisition reports a requisition id that is not in the register.
 var ErrNoRequisition = errors.New("no such requisition")
-
-// RequisitionSelector chooses the connection records a requisition asks
-// for.
-type RequisitionSelector struct {
-	// Network is the client address or network. Required.
-	Network netip.Prefix `json:"ip"`
-	// Port is the client source port; 0 means any.
-	Port uint16 `json:"port,omitempty"`
-	// Site restricts to one site; "" means all.
-	Site string `json:"site,omitempty"`
-	// From and To bound event time, half-open [From, To). Required.
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-}
 
 // Requisition is one entry of the requisition register: an authority's
 // request for connection records, as the officer entered it, and what was
@@ -42,11 +29,11 @@ type Requisition struct {
 	// Article is the legal basis invoked: 60-1, 60-2, 77-1-1, 77-1-2, 99-3,
 	// 99-4 (code de procédure pénale) or "other", then explained in
 	// ArticleText.
-	Article      string                `json:"article"`
-	ArticleText  string                `json:"article_text,omitempty"`
-	ProcedureRef string                `json:"procedure_reference"`
-	Received     time.Time             `json:"date_received"`
-	Selectors    []RequisitionSelector `json:"selectors"`
+	Article      string     `json:"article"`
+	ArticleText  string     `json:"article_text,omitempty"`
+	ProcedureRef string     `json:"procedure_reference"`
+	Received     time.Time  `json:"date_received"`
+	Selectors    []Selector `json:"selectors"`
 	// Purpose is the purpose stated when the requisition was entered.
 	Purpose string `json:"purpose"`
 	// CreatedBy is the staff member who entered it.
@@ -94,7 +81,7 @@ func syncInsert(ctx context.Context) context.Context {
 
 // CreateRequisition records r in the register with a new ID and, if zero,
 // the current time as its creation time, and returns it as recorded.
-func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisition, error) {
+func (s *Register) CreateRequisition(ctx context.Context, r Requisition) (Requisition, error) {
 	id, err := newRequisitionID("req-")
 	if err != nil {
 		return r, fmt.Errorf("create requisition: %w", err)
@@ -106,7 +93,7 @@ func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisiti
 	r.Created = r.Created.UTC().Truncate(time.Millisecond)
 	r.Received = r.Received.UTC().Truncate(24 * time.Hour)
 	if r.Selectors == nil {
-		r.Selectors = []RequisitionSelector{}
+		r.Selectors = []Selector{}
 	}
 	sel, err := json.Marshal(r.Selectors)
 	if err != nil {
@@ -130,12 +117,12 @@ func (s *Store) CreateRequisition(ctx context.Context, r Requisition) (Requisiti
 
 // Requisitions returns the register, newest first, with each entry's runs
 // and answer.
-func (s *Store) Requisitions(ctx context.Context) ([]Requisition, error) {
+func (s *Register) Requisitions(ctx context.Context) ([]Requisition, error) {
 	return s.requisitions(ctx, "")
 }
 
 // Requisition returns the register entry id, or ErrNoRequisition.
-func (s *Store) Requisition(ctx context.Context, id string) (Requisition, error) {
+func (s *Register) Requisition(ctx context.Context, id string) (Requisition, error) {
 	rs, err := s.requisitions(ctx, id)
 	if err != nil {
 		return Requisition{}, err
@@ -146,13 +133,13 @@ func (s *Store) Requisition(ctx context.Context, id string) (Requisition, error)
 	return rs[0], nil
 }
 
-func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, error) {
+func (s *Register) requisitions(ctx context.Context, id string) ([]Requisition, error) {
 	where, params := "", map[string]string{}
 	if id != "" {
 		where = " WHERE id = {id:String}"
-		params["id"] = escapeParam(id)
+		params["id"] = chsql.Escape(id)
 	}
-	rows, err := s.conn.Query(withParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose FROM "+
+	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose FROM "+
 		s.db.Ops+".requisitions"+where+" ORDER BY created_at DESC, id")
 	if err != nil {
 		return nil, fmt.Errorf("read requisitions: %w", err)
@@ -188,7 +175,7 @@ func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, err
 	if id != "" {
 		where = " WHERE requisition_id = {id:String}"
 	}
-	rows, err = s.conn.Query(withParams(ctx, params), "SELECT requisition_id, time, toString(kind), actor, export_sha256, rows, sent_at, sent_how FROM "+
+	rows, err = s.conn.Query(chsql.WithParams(ctx, params), "SELECT requisition_id, time, toString(kind), actor, export_sha256, rows, sent_at, sent_how FROM "+
 		s.db.Ops+".requisition_events"+where+" ORDER BY requisition_id, time")
 	if err != nil {
 		return nil, fmt.Errorf("read requisition events: %w", err)
@@ -220,32 +207,11 @@ func (s *Store) requisitions(ctx context.Context, id string) ([]Requisition, err
 	return out, nil
 }
 
-// RequisitionRecords runs q over the connection records for a requisition
-// and calls fn for each record, in the order of [Store.EachConnection]. It
-// returns the exact statement and bound parameters it ran, for the export
-// manifest. fn must not keep r.
-func (s *Store) RequisitionRecords(ctx context.Context, q ConnectionQuery, fn func(r *ConnectionRecord) error) (stmt string, params map[string]string, err error) {
-	held, err := s.hasHeldRecords(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	stmt, params, err = s.connectionSQL(&q, held)
-	if err != nil {
-		return "", nil, err
-	}
-	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), stmt)
-	if err != nil {
-		return stmt, params, fmt.Errorf("search connection records: %w", err)
-	}
-	defer rows.Close()
-	return stmt, params, scanConnections(rows, fn)
-}
-
 // RecordRequisitionExport keeps the export package pkg of requisition id,
 // whose hex SHA-256 is sum and which holds rows records, then records the
 // run in the register. The package is written first: a run in the register
 // always has its package.
-func (s *Store) RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error {
+func (s *Register) RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error {
 	at = at.UTC().Truncate(time.Millisecond)
 	ctx = syncInsert(ctx)
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".requisition_exports (requisition_id, export_sha256, created_at, package)")
@@ -265,11 +231,11 @@ func (s *Store) RecordRequisitionExport(ctx context.Context, id, by string, at t
 // MarkRequisitionAnswered records that the answer to requisition id was
 // sent at sentAt by the means how; the latest package is named as the one
 // sent.
-func (s *Store) MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error {
+func (s *Register) MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error {
 	return s.requisitionEvent(syncInsert(ctx), id, at.UTC().Truncate(time.Millisecond), "answered", by, exportSHA256, 0, sentAt.UTC(), how)
 }
 
-func (s *Store) requisitionEvent(ctx context.Context, id string, at time.Time, kind, by, sum string, rows uint64, sentAt time.Time, how string) error {
+func (s *Register) requisitionEvent(ctx context.Context, id string, at time.Time, kind, by, sum string, rows uint64, sentAt time.Time, how string) error {
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".requisition_events (requisition_id, time, kind, actor, export_sha256, rows, sent_at, sent_how)")
 	if err != nil {
 		return fmt.Errorf("record requisition %s: %w", kind, err)
@@ -286,8 +252,8 @@ func (s *Store) requisitionEvent(ctx context.Context, id string, at time.Time, k
 
 // RequisitionExport returns the package of requisition id whose SHA-256 is
 // sum, byte for byte as it was built.
-func (s *Store) RequisitionExport(ctx context.Context, id, sum string) ([]byte, error) {
-	ctx = withParams(ctx, map[string]string{"id": escapeParam(id), "sum": escapeParam(sum)})
+func (s *Register) RequisitionExport(ctx context.Context, id, sum string) ([]byte, error) {
+	ctx = chsql.WithParams(ctx, map[string]string{"id": chsql.Escape(id), "sum": chsql.Escape(sum)})
 	row := s.conn.QueryRow(ctx, "SELECT package FROM "+s.db.Ops+".requisition_exports WHERE requisition_id = {id:String} AND export_sha256 = {sum:String} LIMIT 1")
 	var pkg string
 	if err := row.Scan(&pkg); err != nil {

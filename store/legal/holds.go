@@ -1,20 +1,24 @@
-package store
+package legal
 
 import (
 	"net/netip"
 	"time"
 )
 
-// HoldSelector chooses the connection records a legal hold freezes.
-type HoldSelector struct {
+// Selector chooses connection records: those a requisition asks for, and
+// those a legal hold freezes (a hold made from a requisition takes its
+// selectors as they are). The JSON form is the one kept in the requisition
+// register.
+type Selector struct {
 	// Network is the client address or network. Required.
-	Network netip.Prefix
+	Network netip.Prefix `json:"ip"`
 	// Port is the client source port; 0 means any.
-	Port uint16
+	Port uint16 `json:"port,omitempty"`
 	// Site restricts to one site; "" means all.
-	Site string
+	Site string `json:"site,omitempty"`
 	// From and To bound event time, half-open [From, To). Required.
-	From, To time.Time
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }
 
 // Hold is a legal hold ("gel", CPCE L34-1 III bis): the records matching
@@ -23,7 +27,7 @@ type HoldSelector struct {
 type Hold struct {
 	ID        string
 	Reference string // the authority's or procedure's reference
-	Selector  HoldSelector
+	Selector  Selector
 	Expires   time.Time
 	CreatedBy string
 	Created   time.Time

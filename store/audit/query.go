@@ -1,4 +1,4 @@
-package store
+package audit
 
 import (
 	"context"
@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
-// AuditQuery selects rows of the audit trail. Zero optional fields do not
+// Query selects rows of the audit trail. Zero optional fields do not
 // filter.
-type AuditQuery struct {
+type Query struct {
 	// From and To bound the row time, half-open [From, To). Required.
 	From, To time.Time
 	// Actor, Role, Endpoint and Outcome keep rows with exactly this value.
@@ -19,77 +21,77 @@ type AuditQuery struct {
 	// case.
 	Purpose string
 	// After, if set, continues a search after this row.
-	After *AuditCursor
+	After *Cursor
 	// Limit caps the rows returned. Required, positive.
 	Limit int
 }
 
-// AuditCursor is the sort key of an audit row: its time, then a hash of
+// Cursor is the sort key of an audit row: its time, then a hash of
 // its content, which orders rows written in the same millisecond.
-type AuditCursor struct {
+type Cursor struct {
 	Time time.Time
 	Hash uint64
 }
 
-// AuditRecord is a stored audit row with its sort key.
-type AuditRecord struct {
-	AuditEntry
+// Record is a stored audit row with its sort key.
+type Record struct {
+	Entry
 	Hash uint64
 }
 
 // Cursor returns the cursor of r, to continue a search after it.
-func (r *AuditRecord) Cursor() AuditCursor { return AuditCursor{Time: r.Time, Hash: r.Hash} }
+func (r *Record) Cursor() Cursor { return Cursor{Time: r.Time, Hash: r.Hash} }
 
 // auditHash is the content hash that breaks ties between audit rows of the
 // same millisecond.
 const auditHash = "cityHash64(actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, requests)"
 
 // auditWindow adds the window and cursor conditions shared by audit searches.
-func auditWindow(f *filter, from, to time.Time, after *AuditCursor) error {
+func auditWindow(f *chsql.Where, from, to time.Time, after *Cursor) error {
 	if !from.Before(to) {
-		return fmt.Errorf("%w: the time window is empty (from must be before to)", ErrBadFilter)
+		return fmt.Errorf("%w: the time window is empty (from must be before to)", chsql.ErrBadFilter)
 	}
-	f.params = map[string]string{"from": formatTime(from), "to": formatTime(to)}
-	f.and("time >= {from:DateTime64(3, 'UTC')} AND time < {to:DateTime64(3, 'UTC')}")
+	f.Params = map[string]string{"from": chsql.Time(from), "to": chsql.Time(to)}
+	f.And("time >= {from:DateTime64(3, 'UTC')} AND time < {to:DateTime64(3, 'UTC')}")
 	if after != nil {
-		f.and("time >= {c_time:DateTime64(3, 'UTC')} AND (time > {c_time:DateTime64(3, 'UTC')} OR h > {c_hash:UInt64})")
-		f.params["c_time"] = formatTime(after.Time)
-		f.params["c_hash"] = strconv.FormatUint(after.Hash, 10)
+		f.And("time >= {c_time:DateTime64(3, 'UTC')} AND (time > {c_time:DateTime64(3, 'UTC')} OR h > {c_hash:UInt64})")
+		f.Params["c_time"] = chsql.Time(after.Time)
+		f.Params["c_hash"] = strconv.FormatUint(after.Hash, 10)
 	}
 	return nil
 }
 
 // SearchAudit returns at most q.Limit audit rows matching q, oldest first.
-func (s *Store) SearchAudit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) {
+func (s *Trail) SearchAudit(ctx context.Context, q Query) ([]Record, error) {
 	if q.Limit <= 0 {
-		return nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+		return nil, fmt.Errorf("%w: limit must be positive", chsql.ErrBadFilter)
 	}
-	var f filter
+	var f chsql.Where
 	if err := auditWindow(&f, q.From, q.To, q.After); err != nil {
 		return nil, err
 	}
 	for _, c := range []struct{ col, v string }{{"actor", q.Actor}, {"role", q.Role}, {"endpoint", q.Endpoint}, {"outcome", q.Outcome}} {
 		if c.v != "" {
-			f.and(c.col + " = {" + c.col + ":String}")
-			f.params[c.col] = escapeParam(c.v)
+			f.And(c.col + " = {" + c.col + ":String}")
+			f.Params[c.col] = chsql.Escape(c.v)
 		}
 	}
 	if q.Purpose != "" {
-		f.and("positionCaseInsensitive(purpose, {purpose:String}) > 0")
-		f.params["purpose"] = escapeParam(q.Purpose)
+		f.And("positionCaseInsensitive(purpose, {purpose:String}) > 0")
+		f.Params["purpose"] = chsql.Escape(q.Purpose)
 	}
-	f.params["limit"] = strconv.Itoa(q.Limit)
-	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
+	f.Params["limit"] = strconv.Itoa(q.Limit)
+	rows, err := s.conn.Query(s.queryContext(ctx, f.Params, q.Limit),
 		"SELECT "+auditColumns+", "+auditHash+" AS h FROM "+
-			s.db.Ops+".audit WHERE "+f.where.String()+" ORDER BY time, h LIMIT {limit:UInt64}")
+			s.db.Ops+".audit WHERE "+f.SQL.String()+" ORDER BY time, h LIMIT {limit:UInt64}")
 	if err != nil {
 		return nil, fmt.Errorf("search audit trail: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditRecord
+	var out []Record
 	for rows.Next() {
 		var (
-			r      AuditRecord
+			r      Record
 			status uint16
 			n      uint64
 			reqs   uint64
@@ -114,7 +116,7 @@ type SubjectQuery struct {
 	Addr netip.Addr
 	// From and To bound the consultation time, half-open. Required.
 	From, To time.Time
-	After    *AuditCursor
+	After    *Cursor
 	// Limit caps the rows returned. Required, positive.
 	Limit int
 }
@@ -130,7 +132,7 @@ type Consultation struct {
 }
 
 // Cursor returns the cursor of c, to continue a search after it.
-func (c *Consultation) Cursor() AuditCursor { return AuditCursor{Time: c.Time, Hash: c.Hash} }
+func (c *Consultation) Cursor() Cursor { return Cursor{Time: c.Time, Hash: c.Hash} }
 
 // SubjectConsultations returns, oldest first, the answered data requests
 // (outcome "ok", outside the audit endpoints themselves) that covered
@@ -138,19 +140,19 @@ func (c *Consultation) Cursor() AuditCursor { return AuditCursor{Time: c.Time, H
 // "ip" (a string) or "ips" (an array of strings), or names a requisition
 // ("requisition") whose selectors, or holds ("hold", or "holds" separated
 // by commas) whose networks contain it.
-func (s *Store) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Consultation, error) {
+func (s *Trail) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Consultation, error) {
 	if !q.Addr.IsValid() {
-		return nil, fmt.Errorf("%w: an IP address is required", ErrBadFilter)
+		return nil, fmt.Errorf("%w: an IP address is required", chsql.ErrBadFilter)
 	}
 	if q.Limit <= 0 {
-		return nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+		return nil, fmt.Errorf("%w: limit must be positive", chsql.ErrBadFilter)
 	}
-	var f filter
+	var f chsql.Where
 	if err := auditWindow(&f, q.From, q.To, q.After); err != nil {
 		return nil, err
 	}
-	f.params["addr"] = q.Addr.Unmap().String()
-	f.params["limit"] = strconv.Itoa(q.Limit)
+	f.Params["addr"] = q.Addr.Unmap().String()
+	f.Params["limit"] = strconv.Itoa(q.Limit)
 	// isIPAddressInRange needs CIDR notation: a bare address becomes a
 	// /32 or /128; anything that is not an address never matches.
 	const inRange = "isIPAddressInRange({addr:String}, if(position(x, '/') > 0, x, concat(x, if(position(x, ':') > 0, '/128', '/32'))))"
@@ -161,12 +163,12 @@ func (s *Store) SubjectConsultations(ctx context.Context, q SubjectQuery) ([]Con
 	const covered = "arrayConcat([JSONExtractString(filters, 'ip')], JSONExtract(filters, 'ips', 'Array(String)')," +
 		" arrayMap(s -> JSONExtractString(s, 'ip'), JSONExtractArrayRaw(reqs.2[indexOf(reqs.1, JSONExtractString(filters, 'requisition'))]))," +
 		" arrayMap(i -> holds.2[indexOf(holds.1, i)], arrayConcat(splitByChar(',', JSONExtractString(filters, 'holds')), [JSONExtractString(filters, 'hold')])))"
-	f.and("outcome = 'ok' AND NOT startsWith(endpoint, '/v1/audit')")
-	f.and("arrayExists(x -> " + valid + " AND " + inRange + ", " + covered + ")")
+	f.And("outcome = 'ok' AND NOT startsWith(endpoint, '/v1/audit')")
+	f.And("arrayExists(x -> " + valid + " AND " + inRange + ", " + covered + ")")
 	with := "WITH (SELECT tuple(groupArray(id), groupArray(sel)) FROM (SELECT id, any(selectors) AS sel FROM " + s.db.Ops + ".requisitions GROUP BY id)) AS reqs," +
 		" (SELECT tuple(groupArray(id), groupArray(net)) FROM (SELECT id, any(network) AS net FROM " + s.db.Ops + ".holds GROUP BY id)) AS holds "
-	rows, err := s.conn.Query(s.queryContext(ctx, f.params, 0, q.Limit),
-		with+"SELECT time, endpoint, purpose, rows, "+auditHash+" AS h FROM "+s.db.Ops+".audit WHERE "+f.where.String()+
+	rows, err := s.conn.Query(s.queryContext(ctx, f.Params, q.Limit),
+		with+"SELECT time, endpoint, purpose, rows, "+auditHash+" AS h FROM "+s.db.Ops+".audit WHERE "+f.SQL.String()+
 			" ORDER BY time, h LIMIT {limit:UInt64}")
 	if err != nil {
 		return nil, fmt.Errorf("search audit trail for a subject: %w", err)

@@ -1,4 +1,4 @@
-package store
+package legal
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
 // ErrHoldNotFound is returned for a hold id that does not exist.
@@ -19,15 +21,9 @@ var ErrHoldReleased = errors.New("hold already released")
 
 var holdID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 
-// HeldRecordsTable is the table (db.table) of the held copies of
-// connection records: the columns of connection_records plus hold_id. A
-// search of connection records should include it (UNION ALL, distinct on
-// kafka_topic, kafka_partition, kafka_offset) so that a held record is
-// still found after its original expired.
-func (s *Store) HeldRecordsTable() string { return s.db.Connections + ".held_records" }
-
-// holdColumns are the columns copied from connection_records.
-const holdColumns = "event_time, ingested_at, client_ip, client_port, server_addr, server_port, site, protocol, tls_protocol, operation, path, user, status, kafka_topic, kafka_partition, kafka_offset"
+// heldRecords is the table (db.table) of the held copies of connection
+// records: the columns of connection_records plus hold_id.
+func (s *Register) heldRecords() string { return s.db.Connections + ".held_records" }
 
 // CreateHold freezes the connection records matching h.Selector: they are
 // copied into hold storage, which no TTL touches, under a new hold id, and
@@ -35,7 +31,7 @@ const holdColumns = "event_time, ingested_at, client_ip, client_port, server_add
 // selector's network and time window and a future h.Expires are required.
 // It returns the hold with its id, creation time and the number of copied
 // records.
-func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
+func (s *Register) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	var errs []error
 	if strings.TrimSpace(h.Reference) == "" {
 		errs = append(errs, errors.New("reference is required"))
@@ -49,7 +45,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	if h.Selector.From.IsZero() || h.Selector.To.IsZero() || !h.Selector.From.Before(h.Selector.To) {
 		errs = append(errs, errors.New("selector time window must be non-empty, from before to"))
 	}
-	if h.Selector.Site != "" && (len(h.Selector.Site) > 253 || !siteName.MatchString(h.Selector.Site)) {
+	if h.Selector.Site != "" && (len(h.Selector.Site) > 253 || !chsql.SiteName.MatchString(h.Selector.Site)) {
 		errs = append(errs, fmt.Errorf("selector site %q is not a lower-case host name", h.Selector.Site))
 	}
 	now := time.Now().UTC()
@@ -57,7 +53,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 		errs = append(errs, errors.New("expiry must be in the future"))
 	}
 	if h.ID == "" {
-		h.ID = newID()
+		h.ID = chsql.NewID()
 	} else if !holdID.MatchString(h.ID) {
 		errs = append(errs, fmt.Errorf("hold id %q: lower-case letters, digits and -", h.ID))
 	}
@@ -66,21 +62,21 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	}
 	h.Created = now
 	h.Released, h.ReleasedBy = time.Time{}, ""
-	lo, hi := prefixRange(h.Selector.Network)
-	pctx := withParams(ctx, map[string]string{
+	lo, hi := chsql.PrefixRange(h.Selector.Network)
+	pctx := chsql.WithParams(ctx, map[string]string{
 		"id": h.ID, "lo": lo.String(), "hi": hi.String(),
-		"from": formatTime(h.Selector.From), "to": formatTime(h.Selector.To),
-		"port": strconv.Itoa(int(h.Selector.Port)), "site": escapeParam(h.Selector.Site),
+		"from": chsql.Time(h.Selector.From), "to": chsql.Time(h.Selector.To),
+		"port": strconv.Itoa(int(h.Selector.Port)), "site": chsql.Escape(h.Selector.Site),
 	})
-	err := s.conn.Exec(pctx, "INSERT INTO "+s.HeldRecordsTable()+" (hold_id, "+holdColumns+") SELECT {id:String}, "+holdColumns+
+	err := s.conn.Exec(pctx, "INSERT INTO "+s.heldRecords()+" (hold_id, "+s.recordColumns+") SELECT {id:String}, "+s.recordColumns+
 		" FROM "+s.db.Connections+".connection_records WHERE client_ip BETWEEN {lo:IPv6} AND {hi:IPv6}"+
 		" AND event_time >= {from:DateTime64(3, 'UTC')} AND event_time < {to:DateTime64(3, 'UTC')}"+
 		" AND ({port:UInt16} = 0 OR client_port = {port:UInt16}) AND ({site:String} = '' OR site = {site:String})")
 	if err != nil {
 		return Hold{}, fmt.Errorf("create hold %s: copy records: %w", h.ID, err)
 	}
-	if err := s.conn.QueryRow(withParams(ctx, map[string]string{"id": h.ID}),
-		"SELECT count() FROM "+s.HeldRecordsTable()+" WHERE hold_id = {id:String}").Scan(&h.Rows); err != nil {
+	if err := s.conn.QueryRow(chsql.WithParams(ctx, map[string]string{"id": h.ID}),
+		"SELECT count() FROM "+s.heldRecords()+" WHERE hold_id = {id:String}").Scan(&h.Rows); err != nil {
 		return Hold{}, fmt.Errorf("create hold %s: count copies: %w", h.ID, err)
 	}
 	if err := s.writeHold(ctx, h, 1); err != nil {
@@ -90,7 +86,7 @@ func (s *Store) CreateHold(ctx context.Context, h Hold) (Hold, error) {
 	return h, nil
 }
 
-func (s *Store) writeHold(ctx context.Context, h Hold, version uint64) error {
+func (s *Register) writeHold(ctx context.Context, h Hold, version uint64) error {
 	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".holds (id, version, reference, network, port, site, from_time, to_time, expires, created_by, created_at, released_at, released_by, rows)")
 	if err != nil {
 		return fmt.Errorf("register hold %s: %w", h.ID, err)
@@ -107,13 +103,13 @@ func (s *Store) writeHold(ctx context.Context, h Hold, version uint64) error {
 }
 
 // ListHolds returns every hold, active and released, oldest first.
-func (s *Store) ListHolds(ctx context.Context) ([]Hold, error) {
+func (s *Register) ListHolds(ctx context.Context) ([]Hold, error) {
 	return s.queryHolds(ctx, "", nil)
 }
 
-func (s *Store) queryHolds(ctx context.Context, where string, params map[string]string) ([]Hold, error) {
+func (s *Register) queryHolds(ctx context.Context, where string, params map[string]string) ([]Hold, error) {
 	if params != nil {
-		ctx = withParams(ctx, params)
+		ctx = chsql.WithParams(ctx, params)
 	}
 	rows, err := s.conn.Query(ctx, "SELECT id, reference, network, port, site, from_time, to_time, expires, created_by, created_at, released_at, released_by, rows FROM "+
 		s.db.Ops+".holds FINAL "+where+" ORDER BY created_at, id")
@@ -140,7 +136,7 @@ func (s *Store) queryHolds(ctx context.Context, where string, params map[string]
 
 // ReleaseHold deletes the held copies of hold id and records who released
 // it and when. The register entry stays (for the audit lifetime).
-func (s *Store) ReleaseHold(ctx context.Context, id, by string) error {
+func (s *Register) ReleaseHold(ctx context.Context, id, by string) error {
 	if !holdID.MatchString(id) {
 		return fmt.Errorf("release hold %q: %w", id, ErrHoldNotFound)
 	}
@@ -159,7 +155,7 @@ func (s *Store) ReleaseHold(ctx context.Context, id, by string) error {
 		return fmt.Errorf("release hold %s: %w", id, ErrHoldReleased)
 	}
 	// One partition per hold: releasing drops it, no mutation needed.
-	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.HeldRecordsTable()+s.onCluster()+" DROP PARTITION "+quoteString(id)); err != nil {
+	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.heldRecords()+s.onCluster()+" DROP PARTITION "+chsql.Quote(id)); err != nil {
 		return fmt.Errorf("release hold %s: delete copies: %w", id, err)
 	}
 	h.Released, h.ReleasedBy = time.Now().UTC(), by
@@ -170,8 +166,8 @@ func (s *Store) ReleaseHold(ctx context.Context, id, by string) error {
 	return nil
 }
 
-// releaseExpiredHolds releases the active holds whose expiry has passed.
-func (s *Store) releaseExpiredHolds(ctx context.Context) ([]string, error) {
+// ReleaseExpiredHolds releases the active holds whose expiry has passed.
+func (s *Register) ReleaseExpiredHolds(ctx context.Context) ([]string, error) {
 	hs, err := s.queryHolds(ctx, "WHERE released_at <= toDateTime64(0, 3, 'UTC') AND expires <= now64(3)", nil)
 	if err != nil {
 		return nil, err

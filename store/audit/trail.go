@@ -1,4 +1,4 @@
-package store
+package audit
 
 import (
 	"context"
@@ -6,12 +6,36 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/connlog/connlog/store/internal/chsql"
 )
 
-// AuditEntry records one API call that touched (or tried to touch) data:
+// Trail is the audit trail in ClickHouse: the rows written for every
+// request to the API and every operator command, and the searches an
+// auditor and a data subject's request run over them. It is safe for
+// concurrent use.
+type Trail struct {
+	conn         driver.Conn
+	db           chsql.Databases
+	queryTimeout time.Duration
+}
+
+// NewTrail returns the audit trail of the databases db on conn; searches
+// stop after queryTimeout on the server.
+func NewTrail(conn driver.Conn, db chsql.Databases, queryTimeout time.Duration) *Trail {
+	return &Trail{conn: conn, db: db, queryTimeout: queryTimeout}
+}
+
+func (s *Trail) queryContext(ctx context.Context, params map[string]string, limit int) context.Context {
+	return chsql.QueryContext(ctx, params, s.queryTimeout, limit)
+}
+
+// Entry records one API call that touched (or tried to touch) data:
 // who, when, in which role, why, with which filters, and what came out.
-type AuditEntry struct {
+type Entry struct {
 	Time     time.Time `json:"time"`
 	Actor    string    `json:"actor"` // credential name (a person); "" if unauthenticated
 	Role     string    `json:"role"`
@@ -30,7 +54,7 @@ type AuditEntry struct {
 	Requests int `json:"requests,omitempty"`
 }
 
-// auditColumns are the columns both audit inserts write, in AuditEntry's
+// auditColumns are the columns both audit inserts write, in Entry's
 // order.
 const auditColumns = "time, actor, role, source, method, endpoint, purpose, filters, status, rows, outcome, reason, requests"
 
@@ -51,24 +75,24 @@ const auditInsert = ".audit (" + auditColumns + ") SETTINGS async_insert = 0, in
 // acknowledged it (synchronous insert into a table with fsync_after_insert), so a caller
 // that waits for Audit before answering never serves data that left no
 // trace.
-func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+func (s *Trail) Audit(ctx context.Context, e Entry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	ctx = withParams(ctx, map[string]string{
-		"token":    "audit/" + newID(),
-		"time":     formatTime(e.Time),
-		"actor":    escapeParam(e.Actor),
-		"role":     escapeParam(e.Role),
-		"source":   escapeParam(e.Source),
-		"method":   escapeParam(e.Method),
-		"endpoint": escapeParam(e.Endpoint),
-		"purpose":  escapeParam(e.Purpose),
-		"filters":  escapeParam(e.Filters),
+	ctx = chsql.WithParams(ctx, map[string]string{
+		"token":    "audit/" + chsql.NewID(),
+		"time":     chsql.Time(e.Time),
+		"actor":    chsql.Escape(e.Actor),
+		"role":     chsql.Escape(e.Role),
+		"source":   chsql.Escape(e.Source),
+		"method":   chsql.Escape(e.Method),
+		"endpoint": chsql.Escape(e.Endpoint),
+		"purpose":  chsql.Escape(e.Purpose),
+		"filters":  chsql.Escape(e.Filters),
 		"status":   strconv.FormatUint(uint64(uint16(e.Status)), 10),
 		"rows":     strconv.FormatUint(uint64(max(e.Rows, 0)), 10),
-		"outcome":  escapeParam(e.Outcome),
-		"reason":   escapeParam(e.Reason),
+		"outcome":  chsql.Escape(e.Outcome),
+		"reason":   chsql.Escape(e.Reason),
 		"requests": strconv.FormatUint(e.requests(), 10),
 	})
 	if err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+auditInsert); err != nil {
@@ -78,13 +102,13 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 }
 
 // requests is the stored value of e.Requests: at least 1.
-func (e *AuditEntry) requests() uint64 { return uint64(max(e.Requests, 1)) }
+func (e *Entry) requests() uint64 { return uint64(max(e.Requests, 1)) }
 
 // AuditMany appends entries to the audit trail in one insert (AuditBatch
 // with a fresh deduplication token). Like Audit, it returns once the rows
 // are in a part on disk.
-func (s *Store) AuditMany(ctx context.Context, entries []AuditEntry) error {
-	return s.AuditBatch(ctx, "audit/"+newID(), entries)
+func (s *Trail) AuditMany(ctx context.Context, entries []Entry) error {
+	return s.AuditBatch(ctx, "audit/"+chsql.NewID(), entries)
 }
 
 // AuditBatch appends entries to the audit trail in one insert, once per
@@ -92,7 +116,7 @@ func (s *Store) AuditMany(ctx context.Context, entries []AuditEntry) error {
 // again after a crash) is not stored twice (insert_deduplication_token,
 // migration 0009's deduplication window). Like Audit, it returns once the
 // rows are in a part on disk.
-func (s *Store) AuditBatch(ctx context.Context, token string, entries []AuditEntry) error {
+func (s *Trail) AuditBatch(ctx context.Context, token string, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
