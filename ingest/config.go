@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
 // Defaults applied by [New] to zero Config fields.
 const (
 	DefaultGroupID         = "connlog"
-	DefaultFormat          = FormatAuto
+	DefaultFormat          = logline.FormatAuto
 	DefaultBatchRows       = 50000
 	DefaultBatchBytes      = 16 << 20
 	DefaultFlushInterval   = time.Second
@@ -42,8 +43,8 @@ type Config struct {
 	Format string `yaml:"format"`
 	// Parse configures the parsers: formats per topic, nginx log_format,
 	// JSON field names, trusted proxies, redaction, operation rules. See
-	// [ParseConfig]; zero fields take its defaults.
-	Parse ParseConfig `yaml:"parse"`
+	// [logline.Config]; zero fields take its defaults.
+	Parse logline.Config `yaml:"parse"`
 	// BatchRows is the number of messages after which a batch is written.
 	// Under a backlog, larger batches mean fewer ClickHouse parts: 50,000
 	// stored ~28 % more lines/s than 10,000 end to end (BENCHMARKS.md).
@@ -181,7 +182,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Format != "" {
-		if _, err := kindOf(c.Format); err != nil {
+		if err := logline.CheckFormat(c.Format); err != nil {
 			errs = append(errs, fmt.Errorf("ingest: unknown log format: %w", err))
 		}
 	}
@@ -233,9 +234,9 @@ func (c Config) Validate() error {
 
 // parseConfig returns c.Parse with Format folded in: Format applies to every
 // topic unless Parse.Formats has a "*" entry; with neither, auto-detection.
-func (c Config) parseConfig() ParseConfig {
+func (c Config) parseConfig() logline.Config {
 	pc := c.Parse
-	if _, ok := pc.Formats[DefaultTopic]; !ok {
+	if _, ok := pc.Formats[logline.DefaultTopic]; !ok {
 		f := c.Format
 		if f == "" {
 			f = DefaultFormat
@@ -244,7 +245,7 @@ func (c Config) parseConfig() ParseConfig {
 		for k, v := range pc.Formats {
 			formats[k] = v
 		}
-		formats[DefaultTopic] = f
+		formats[logline.DefaultTopic] = f
 		pc.Formats = formats
 	}
 	return pc

@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
@@ -21,12 +21,12 @@ type parseResult struct {
 
 func (r parseResult) linesPerSec() float64 { return float64(r.Lines) / r.Best.Seconds() }
 
-// benchParse runs every format [ingest.NewParser] knows over lines, rounds
+// benchParse runs every format of [logline.Formats] over lines, rounds
 // times each, on one locked OS thread (one core), and keeps the fastest
 // round. Lines a format rejects count in the rate: the input is one file for
 // all.
 func benchParse(lines [][]byte, rounds int) []parseResult {
-	out := benchParseShape("combined lines (the input file)", ingest.Formats(), lines, rounds)
+	out := benchParseShape("combined lines (the input file)", logline.Formats(), lines, rounds)
 	// The other wire shapes of the same requests, from the distinct lines,
 	// cycled to as many lines as the input.
 	distinct := lines[:min(len(lines), 14487)]
@@ -47,7 +47,7 @@ func benchParseShape(shape string, formats []string, lines [][]byte, rounds int)
 	var out []parseResult
 	for _, name := range formats {
 		r := parseResult{Shape: shape, Format: name, Lines: len(lines)}
-		p, err := ingest.NewParser(name)
+		p, err := logline.New(logline.DefaultConfig().WithFormat(name, ""))
 		if err != nil {
 			r.Err = err.Error()
 			out = append(out, r)
@@ -61,7 +61,7 @@ func benchParseShape(shape string, formats []string, lines [][]byte, rounds int)
 			ok := 0
 			start := time.Now()
 			for _, l := range lines {
-				if p.Parse(l, &h) == nil {
+				if p.Parse("", l, &h) == nil {
 					ok++
 				}
 			}

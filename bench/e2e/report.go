@@ -73,7 +73,7 @@ func (r *report) parse(res []parseResult) {
 		}
 		r.printf("| %s | %s | %.0f | %.0f | %.3f | %d of %d |\n", p.Shape, p.Format, p.linesPerSec(), float64(p.Best.Nanoseconds())/float64(p.Lines), p.AllocsPerLine, p.Accepted, p.Lines)
 	}
-	r.printf("\nEach run is `ingest.NewParser(format).Parse` (the pipeline's LineParser: envelope and syslog unwrapping, trusted proxies, redaction, classification) over every line. allocs/line counts rejected lines too (a rejection builds an error). The shapes after the first are the distinct source lines re-encoded (14,487 lines, cycled to the same count).\n")
+	r.printf("\nEach run is `logline.New(logline.DefaultConfig().WithFormat(format, \"\")).Parse` (the pipeline's parser: envelope and syslog unwrapping, trusted proxies, redaction, classification) over every line. allocs/line counts rejected lines too (a rejection builds an error). The shapes after the first are the distinct source lines re-encoded (14,487 lines, cycled to the same count).\n")
 }
 
 func (r *report) peer(p peerResult) {

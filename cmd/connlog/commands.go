@@ -12,20 +12,21 @@ import (
 
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
 func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
 	path := configFlag(fs)
-	format := fs.String("format", "", "log format: "+strings.Join(ingest.Formats(), ", ")+" (default: auto-detect)")
+	format := fs.String("format", "", "log format: "+strings.Join(logline.Formats(), ", ")+" (default: auto-detect)")
 	logFormat := fs.String("log-format", "", "an nginx log_format string (nginx.conf syntax); overrides -format")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	// Parse exactly as serve would: the configuration's trusted proxies,
 	// redacted parameters and operation rules apply.
-	pcfg := ingest.DefaultParseConfig()
+	pcfg := logline.DefaultConfig()
 	if *path != "" {
 		cfg, err := loadConfig(*path, os.Environ())
 		if err != nil {
@@ -33,11 +34,11 @@ func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		pcfg = cfg.Kafka.Parse
 	}
-	p, err := ingest.ParserFor(pcfg, *format, *logFormat)
+	p, err := logline.New(pcfg.WithFormat(*format, *logFormat))
 	if err != nil {
 		return err
 	}
-	return ingest.ParseStream(stdin, stdout, p)
+	return logline.ParseStream(stdin, stdout, p)
 }
 
 func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {

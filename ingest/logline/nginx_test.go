@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -339,18 +339,17 @@ http {
 		}
 	}
 
-	cfg := DefaultParseConfig()
-	parser := func(format, logFormat string) Parser {
-		p, err := ParserFor(cfg, format, logFormat)
+	cfg := DefaultConfig()
+	parser := func(format, logFormat string) *Parser {
+		p, err := New(cfg.WithFormat(format, logFormat))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	pipe := &Pipeline{cfg: Config{MaxLineBytes: DefaultMaxLineBytes}}
 	type check struct {
 		log, parser string
-		p           Parser
+		p           *Parser
 		escape      string
 	}
 	checks := []check{
@@ -367,10 +366,10 @@ http {
 			line := logs[ck.log][i]
 			name := fmt.Sprintf("%s (%s.log, %s)", c.name, ck.log, ck.parser)
 			wantQuarantine := ck.log == "none" && (c.noneBinary || c.ambiguousNone) || ck.log == "json" && c.jsonBinary
-			reason := pipe.reject(line)
+			reason := CheckBytes(line, 64<<10)
 			var h store.Hit
 			if reason == "" {
-				if err := ck.p.Parse(line, &h); err != nil {
+				if err := ck.p.Parse("", line, &h); err != nil {
 					reason = err.Error()
 				}
 			}
@@ -395,9 +394,9 @@ http {
 		// right or refused, the header presence aside ("" means absent
 		// there). The user agent `x" "y` cannot be told from a trailing
 		// field: it is read as the documented combined-with-extra-field.
-		if line := logs["none"][i]; pipe.reject(line) == "" && !c.ambiguousNone {
+		if line := logs["none"][i]; CheckBytes(line, 64<<10) == "" && !c.ambiguousNone {
 			var h store.Hit
-			if err := parser(FormatAuto, "").Parse(line, &h); err == nil {
+			if err := parser(FormatAuto, "").Parse("", line, &h); err == nil {
 				got, want := compared(h), wantHit(t, c, ref, "none")
 				got.Has, want.Has = 0, 0
 				if got != want {

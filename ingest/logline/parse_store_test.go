@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"errors"
@@ -36,9 +36,9 @@ func TestParsedHitsRoundTripThroughTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8"}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestIssue14LinesRoundTripThroughTheStore(t *testing.T) {
 	if _, err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func jsonString(s string) string {
 // connlogJSONFormat is deploy/nginx's recommended format, as an operator
 // would paste it into log_format.
 func connlogJSONFormat(t testing.TB) string {
-	b, err := os.ReadFile("../deploy/nginx/connlog-log-format.conf")
+	b, err := os.ReadFile("../../deploy/nginx/connlog-log-format.conf")
 	if err != nil {
 		t.Fatalf("read the recommended format: %v", err)
 	}
@@ -141,12 +141,12 @@ func TestLineParserFormats(t *testing.T) {
 				if format == FormatAuto && !tt.auto {
 					continue
 				}
-				cfg := DefaultParseConfig()
+				cfg := DefaultConfig()
 				cfg.Formats = map[string]string{"nginx": format}
 				cfg.LogFormat = lf
-				p, err := NewLineParser(cfg)
+				p, err := New(cfg)
 				if err != nil {
-					t.Fatalf("NewLineParser: %v", err)
+					t.Fatalf("New: %v", err)
 				}
 				h := store.Hit{Site: "stale", Status: 999}
 				if err := p.Parse("nginx", []byte(tt.line), &h); err != nil {
@@ -164,10 +164,10 @@ func TestLineParserFormats(t *testing.T) {
 }
 
 func TestLineParserRejects(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{"j": FormatJSON, "lf": FormatLogFormat, "c": FormatCombined, DefaultTopic: FormatAuto}
 	cfg.LogFormat = LogFormatRecommended
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +204,10 @@ func TestLineParserRejects(t *testing.T) {
 }
 
 func TestTrustedProxies(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.10"}
 	cfg.Formats = map[string]string{DefaultTopic: FormatJSON}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,9 +255,9 @@ func TestTrustedProxies(t *testing.T) {
 func TestLineParserMatchesFilebeat(t *testing.T) {
 	// Filebeat picks the first public address; right to left with the
 	// private ranges and the CDN trusted gives the same clients.
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8", "127.0.0.0/8", "172.16.0.0/12", "204.246.0.0/16"}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,11 +323,11 @@ func TestRedaction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultParseConfig()
+			cfg := DefaultConfig()
 			if tt.params != nil {
 				cfg.RedactParams = tt.params
 			}
-			p, err := NewLineParser(cfg)
+			p, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,7 +353,7 @@ func TestRedaction(t *testing.T) {
 // quarantined line) is minimised like a parsed one, user information and
 // API keys included.
 func TestRedactRawUserinfoAndAPIKeys(t *testing.T) {
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestRedactRawUserinfoAndAPIKeys(t *testing.T) {
 }
 
 func TestOperationClassification(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Operations = []OperationRule{
 		{PathPrefix: "/search", Method: "POST", Operation: "read"},
 		{PathPrefix: "/graphql", Operation: "read"},
@@ -381,7 +381,7 @@ func TestOperationClassification(t *testing.T) {
 		{Site: "wiki.example", PathPrefix: "/graphql/query", Operation: "read"},
 		{PathPrefix: "/api/remove", Method: "get", Operation: "delete"},
 	}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,10 +416,10 @@ func TestOperationClassification(t *testing.T) {
 }
 
 func TestParseConfigValidate(t *testing.T) {
-	if err := DefaultParseConfig().Validate(); err != nil {
+	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	cfg := ParseConfig{
+	cfg := Config{
 		Formats:        map[string]string{"a": "xml", "b": FormatLogFormat},
 		JSONFields:     map[string]string{"nope": "x", "http_user_agent": ""},
 		TrustedProxies: []string{"10.0.0.0/33", "not-an-ip"},
@@ -436,7 +436,7 @@ func TestParseConfigValidate(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	bad := DefaultParseConfig()
+	bad := DefaultConfig()
 	bad.LogFormat = `$remote_addr$remote_user [$time_local]`
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "nothing between them") {
 		t.Errorf("adjacent variables: %v", err)
@@ -448,10 +448,10 @@ func TestParseConfigValidate(t *testing.T) {
 }
 
 func TestJSONFieldOverrides(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{DefaultTopic: FormatJSON}
 	cfg.JSONFields = map[string]string{"remote_addr": "client", "http_user_agent": "agent_string", "msec": "ts"}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +466,7 @@ func TestJSONFieldOverrides(t *testing.T) {
 }
 
 func TestOptOutHeaders(t *testing.T) {
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestOptOutHeaders(t *testing.T) {
 }
 
 func TestAddressFamiliesRoundTrip(t *testing.T) {
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestSharedLogs(t *testing.T) {
 	if len(files) == 0 {
 		t.Skip("no shared test logs at " + sharedLogs)
 	}
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +553,7 @@ func TestSharedLogs(t *testing.T) {
 }
 
 func TestParseStreamLogFormat(t *testing.T) {
-	p, err := NewLogFormatParser(LogFormatRecommended)
+	p, err := New(DefaultConfig().WithFormat("", LogFormatRecommended))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,18 +568,18 @@ func TestParseStreamLogFormat(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
-	if _, err := NewLogFormatParser(`$status`); err == nil {
+	if _, err := New(DefaultConfig().WithFormat("", `$status`)); err == nil {
 		t.Error("a format without time and address was accepted")
 	}
-	if _, err := NewParser(FormatLogFormat); !errors.Is(err, ErrUnknownFormat) {
-		t.Errorf("NewParser(log_format) = %v", err)
+	if _, err := New(DefaultConfig().WithFormat(FormatLogFormat, "")); err == nil || !strings.Contains(err.Error(), "log_format: required") {
+		t.Errorf("format log_format without a log_format: %v", err)
 	}
 }
 
 func netipFrom16(b [16]byte) netip.Addr { return netip.AddrFrom16(b).Unmap() }
 
 func TestRedactRaw(t *testing.T) {
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +604,7 @@ func TestRedactRaw(t *testing.T) {
 // syslog-ng 3.38 wrote with kafka-c's default template
 // "${ISODATE} ${HOST} ${MSGHDR}${MSG}\n" for the same file.
 func TestSyslogShippersOnTheWire(t *testing.T) {
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,10 +633,10 @@ func TestSyslogShippersOnTheWire(t *testing.T) {
 // A log_format that starts with $time_iso8601 looks like a syslog header;
 // the failed attempt without it must leave nothing behind.
 func TestLogFormatStartingWithISOTime(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
 	cfg.LogFormat = `$time_iso8601 $remote_addr "$request" $status "$http_user_agent"`
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,10 +654,10 @@ func TestLogFormatStartingWithISOTime(t *testing.T) {
 // TestRecommendedFormatCarriesOptOut: the opt-out signals reach the hit
 // only from a format that logs them; deploy/nginx's connlog_json does.
 func TestRecommendedFormatCarriesOptOut(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{"nginx": FormatLogFormat}
 	cfg.LogFormat = connlogJSONFormat(t)
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

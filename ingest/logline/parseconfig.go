@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/connlog/connlog/store"
 )
 
-// Format names accepted in [ParseConfig.Formats] and by [NewParser].
+// Format names accepted in [Config.Formats].
 const (
 	// FormatAuto detects the format of each message: JSON lines (escape=json)
 	// or the combined family (combined, main, common, Apache, with the
@@ -24,11 +24,11 @@ const (
 	// FormatJSON is one JSON object per line, as nginx writes with
 	// `log_format ... escape=json` (see deploy/nginx/connlog-log-format.conf).
 	FormatJSON = "json"
-	// FormatLogFormat is the nginx log_format given in [ParseConfig.LogFormat].
+	// FormatLogFormat is the nginx log_format given in [Config.LogFormat].
 	FormatLogFormat = "log_format"
 )
 
-// DefaultTopic is the key of [ParseConfig.Formats] that applies to every
+// DefaultTopic is the key of [Config.Formats] that applies to every
 // topic not listed by name.
 const DefaultTopic = "*"
 
@@ -36,7 +36,7 @@ const DefaultTopic = "*"
 const RedactedValue = "REDACTED"
 
 // DefaultRedactParams are the query parameters redacted when
-// [ParseConfig.RedactParams] is not set. Names are matched case-insensitively.
+// [Config.RedactParams] is not set. Names are matched case-insensitively.
 // Whenever redaction is on, the password of a URL's user information
 // ("https://user:password@host/") is redacted too.
 var DefaultRedactParams = []string{
@@ -44,10 +44,10 @@ var DefaultRedactParams = []string{
 	"api_key", "apikey", "auth",
 }
 
-// ParseConfig configures how ingest turns a Kafka message into a hit: the
+// Config configures how ingest turns a Kafka message into a hit: the
 // format per topic, the trusted proxies, what to redact and how to classify
-// operations. The zero value is not valid; start from [DefaultParseConfig].
-type ParseConfig struct {
+// operations. The zero value is not valid; start from [DefaultConfig].
+type Config struct {
 	// Formats maps a topic to a format name: auto, combined, main, common,
 	// apache_combined, json or log_format. The key "*" applies to topics not
 	// listed. Default: every topic "auto".
@@ -91,10 +91,10 @@ type OperationRule struct {
 	Operation string `yaml:"operation"`
 }
 
-// DefaultParseConfig returns the defaults: auto-detection on every topic,
+// DefaultConfig returns the defaults: auto-detection on every topic,
 // no trusted proxy, [DefaultRedactParams], classification by method.
-func DefaultParseConfig() ParseConfig {
-	return ParseConfig{
+func DefaultConfig() Config {
+	return Config{
 		Formats:      map[string]string{DefaultTopic: FormatAuto},
 		RedactParams: append([]string(nil), DefaultRedactParams...),
 	}
@@ -104,7 +104,7 @@ func DefaultParseConfig() ParseConfig {
 var knownFormats = []string{FormatAuto, FormatCombined, FormatMain, FormatCommon, FormatApacheCombined, FormatJSON, FormatLogFormat}
 
 // Validate reports every problem in c at once (errors.Join).
-func (c ParseConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	usesLogFormat := false
 	for topic, f := range c.Formats {

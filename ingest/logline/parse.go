@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/connlog/connlog/store"
@@ -16,7 +17,8 @@ import (
 // input (quarantine the line) from an outage.
 var ErrMalformed = errors.New("malformed log line")
 
-// ErrUnknownFormat is returned by [NewParser] for a format name it does not know.
+// ErrUnknownFormat is wrapped by the error [New] and [Config.Validate]
+// return for a format name they do not know.
 var ErrUnknownFormat = errors.New("unknown log format")
 
 // ParseError says what is wrong with a line and where. It wraps
@@ -45,23 +47,7 @@ func perr(field string, pos int, reason string) error {
 	return &ParseError{Field: field, Pos: pos, Reason: reason}
 }
 
-// Parser parses one log line into a caller-owned [store.Hit].
-//
-// Parse resets h before filling it. Strings stored in h may alias line, so h
-// is valid only as long as line's bytes are not modified. An error for bad
-// input wraps [ErrMalformed] (usually as a [*ParseError]). Implementations
-// must be safe for concurrent use with distinct lines and Hits.
-type Parser interface {
-	Parse(line []byte, h *store.Hit) error
-}
-
-// ParserFunc adapts a function to the [Parser] interface.
-type ParserFunc func(line []byte, h *store.Hit) error
-
-// Parse calls f(line, h).
-func (f ParserFunc) Parse(line []byte, h *store.Hit) error { return f(line, h) }
-
-// Format names accepted by [NewParser].
+// Format names of [Config.Formats], besides those in config.go.
 const (
 	// FormatCombined is nginx's and Apache's "combined" format, with the
 	// variants described at [ParseCombined].
@@ -748,4 +734,29 @@ func daysFromCivil(y, m, d int) int64 {
 	doy := (153*mp+2)/5 + d - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return int64(era)*146097 + int64(doe) - 719468
+}
+
+// CheckBytes returns why msg is not handed to a parser at all, or "": it
+// is longer than maxBytes (max_line_bytes), binary (a control byte other
+// than tab, or a line end other than the last "\n" or "\r\n") or not valid
+// UTF-8. Web servers escape such bytes in their logs, so a message
+// carrying them is not a log line: the pipeline quarantines it with this
+// reason.
+func CheckBytes(msg []byte, maxBytes int) string {
+	if len(msg) > maxBytes {
+		return fmt.Sprintf("line of %d bytes exceeds max_line_bytes %d", len(msg), maxBytes)
+	}
+	ascii := true
+	for i, c := range msg {
+		if c < 0x20 && c != '\t' && !(c == '\n' && i == len(msg)-1) && !(c == '\r' && i >= len(msg)-2) || c == 0x7f {
+			return fmt.Sprintf("binary data: control byte 0x%02x at byte %d", c, i)
+		}
+		if c >= 0x80 {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(msg) {
+		return "invalid UTF-8"
+	}
+	return ""
 }

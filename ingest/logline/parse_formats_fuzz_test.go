@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -17,11 +17,11 @@ import (
 // The fuzz tests below run their seeds and the corpus committed in
 // testdata/fuzz/<Name> on every `go test` (CI). To search for new inputs:
 //
-//	go test -run '^$' -fuzz '^FuzzLineParser$' -fuzztime 1m ./ingest
-//	go test -run '^$' -fuzz '^FuzzLogFormat$' -fuzztime 1m ./ingest
-//	go test -run '^$' -fuzz '^FuzzJSONLine$' -fuzztime 1m ./ingest
-//	go test -run '^$' -fuzz '^FuzzEnvelope$' -fuzztime 1m ./ingest
-//	go test -run '^$' -fuzz '^FuzzSyslog$' -fuzztime 1m ./ingest
+//	go test -run '^$' -fuzz '^FuzzLineParser$' -fuzztime 1m ./ingest/logline
+//	go test -run '^$' -fuzz '^FuzzLogFormat$' -fuzztime 1m ./ingest/logline
+//	go test -run '^$' -fuzz '^FuzzJSONLine$' -fuzztime 1m ./ingest/logline
+//	go test -run '^$' -fuzz '^FuzzEnvelope$' -fuzztime 1m ./ingest/logline
+//	go test -run '^$' -fuzz '^FuzzSyslog$' -fuzztime 1m ./ingest/logline
 //
 // and commit what go test writes under testdata/fuzz when it finds a failure.
 
@@ -36,7 +36,7 @@ func seedLines(f *testing.F) {
 }
 
 // checkParsed verifies what holds for any message Parse accepts or rejects.
-func checkParsed(t *testing.T, p *LineParser, topic string, msg []byte) (store.Hit, bool) {
+func checkParsed(t *testing.T, p *Parser, topic string, msg []byte) (store.Hit, bool) {
 	t.Helper()
 	orig := bytes.Clone(msg)
 	var h store.Hit
@@ -93,10 +93,10 @@ func FuzzLineParser(f *testing.F) {
 	f.Add([]byte("<190>Nov 22 11:00:00 web6 nginx: " + combinedIn + "\n"))
 	f.Add([]byte(`{"host":"h","message":` + jsonString(combinedIn) + `}`))
 	f.Add([]byte(`{"msec":"1795345200.123","remote_addr":"2001:db8::7","request":"GET /?a=1 HTTP/1.1","status":"200"}`))
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8", "2001:db8::/32"}
 	cfg.LogFormat = LogFormatRecommended
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -116,22 +116,22 @@ func FuzzLineParser(f *testing.F) {
 func FuzzLogFormat(f *testing.F) {
 	f.Add([]byte(`198.51.100.4 40111 - - [22/Nov/2026:11:00:00 +0100] "DELETE /api/items/7?key=1 HTTP/1.1" 204 0 "-" "curl/8" 1795345200.250 ab12 "api.example" "TLSv1.2" 192.0.2.1 8443 "-"`))
 	f.Add([]byte(`2001:db8::1 1 - bob [29/Feb/2024:00:00:00 -1200] "GET / HTTP/2.0" 200 1 "https://r/?email=x" "u \"q\"" 1709164800.001 - "-" "-" ::1 80 "192.0.2.1, 10.0.0.1"`))
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
 	cfg.LogFormat = LogFormatRecommended
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
 	cfg.LogFormat = `$remote_addr:$remote_port [$time_local] "$request" $status $server_addr:$server_port "$http_x_forwarded_for"`
-	p2, err := NewLineParser(cfg)
+	p2, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add([]byte(`2001:db8::1:443 [22/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 2001:db8::2:8443 "-"`))
 	// the recommended format with escape=none: values may hold raw quotes
 	cfg.LogFormat = "log_format n escape=none '" + LogFormatRecommended + "';"
-	p3, err := NewLineParser(cfg)
+	p3, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -163,10 +163,10 @@ func FuzzLogFormat(f *testing.F) {
 func FuzzJSONLine(f *testing.F) {
 	f.Add([]byte(`{"msec":"1795345200.123","remote_addr":"2001:db8::7","remote_port":"5","request":"POST /x?token=1 HTTP/1.1","status":"201","http_user_agent":"a\"b\\c\u00e9\ud83d\ude00"}`))
 	f.Add([]byte(`{"time_iso8601":"2026-11-22T11:00:00+01:00","remote_addr":"192.0.2.1","request_method":"GET","request_uri":"/?a","host":"h","server_addr":"::1","server_port":"443"}`))
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.Formats = map[string]string{DefaultTopic: FormatJSON}
 	cfg.RedactParams = []string{}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add("web1", "/var/log/nginx/access.log", []byte(combinedIn), uint8(0))
 	f.Add("w\"2", "/a b", []byte(combinedIn+"\n"), uint8(1))
 	f.Add("", "", []byte(`{"msec":"1795345200.123","remote_addr":"192.0.2.1"}`), uint8(2))
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func FuzzSyslog(f *testing.F) {
 	f.Add("web6", []byte(combinedIn), uint8(0))
 	f.Add("h", []byte(`{"msec":"1795345200.123","remote_addr":"192.0.2.1"}`), uint8(1))
 	f.Add("x", []byte("<13>1 2026-11-22T10:00:00Z h a - - [x y=\"]\"] "+combinedIn), uint8(4))
-	p, err := NewLineParser(DefaultParseConfig())
+	p, err := New(DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bufio"
@@ -178,19 +178,32 @@ func TestParseErrorDoesNotQuoteTheLine(t *testing.T) {
 	}
 }
 
-func TestNewParser(t *testing.T) {
+func TestNewForEveryFormat(t *testing.T) {
 	for _, name := range Formats() {
-		if _, err := NewParser(name); err != nil {
-			t.Errorf("NewParser(%q): %v", name, err)
+		if _, err := New(DefaultConfig().WithFormat(name, "")); err != nil {
+			t.Errorf("format %q: %v", name, err)
 		}
 	}
-	if _, err := NewParser("nope"); !errors.Is(err, ErrUnknownFormat) {
-		t.Errorf("NewParser(nope) = %v, want ErrUnknownFormat", err)
+	if _, err := New(DefaultConfig().WithFormat("nope", "")); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("format nope: %v, want ErrUnknownFormat", err)
+	}
+	if err := CheckFormat("nope"); !errors.Is(err, ErrUnknownFormat) {
+		t.Errorf("CheckFormat(nope) = %v, want ErrUnknownFormat", err)
 	}
 }
 
+// combinedParser is the parser for the format combined with the defaults.
+func combinedParser(t testing.TB) *Parser {
+	t.Helper()
+	p, err := New(DefaultConfig().WithFormat(FormatCombined, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // sharedLogs is the repository-wide corpus of real logs, outside this package.
-const sharedLogs = "../../shared/testdata/logs"
+const sharedLogs = "../../../shared/testdata/logs"
 
 func TestParseCombinedRealFiles(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(sharedLogs, "*.log"))
@@ -326,7 +339,7 @@ func TestParseStream(t *testing.T) {
 		"1.2.3.4 - - [07/Dec/2016:11:05:07 +0000] \"GET /" + strings.Repeat("a", 100<<10) + " HTTP/1.1\" 200 5\r\n" +
 		"::1 - - [26/Dec/2016:16:16:48 +0200] \"-\" 408 -" // no final newline
 	var out bytes.Buffer
-	if err := ParseStream(strings.NewReader(in), &out, ParserFunc(ParseCombined)); err != nil {
+	if err := ParseStream(strings.NewReader(in), &out, combinedParser(t)); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 // deterministic. Seeds: every line of testdata/*.log and the corpus in
 // testdata/fuzz/FuzzParseCombined.
 //
-//	go test -run '^$' -fuzz FuzzParseCombined -fuzztime 1m ./ingest
+//	go test -run '^$' -fuzz FuzzParseCombined -fuzztime 1m ./ingest/logline
 func FuzzParseCombined(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.log")
 	files = append(files, "testdata/lnav_logfile_bad_access_log.0")

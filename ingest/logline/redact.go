@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -201,6 +201,6 @@ func redactUserinfo(s string) (string, bool) {
 // "&name="), for what is stored without being parsed: a quarantined
 // message. It returns msg itself when nothing matched, else a copy; msg is
 // never modified. Safe for concurrent use.
-func (p *LineParser) RedactRaw(msg []byte) []byte {
+func (p *Parser) RedactRaw(msg []byte) []byte {
 	return p.redact.raw(msg)
 }

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"path/filepath"
@@ -12,9 +12,9 @@ import (
 //
 // Compare two revisions with:
 //
-//	go test -run '^$' -bench BenchmarkParseCombined -count 10 ./ingest > old.txt
+//	go test -run '^$' -bench BenchmarkParseCombined -count 10 ./ingest/logline > old.txt
 //	# change the parser
-//	go test -run '^$' -bench BenchmarkParseCombined -count 10 ./ingest > new.txt
+//	go test -run '^$' -bench BenchmarkParseCombined -count 10 ./ingest/logline > new.txt
 //	benchstat old.txt new.txt
 func BenchmarkParseCombined(b *testing.B) {
 	var lines [][]byte

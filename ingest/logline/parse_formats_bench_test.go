@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"encoding/json"
@@ -65,10 +65,10 @@ func closingIdx(s string) int {
 }
 
 // BenchmarkLineParser parses the same requests in each format through
-// LineParser.Parse (detection, proxies, redaction, classification
+// Parser.Parse (detection, proxies, redaction, classification
 // included); one op is one line. "combined" must stay at 0 allocs/op.
 //
-//	go test -run '^$' -bench BenchmarkLineParser -count 10 ./ingest > new.txt
+//	go test -run '^$' -bench BenchmarkLineParser -count 10 ./ingest/logline > new.txt
 //	benchstat old.txt new.txt
 func BenchmarkLineParser(b *testing.B) {
 	lines := benchLines(b)
@@ -83,13 +83,13 @@ func BenchmarkLineParser(b *testing.B) {
 		{"rsyslog-header", FormatAuto, "rsyslog"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cfg := DefaultParseConfig()
+			cfg := DefaultConfig()
 			cfg.Formats = map[string]string{DefaultTopic: tc.format}
 			cfg.TrustedProxies = []string{"10.0.0.0/8"}
 			if tc.format == FormatLogFormat {
 				cfg.LogFormat = LogFormatRecommended
 			}
-			p, err := NewLineParser(cfg)
+			p, err := New(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -114,13 +114,13 @@ func BenchmarkLineParser(b *testing.B) {
 }
 
 // TestCombinedDoesNotAllocate guards the hot path: a combined line through
-// LineParser (auto-detection, trusted proxies, redaction check,
+// Parser (auto-detection, trusted proxies, redaction check,
 // classification) allocates nothing.
 func TestCombinedDoesNotAllocate(t *testing.T) {
-	cfg := DefaultParseConfig()
+	cfg := DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8"}
 	cfg.Operations = []OperationRule{{PathPrefix: "/search", Method: "POST", Operation: "read"}}
-	p, err := NewLineParser(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -36,12 +36,12 @@ func kindOf(name string) (formatKind, error) {
 	return 0, fmt.Errorf("format %q: %w (known: %v)", name, ErrUnknownFormat, knownFormats)
 }
 
-// LineParser turns Kafka messages into hits: it unwraps shipper envelopes
+// Parser turns Kafka messages into hits: it unwraps shipper envelopes
 // and syslog headers, parses the topic's format, resolves the real client
 // through trusted proxies, redacts secret query parameters and classifies
-// the operation. Build it once with [NewLineParser]; it is immutable and
+// the operation. Build it once with [New]; it is immutable and
 // safe for concurrent use.
-type LineParser struct {
+type Parser struct {
 	topics   map[string]formatKind
 	def      formatKind
 	lf       *logFormat // the configured log_format, or nil
@@ -52,12 +52,12 @@ type LineParser struct {
 	classify classifier
 }
 
-// NewLineParser validates cfg and compiles its formats.
-func NewLineParser(cfg ParseConfig) (*LineParser, error) {
+// New validates cfg and compiles its formats.
+func New(cfg Config) (*Parser, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
-	p := &LineParser{topics: map[string]formatKind{}}
+	p := &Parser{topics: map[string]formatKind{}}
 	for topic, name := range cfg.Formats {
 		k, _ := kindOf(name)
 		if topic == DefaultTopic {
@@ -95,7 +95,7 @@ func NewLineParser(cfg ParseConfig) (*LineParser, error) {
 
 // Parse parses one Kafka message body from topic into h, which it resets
 // first: it unwraps a Vector/Filebeat/Fluent Bit envelope and a syslog
-// header, parses the topic's format (see [ParseConfig.Formats]), resolves
+// header, parses the topic's format (see [Config.Formats]), resolves
 // the client through the trusted proxies, redacts the configured query
 // parameters and sets h.Operation. One trailing newline is ignored.
 //
@@ -104,7 +104,7 @@ func NewLineParser(cfg ParseConfig) (*LineParser, error) {
 // JSON value with escapes or a redaction allocates. An error for bad input
 // wraps [ErrMalformed] (a [*ParseError] whose message quotes nothing from
 // the line, safe as a quarantine reason).
-func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
+func (p *Parser) Parse(topic string, msg []byte, h *store.Hit) error {
 	*h = store.Hit{}
 	line := trimEOL(msg)
 	if len(line) == 0 {
@@ -158,7 +158,7 @@ func (p *LineParser) Parse(topic string, msg []byte, h *store.Hit) error {
 
 // parseLine strips a syslog header if there is one and parses the line
 // with the format kind. It returns the syslog sender's host, if any.
-func (p *LineParser) parseLine(kind formatKind, line []byte, h *store.Hit, st *lineState) (host string, err error) {
+func (p *Parser) parseLine(kind formatKind, line []byte, h *store.Hit, st *lineState) (host string, err error) {
 	stripped, shost, ok := stripSyslog(line)
 	if !ok {
 		return "", p.parseBody(kind, line, h, st)
@@ -175,7 +175,7 @@ func (p *LineParser) parseLine(kind formatKind, line []byte, h *store.Hit, st *l
 	return "", err
 }
 
-func (p *LineParser) jsonFor(kind formatKind) *jsonFormat {
+func (p *Parser) jsonFor(kind formatKind) *jsonFormat {
 	if kind == kindLogFormat && p.lf != nil && p.lf.json != nil {
 		return p.lf.json
 	}
@@ -186,7 +186,7 @@ func (p *LineParser) jsonFor(kind formatKind) *jsonFormat {
 }
 
 // parseBody parses an unwrapped line with the format kind.
-func (p *LineParser) parseBody(kind formatKind, line []byte, h *store.Hit, st *lineState) error {
+func (p *Parser) parseBody(kind formatKind, line []byte, h *store.Hit, st *lineState) error {
 	if len(line) == 0 {
 		return perr("line", 0, "empty line")
 	}
@@ -264,66 +264,35 @@ func parseJSON(jf *jsonFormat, line []byte, h *store.Hit, st *lineState) error {
 	return finishFields(h, st)
 }
 
-// Topic returns a [Parser] that parses lines as if they came from topic.
-func (p *LineParser) Topic(topic string) Parser {
-	return ParserFunc(func(line []byte, h *store.Hit) error { return p.Parse(topic, line, h) })
-}
-
-// Formats returns the format names [NewParser] accepts, sorted. The format
-// "log_format" also needs the format string: use [NewLogFormatParser].
+// Formats returns the format names a topic can be read as, sorted, without
+// "log_format", which also needs the format string ([Config.LogFormat]).
 func Formats() []string {
 	names := slices.DeleteFunc(slices.Clone(knownFormats), func(s string) bool { return s == FormatLogFormat })
 	slices.Sort(names)
 	return names
 }
 
-// NewParser returns a parser for a format name (see [Formats]) with the
-// defaults of [DefaultParseConfig] (redaction, no trusted proxy). An unknown
-// name yields an error wrapping [ErrUnknownFormat].
-func NewParser(format string) (Parser, error) {
-	if _, err := kindOf(format); err != nil || format == FormatLogFormat {
-		return nil, fmt.Errorf("format %q: %w (known: %v)", format, ErrUnknownFormat, Formats())
-	}
-	cfg := DefaultParseConfig()
-	cfg.Formats = map[string]string{DefaultTopic: format}
-	p, err := NewLineParser(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return p.Topic(""), nil
+// CheckFormat returns an error wrapping [ErrUnknownFormat] if name is not
+// a format name of [Config.Formats] ("" means auto).
+func CheckFormat(name string) error {
+	_, err := kindOf(name)
+	return err
 }
 
-// NewLogFormatParser returns a parser for an nginx log_format string (as
-// in nginx.conf, see [ParseConfig.LogFormat]) with the defaults of
-// [DefaultParseConfig]. A format connlog cannot use is an error saying why.
-func NewLogFormatParser(logFormat string) (Parser, error) {
-	cfg := DefaultParseConfig()
-	cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
-	cfg.LogFormat = logFormat
-	p, err := NewLineParser(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return p.Topic(""), nil
-}
-
-// ParserFor returns the parser `connlog parse` runs: cfg (trusted proxies,
-// redaction, operations, JSON keys) with every topic read as format, or as
-// the nginx log_format logFormat when that is set. An empty format means
-// cfg's own formats (auto-detection by default).
-func ParserFor(cfg ParseConfig, format, logFormat string) (Parser, error) {
+// WithFormat returns c with every topic read as format, or as the nginx
+// log_format logFormat (see [Config.LogFormat]) when that is set; the rest
+// of c (trusted proxies, redaction, operations, JSON keys) is kept. With
+// both empty, c's own formats stay (auto-detection if it has none). This
+// is what `connlog parse -format` and `-log-format` run.
+func (c Config) WithFormat(format, logFormat string) Config {
 	switch {
 	case logFormat != "":
-		cfg.Formats = map[string]string{DefaultTopic: FormatLogFormat}
-		cfg.LogFormat = logFormat
+		c.Formats = map[string]string{DefaultTopic: FormatLogFormat}
+		c.LogFormat = logFormat
 	case format != "":
-		cfg.Formats = map[string]string{DefaultTopic: format}
-	case cfg.Formats == nil:
-		cfg.Formats = map[string]string{DefaultTopic: FormatAuto}
+		c.Formats = map[string]string{DefaultTopic: format}
+	case c.Formats == nil:
+		c.Formats = map[string]string{DefaultTopic: FormatAuto}
 	}
-	p, err := NewLineParser(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return p.Topic(""), nil
+	return c
 }

@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // own escaping and host names, statuses nginx writes only in rare states,
 // raw quotes an attacker places to fake fields, and JSON nginx never writes.
 // Each case is one of the categories of issue 14; the format rules are in
-// ingest/doc.go ("Log lines: what is stored").
+// ingest/logline/doc.go ("Log lines: what is stored").
 
 func TestApacheAndRareLines(t *testing.T) {
 	const tm = "[22/Nov/2026:10:00:00 +0000]"
@@ -99,19 +99,19 @@ func TestRawQuotesNeverGuessed(t *testing.T) {
 // every reading is tried; one is stored, two are refused, and "" is an
 // absent value.
 func TestLogFormatEscapeNone(t *testing.T) {
-	p, err := NewLogFormatParser(`log_format n escape=none '$remote_addr $remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$host"';`)
+	p, err := New(DefaultConfig().WithFormat("", `log_format n escape=none '$remote_addr $remote_port - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$host"';`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	const pre = `192.0.2.1 5000 - bob [22/Nov/2026:10:00:00 +0000] `
 	var h store.Hit
-	if err := p.Parse([]byte(pre+`"GET /a"b HTTP/1.1" 200 5 "" "Mo "z" x" "h"`), &h); err != nil {
+	if err := p.Parse("", []byte(pre+`"GET /a"b HTTP/1.1" 200 5 "" "Mo "z" x" "h"`), &h); err != nil {
 		t.Fatal(err)
 	}
 	if h.Path != `/a"b` || h.UserAgent != `Mo "z" x` || h.Site != "h" || h.Has&store.HasReferer != 0 || h.Referer != "" || h.User != "bob" {
 		t.Errorf("got %+v", h)
 	}
-	err = p.Parse([]byte(pre+`"GET / HTTP/1.1" 200 5 "-" "x" "y" "h"`), &h)
+	err = p.Parse("", []byte(pre+`"GET / HTTP/1.1" 200 5 "-" "x" "y" "h"`), &h)
 	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("two readings: %v, want ambiguous", err)
 	}
@@ -120,13 +120,13 @@ func TestLogFormatEscapeNone(t *testing.T) {
 // TestStrictJSON: escape=json lines with escapes JSON does not have, or raw
 // control bytes, are refused; valid escapes are decoded.
 func TestStrictJSON(t *testing.T) {
-	p, err := NewParser(FormatJSON)
+	p, err := New(DefaultConfig().WithFormat(FormatJSON, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := `{"msec":"1795345200.1","remote_addr":"192.0.2.1","request":"GET / HTTP/1.1","status":"200","http_user_agent":"a\"b\\c\u00e9\/\t"}`
 	var h store.Hit
-	if err := p.Parse([]byte(good), &h); err != nil || h.UserAgent != "a\"b\\c\u00e9/\t" {
+	if err := p.Parse("", []byte(good), &h); err != nil || h.UserAgent != "a\"b\\c\u00e9/\t" {
 		t.Fatalf("valid JSON: %v %q", err, h.UserAgent)
 	}
 	for name, line := range map[string]string{
@@ -138,7 +138,7 @@ func TestStrictJSON(t *testing.T) {
 		`\x in a nested value`:          strings.Replace(good, `}`, `,"n":{"k":"\x41"}}`, 1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := p.Parse([]byte(line), &h)
+			err := p.Parse("", []byte(line), &h)
 			var pe *ParseError
 			if !errors.As(err, &pe) || pe.Field != "json" {
 				t.Fatalf("got %v, want a json ParseError", err)
@@ -155,13 +155,13 @@ func TestParseOutputShowsWhatTheLineCarries(t *testing.T) {
 		`192.0.2.1 - - [22/Nov/2026:10:00:00 +0000] "\x16\x03\x01" 400 157 "-" "-"` + "\n" +
 		`192.0.2.1 - - [22/Nov/2026:10:00:00 +0000] "GET /caf` + "\xe9" + ` HTTP/1.1" 200 1 "-" "-"` + "\n"
 	var out bytes.Buffer
-	if err := ParseStream(strings.NewReader(in), &out, ParserFunc(ParseCombined)); err != nil {
+	if err := ParseStream(strings.NewReader(in), &out, combinedParser(t)); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
-		`{"time":"2026-11-22T10:00:00.000Z","client_text":"unix:","method":"GET","path":"/","protocol":"HTTP/1.1","status":0,"bytes":0,"referer":""}`,
-		`{"time":"2026-11-22T10:00:00.000Z","client_ip":"192.0.2.1","peer_ip":"192.0.2.1","raw_request":"\\x16\\x03\\x01","status":400,"bytes":157}`,
+		`{"time":"2026-11-22T10:00:00.000Z","client_text":"unix:","method":"GET","path":"/","protocol":"HTTP/1.1","status":0,"bytes":0,"referer":"","operation":"read"}`,
+		`{"time":"2026-11-22T10:00:00.000Z","client_ip":"192.0.2.1","peer_ip":"192.0.2.1","raw_request":"\\x16\\x03\\x01","status":400,"bytes":157,"operation":"read"}`,
 	}
 	for i, w := range want {
 		if lines[i] != w {
@@ -183,7 +183,7 @@ func FuzzEscapeNone(f *testing.F) {
 	f.Add("GET / HTTP/1.1", "", "a", `x" "y`)
 	f.Add(`GET /x" 200 5 "y HTTP/1.1`, "-", "ref", "ua")
 	f.Add("\\x16\\x03", "a [b]", "", "")
-	p, err := NewLogFormatParser(ngNoneFormat)
+	p, err := New(DefaultConfig().WithFormat("", ngNoneFormat))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func FuzzEscapeNone(f *testing.F) {
 		}
 		line := "192.0.2.1 - " + user + " [22/Nov/2026:10:00:00 +0000] \"" + req + "\" 200 5 \"" + ref + "\" \"" + ua + "\""
 		var h store.Hit
-		if err := p.Parse([]byte(line), &h); err != nil {
+		if err := p.Parse("", []byte(line), &h); err != nil {
 			return
 		}
 		got := h.RawRequest

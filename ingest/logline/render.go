@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bufio"
@@ -149,7 +149,7 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// ParseStream reads r line by line, parses each line with p and writes one
+// ParseStream reads r line by line, parses each line with p (as a line of no topic in particular: its "*" format) and writes one
 // JSON object per line to w: the hit as [AppendJSON] renders it, or
 // {"error":"...","line":N} (N counts from 1) for a line p rejects. A line
 // that is not valid UTF-8 gets one more key, "invalid_utf8", saying how its
@@ -157,7 +157,7 @@ func appendJSONString(dst []byte, s string) []byte {
 // as they are. It is what
 // `connlog parse` runs. Lines may be of any length. It returns the first
 // read or write error, or nil at the end of r; a bad line is not an error.
-func ParseStream(r io.Reader, w io.Writer, p Parser) error {
+func ParseStream(r io.Reader, w io.Writer, p *Parser) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var (
@@ -182,7 +182,7 @@ func ParseStream(r io.Reader, w io.Writer, p Parser) error {
 			break
 		}
 		out = out[:0]
-		if perr := p.Parse(line, &h); perr != nil {
+		if perr := p.Parse("", line, &h); perr != nil {
 			out = append(out, `{"error":`...)
 			out = appendJSONString(out, perr.Error())
 			out = append(out, `,"line":`...)

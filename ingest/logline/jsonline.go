@@ -1,4 +1,4 @@
-package ingest
+package logline
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 // errEnvelope is what the JSON reader returns for an object with a
 // "message" or "log" string it does not map: a shipper's envelope, which
-// [LineParser.Parse] unwraps. It never leaves Parse.
+// [Parser.Parse] unwraps. It never leaves Parse.
 var errEnvelope = errors.New("shipper envelope")
 
 // jsonFormat reads one JSON object per line, as nginx writes with

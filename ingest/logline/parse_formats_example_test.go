@@ -1,22 +1,22 @@
-package ingest_test
+package logline_test
 
 import (
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
 // A site behind a trusted load balancer ships its combined log through
 // rsyslog without a template: the syslog header is removed, the client is
 // taken from X-Forwarded-For, and the token in the query is redacted.
-func ExampleLineParser() {
-	cfg := ingest.DefaultParseConfig()
+func ExampleParser() {
+	cfg := logline.DefaultConfig()
 	cfg.TrustedProxies = []string{"10.0.0.0/8"}
-	cfg.Operations = []ingest.OperationRule{{PathPrefix: "/search", Method: "POST", Operation: "read"}}
-	p, err := ingest.NewLineParser(cfg)
+	cfg.Operations = []logline.OperationRule{{PathPrefix: "/search", Method: "POST", Operation: "read"}}
+	p, err := logline.New(cfg)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -32,14 +32,14 @@ func ExampleLineParser() {
 }
 
 // `connlog parse --log-format '...'` checks a format before deploying it.
-func ExampleParserFor() {
-	p, err := ingest.ParserFor(ingest.DefaultParseConfig(), "", `$remote_addr $remote_port [$time_local] "$request" $status`)
+func ExampleConfig_WithFormat() {
+	p, err := logline.New(logline.DefaultConfig().WithFormat("", `$remote_addr $remote_port [$time_local] "$request" $status`))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	in := strings.NewReader("2001:db8::1 443 [22/Nov/2026:11:00:00 +0100] \"GET / HTTP/2.0\" 204\nbad line\n")
-	if err := ingest.ParseStream(in, os.Stdout, p); err != nil {
+	if err := logline.ParseStream(in, os.Stdout, p); err != nil {
 		fmt.Println(err)
 	}
 	// Output:
