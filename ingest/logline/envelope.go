@@ -31,7 +31,7 @@ func unwrapEnvelope(msg []byte, jf *jsonFormat, h *store.Hit) (line []byte, ok b
 		k := str(key)
 		switch {
 		case (k == "message" || k == "log") && kind == 's':
-			if jf != nil && jf.keys[k] != fIgnore {
+			if jf != nil && jf.table.get(key) != fIgnore {
 				hasLogField = true // a JSON log format claims this key
 			}
 			if !found || k == "message" {

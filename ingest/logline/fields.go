@@ -155,8 +155,8 @@ func setField(f field, v []byte, h *store.Hit, st *lineState) error {
 	}
 	switch f {
 	case fRemoteAddr, fRealIPRemoteAddr, fProxyProtocolAddr, fXRealIP, fServerAddr:
-		a, err := netip.ParseAddr(str(v))
-		if err != nil {
+		a, ok := parseAddr(v)
+		if !ok {
 			switch {
 			case f == fXRealIP:
 				return nil // a header anyone can send; garbage is ignored

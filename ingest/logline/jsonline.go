@@ -1,7 +1,6 @@
 package logline
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +21,64 @@ var errEnvelope = errors.New("shipper envelope")
 // key to the field it holds.
 type jsonFormat struct {
 	keys map[string]field
+	// table is keys for lookups: every member of every JSON line is looked
+	// up, and a Go map (hashing the whole key) was a third of the time.
+	table keyTable
+}
+
+// keyTable maps JSON keys to fields by open addressing, hashing only a
+// key's length and three of its bytes. Built once; safe for concurrent
+// reads.
+type keyTable struct {
+	slots []keySlot // a power of two, at most half full
+	mask  uint32
+}
+
+type keySlot struct {
+	key  string
+	f    field
+	used bool
+}
+
+func newKeyTable(keys map[string]field) keyTable {
+	n := 8
+	for n < 2*len(keys) {
+		n *= 2
+	}
+	t := keyTable{slots: make([]keySlot, n), mask: uint32(n - 1)}
+	for k, f := range keys {
+		i := keyHash(k) & t.mask
+		for t.slots[i].used {
+			i = (i + 1) & t.mask
+		}
+		t.slots[i] = keySlot{key: k, f: f, used: true}
+	}
+	return t
+}
+
+func keyHash[S string | []byte](k S) uint32 {
+	n := len(k)
+	if n == 0 {
+		return 0
+	}
+	h := uint32(n) | uint32(k[0])<<8 | uint32(k[n/2])<<16 | uint32(k[n-1])<<24
+	return (h * 0x9E3779B1) >> 7
+}
+
+// get returns the field key holds, or fIgnore.
+func (t *keyTable) get(key []byte) field {
+	if len(t.slots) == 0 {
+		return fIgnore
+	}
+	for i := keyHash(key) & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if !s.used {
+			return fIgnore
+		}
+		if s.key == string(key) {
+			return s.f
+		}
+	}
 }
 
 // jsonAliases are keys commonly used for a field besides its nginx name.
@@ -62,6 +119,7 @@ func newJSONFormat(overrides map[string]string) (*jsonFormat, error) {
 		}
 		jf.keys[key] = f
 	}
+	jf.table = newKeyTable(jf.keys)
 	return jf, nil
 }
 
@@ -96,6 +154,7 @@ func jsonFormatFromLogFormat(src string) (*jsonFormat, error) {
 			hasAddr = true
 		}
 	}
+	jf.table = newKeyTable(jf.keys)
 	if !hasTime || !hasAddr {
 		return nil, fmt.Errorf("JSON log_format needs a time ($msec, $time_iso8601 or $time_local) and $remote_addr as \"key\":\"$variable\" pairs")
 	}
@@ -112,7 +171,7 @@ func (jf *jsonFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 		if keyEsc {
 			key = unescapeJSON(key)
 		}
-		f := jf.keys[str(key)]
+		f := jf.table.get(key)
 		if f == fIgnore && kind == 's' && (string(key) == "message" || string(key) == "log") {
 			ferr = errEnvelope // a shipper's envelope, not a log line
 			return false
@@ -159,11 +218,11 @@ func eachMember(b []byte, fn func(key []byte, keyEsc bool, val []byte, kind byte
 		if i >= len(b) || b[i] != '"' {
 			return perr("json", i, "expected a member name")
 		}
-		ks, ke, next, kesc, ok := scanJSONString(b, i)
+		ks, ke, next, kesc, kctl, ok := scanJSONString(b, i)
 		if !ok {
 			return perr("json", i, "unterminated string")
 		}
-		if pos, reason := checkJSONString(b[ks:ke], kesc); reason != "" {
+		if pos, reason := checkJSONString(b[ks:ke], kesc, kctl); reason != "" {
 			return perr("json", ks+pos, reason)
 		}
 		i = skipWS(b, next)
@@ -182,11 +241,11 @@ func eachMember(b []byte, fn func(key []byte, keyEsc bool, val []byte, kind byte
 		)
 		switch c := b[i]; {
 		case c == '"':
-			s, e, n, esc, ok := scanJSONString(b, i)
+			s, e, n, esc, ctl, ok := scanJSONString(b, i)
 			if !ok {
 				return perr("json", i, "unterminated string")
 			}
-			if pos, reason := checkJSONString(b[s:e], esc); reason != "" {
+			if pos, reason := checkJSONString(b[s:e], esc, ctl); reason != "" {
 				return perr("json", s+pos, reason)
 			}
 			val, kind, vesc, i = b[s:e], 's', esc, n
@@ -244,26 +303,48 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// scanJSONString scans the string starting at b[i] == '"'.
-func scanJSONString(b []byte, i int) (start, end, next int, esc, ok bool) {
+// scanJSONString scans the string starting at b[i] == '"': its content is
+// b[start:end], next follows the closing quote. esc says the content holds
+// a backslash escape, ctl a raw control byte (below 0x20), for
+// [checkJSONString]. It reads eight bytes at a time up to the first quote,
+// backslash or control byte: every string of every JSON line goes through
+// it.
+func scanJSONString(b []byte, i int) (start, end, next int, esc, ctl, ok bool) {
 	start = i + 1
-	for j := start; j < len(b); {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
-			return 0, 0, 0, false, false
+	j := start
+	for {
+		for j+8 <= len(b) && !quoteBackslashCtl(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
 		}
-		q += j
-		bs := 0
-		for k := q - 1; k >= start && b[k] == '\\'; k-- {
-			bs++
+		for ; j < len(b); j++ {
+			if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
+				break
+			}
 		}
-		if bs%2 == 0 {
-			esc = bytes.IndexByte(b[start:q], '\\') >= 0
-			return start, q, q + 1, esc, true
+		if j >= len(b) {
+			return 0, 0, 0, false, false, false
 		}
-		j = q + 1
+		switch b[j] {
+		case '"':
+			return start, j, j + 1, esc, ctl, true
+		case '\\':
+			esc = true
+			j += 2 // the escaped byte, whatever it is, is not the end
+		default:
+			ctl = true
+			j++
+		}
 	}
-	return 0, 0, 0, false, false
+}
+
+// quoteBackslashCtl reports whether one of the eight bytes in x is '"',
+// '\\' or below 0x20 ("haszero" and "hasless" of Bit Twiddling Hacks: exact
+// for the question whether any byte matches).
+func quoteBackslashCtl(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	s := x ^ (ones * '\\')
+	return ((q-ones)&^q|(s-ones)&^s|(x-ones*0x20)&^x)&highs != 0
 }
 
 // checkJSONString checks the content of a JSON string as RFC 8259 does: no
@@ -272,8 +353,8 @@ func scanJSONString(b []byte, i int) (start, end, next int, esc, ok bool) {
 // (nginx's default escaping pasted into a JSON format) or a raw tab is not
 // what it seems. esc says whether s holds a backslash (only then are the
 // escapes walked). It returns the offset of the problem and why, or "".
-func checkJSONString(s []byte, esc bool) (int, string) {
-	if hasControl(s) {
+func checkJSONString(s []byte, esc, ctl bool) (int, string) {
+	if ctl {
 		for i, c := range s {
 			if c < 0x20 {
 				return i, fmt.Sprintf("control byte 0x%02x inside a JSON string (JSON requires it escaped)", c)
@@ -305,37 +386,17 @@ func checkJSONString(s []byte, esc bool) (int, string) {
 	return 0, ""
 }
 
-// hasControl reports whether b holds a byte below 0x20, eight bytes at a
-// time: every string of every JSON line goes through it.
-func hasControl(b []byte) bool {
-	const lo, hi = 0x2020202020202020, 0x8080808080808080
-	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		// "hasless(x, 0x20)" (Bit Twiddling Hacks): exact for n <= 128
-		if (x-lo)&^x&hi != 0 {
-			return true
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c < 0x20 {
-			return true
-		}
-	}
-	return false
-}
-
 // skipNested skips a nested object or array starting at b[i].
 func skipNested(b []byte, i int) (int, bool) {
 	depth := 0
 	for i < len(b) {
 		switch b[i] {
 		case '"':
-			st, e, n, esc, ok := scanJSONString(b, i)
+			st, e, n, esc, ctl, ok := scanJSONString(b, i)
 			if !ok {
 				return 0, false
 			}
-			if _, reason := checkJSONString(b[st:e], esc); reason != "" {
+			if _, reason := checkJSONString(b[st:e], esc, ctl); reason != "" {
 				return 0, false
 			}
 			i = n

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -119,15 +120,16 @@ func trimEOL(line []byte) []byte {
 // Strings in h alias line: h is valid as long as line's bytes are. It does
 // not allocate for a well-formed line, and is safe for concurrent use.
 func ParseCombined(line []byte, h *store.Hit) error {
+	*h = store.Hit{}
 	_, err := parseCombined(line, h)
 	return err
 }
 
-// parseCombined is [ParseCombined]; it also returns the index in the
-// trimmed line after the last field it read (the user agent, the referer or
-// the byte count), where extra trailing fields start.
+// parseCombined is [ParseCombined] into a zero h (the caller resets it:
+// [Parser.Parse] already has); it also returns the index in the trimmed
+// line after the last field it read (the user agent, the referer or the
+// byte count), where extra trailing fields start.
 func parseCombined(line []byte, h *store.Hit) (end int, err error) {
-	*h = store.Hit{}
 	line = trimEOL(line)
 	if len(line) == 0 {
 		return 0, perr("line", 0, "empty line")
@@ -404,7 +406,18 @@ func parsePrefix(pre []byte, h *store.Hit) error {
 		text string
 		ok   bool
 	)
-	for k := 0; k+3 <= len(pre); {
+	k := 0
+	// The usual line, "addr - user": the first " - " is at the first space,
+	// so the client is the first token (what the loop below finds, without
+	// its search for " - ").
+	if s0 := bytes.IndexByte(pre, ' '); s0 > 0 && s0+3 <= len(pre) && pre[s0+1] == '-' && pre[s0+2] == ' ' {
+		if addr, text, ok = parseClient(pre[:s0]); ok {
+			clientEnd, userStart = s0, s0+3
+		} else {
+			k = s0 + 1
+		}
+	}
+	for ; clientEnd < 0 && k+3 <= len(pre); {
 		d := bytes.Index(pre[k:], []byte(" - "))
 		if d < 0 {
 			break
@@ -475,7 +488,7 @@ func parsePrefix(pre []byte, h *store.Hit) error {
 // listener or a host name (Apache's %h with HostnameLookups on: letters,
 // digits, '-', '_' and '.', with at least one letter, at most 253 bytes).
 func parseClient(b []byte) (addr netip.Addr, text string, ok bool) {
-	if a, err := netip.ParseAddr(str(b)); err == nil {
+	if a, ok := parseAddr(b); ok {
 		return a.Unmap(), "", true
 	}
 	if string(b) == "unix:" {
@@ -585,15 +598,20 @@ func isTarget(method, uri []byte) bool {
 // isToken reports whether b is an HTTP token (RFC 9110 tchar), as a method is.
 func isToken(b []byte) bool {
 	for _, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0:
-		default:
+		if !tchar[c] {
 			return false
 		}
 	}
 	return len(b) > 0
 }
+
+// tchar marks the bytes of an HTTP token (RFC 9110 tchar).
+var tchar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+	}
+	return t
+}()
 
 func digits3(b []byte) (uint16, bool) {
 	var n uint16
@@ -612,6 +630,16 @@ func parseUint(b []byte) (uint64, bool) {
 		return 0, false
 	}
 	var n uint64
+	if len(b) < 20 {
+		// At most 19 digits cannot overflow: no check per digit.
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + uint64(c-'0')
+		}
+		return n, true
+	}
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
@@ -631,13 +659,16 @@ const timeLocalLen = 26
 // parseTimeLocal parses nginx's $time_local by hand (time.Parse is slow and
 // allocates). On error it returns the offset of the bad part and a reason.
 func parseTimeLocal(b []byte) (t time.Time, off int, reason string) {
-	day, ok1 := num(b[0:2])
-	year, ok2 := num(b[7:11])
-	hour, ok3 := num(b[12:14])
-	minute, ok4 := num(b[15:17])
-	sec, ok5 := num(b[18:20])
-	zh, ok6 := num(b[22:24])
-	zm, ok7 := num(b[24:26])
+	_ = b[25] // one bounds check
+	day, ok1 := num2(b[0], b[1])
+	y1, ok2a := num2(b[7], b[8])
+	y2, ok2b := num2(b[9], b[10])
+	year, ok2 := y1*100+y2, ok2a && ok2b
+	hour, ok3 := num2(b[12], b[13])
+	minute, ok4 := num2(b[15], b[16])
+	sec, ok5 := num2(b[18], b[19])
+	zh, ok6 := num2(b[22], b[23])
+	zm, ok7 := num2(b[24], b[25])
 	switch {
 	case b[2] != '/' || b[6] != '/' || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ':
 		return t, 0, "expected dd/Mon/yyyy:HH:MM:SS +zzzz"
@@ -666,6 +697,12 @@ func parseTimeLocal(b []byte) (t time.Time, off int, reason string) {
 		zone = -zone
 	}
 	return time.Unix(secs-zone, 0).UTC(), 0, ""
+}
+
+// num2 reads two decimal digits.
+func num2(a, b byte) (int, bool) {
+	a, b = a-'0', b-'0' // a byte below '0' wraps past 9
+	return int(a)*10 + int(b), a <= 9 && b <= 9
 }
 
 func num(b []byte) (int, bool) {
@@ -759,4 +796,39 @@ func CheckBytes(msg []byte, maxBytes int) string {
 		return "invalid UTF-8"
 	}
 	return ""
+}
+
+// parseAddr is netip.ParseAddr on bytes, with a fast path for the usual
+// dotted IPv4 address ("192.0.2.1"): it accepts and rejects exactly what
+// netip does (four decimal fields 0-255, no leading zeros), and leaves
+// every other text (IPv6, zones, errors) to netip.
+func parseAddr(b []byte) (netip.Addr, bool) {
+	var ip [4]byte
+	i := 0
+	for f := range 4 {
+		if f > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return parseAddrSlow(b)
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(b) && i-start < 3 && b[i] >= '0' && b[i] <= '9' {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || (i-start > 1 && b[start] == '0') {
+			return parseAddrSlow(b)
+		}
+		ip[f] = byte(v)
+	}
+	if i != len(b) {
+		return parseAddrSlow(b)
+	}
+	return netip.AddrFrom4(ip), true
+}
+
+func parseAddrSlow(b []byte) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(str(b))
+	return a, err == nil
 }

@@ -260,14 +260,31 @@ func FuzzDefaultEscaping(f *testing.F) {
 	})
 }
 
-func TestHasControl(t *testing.T) {
+// TestScanJSONString: the string scan, eight bytes at a time, finds the
+// closing quote and says whether a control byte or an escape came first,
+// wherever they sit.
+func TestScanJSONString(t *testing.T) {
 	for n := range 20 {
 		for pos := range n {
-			for _, c := range []byte{0, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff} {
+			for _, c := range []byte{0, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff, '\\', '"'} {
 				b := bytes.Repeat([]byte{'a'}, n)
 				b[pos] = c
-				if got, want := hasControl(b), c < 0x20; got != want {
-					t.Errorf("len %d, 0x%02x at %d: %v, want %v", n, c, pos, got, want)
+				line := append(append([]byte{'"'}, b...), '"', ' ')
+				s, e, next, esc, ctl, ok := scanJSONString(line, 0)
+				wantEnd := n + 1
+				switch c {
+				case '"':
+					wantEnd = pos + 1
+				case '\\':
+					if pos == n-1 { // escapes the closing quote
+						if ok {
+							t.Errorf("len %d, backslash last: terminated at %d", n, e)
+						}
+						continue
+					}
+				}
+				if !ok || s != 1 || e != wantEnd || next != wantEnd+1 || ctl != (c < 0x20) || esc != (c == '\\') {
+					t.Errorf("len %d, 0x%02x at %d: %d %d %d esc=%v ctl=%v ok=%v", n, c, pos, s, e, next, esc, ctl, ok)
 				}
 			}
 		}

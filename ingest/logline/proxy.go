@@ -75,7 +75,7 @@ func (t trustedProxies) resolveClient(h *store.Hit, st *lineState) {
 // parseForwardedAddr reads one X-Forwarded-For entry: an address, possibly
 // with a port ("1.2.3.4:5678", "[2001:db8::1]:443") or in brackets.
 func parseForwardedAddr(b []byte) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(str(b)); err == nil {
+	if a, ok := parseAddr(b); ok {
 		return a.Unmap(), true
 	}
 	if ap, err := netip.ParseAddrPort(str(b)); err == nil {

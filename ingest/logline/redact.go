@@ -10,21 +10,33 @@ import (
 // redactor replaces the values of secret query parameters.
 type redactor struct {
 	names [][]byte // lower case
+	// lens has bit n set when a name is n bytes long (n < 64; longer names
+	// set bit 0), so that most parameters are told apart by length alone.
+	lens uint64
 }
 
 func newRedactor(names []string) redactor {
 	r := redactor{}
 	for _, n := range names {
 		r.names = append(r.names, []byte(strings.ToLower(n)))
+		r.lens |= lenBit(len(n))
 	}
 	return r
 }
 
-// apply redacts h's query, the query part of a path that kept a whole
-// malformed request, the query of the referer, and the password of a URL's
-// user information ("https://user:password@host/") in the referer and in
-// an absolute-form request target. It allocates only when something is
-// redacted, and then sets h.Redacted.
+func lenBit(n int) uint64 {
+	if n >= 64 {
+		return 1
+	}
+	return 1 << n
+}
+
+// apply redacts h's query, the query of the referer, and the password of a
+// URL's user information ("https://user:password@host/") in the referer and
+// in an absolute-form request target. Every parser splits the path at its
+// first '?', so a path holds no query; a request line that is not HTTP is
+// redacted as raw text ([Parser.Parse]). It allocates only when something
+// is redacted, and then sets h.Redacted.
 func (r redactor) apply(h *store.Hit) {
 	if len(r.names) == 0 {
 		return
@@ -37,11 +49,6 @@ func (r redactor) apply(h *store.Hit) {
 	}
 	if q, ok := r.query(h.Query); ok {
 		h.Query, h.Redacted = q, true
-	}
-	if i := strings.IndexByte(h.Path, '?'); i >= 0 {
-		if q, ok := r.query(h.Path[i+1:]); ok {
-			h.Path, h.Redacted = h.Path[:i+1]+q, true
-		}
 	}
 	if i := strings.IndexByte(h.Referer, '?'); i >= 0 {
 		q, frag := h.Referer[i+1:], ""
@@ -96,6 +103,9 @@ func (r redactor) anySecret(q string) bool {
 }
 
 func (r redactor) isSecret(name string) bool {
+	if r.lens&lenBit(len(name)) == 0 {
+		return false
+	}
 	for _, n := range r.names {
 		if len(n) == len(name) && bytes.EqualFold(n, []byte(name)) {
 			return true
