@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/ingest/logline"
-	"github.com/connlog/connlog/store"
 )
 
 // Defaults applied by [New] to zero Config fields.
@@ -92,40 +92,9 @@ type Config struct {
 	// SASL authenticates connlog to the brokers. With no brokers (the
 	// embedded broker) connlog uses the broker's own consumer identity
 	// instead. Default: none.
-	SASL SASL `yaml:"sasl"`
+	SASL kafkaclient.SASL `yaml:"sasl"`
 	// TLS encrypts the connections to the brokers. Default: off.
-	TLS TLS `yaml:"tls"`
-}
-
-// SASL is a Kafka client's SASL identity. The zero value means no SASL.
-type SASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case); empty:
-	// no SASL. PLAIN sends the password itself: use it only over TLS.
-	// Default: empty.
-	Mechanism string `yaml:"mechanism"`
-	// Username is the SASL user name.
-	Username string `yaml:"username"`
-	// Password is Username's password (better set by
-	// CONNLOG_KAFKA_SASL_PASSWORD than in the file).
-	Password store.Secret `yaml:"password"`
-}
-
-// TLS configures TLS (version 1.2 or later) to the Kafka brokers.
-type TLS struct {
-	// Enabled turns TLS on. Default: false.
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM file of the certificate authorities that sign the
-	// brokers' certificates. Default: the system's roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile is a PEM client certificate (chain), for brokers that
-	// authenticate clients by certificate; set CertFile and KeyFile both or
-	// neither. Default: none.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key of CertFile. Default: none.
-	KeyFile string `yaml:"key_file"`
-	// ServerName is the name the brokers' certificates must be valid for.
-	// Default: the host of each broker address.
-	ServerName string `yaml:"server_name"`
+	TLS kafkaclient.TLS `yaml:"tls"`
 }
 
 // DefaultConfig returns the configuration with every default filled in,

@@ -4,16 +4,12 @@
 // syslog headers, trusted proxies, redaction, classification); what each
 // kind of awkward line becomes is written there.
 //
-// Kafka security: the Pipeline and Publish speak SASL (PLAIN, SCRAM-SHA-256,
-// SCRAM-SHA-512) and TLS 1.2+ as [Config].SASL and [Config].TLS say. The
-// embedded Broker accepts only authenticated clients (SCRAM-SHA-512): a
-// shipper identity that may only produce to its topics and connlog's
-// consumer identity that may only read them and use its group
-// ([BrokerUsers], kept in the data directory by [LoadOrCreateBrokerUsers]).
-// It creates no topic, drops only messages its consumer group has committed
-// (past BrokerConfig.RetainBytes or RetainAge), and refuses produce with a
-// retriable error past BrokerConfig.MaxBytes; connlog_broker_held_bytes and
-// connlog_broker_produce_refused_total show it.
+// Kafka security: the Pipeline speaks SASL (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) and TLS 1.2+ as [Config].SASL and [Config].TLS say
+// (package [kafkaclient], which also holds Publish). The embedded broker
+// for single-host evaluation and tests is package ingest/broker; ingest does not
+// depend on it: connlog serve passes the broker's topic incarnations with
+// [Incarnations].
 //
 // Guarantees:
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
@@ -125,7 +126,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 	for _, o := range opts {
 		o(p)
 	}
-	if p.dialer, err = newDialer(cfg.SASL, cfg.TLS); err != nil {
+	if p.dialer, err = kafkaclient.NewDialer(cfg.SASL, cfg.TLS); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if p.journal = journalOf(sink); p.journal == nil {

@@ -417,7 +417,7 @@ func parsePrefix(pre []byte, h *store.Hit) error {
 			k = s0 + 1
 		}
 	}
-	for ; clientEnd < 0 && k+3 <= len(pre); {
+	for clientEnd < 0 && k+3 <= len(pre) {
 		d := bytes.Index(pre[k:], []byte(" - "))
 		if d < 0 {
 			break

@@ -1,4 +1,4 @@
-package ingest
+package broker
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -18,8 +19,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DefaultBrokerAddr is the address the embedded broker listens on by default.
-const DefaultBrokerAddr = "127.0.0.1:9092"
+// DefaultAddr is the address the embedded broker listens on by default.
+const DefaultAddr = "127.0.0.1:9092"
+
+// DefaultGroupID is the consumer group whose commits the broker honours
+// when [Config].GroupID is empty: the pipeline's default (ingest's
+// DefaultGroupID, which a test keeps equal).
+const DefaultGroupID = "connlog"
 
 // Defaults of the embedded broker's memory bounds.
 const (
@@ -28,12 +34,12 @@ const (
 	DefaultBrokerMaxBytes    = 256 << 20
 )
 
-// brokerTrimInterval is how often the broker measures what it holds, drops
+// trimInterval is how often the broker measures what it holds, drops
 // committed messages and switches produce refusal on or off.
-const brokerTrimInterval = 200 * time.Millisecond
+const trimInterval = 200 * time.Millisecond
 
-// BrokerConfig configures the embedded broker.
-type BrokerConfig struct {
+// Config configures the embedded broker.
+type Config struct {
 	// Addr is the "host:port" to listen on; port 0 picks a free port (see
 	// [Broker.Addrs]). The broker advertises this address to clients, so
 	// use one they can reach. Default: "127.0.0.1:9092".
@@ -64,37 +70,37 @@ type BrokerConfig struct {
 	GroupID string `yaml:"-"`
 	// Users are the SASL identities. Zero: random passwords, valid until
 	// the broker closes (tests); connlog serve passes the ones it keeps in
-	// its data directory ([LoadOrCreateBrokerUsers]).
-	Users BrokerUsers `yaml:"-"`
+	// its data directory ([LoadOrCreateUsers]).
+	Users Users `yaml:"-"`
 }
 
-// BrokerUsers are the embedded broker's two SASL identities. Their
+// Users are the embedded broker's two SASL identities. Their
 // mechanism is SCRAM-SHA-512. Nobody else can connect: there is no
 // anonymous access and no administrator.
-type BrokerUsers struct {
+type Users struct {
 	// Shipper may write to the broker's topics and do nothing else: no
 	// fetch, no consumer group, no other topic, no topic creation.
-	Shipper SASL
+	Shipper kafkaclient.SASL
 	// Consumer is connlog's own identity: it may read the topics and use
 	// the consumer group, and not write.
-	Consumer SASL
+	Consumer kafkaclient.SASL
 }
 
 // Broker is an embedded Kafka-protocol broker (franz-go's kfake) that
 // shippers, kcat and kafka-go clients can publish to with the shipper
 // identity and connlog consumes from with its own, with consumer groups and
 // committed offsets. Every connection must authenticate (SASL
-// SCRAM-SHA-512, see [BrokerUsers]); only the configured topics exist.
+// SCRAM-SHA-512, see [Users]); only the configured topics exist.
 //
 // It is for evaluation, tests and small single-host setups only: it runs in
 // this process on one host without TLS or replication, and keeps messages
 // in memory (nothing survives a restart). Memory is bounded by
-// BrokerConfig.MaxBytes: committed messages are dropped (RetainBytes,
+// Config.MaxBytes: committed messages are dropped (RetainBytes,
 // RetainAge) and producers are pushed back beyond it. Use real Kafka
 // brokers in production. Its methods are safe for concurrent use.
 type Broker struct {
 	c      *kfake.Cluster
-	cfg    BrokerConfig
+	cfg    Config
 	addrs  []string
 	log    *slog.Logger
 	held   atomic.Int64 // bytes at the last measurement
@@ -123,19 +129,19 @@ type mark struct {
 	offset int64
 }
 
-// DefaultBrokerConfig returns the embedded broker's defaults: loopback port
+// DefaultConfig returns the embedded broker's defaults: loopback port
 // 9092, four partitions per topic, 64 MiB or 10 minutes of committed
 // messages kept, 256 MiB at most.
-func DefaultBrokerConfig() BrokerConfig {
-	return BrokerConfig{
-		Addr: DefaultBrokerAddr, Partitions: 4,
+func DefaultConfig() Config {
+	return Config{
+		Addr: DefaultAddr, Partitions: 4,
 		RetainBytes: DefaultBrokerRetainBytes, RetainAge: DefaultBrokerRetainAge, MaxBytes: DefaultBrokerMaxBytes,
 	}
 }
 
 // withDefaults returns c with zero fields set to their defaults.
-func (c BrokerConfig) withDefaults() BrokerConfig {
-	d := DefaultBrokerConfig()
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.Addr == "" {
 		c.Addr = d.Addr
 	}
@@ -159,7 +165,7 @@ func (c BrokerConfig) withDefaults() BrokerConfig {
 
 // Validate reports every problem in c at once. Zero fields mean their
 // defaults.
-func (c BrokerConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
@@ -183,13 +189,13 @@ func (c BrokerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// StartBroker starts an embedded broker listening on cfg.Addr with the
+// Start starts an embedded broker listening on cfg.Addr with the
 // topics cfg.Topics (at least one). It stops when ctx is done or Close is
 // called. Its metrics are registered with reg (nil: not exported):
 // connlog_broker_held_bytes and connlog_broker_produce_refused_total.
 // logger receives the broker's warnings and errors (nil: discarded); it
 // never receives a password.
-func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registerer, logger *slog.Logger) (*Broker, error) {
+func Start(ctx context.Context, cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
@@ -197,8 +203,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 	if len(cfg.Topics) == 0 {
 		return nil, errors.New("start broker: no topic")
 	}
-	if cfg.Users == (BrokerUsers{}) {
-		users, err := newBrokerUsers()
+	if cfg.Users == (Users{}) {
+		users, err := newUsers()
 		if err != nil {
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
@@ -220,8 +226,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 		kfake.WithLogger(kfakeLogger{logger}),
 		kfake.EnableSASL(),
 		kfake.EnableACLs(),
-		kfake.User(MechanismSCRAMSHA512, cfg.Users.Shipper.Username, string(cfg.Users.Shipper.Password), shipperACLs(cfg.Topics)...),
-		kfake.User(MechanismSCRAMSHA512, cfg.Users.Consumer.Username, string(cfg.Users.Consumer.Password), consumerACLs(cfg.Topics, cfg.GroupID)...),
+		kfake.User(kafkaclient.MechanismSCRAMSHA512, cfg.Users.Shipper.Username, string(cfg.Users.Shipper.Password), shipperACLs(cfg.Topics)...),
+		kfake.User(kafkaclient.MechanismSCRAMSHA512, cfg.Users.Consumer.Username, string(cfg.Users.Consumer.Password), consumerACLs(cfg.Topics, cfg.GroupID)...),
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -245,7 +251,7 @@ func StartBroker(ctx context.Context, cfg BrokerConfig, reg prometheus.Registere
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	if reg != nil {
-		if err := registerBrokerMetrics(reg, b); err != nil {
+		if err := registerMetrics(reg, b); err != nil {
 			b.c.Close()
 			return nil, fmt.Errorf("start broker: %w", err)
 		}
@@ -332,7 +338,7 @@ func consumerACLs(topics []string, group string) []kfake.ACL {
 	return acls
 }
 
-func registerBrokerMetrics(reg prometheus.Registerer, b *Broker) error {
+func registerMetrics(reg prometheus.Registerer, b *Broker) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "connlog_broker_held_bytes",
@@ -350,15 +356,23 @@ func registerBrokerMetrics(reg prometheus.Registerer, b *Broker) error {
 	return nil
 }
 
-// Addrs returns the addresses the broker listens on, for Config.Brokers.
+// Addrs returns the addresses the broker listens on, for ingest.Config.Brokers.
 func (b *Broker) Addrs() []string { return slices.Clone(b.addrs) }
 
 // Shipper returns the produce-only identity, for shippers and
 // `connlog publish`.
-func (b *Broker) Shipper() SASL { return b.cfg.Users.Shipper }
+func (b *Broker) Shipper() kafkaclient.SASL { return b.cfg.Users.Shipper }
 
-// Consumer returns connlog's own consumer identity, for Config.SASL.
-func (b *Broker) Consumer() SASL { return b.cfg.Users.Consumer }
+// Consumer returns connlog's own consumer identity, for ingest.Config.SASL.
+func (b *Broker) Consumer() kafkaclient.SASL { return b.cfg.Users.Consumer }
+
+// Cluster returns the kfake cluster the broker runs, for tests that reshape
+// topics (delete and create one again) or read partition state; connlog
+// serve does not use it.
+func (b *Broker) Cluster() *kfake.Cluster { return b.c }
+
+// Topics returns the broker's topics (Config.Topics).
+func (b *Broker) Topics() []string { return slices.Clone(b.cfg.Topics) }
 
 // HeldBytes returns the bytes of messages the broker held at its last
 // measurement (at most 200ms ago).
@@ -376,7 +390,7 @@ func (b *Broker) Close() {
 // run measures and trims until Close.
 func (b *Broker) run() {
 	defer close(b.stopped)
-	t := time.NewTicker(brokerTrimInterval)
+	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -1,4 +1,4 @@
-package ingest
+package kafkaclient
 
 import (
 	"bufio"
@@ -22,7 +22,7 @@ type PublishConfig struct {
 	// Topic receives one message per line.
 	Topic string
 	// SASL is the producer's identity; for the embedded broker, its
-	// shipper identity ([Broker.Shipper], or the file [ReadSASLFile] reads).
+	// shipper identity (broker.Broker.Shipper, or the file [ReadSASLFile] reads).
 	SASL SASL
 	// TLS encrypts the connections.
 	TLS TLS
@@ -37,7 +37,7 @@ type PublishConfig struct {
 // error, lines after that count may or may not have been written. Used by
 // `connlog publish` and by end-to-end tests.
 func Publish(ctx context.Context, cfg PublishConfig, r io.Reader) (int, error) {
-	transport, err := newTransport(cfg.SASL, cfg.TLS)
+	transport, err := NewTransport(cfg.SASL, cfg.TLS)
 	if err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}

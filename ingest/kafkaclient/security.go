@@ -1,4 +1,4 @@
-package ingest
+package kafkaclient
 
 import (
 	"crypto/tls"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connlog/connlog/store"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -25,6 +26,37 @@ const (
 // kafkaDialTimeout bounds connecting (TCP, TLS and SASL) to one broker; it
 // is kafka-go's default.
 const kafkaDialTimeout = 10 * time.Second
+
+// SASL is a Kafka client's SASL identity. The zero value means no SASL.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case); empty:
+	// no SASL. PLAIN sends the password itself: use it only over TLS.
+	// Default: empty.
+	Mechanism string `yaml:"mechanism"`
+	// Username is the SASL user name.
+	Username string `yaml:"username"`
+	// Password is Username's password (better set by
+	// CONNLOG_KAFKA_SASL_PASSWORD than in the file).
+	Password store.Secret `yaml:"password"`
+}
+
+// TLS configures TLS (version 1.2 or later) to the Kafka brokers.
+type TLS struct {
+	// Enabled turns TLS on. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the certificate authorities that sign the
+	// brokers' certificates. Default: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile is a PEM client certificate (chain), for brokers that
+	// authenticate clients by certificate; set CertFile and KeyFile both or
+	// neither. Default: none.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Default: none.
+	KeyFile string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates must be valid for.
+	// Default: the host of each broker address.
+	ServerName string `yaml:"server_name"`
+}
 
 // Enabled reports whether s asks for SASL at all.
 func (s SASL) Enabled() bool { return s.Mechanism != "" }
@@ -117,10 +149,10 @@ func (t TLS) config() (*tls.Config, error) {
 	return c, nil
 }
 
-// newDialer returns the dialer of connlog's consumer connections: TCP, then
+// NewDialer returns the dialer of connlog's consumer connections: TCP, then
 // TLS and SASL as configured. kafka-go fills in the TLS server name from
 // each broker's address when t.ServerName is empty.
-func newDialer(s SASL, t TLS) (*kafka.Dialer, error) {
+func NewDialer(s SASL, t TLS) (*kafka.Dialer, error) {
 	m, err := s.mechanism()
 	if err != nil {
 		return nil, err
@@ -132,9 +164,9 @@ func newDialer(s SASL, t TLS) (*kafka.Dialer, error) {
 	return &kafka.Dialer{Timeout: kafkaDialTimeout, DualStack: true, SASLMechanism: m, TLS: tc}, nil
 }
 
-// newTransport is newDialer for a kafka.Writer, which dials through a
+// NewTransport is NewDialer for a kafka.Writer, which dials through a
 // Transport instead.
-func newTransport(s SASL, t TLS) (*kafka.Transport, error) {
+func NewTransport(s SASL, t TLS) (*kafka.Transport, error) {
 	m, err := s.mechanism()
 	if err != nil {
 		return nil, err
