@@ -1,15 +1,19 @@
 // Package ingest turns Kafka messages carrying web-server access-log lines
 // into store rows: the consumer [Pipeline] (fetch → parse → batch → write →
-// commit). The lines are read by package [logline] (formats, envelopes,
+// commit; pipeline.go, with its [Config] in config.go and its metrics in
+// metrics.go). The lines are read by package [logline] (formats, envelopes,
 // syslog headers, trusted proxies, redaction, classification); what each
-// kind of awkward line becomes is written there.
+// kind of awkward line becomes is written there. [WithAudience] wraps the
+// [Sink] so that each batch also carries its audience statistics rows
+// (audience.go); dedup.go drops lines a shipper sent twice (see "Shipper
+// duplicates" below).
 //
 // Kafka security: the Pipeline speaks SASL (PLAIN, SCRAM-SHA-256,
 // SCRAM-SHA-512) and TLS 1.2+ as [Config].SASL and [Config].TLS say
 // (package [kafkaclient], which also holds Publish). The embedded broker
-// for single-host evaluation and tests is package ingest/broker; ingest does not
-// depend on it: connlog serve passes the broker's topic incarnations with
-// [Incarnations].
+// for single-host evaluation and tests is package ingest/broker; ingest
+// does not depend on it: connlog serve passes the broker's topic
+// incarnations with [Incarnations].
 //
 // Guarantees:
 //

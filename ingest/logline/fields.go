@@ -113,7 +113,6 @@ type lineState struct {
 	remotePort, realIPPort, proxyPort         uint16
 	hasTime                                   bool
 	timePrec                                  uint8 // 1 time_local/iso8601, 2 msec
-	hasPeer                                   bool
 	method, uri, args                         []byte
 	haveRequest                               bool
 	serverName                                []byte

@@ -11,8 +11,6 @@ import (
 
 // Predefined nginx formats, in nginx's own syntax.
 const (
-	// LogFormatCombined is nginx's built-in "combined".
-	LogFormatCombined = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
 	// LogFormatMain is the "main" format of nginx's default nginx.conf.
 	LogFormatMain = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for"`
 	// LogFormatRecommended is connlog's recommended format for sites that

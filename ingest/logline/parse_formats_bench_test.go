@@ -28,7 +28,7 @@ func benchLines(b *testing.B) map[string][][]byte {
 		port := strconv.Itoa(1024 + i%60000)
 		msec := strconv.FormatInt(h.EventTime.Unix(), 10) + ".123"
 		req := string(l[indexQuote(l)+1:])
-		req = req[:len(req)-len(req)+closingIdx(req)]
+		req = req[:closingIdx(req)]
 		out["combined"] = append(out["combined"], l)
 		if end, _ := parseCombined(l, &store.Hit{}); end == len(trimEOL(l)) && h.UserAgent != "" {
 			out["main"] = append(out["main"], append(append([]byte{}, trimEOL(l)...), ` "192.0.2.1, 10.0.0.1"`...))

@@ -35,11 +35,9 @@ func (t trustedProxies) resolveClient(h *store.Hit, st *lineState) {
 	if len(t) == 0 || !t.contains(h.PeerIP) {
 		return
 	}
-	cur := h.PeerIP
 	if st.proxyAddr.IsValid() {
 		h.ClientIP, h.ClientPort = st.proxyAddr, st.proxyPort
-		cur = st.proxyAddr
-		if !t.contains(cur) {
+		if !t.contains(st.proxyAddr) {
 			return
 		}
 	}
