@@ -828,7 +828,28 @@ func parseAddr(b []byte) (netip.Addr, bool) {
 	return netip.AddrFrom4(ip), true
 }
 
+// parseAddrSlow leaves to netip what can be an IPv6 address: a ':' and,
+// before a zone's '%', only hex digits, ':' and '.'. Anything else is not
+// an address for netip either (the dotted IPv4 form is parseAddr's), and
+// is refused here without building netip's error, an allocation per try
+// (a line that is not combined gets several).
 func parseAddrSlow(b []byte) (netip.Addr, bool) {
+	colon := false
+	for _, c := range b {
+		if c == '%' {
+			break
+		}
+		switch {
+		case c == ':':
+			colon = true
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F', c == '.':
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if !colon {
+		return netip.Addr{}, false
+	}
 	a, err := netip.ParseAddr(str(b))
 	return a, err == nil
 }
