@@ -25,7 +25,7 @@ const (
 )
 
 // e2eRedacted are connlog's default secret query parameters
-// (ingest.DefaultRedactParams), written out again so that the test does not
+// (logline.DefaultRedactParams), written out again so that the test does not
 // take its expectations from the code under test.
 var e2eRedacted = []string{"password", "passwd", "token", "access_token", "session", "sessionid", "code", "secret", "key", "email"}
 

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-
-	"github.com/connlog/connlog/ingest"
 )
 
 // nginxLines returns n access-log lines in the recommended connlog_json
@@ -55,9 +55,9 @@ func appendLines(t testing.TB, path string, lines []string) {
 
 // startBroker starts connlog's embedded broker (SASL required, only the
 // given topics, 4 partitions each) in the test process.
-func startBroker(t testing.TB, topics ...string) *ingest.Broker {
+func startBroker(t testing.TB, topics ...string) *broker.Broker {
 	t.Helper()
-	b, err := ingest.StartBroker(context.Background(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: topics, Partitions: 4}, nil, nil)
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: topics, Partitions: 4}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +67,14 @@ func startBroker(t testing.TB, topics ...string) *ingest.Broker {
 
 // shipperVars adds the broker's produce-only identity to a shipper
 // config's placeholders.
-func shipperVars(b *ingest.Broker, vars map[string]string) map[string]string {
+func shipperVars(b *broker.Broker, vars map[string]string) map[string]string {
 	id := b.Shipper()
 	vars["KAFKA_MECHANISM"], vars["KAFKA_USER"], vars["KAFKA_PASSWORD"] = id.Mechanism, id.Username, string(id.Password)
 	return vars
 }
 
 // kgoSASL is franz-go's option for a SCRAM-SHA-512 identity.
-func kgoSASL(id ingest.SASL) kgo.Opt {
+func kgoSASL(id kafkaclient.SASL) kgo.Opt {
 	return kgo.SASL(scram.Auth{User: id.Username, Pass: string(id.Password)}.AsSha512Mechanism())
 }
 

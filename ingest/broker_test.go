@@ -16,14 +16,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/store"
 )
 
 // wireClient is a kafka-go client of b authenticating as id (the zero SASL:
 // none). Every request goes over the Kafka protocol.
-func wireClient(t testing.TB, b *Broker, id SASL) *kafka.Client {
+func wireClient(t testing.TB, b *broker.Broker, id kafkaclient.SASL) *kafka.Client {
 	t.Helper()
-	tr, err := newTransport(id, TLS{})
+	tr, err := kafkaclient.NewTransport(id, kafkaclient.TLS{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,10 +69,10 @@ func createTopic(ctx context.Context, c *kafka.Client, topic string) error {
 
 // held is the sum of the high watermarks of the broker's topics: how many
 // messages were ever accepted.
-func accepted(b *Broker) int64 {
+func accepted(b *broker.Broker) int64 {
 	var n int64
-	for _, t := range b.cfg.Topics {
-		for _, p := range b.c.PartitionInfos(t) {
+	for _, t := range b.Topics() {
+		for _, p := range b.Cluster().PartitionInfos(t) {
 			n += p.HighWatermark
 		}
 	}
@@ -82,7 +84,7 @@ func accepted(b *Broker) int64 {
 // shipper can produce to the topics and do nothing else; connlog's
 // consumer identity can read and use its group, and not produce.
 func TestBrokerAuthorization(t *testing.T) {
-	b, err := StartBroker(t.Context(), BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx", "nginx-combined"}, Partitions: 1}, nil, nil)
+	b, err := broker.Start(t.Context(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx", "nginx-combined"}, Partitions: 1}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +94,12 @@ func TestBrokerAuthorization(t *testing.T) {
 
 	wrong := b.Shipper()
 	wrong.Password += "x"
-	for name, id := range map[string]SASL{
+	for name, id := range map[string]kafkaclient.SASL{
 		"no credentials":      {},
 		"wrong password":      wrong,
-		"shipper as PLAIN":    {Mechanism: MechanismPlain, Username: b.Shipper().Username, Password: b.Shipper().Password},
-		"kfake default admin": {Mechanism: MechanismSCRAMSHA256, Username: "admin", Password: "admin"},
-		"unknown user":        {Mechanism: MechanismSCRAMSHA512, Username: "mallory", Password: b.Shipper().Password},
+		"shipper as PLAIN":    {Mechanism: kafkaclient.MechanismPlain, Username: b.Shipper().Username, Password: b.Shipper().Password},
+		"kfake default admin": {Mechanism: kafkaclient.MechanismSCRAMSHA256, Username: "admin", Password: "admin"},
+		"unknown user":        {Mechanism: kafkaclient.MechanismSCRAMSHA512, Username: "mallory", Password: b.Shipper().Password},
 	} {
 		c := wireClient(t, b, id)
 		if err := produceOne(ctx, c, "nginx"); err == nil {
@@ -137,7 +139,7 @@ func TestBrokerAuthorization(t *testing.T) {
 		t.Logf("metadata for an unknown topic: %v", err)
 	}
 	for _, topic := range []string{"other", "evil", "auto"} {
-		if b.c.TopicInfo(topic) != nil {
+		if b.Cluster().TopicInfo(topic) != nil {
 			t.Errorf("topic %s exists: the broker must create no topic", topic)
 		}
 	}
@@ -169,7 +171,7 @@ func TestBrokerBoundsMemory(t *testing.T) {
 		lines       = 16 * maxBytes / lineLen
 	)
 	reg := prometheus.NewRegistry()
-	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 2, GroupID: "test",
+	b := startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 2, GroupID: "test",
 		RetainBytes: retainBytes, MaxBytes: maxBytes, RetainAge: time.Hour}, reg)
 	brokers := b.Addrs()
 
@@ -186,7 +188,7 @@ func TestBrokerBoundsMemory(t *testing.T) {
 			case <-time.After(10 * time.Millisecond):
 			}
 			var n int64
-			for _, p := range b.c.PartitionInfos("nginx") {
+			for _, p := range b.Cluster().PartitionInfos("nginx") {
 				n += p.NumBytes
 			}
 			if n > peak.Load() {
@@ -255,12 +257,12 @@ func TestBrokerBoundsMemory(t *testing.T) {
 // long it waits; after a commit, the committed messages go once older than
 // retain_age and the uncommitted ones stay.
 func TestBrokerDropsOnlyCommitted(t *testing.T) {
-	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1, GroupID: "test",
+	b := startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1, GroupID: "test",
 		RetainBytes: 1 << 30, RetainAge: 300 * time.Millisecond}, nil)
 	brokers := b.Addrs()
 	publishLines(t, brokers, "nginx", genCombined(100))
 	time.Sleep(time.Second)
-	if info := b.c.PartitionInfo("nginx", 0); info.LogStartOffset != 0 {
+	if info := b.Cluster().PartitionInfo("nginx", 0); info.LogStartOffset != 0 {
 		t.Fatalf("uncommitted messages dropped: log starts at %d", info.LogStartOffset)
 	}
 
@@ -274,10 +276,10 @@ func TestBrokerDropsOnlyCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for b.c.PartitionInfo("nginx", 0).LogStartOffset == 0 && time.Now().Before(deadline) {
+	for b.Cluster().PartitionInfo("nginx", 0).LogStartOffset == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	info := b.c.PartitionInfo("nginx", 0)
+	info := b.Cluster().PartitionInfo("nginx", 0)
 	if info.LogStartOffset == 0 || info.LogStartOffset > 60 {
 		t.Fatalf("log starts at %d after a commit at 60 older than retain_age: want the committed messages dropped, no more", info.LogStartOffset)
 	}
@@ -288,14 +290,14 @@ func TestBrokerDropsOnlyCommitted(t *testing.T) {
 
 func TestBrokerUsersFiles(t *testing.T) {
 	dir := t.TempDir()
-	u, created, err := LoadOrCreateBrokerUsers(dir)
+	u, created, err := broker.LoadOrCreateUsers(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(created) != 2 {
 		t.Fatalf("created %v, want both files", created)
 	}
-	for _, f := range []string{ShipperCredentialsFile, ConsumerCredentialsFile} {
+	for _, f := range []string{broker.ShipperCredentialsFile, broker.ConsumerCredentialsFile} {
 		fi, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -307,14 +309,14 @@ func TestBrokerUsersFiles(t *testing.T) {
 	if u.Shipper.Username == u.Consumer.Username || u.Shipper.Password == u.Consumer.Password || len(u.Shipper.Password) < 40 {
 		t.Errorf("weak or shared identities: %s / %s", u.Shipper.Username, u.Consumer.Username)
 	}
-	again, created, err := LoadOrCreateBrokerUsers(dir)
+	again, created, err := broker.LoadOrCreateUsers(dir)
 	if err != nil || len(created) != 0 || again != u {
 		t.Fatalf("second start: created %v, err %v, same users %v", created, err, again == u)
 	}
-	if err := os.Chmod(filepath.Join(dir, ShipperCredentialsFile), 0o644); err != nil {
+	if err := os.Chmod(filepath.Join(dir, broker.ShipperCredentialsFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := LoadOrCreateBrokerUsers(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, _, err := broker.LoadOrCreateUsers(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("a world-readable credentials file: %v, want refused", err)
 	}
 	if fmt.Sprint(u.Shipper) == "" || strings.Contains(fmt.Sprintf("%v %+v", u, u), string(u.Shipper.Password)) {
@@ -327,25 +329,25 @@ func TestSecurityValidate(t *testing.T) {
 	pki := newTestPKI(t, dir)
 	for _, c := range []struct {
 		name string
-		sasl SASL
-		tls  TLS
+		sasl kafkaclient.SASL
+		tls  kafkaclient.TLS
 		want string // "" valid
 	}{
 		{name: "zero"},
-		{name: "scram", sasl: SASL{Mechanism: "scram-sha-512", Username: "u", Password: "p"}},
-		{name: "plain", sasl: SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}},
-		{name: "unknown mechanism", sasl: SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"}, want: `"GSSAPI" is not PLAIN`},
-		{name: "no user", sasl: SASL{Mechanism: "PLAIN", Password: "p"}, want: "sasl.username: required"},
-		{name: "no password", sasl: SASL{Mechanism: "PLAIN", Username: "u"}, want: "sasl.password: required"},
-		{name: "password without mechanism", sasl: SASL{Password: "p"}, want: "without sasl.mechanism"},
-		{name: "tls", tls: TLS{Enabled: true, CAFile: pki.ca, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "broker"}},
-		{name: "tls system roots", tls: TLS{Enabled: true}},
-		{name: "ca missing", tls: TLS{Enabled: true, CAFile: filepath.Join(dir, "none.pem")}, want: "tls.ca_file: open"},
-		{name: "ca not PEM", tls: TLS{Enabled: true, CAFile: pki.notPEM}, want: "tls.ca_file"},
-		{name: "cert without key", tls: TLS{Enabled: true, CertFile: pki.clientCert}, want: "tls.key_file: required"},
-		{name: "key without cert", tls: TLS{Enabled: true, KeyFile: pki.clientKey}, want: "tls.cert_file: required"},
-		{name: "key of another cert", tls: TLS{Enabled: true, CertFile: pki.clientCert, KeyFile: pki.serverKey}, want: "tls.cert_file, tls.key_file"},
-		{name: "files without enabled", tls: TLS{CAFile: pki.ca}, want: "tls.enabled is false"},
+		{name: "scram", sasl: kafkaclient.SASL{Mechanism: "scram-sha-512", Username: "u", Password: "p"}},
+		{name: "plain", sasl: kafkaclient.SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}},
+		{name: "unknown mechanism", sasl: kafkaclient.SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"}, want: `"GSSAPI" is not PLAIN`},
+		{name: "no user", sasl: kafkaclient.SASL{Mechanism: "PLAIN", Password: "p"}, want: "sasl.username: required"},
+		{name: "no password", sasl: kafkaclient.SASL{Mechanism: "PLAIN", Username: "u"}, want: "sasl.password: required"},
+		{name: "password without mechanism", sasl: kafkaclient.SASL{Password: "p"}, want: "without sasl.mechanism"},
+		{name: "tls", tls: kafkaclient.TLS{Enabled: true, CAFile: pki.ca, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "broker"}},
+		{name: "tls system roots", tls: kafkaclient.TLS{Enabled: true}},
+		{name: "ca missing", tls: kafkaclient.TLS{Enabled: true, CAFile: filepath.Join(dir, "none.pem")}, want: "tls.ca_file: open"},
+		{name: "ca not PEM", tls: kafkaclient.TLS{Enabled: true, CAFile: pki.notPEM}, want: "tls.ca_file"},
+		{name: "cert without key", tls: kafkaclient.TLS{Enabled: true, CertFile: pki.clientCert}, want: "tls.key_file: required"},
+		{name: "key without cert", tls: kafkaclient.TLS{Enabled: true, KeyFile: pki.clientKey}, want: "tls.cert_file: required"},
+		{name: "key of another cert", tls: kafkaclient.TLS{Enabled: true, CertFile: pki.clientCert, KeyFile: pki.serverKey}, want: "tls.cert_file, tls.key_file"},
+		{name: "files without enabled", tls: kafkaclient.TLS{CAFile: pki.ca}, want: "tls.enabled is false"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Config{Brokers: []string{"k:9093"}, Topics: []string{"nginx"}, SASL: c.sasl, TLS: c.tls}
@@ -358,8 +360,8 @@ func TestSecurityValidate(t *testing.T) {
 			}
 		})
 	}
-	if s := fmt.Sprint(SASL{Password: store.Secret("hunter2")}); strings.Contains(s, "hunter2") {
-		t.Errorf("a SASL identity prints its password: %s", s)
+	if s := fmt.Sprint(kafkaclient.SASL{Password: store.Secret("hunter2")}); strings.Contains(s, "hunter2") {
+		t.Errorf("a kafkaclient.SASL identity prints its password: %s", s)
 	}
 }
 
@@ -367,7 +369,7 @@ func TestSecurityValidate(t *testing.T) {
 // authenticate to a broker whose ApiVersions lists SaslHandshake v0 (see
 // advertiseSASLHandshakeV0); deploy's shipper tests run the real ones.
 func TestBrokerAdvertisesSASLHandshakeV0(t *testing.T) {
-	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil)
+	b := startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
 	if err != nil {
 		t.Fatal(err)

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/ingest/kafkaclient"
+	"github.com/connlog/connlog/ingest/logline"
 )
 
 // Defaults applied by [New] to zero Config fields.
 const (
 	DefaultGroupID         = "connlog"
-	DefaultFormat          = FormatAuto
+	DefaultFormat          = logline.FormatAuto
 	DefaultBatchRows       = 50000
 	DefaultBatchBytes      = 16 << 20
 	DefaultFlushInterval   = time.Second
@@ -42,8 +43,8 @@ type Config struct {
 	Format string `yaml:"format"`
 	// Parse configures the parsers: formats per topic, nginx log_format,
 	// JSON field names, trusted proxies, redaction, operation rules. See
-	// [ParseConfig]; zero fields take its defaults.
-	Parse ParseConfig `yaml:"parse"`
+	// [logline.Config]; zero fields take its defaults.
+	Parse logline.Config `yaml:"parse"`
 	// BatchRows is the number of messages after which a batch is written.
 	// Under a backlog, larger batches mean fewer ClickHouse parts: 50,000
 	// stored ~28 % more lines/s than 10,000 end to end (BENCHMARKS.md).
@@ -92,40 +93,9 @@ type Config struct {
 	// SASL authenticates connlog to the brokers. With no brokers (the
 	// embedded broker) connlog uses the broker's own consumer identity
 	// instead. Default: none.
-	SASL SASL `yaml:"sasl"`
+	SASL kafkaclient.SASL `yaml:"sasl"`
 	// TLS encrypts the connections to the brokers. Default: off.
-	TLS TLS `yaml:"tls"`
-}
-
-// SASL is a Kafka client's SASL identity. The zero value means no SASL.
-type SASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case); empty:
-	// no SASL. PLAIN sends the password itself: use it only over TLS.
-	// Default: empty.
-	Mechanism string `yaml:"mechanism"`
-	// Username is the SASL user name.
-	Username string `yaml:"username"`
-	// Password is Username's password (better set by
-	// CONNLOG_KAFKA_SASL_PASSWORD than in the file).
-	Password store.Secret `yaml:"password"`
-}
-
-// TLS configures TLS (version 1.2 or later) to the Kafka brokers.
-type TLS struct {
-	// Enabled turns TLS on. Default: false.
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM file of the certificate authorities that sign the
-	// brokers' certificates. Default: the system's roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile is a PEM client certificate (chain), for brokers that
-	// authenticate clients by certificate; set CertFile and KeyFile both or
-	// neither. Default: none.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key of CertFile. Default: none.
-	KeyFile string `yaml:"key_file"`
-	// ServerName is the name the brokers' certificates must be valid for.
-	// Default: the host of each broker address.
-	ServerName string `yaml:"server_name"`
+	TLS kafkaclient.TLS `yaml:"tls"`
 }
 
 // DefaultConfig returns the configuration with every default filled in,
@@ -182,7 +152,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Format != "" {
-		if _, err := kindOf(c.Format); err != nil {
+		if err := logline.CheckFormat(c.Format); err != nil {
 			errs = append(errs, fmt.Errorf("ingest: unknown log format: %w", err))
 		}
 	}
@@ -234,9 +204,9 @@ func (c Config) Validate() error {
 
 // parseConfig returns c.Parse with Format folded in: Format applies to every
 // topic unless Parse.Formats has a "*" entry; with neither, auto-detection.
-func (c Config) parseConfig() ParseConfig {
+func (c Config) parseConfig() logline.Config {
 	pc := c.Parse
-	if _, ok := pc.Formats[DefaultTopic]; !ok {
+	if _, ok := pc.Formats[logline.DefaultTopic]; !ok {
 		f := c.Format
 		if f == "" {
 			f = DefaultFormat
@@ -245,7 +215,7 @@ func (c Config) parseConfig() ParseConfig {
 		for k, v := range pc.Formats {
 			formats[k] = v
 		}
-		formats[DefaultTopic] = f
+		formats[logline.DefaultTopic] = f
 		pc.Formats = formats
 	}
 	return pc

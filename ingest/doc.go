@@ -1,21 +1,19 @@
 // Package ingest turns Kafka messages carrying web-server access-log lines
-// into store rows.
+// into store rows: the consumer [Pipeline] (fetch → parse → batch → write →
+// commit; pipeline.go, with its [Config] in config.go and its metrics in
+// metrics.go). The lines are read by package [logline] (formats, envelopes,
+// syslog headers, trusted proxies, redaction, classification); what each
+// kind of awkward line becomes is written there. [WithAudience] wraps the
+// [Sink] so that each batch also carries its audience statistics rows
+// (audience.go); dedup.go drops lines a shipper sent twice (see "Shipper
+// duplicates" below).
 //
-// It holds the log-line parsers ([ParseCombined] and the [Parser] registry),
-// the consumer [Pipeline] (fetch → parse → batch → write → commit), an
-// embedded Kafka-protocol [Broker] for single-host evaluation and tests, and
-// [Publish], which sends lines to a topic.
-//
-// Kafka security: the Pipeline and Publish speak SASL (PLAIN, SCRAM-SHA-256,
-// SCRAM-SHA-512) and TLS 1.2+ as [Config].SASL and [Config].TLS say. The
-// embedded Broker accepts only authenticated clients (SCRAM-SHA-512): a
-// shipper identity that may only produce to its topics and connlog's
-// consumer identity that may only read them and use its group
-// ([BrokerUsers], kept in the data directory by [LoadOrCreateBrokerUsers]).
-// It creates no topic, drops only messages its consumer group has committed
-// (past BrokerConfig.RetainBytes or RetainAge), and refuses produce with a
-// retriable error past BrokerConfig.MaxBytes; connlog_broker_held_bytes and
-// connlog_broker_produce_refused_total show it.
+// Kafka security: the Pipeline speaks SASL (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) and TLS 1.2+ as [Config].SASL and [Config].TLS say
+// (package [kafkaclient], which also holds Publish). The embedded broker
+// for single-host evaluation and tests is package ingest/broker; ingest
+// does not depend on it: connlog serve passes the broker's topic
+// incarnations with [Incarnations].
 //
 // Guarantees:
 //
@@ -30,7 +28,7 @@
 //     longer than Config.MaxLineBytes, carries control bytes (binary) or is
 //     not valid UTF-8 is written to quarantine with its topic, partition,
 //     offset, the reason and a copy of its bytes (secrets redacted as in a
-//     parsed line: [LineParser.RedactRaw]), and it is counted. It never
+//     parsed line: [logline.Parser.RedactRaw]), and it is counted. It never
 //     blocks its partition.
 //   - Bounded memory: each assigned partition has a bounded fetch (kafka-go
 //     MaxBytes = Config.FetchMaxBytes, 100 prefetched messages), a bounded
@@ -129,6 +127,9 @@
 // window, can still store a request twice (the rows have the same
 // request_id, so a query can tell).
 //
+// Parse errors never quote the line ([logline.ParseError]), and logs carry
+// offsets, never lines.
+//
 // Metrics (no label carries an address, a path or a user agent; site only
 // for the sites listed in Config.Sites, others as "other"):
 // connlog_ingest_lines_total{topic,result} (stored, quarantined,
@@ -140,70 +141,4 @@
 // connlog_ingest_write_duration_seconds, connlog_ingest_write_retries_total,
 // connlog_ingest_rebuilt_batches_total, connlog_ingest_queued_messages,
 // connlog_ingest_partitions, connlog_ingest_last_event_timestamp_seconds{site}.
-//
-//   - Parse errors never quote the line: a [*ParseError] names the field, the
-//     byte position and the reason, so it can be logged without leaking IP
-//     addresses. Logs carry offsets, never lines.
-//
-// # Log lines: what is stored
-//
-// Every line a real nginx or Apache writes is stored as it says, or
-// quarantined with a reason; a line that could be read two ways is never
-// stored as a guess. The rules, one per kind of awkward line (the tests
-// TestRealNginxLines, with Debian's nginx writing combined, escape=none
-// and escape=json for the same requests, and TestApacheAndRareLines hold
-// them to it):
-//
-//   - Quotes inside values. nginx's default escaping writes '"' as \x22,
-//     Apache as \"; every other quote is a delimiter, and "\xNN" escapes
-//     are stored as written. With escape=none (and some Apache setups)
-//     quotes are written raw. A combined line the escaping rules cannot
-//     read is read from both ends as plain combined or common: the request
-//     ends at a quote followed by a status and a byte count, the user agent
-//     at the last quote, referer and agent are split at `" "`; if exactly
-//     one reading remains it is stored, otherwise the line is quarantined
-//     as "ambiguous". Auto-detection assumes escaped values, so it cannot
-//     tell a raw `" "` at the end of a user agent from an extra trailing
-//     field: for escape=none logs, give the whole directive as
-//     kafka.parse.log_format (`log_format NAME escape=none '...';`): every
-//     way of splitting the line is then tried and only a line with exactly
-//     one reading is stored.
-//   - Clients that are not IP addresses. nginx writes "unix:" for
-//     $remote_addr on a unix-socket listener, Apache's %h is a host name
-//     with HostnameLookups on. Such a line is stored with the address
-//     columns empty (::) and the text in client_text ([store.Hit.ClientText]),
-//     searchable with GET /v1/access?client=unix: (store.AccessQuery.Client).
-//     A $server_addr of "unix:/path" leaves server_addr empty. Host names
-//     are accepted only where Apache writes them (the combined parser).
-//   - User names with spaces. The ident field is "-" (nginx always, Apache
-//     without identd): the client is the token before the first " - " that
-//     reads as a client, the user is everything up to " [time]".
-//   - Zero is a value. Status 000 (no answer sent), 009 (HTTP/0.9), 0 bytes
-//     and a request time of 0.000 are values the line carries
-//     ([store.Hit.Has]); `connlog parse` shows them. A field the format does
-//     not have is absent from its output. Apache's "-" for bytes is 0.
-//   - Requests that are not HTTP. A $request that is not "METHOD target
-//     [HTTP/x.y]" (the method an HTTP token; the target a path, "*", an
-//     absolute URL, or an authority for CONNECT) — TLS handshakes or SSH
-//     banners sent to a plain-HTTP port, binary junk — is stored in
-//     raw_request as the log wrote it (escapes kept; JSON strings decoded),
-//     secret query parameters redacted, with method, path, query and
-//     protocol empty, so path searches see only real requests.
-//   - Empty is not absent. With nginx's default escaping "-" means no
-//     Referer (User-Agent) header and "" a header sent empty; both the text
-//     and has_referer (has_user_agent) are stored, and `connlog parse`
-//     writes "referer":"" for the second and nothing for the first.
-//     escape=json and escape=none write "" for both, so there "" is absent.
-//   - Strict JSON. A JSON line (escape=json, shipper envelopes) with an
-//     escape JSON does not have (\x22 from nginx's default escaping, \a, a
-//     short \u) or a raw control byte inside a string is quarantined with
-//     the reason. Lines that are not valid UTF-8 (escape=json passes bytes
-//     >= 0x80 through raw) are quarantined with their bytes as they are;
-//     `connlog parse` shows such bytes as U+FFFD and says so in an
-//     "invalid_utf8" key. Lines with control bytes (escape=none) are
-//     quarantined too.
-//
-// Parsed strings alias the bytes of the line they came from (no copy on the
-// hot path), so a [store.Hit] is valid only as long as those bytes are not
-// modified or reused.
 package ingest

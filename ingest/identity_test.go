@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/store"
 )
 
@@ -76,7 +78,7 @@ func TestTopicRecreatedStoresEveryLineOnce(t *testing.T) {
 		{"digest only, pipeline restarted", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
+			b := startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
 			st := openTestStore(t)
 			cfg := testConfig(b.Addrs(), topic)
 			var opts []Option
@@ -104,10 +106,10 @@ func TestTopicRecreatedStoresEveryLineOnce(t *testing.T) {
 				}
 			}
 			// The same offsets again, other lines.
-			if err := b.c.DeleteTopic(topic); err != nil {
+			if err := b.Cluster().DeleteTopic(topic); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.c.CreateTopic(topic, partitions, nil); err != nil {
+			if err := b.Cluster().CreateTopic(topic, partitions, nil); err != nil {
 				t.Fatal(err)
 			}
 			if after := b.TopicIncarnation(topic); after == before || after == "" {
@@ -142,7 +144,7 @@ func TestTopicRecreatedStoresEveryLineOnce(t *testing.T) {
 // them as duplicates, counted apart from stored.
 func TestConsumerGroupResetStoresOnce(t *testing.T) {
 	const topic, partitions, n = "nginx", 2, 1000
-	b := startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
+	b := startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil)
 	st := openTestStore(t)
 	cfg := testConfig(b.Addrs(), topic)
 	publishLines(t, b.Addrs(), topic, genCombined(n))
@@ -160,7 +162,7 @@ func TestConsumerGroupResetStoresOnce(t *testing.T) {
 	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}
-	transport, err := newTransport(b.Consumer(), TLS{})
+	transport, err := kafkaclient.NewTransport(b.Consumer(), kafkaclient.TLS{})
 	if err != nil {
 		t.Fatal(err)
 	}

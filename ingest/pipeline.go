@@ -13,11 +13,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
@@ -101,7 +102,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 		return nil, errors.New("ingest: nil sink")
 	}
 	cfg = cfg.withDefaults()
-	parser, err := NewLineParser(cfg.parseConfig())
+	parser, err := logline.New(cfg.parseConfig())
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -125,7 +126,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 	for _, o := range opts {
 		o(p)
 	}
-	if p.dialer, err = newDialer(cfg.SASL, cfg.TLS); err != nil {
+	if p.dialer, err = kafkaclient.NewDialer(cfg.SASL, cfg.TLS); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if p.journal = journalOf(sink); p.journal == nil {
@@ -567,26 +568,10 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	})
 }
 
-// reject returns why a message is not even handed to the parser: too long,
-// binary (control bytes other than tab) or not UTF-8. Web servers escape
-// such bytes in their logs, so a message carrying them is not a log line.
+// reject returns why a message is not even handed to the parser
+// ([logline.CheckBytes]): too long, binary or not UTF-8.
 func (p *Pipeline) reject(v []byte) string {
-	if len(v) > p.cfg.MaxLineBytes {
-		return fmt.Sprintf("line of %d bytes exceeds max_line_bytes %d", len(v), p.cfg.MaxLineBytes)
-	}
-	ascii := true
-	for i, c := range v {
-		if c < 0x20 && c != '\t' && !(c == '\n' && i == len(v)-1) && !(c == '\r' && i >= len(v)-2) || c == 0x7f {
-			return fmt.Sprintf("binary data: control byte 0x%02x at byte %d", c, i)
-		}
-		if c >= 0x80 {
-			ascii = false
-		}
-	}
-	if !ascii && !utf8.Valid(v) {
-		return "invalid UTF-8"
-	}
-	return ""
+	return logline.CheckBytes(v, p.cfg.MaxLineBytes)
 }
 
 // flush writes the batch: records its range in the intent log (a new batch

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/store"
 )
 
@@ -100,27 +102,27 @@ func (s *testSink) waitFor(t testing.TB, what string, cond func() bool) {
 
 // testBrokers are the running test brokers by address: the tests pass
 // addresses around, and the helpers below look up the broker's identities.
-var testBrokers sync.Map // string → *Broker
+var testBrokers sync.Map // string → *broker.Broker
 
-func testBroker(t testing.TB, brokers []string) *Broker {
+func testBroker(t testing.TB, brokers []string) *broker.Broker {
 	t.Helper()
 	b, ok := testBrokers.Load(brokers[0])
 	if !ok {
 		t.Fatalf("no test broker at %s", brokers[0])
 	}
-	return b.(*Broker)
+	return b.(*broker.Broker)
 }
 
 func startTestBroker(t testing.TB, topic string, partitions int) []string {
 	t.Helper()
-	return startBroker(t, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil).Addrs()
+	return startBroker(t, broker.Config{Addr: "127.0.0.1:0", Topics: []string{topic}, Partitions: partitions, GroupID: "test"}, nil).Addrs()
 }
 
 // startBroker starts an embedded broker for the test and registers it for
 // the helpers.
-func startBroker(t testing.TB, cfg BrokerConfig, reg prometheus.Registerer) *Broker {
+func startBroker(t testing.TB, cfg broker.Config, reg prometheus.Registerer) *broker.Broker {
 	t.Helper()
-	b, err := StartBroker(t.Context(), cfg, reg, slog.New(slog.DiscardHandler))
+	b, err := broker.Start(t.Context(), cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,17 +133,17 @@ func startBroker(t testing.TB, cfg BrokerConfig, reg prometheus.Registerer) *Bro
 
 func publishLines(t testing.TB, brokers []string, topic string, lines []string) {
 	t.Helper()
-	dst := PublishConfig{Brokers: brokers, Topic: topic, SASL: testBroker(t, brokers).Shipper()}
-	n, err := Publish(t.Context(), dst, strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	dst := kafkaclient.PublishConfig{Brokers: brokers, Topic: topic, SASL: testBroker(t, brokers).Shipper()}
+	n, err := kafkaclient.Publish(t.Context(), dst, strings.NewReader(strings.Join(lines, "\n")+"\n"))
 	if err != nil || n != len(lines) {
 		t.Fatalf("Publish = %d, %v; want %d", n, err, len(lines))
 	}
 }
 
 func testConfig(brokers []string, topic string) Config {
-	var sasl SASL
+	var sasl kafkaclient.SASL
 	if b, ok := testBrokers.Load(brokers[0]); ok {
-		sasl = b.(*Broker).Consumer()
+		sasl = b.(*broker.Broker).Consumer()
 	}
 	return Config{
 		Brokers:         brokers,
@@ -187,13 +189,19 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// realLines returns n lines of the parser's real nginx sample, cycled.
 func realLines(t testing.TB, n int) []string {
 	t.Helper()
+	b, err := os.ReadFile("logline/testdata/access.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	var lines []string
 	for len(lines) < n {
-		for _, l := range readLines(t, "testdata/access.log") {
+		for _, l := range sample {
 			if len(lines) < n {
-				lines = append(lines, string(l))
+				lines = append(lines, l)
 			}
 		}
 	}
@@ -208,7 +216,7 @@ func committedOffsets(t testing.TB, brokers []string, group, topic string, parti
 	for i := range parts {
 		parts[i] = i
 	}
-	transport, err := newTransport(testBroker(t, brokers).Consumer(), TLS{})
+	transport, err := kafkaclient.NewTransport(testBroker(t, brokers).Consumer(), kafkaclient.TLS{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,13 +467,13 @@ func TestConfigValidate(t *testing.T) {
 
 func ExamplePublish() {
 	ctx := context.Background()
-	b, err := StartBroker(ctx, BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil, nil)
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1}, nil, nil)
 	if err != nil {
 		panic(err)
 	}
 	defer b.Close()
-	dst := PublishConfig{Brokers: b.Addrs(), Topic: "nginx", SASL: b.Shipper()}
-	n, err := Publish(ctx, dst, strings.NewReader(
+	dst := kafkaclient.PublishConfig{Brokers: b.Addrs(), Topic: "nginx", SASL: b.Shipper()}
+	n, err := kafkaclient.Publish(ctx, dst, strings.NewReader(
 		`203.0.113.7 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "curl/8.0"`+"\n"))
 	fmt.Println(n, err)
 	// Output: 1 <nil>
@@ -506,4 +514,12 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labelPairs
 	}
 	t.Fatalf("metric %s%v not found", name, labelPairs)
 	return 0
+}
+
+// TestBrokerDefaultGroupIsThePipelines: the embedded broker honours the
+// commits of the group the pipeline uses by default.
+func TestBrokerDefaultGroupIsThePipelines(t *testing.T) {
+	if DefaultGroupID != broker.DefaultGroupID {
+		t.Errorf("ingest.DefaultGroupID %q, broker.DefaultGroupID %q", DefaultGroupID, broker.DefaultGroupID)
+	}
 }

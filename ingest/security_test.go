@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
+	"github.com/connlog/connlog/store"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -114,14 +117,14 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 		return &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientAuth: tls.RequireAndVerifyClientCert,
 			ClientCAs: pki.pool, MinVersion: tls.VersionTLS10, MaxVersion: maxVersion}
 	}
-	users := map[string]SASL{}
+	users := map[string]kafkaclient.SASL{}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.TLS(serverTLS(tls.VersionTLS13)), kfake.EnableSASL()}
-	for _, m := range []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512} {
-		pw, err := newPassword()
+	for _, m := range []string{kafkaclient.MechanismPlain, kafkaclient.MechanismSCRAMSHA256, kafkaclient.MechanismSCRAMSHA512} {
+		pw, err := testPassword()
 		if err != nil {
 			t.Fatal(err)
 		}
-		users[m] = SASL{Mechanism: m, Username: "u-" + m, Password: pw}
+		users[m] = kafkaclient.SASL{Mechanism: m, Username: "u-" + m, Password: pw}
 		opts = append(opts, kfake.User(m, "u-"+m, string(pw)), kfake.SeedTopics(1, "t-"+m))
 	}
 	c, err := kfake.NewCluster(opts...)
@@ -130,7 +133,7 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	brokers := c.ListenAddrs()
-	good := TLS{Enabled: true, CAFile: pki.ca, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "broker.test"}
+	good := kafkaclient.TLS{Enabled: true, CAFile: pki.ca, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "broker.test"}
 
 	for m, id := range users {
 		t.Run(m, func(t *testing.T) {
@@ -138,7 +141,7 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 			lines := genCombined(200)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			n, err := Publish(ctx, PublishConfig{Brokers: brokers, Topic: topic, SASL: id, TLS: good}, stringsReader(lines))
+			n, err := kafkaclient.Publish(ctx, kafkaclient.PublishConfig{Brokers: brokers, Topic: topic, SASL: id, TLS: good}, stringsReader(lines))
 			if err != nil || n != len(lines) {
 				t.Fatalf("Publish over TLS with %s = %d, %v", m, n, err)
 			}
@@ -157,7 +160,7 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 		})
 	}
 
-	id := users[MechanismSCRAMSHA512]
+	id := users[kafkaclient.MechanismSCRAMSHA512]
 	wrongPassword := id
 	wrongPassword.Password += "x"
 	noClientCert := good
@@ -166,8 +169,8 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 	otherCA.CAFile = pki.otherCA
 	wrongName := good
 	wrongName.ServerName = "elsewhere.test"
-	dial := func(addr string, id SASL, tc TLS) error {
-		d, err := newDialer(id, tc)
+	dial := func(addr string, id kafkaclient.SASL, tc kafkaclient.TLS) error {
+		d, err := kafkaclient.NewDialer(id, tc)
 		if err != nil {
 			return err
 		}
@@ -178,18 +181,18 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 			return err
 		}
 		defer conn.Close()
-		_, err = conn.ReadPartitions("t-" + MechanismSCRAMSHA512)
+		_, err = conn.ReadPartitions("t-" + kafkaclient.MechanismSCRAMSHA512)
 		return err
 	}
 	if err := dial(brokers[0], id, good); err != nil {
 		t.Fatalf("the good settings: %v", err)
 	}
 	for name, tc := range map[string]struct {
-		id  SASL
-		tls TLS
+		id  kafkaclient.SASL
+		tls kafkaclient.TLS
 	}{
 		"wrong password": {wrongPassword, good}, "no client certificate": {id, noClientCert},
-		"another CA": {id, otherCA}, "wrong server name": {id, wrongName}, "no TLS": {id, TLS{}},
+		"another CA": {id, otherCA}, "wrong server name": {id, wrongName}, "no TLS": {id, kafkaclient.TLS{}},
 	} {
 		if err := dial(brokers[0], tc.id, tc.tls); err == nil {
 			t.Errorf("%s: connected", name)
@@ -197,7 +200,7 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 	}
 
 	old, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(serverTLS(tls.VersionTLS11)), kfake.EnableSASL(),
-		kfake.User(MechanismSCRAMSHA512, id.Username, string(id.Password)), kfake.SeedTopics(1, "t-"+MechanismSCRAMSHA512))
+		kfake.User(kafkaclient.MechanismSCRAMSHA512, id.Username, string(id.Password)), kfake.SeedTopics(1, "t-"+kafkaclient.MechanismSCRAMSHA512))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,4 +212,13 @@ func TestKafkaClientSASLOverTLS(t *testing.T) {
 
 func stringsReader(lines []string) *strings.Reader {
 	return strings.NewReader(strings.Join(lines, "\n") + "\n")
+}
+
+// testPassword is a random password, as the broker's own identities get.
+func testPassword() (store.Secret, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return store.Secret(base64.RawURLEncoding.EncodeToString(b)), nil
 }

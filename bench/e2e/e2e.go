@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/connlog/connlog/ingest"
 )
 
 // e2eResult is one `connlog serve` run consuming the published input.
@@ -55,7 +54,7 @@ func publishInput(ctx context.Context, input, topic string, partitions int) (*kf
 	}
 	defer func() { _ = f.Close() }()
 	start := time.Now()
-	n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: b.ListenAddrs(), Topic: topic}, f)
+	n, err := kafkaclient.Publish(ctx, kafkaclient.PublishConfig{Brokers: b.ListenAddrs(), Topic: topic}, f)
 	if err != nil {
 		b.Close()
 		return nil, n, 0, err

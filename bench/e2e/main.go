@@ -2,7 +2,7 @@
 // (scripts/bench.sh) on one input: the lines of shared/testdata/logs cycled
 // to -lines lines, re-stamped with recent times. From one run it reports:
 //
-//   - parse: every format of ingest.Formats() over the whole input on one
+//   - parse: every format of logline.Formats() over the whole input on one
 //     core, lines/s and allocations per line;
 //   - goaccess: Debian's GoAccess producing a JSON report of the same file;
 //   - e2e: the file published through the Kafka protocol to a kfake broker

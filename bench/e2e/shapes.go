@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
@@ -40,7 +40,7 @@ func shapes(distinct [][]byte) []shape {
 			"source_type": "file", "timestamp": now.Format(time.RFC3339Nano),
 		})
 		vecL = append(vecL, env)
-		if ingest.ParseCombined(l, &h) == nil {
+		if logline.ParseCombined(l, &h) == nil {
 			req := h.Method + " " + h.Path
 			if h.Query != "" {
 				req += "?" + h.Query

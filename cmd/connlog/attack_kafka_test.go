@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-
-	"github.com/connlog/connlog/ingest"
 )
 
 // The attack suite's Kafka part: a local process that can reach the
@@ -43,11 +43,11 @@ func scram512(t *testing.T, user, pass string) sasl.Mechanism {
 func TestAttackEmbeddedKafka(t *testing.T) {
 	in := startConnlog(t, "")
 	shipper := in.shipper()
-	consumer, err := ingest.ReadSASLFile(filepath.Join(in.dataDir, ingest.ConsumerCredentialsFile))
+	consumer, err := kafkaclient.ReadSASLFile(filepath.Join(in.dataDir, broker.ConsumerCredentialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{ingest.ShipperCredentialsFile, ingest.ConsumerCredentialsFile} {
+	for _, f := range []string{broker.ShipperCredentialsFile, broker.ConsumerCredentialsFile} {
 		fi, err := os.Stat(filepath.Join(in.dataDir, f))
 		if err != nil {
 			t.Fatal(err)

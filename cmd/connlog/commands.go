@@ -11,21 +11,23 @@ import (
 	"strings"
 
 	"github.com/connlog/connlog/api"
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
+	"github.com/connlog/connlog/ingest/logline"
 	"github.com/connlog/connlog/store"
 )
 
 func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("parse", flag.ContinueOnError)
 	path := configFlag(fs)
-	format := fs.String("format", "", "log format: "+strings.Join(ingest.Formats(), ", ")+" (default: auto-detect)")
+	format := fs.String("format", "", "log format: "+strings.Join(logline.Formats(), ", ")+" (default: auto-detect)")
 	logFormat := fs.String("log-format", "", "an nginx log_format string (nginx.conf syntax); overrides -format")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	// Parse exactly as serve would: the configuration's trusted proxies,
 	// redacted parameters and operation rules apply.
-	pcfg := ingest.DefaultParseConfig()
+	pcfg := logline.DefaultConfig()
 	if *path != "" {
 		cfg, err := loadConfig(*path, os.Environ())
 		if err != nil {
@@ -33,23 +35,23 @@ func cmdParse(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		pcfg = cfg.Kafka.Parse
 	}
-	p, err := ingest.ParserFor(pcfg, *format, *logFormat)
+	p, err := logline.New(pcfg.WithFormat(*format, *logFormat))
 	if err != nil {
 		return err
 	}
-	return ingest.ParseStream(stdin, stdout, p)
+	return logline.ParseStream(stdin, stdout, p)
 }
 
 func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	brokers := fs.String("brokers", ingest.DefaultBrokerAddr, "Kafka brokers, comma-separated")
+	brokers := fs.String("brokers", broker.DefaultAddr, "Kafka brokers, comma-separated")
 	topic := fs.String("topic", "nginx", "topic")
-	dataDir := fs.String("data-dir", envOr("CONNLOG_DATA_DIR", defaultConfig().DataDir), "connlog's data directory: without other credentials, the embedded broker's shipper identity is read from "+ingest.ShipperCredentialsFile+" there, if it exists")
+	dataDir := fs.String("data-dir", envOr("CONNLOG_DATA_DIR", defaultConfig().DataDir), "connlog's data directory: without other credentials, the embedded broker's shipper identity is read from "+broker.ShipperCredentialsFile+" there, if it exists")
 	credentials := fs.String("credentials", "", "a file of SASL credentials in librdkafka's format (sasl.mechanisms, sasl.username, sasl.password), mode 0600")
 	mechanism := fs.String("sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	username := fs.String("sasl-username", "", "SASL user name")
 	passwordFile := fs.String("sasl-password-file", "", "file holding the SASL password (not on the command line, where ps shows it)")
-	var tls ingest.TLS
+	var tls kafkaclient.TLS
 	fs.BoolVar(&tls.Enabled, "tls", false, "connect with TLS (1.2 or later)")
 	fs.StringVar(&tls.CAFile, "tls-ca-file", "", "PEM file of the CAs that sign the brokers' certificates (default: the system's)")
 	fs.StringVar(&tls.CertFile, "tls-cert-file", "", "PEM client certificate")
@@ -58,10 +60,10 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := ingest.PublishConfig{Brokers: strings.Split(*brokers, ","), Topic: *topic, TLS: tls}
+	cfg := kafkaclient.PublishConfig{Brokers: strings.Split(*brokers, ","), Topic: *topic, TLS: tls}
 	switch {
 	case *mechanism != "" || *username != "" || *passwordFile != "":
-		cfg.SASL = ingest.SASL{Mechanism: *mechanism, Username: *username}
+		cfg.SASL = kafkaclient.SASL{Mechanism: *mechanism, Username: *username}
 		if *passwordFile != "" {
 			raw, err := os.ReadFile(*passwordFile)
 			if err != nil {
@@ -70,7 +72,7 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 			cfg.SASL.Password = store.Secret(strings.TrimSpace(string(raw)))
 		}
 	case *credentials != "":
-		s, err := ingest.ReadSASLFile(*credentials)
+		s, err := kafkaclient.ReadSASLFile(*credentials)
 		if err != nil {
 			return err
 		}
@@ -78,7 +80,7 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	default:
 		// The embedded broker's shipper identity, so that the walk-through
 		// needs no credential on the command line.
-		s, err := ingest.ReadSASLFile(filepath.Join(*dataDir, ingest.ShipperCredentialsFile))
+		s, err := kafkaclient.ReadSASLFile(filepath.Join(*dataDir, broker.ShipperCredentialsFile))
 		switch {
 		case err == nil:
 			cfg.SASL = s
@@ -89,7 +91,7 @@ func cmdPublish(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	if err := errors.Join(cfg.SASL.Validate(), tls.Validate()); err != nil {
 		return err
 	}
-	n, err := ingest.Publish(ctx, cfg, stdin)
+	n, err := kafkaclient.Publish(ctx, cfg, stdin)
 	fmt.Fprintf(stderr, "published %d lines to %s on %s\n", n, *topic, *brokers)
 	return err
 }

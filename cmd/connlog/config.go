@@ -17,6 +17,7 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/embedded"
 	"github.com/connlog/connlog/store/retention"
@@ -42,7 +43,7 @@ type Config struct {
 	// own Kafka-protocol listener (EmbeddedKafka) and consumes from it.
 	Kafka ingest.Config `yaml:"kafka"`
 	// EmbeddedKafka configures that listener.
-	EmbeddedKafka ingest.BrokerConfig `yaml:"embedded_kafka"`
+	EmbeddedKafka broker.Config `yaml:"embedded_kafka"`
 
 	// ClickHouse is where data goes. With no addrs, connlog runs the
 	// embedded engine (EmbeddedClickHouse).
@@ -127,7 +128,7 @@ func defaultConfig() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
 		Kafka:           ingest.DefaultConfig(),
-		EmbeddedKafka:   ingest.DefaultBrokerConfig(),
+		EmbeddedKafka:   broker.DefaultConfig(),
 		ClickHouse:      store.DefaultConfig(),
 		Retention:       retention.Default(),
 		EmbeddedClickHouse: EmbeddedClickHouse{

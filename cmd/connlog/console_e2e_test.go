@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/api"
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 )
 
 // TestConsoleInABrowser runs the web console's browser tests
@@ -82,7 +82,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	if n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: []string{in.kafka}, Topic: "nginx", SASL: in.shipper()}, strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil || n != len(lines) {
+	if n, err := kafkaclient.Publish(ctx, kafkaclient.PublishConfig{Brokers: []string{in.kafka}, Topic: "nginx", SASL: in.shipper()}, strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil || n != len(lines) {
 		t.Fatalf("published %d of %d lines: %v", n, len(lines), err)
 	}
 	if n := in.waitRows("connlog_access.access_log", len(lines), 60*time.Second); n != len(lines) {

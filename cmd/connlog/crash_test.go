@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
 )
 
 // TestCrashAtRandomMomentsStoresEveryLineOnce is the acceptance crash test:
@@ -34,7 +34,7 @@ func TestCrashAtRandomMomentsStoresEveryLineOnce(t *testing.T) {
 		kills = v
 	}
 	start := time.Now()
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
+	broker, err := broker.Start(t.Context(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

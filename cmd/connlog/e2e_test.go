@@ -20,7 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
+	"github.com/connlog/connlog/ingest/kafkaclient"
 	"github.com/connlog/connlog/store/embedded"
 )
 
@@ -274,9 +275,9 @@ func genLines(n int, base time.Time) []line {
 
 // shipper returns the embedded broker's produce-only identity, which serve
 // keeps in its data directory.
-func (in *instance) shipper() ingest.SASL {
+func (in *instance) shipper() kafkaclient.SASL {
 	in.tb.Helper()
-	s, err := ingest.ReadSASLFile(filepath.Join(in.dataDir, ingest.ShipperCredentialsFile))
+	s, err := kafkaclient.ReadSASLFile(filepath.Join(in.dataDir, broker.ShipperCredentialsFile))
 	if err != nil {
 		in.tb.Fatal(err)
 	}
@@ -285,20 +286,20 @@ func (in *instance) shipper() ingest.SASL {
 
 // brokerEnv points connlog serve at a broker started by the test, with the
 // broker's consumer identity.
-func brokerEnv(b *ingest.Broker) []string {
+func brokerEnv(b *broker.Broker) []string {
 	c := b.Consumer()
 	return []string{"CONNLOG_KAFKA_BROKERS=" + b.Addrs()[0], "CONNLOG_KAFKA_SASL_MECHANISM=" + c.Mechanism,
 		"CONNLOG_KAFKA_SASL_USERNAME=" + c.Username, "CONNLOG_KAFKA_SASL_PASSWORD=" + string(c.Password)}
 }
 
-func publish(tb testing.TB, brokers string, id ingest.SASL, topic string, lines []line) {
+func publish(tb testing.TB, brokers string, id kafkaclient.SASL, topic string, lines []line) {
 	tb.Helper()
 	if err := publishLines(tb.Context(), brokers, id, topic, lines); err != nil {
 		tb.Fatal(err)
 	}
 }
 
-func publishLines(ctx context.Context, brokers string, id ingest.SASL, topic string, lines []line) error {
+func publishLines(ctx context.Context, brokers string, id kafkaclient.SASL, topic string, lines []line) error {
 	var buf bytes.Buffer
 	for _, l := range lines {
 		buf.WriteString(l.combined())
@@ -306,7 +307,7 @@ func publishLines(ctx context.Context, brokers string, id ingest.SASL, topic str
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	n, err := ingest.Publish(ctx, ingest.PublishConfig{Brokers: []string{brokers}, Topic: topic, SASL: id}, &buf)
+	n, err := kafkaclient.Publish(ctx, kafkaclient.PublishConfig{Brokers: []string{brokers}, Topic: topic, SASL: id}, &buf)
 	if err != nil || n != len(lines) {
 		return fmt.Errorf("published %d of %d lines: %v", n, len(lines), err)
 	}
@@ -514,8 +515,8 @@ func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
 	// Every other secret of a first start: the broker's two SASL
 	// passwords and the operator listener's password.
 	secrets := map[string]string{}
-	for _, f := range []string{ingest.ShipperCredentialsFile, ingest.ConsumerCredentialsFile} {
-		id, err := ingest.ReadSASLFile(filepath.Join(in.dataDir, f))
+	for _, f := range []string{broker.ShipperCredentialsFile, broker.ConsumerCredentialsFile} {
+		id, err := kafkaclient.ReadSASLFile(filepath.Join(in.dataDir, f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -535,7 +536,7 @@ func TestFirstStartKeepsTheTokenOutOfTheLogs(t *testing.T) {
 		}
 		// Those meant for people are named by their path; connlog's own
 		// consumer identity need not be.
-		if f != ingest.ConsumerCredentialsFile && !strings.Contains(out, filepath.Join(in.dataDir, f)) {
+		if f != broker.ConsumerCredentialsFile && !strings.Contains(out, filepath.Join(in.dataDir, f)) {
 			t.Errorf("the path of %s is not logged", f)
 		}
 	}
@@ -572,7 +573,7 @@ func TestSIGTERMStopsCleanlyAndCommits(t *testing.T) {
 // a member that died between JoinGroup and its first heartbeat, which would
 // leave its partitions assigned to a ghost.
 func TestKillNineLosesNothing(t *testing.T) {
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
+	broker, err := broker.Start(t.Context(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

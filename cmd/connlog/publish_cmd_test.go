@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
 )
 
 // TestPublishUsesTheShipperIdentityOfTheDataDir: `connlog publish` against
@@ -17,11 +17,11 @@ import (
 // data_dir's shipper file), and without one the broker refuses the lines.
 func TestPublishUsesTheShipperIdentityOfTheDataDir(t *testing.T) {
 	dataDir := t.TempDir()
-	users, _, err := ingest.LoadOrCreateBrokerUsers(dataDir)
+	users, _, err := broker.LoadOrCreateUsers(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1, Users: users}, nil, nil)
+	b, err := broker.Start(t.Context(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 1, Users: users}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestPublishUsesTheShipperIdentityOfTheDataDir(t *testing.T) {
 	if out, err := run("-sasl-mechanism", "SCRAM-SHA-512", "-sasl-username", users.Shipper.Username, "-sasl-password-file", pw); err == nil {
 		t.Errorf("with a wrong password: accepted (%s)", out)
 	}
-	if out, err := run("-credentials", filepath.Join(dataDir, ingest.ConsumerCredentialsFile)); err == nil {
+	if out, err := run("-credentials", filepath.Join(dataDir, broker.ConsumerCredentialsFile)); err == nil {
 		t.Errorf("as connlog's consumer identity: accepted (%s)", out)
 	}
 }

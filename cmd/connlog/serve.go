@@ -23,6 +23,7 @@ import (
 	"github.com/connlog/connlog/anonymize"
 	"github.com/connlog/connlog/api"
 	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/embedded"
@@ -231,7 +232,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.API.Tokens = []api.Token{tok}
 	}
 
-	var broker *ingest.Broker
+	var kafkaBroker *broker.Broker
 	if len(cfg.Kafka.Brokers) == 0 {
 		bcfg := cfg.EmbeddedKafka
 		if len(bcfg.Topics) == 0 {
@@ -240,27 +241,27 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bcfg.GroupID = cfg.Kafka.GroupID
 		// Shippers authenticate with the produce-only identity, connlog
 		// with its own; both are kept in the data directory (0600).
-		users, created, err := ingest.LoadOrCreateBrokerUsers(cfg.DataDir)
+		users, created, err := broker.LoadOrCreateUsers(cfg.DataDir)
 		if err != nil {
 			return fmt.Errorf("embedded Kafka: %w", err)
 		}
 		bcfg.Users = users
 		// Not ctx: the broker must outlive SIGTERM until the pipeline has
 		// drained it (drainBroker); the deferred Close stops it.
-		broker, err = ingest.StartBroker(context.WithoutCancel(ctx), bcfg, reg, logger)
+		kafkaBroker, err = broker.Start(context.WithoutCancel(ctx), bcfg, reg, logger)
 		if err != nil {
 			return fmt.Errorf("embedded Kafka: %w", err)
 		}
-		defer broker.Close()
-		cfg.Kafka.Brokers = broker.Addrs()
-		cfg.Kafka.SASL = broker.Consumer()
-		shipperFile := filepath.Join(cfg.DataDir, ingest.ShipperCredentialsFile)
+		defer kafkaBroker.Close()
+		cfg.Kafka.Brokers = kafkaBroker.Addrs()
+		cfg.Kafka.SASL = kafkaBroker.Consumer()
+		shipperFile := filepath.Join(cfg.DataDir, broker.ShipperCredentialsFile)
 		if len(created) > 0 {
 			// The path only, never the password: logs travel further than the file.
 			logger.Info("embedded Kafka requires SASL: created the produce-only shipper credentials; connlog publish reads them, shippers and kcat -F use them",
-				"user", broker.Shipper().Username, "path", shipperFile)
+				"user", kafkaBroker.Shipper().Username, "path", shipperFile)
 		}
-		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(broker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","), "shipper_credentials", shipperFile)
+		logger.Warn("embedded Kafka-protocol broker: messages are kept in memory only, for evaluation and single-host use", "addr", strings.Join(kafkaBroker.Addrs(), ","), "topics", strings.Join(bcfg.Topics, ","), "shipper_credentials", shipperFile)
 	}
 
 	// Audience statistics: the only path from hits to aggregates goes
@@ -287,10 +288,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	var popts []ingest.Option
-	if broker != nil {
+	if kafkaBroker != nil {
 		// The embedded broker's log lives in memory: after a restart its
 		// offsets start again at 0, under new topic IDs.
-		popts = append(popts, ingest.Incarnations(broker.TopicIncarnation))
+		popts = append(popts, ingest.Incarnations(kafkaBroker.TopicIncarnation))
 	}
 	pipeline, err := ingest.New(cfg.Kafka, sink, reg, logger, popts...)
 	if err != nil {
@@ -377,8 +378,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case <-pipelineDone:
 			return nil
 		}
-		if broker != nil {
-			drainBroker(gctx, broker, &cfg, pipelineDone, logger)
+		if kafkaBroker != nil {
+			drainBroker(gctx, kafkaBroker, &cfg, pipelineDone, logger)
 		}
 		stopPipeline()
 		return nil
@@ -420,8 +421,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
-		if broker != nil {
-			if lost := lostInBroker(broker, &cfg, logger); lost > 0 {
+		if kafkaBroker != nil {
+			if lost := lostInBroker(kafkaBroker, &cfg, logger); lost > 0 {
 				return fmt.Errorf("stopped with %d published messages not stored", lost)
 			}
 		}
@@ -440,9 +441,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // pipeline's share, shutdownShares, minus shutdownReserve). What is still
 // not committed once the pipeline has stopped is lost, and reported by
 // lostInBroker.
-func drainBroker(ctx context.Context, broker *ingest.Broker, cfg *Config, pipelineDone <-chan struct{}, logger *slog.Logger) {
+func drainBroker(ctx context.Context, kafkaBroker *broker.Broker, cfg *Config, pipelineDone <-chan struct{}, logger *slog.Logger) {
 	budget := cfg.ShutdownTimeout - cfg.Kafka.ShutdownTimeout - shutdownReserve
-	if budget <= 0 || len(broker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)) == 0 {
+	if budget <= 0 || len(kafkaBroker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)) == 0 {
 		return
 	}
 	logger.Info("draining the embedded broker before stopping", "timeout", budget.String())
@@ -455,7 +456,7 @@ func drainBroker(ctx context.Context, broker *ingest.Broker, cfg *Config, pipeli
 		case <-dctx.Done():
 		}
 	}()
-	if left := broker.Drain(dctx, cfg.Kafka.GroupID, cfg.Kafka.Topics, 50*time.Millisecond); len(left) > 0 {
+	if left := kafkaBroker.Drain(dctx, cfg.Kafka.GroupID, cfg.Kafka.Topics, 50*time.Millisecond); len(left) > 0 {
 		logger.Warn("the embedded broker was not drained in time; stopping the pipeline", "partitions", len(left))
 	}
 }
@@ -463,9 +464,9 @@ func drainBroker(ctx context.Context, broker *ingest.Broker, cfg *Config, pipeli
 // lostInBroker logs what the stopped pipeline left in the embedded broker,
 // which is lost with the process: each partition's count and offsets, then
 // the total. It returns the total.
-func lostInBroker(broker *ingest.Broker, cfg *Config, logger *slog.Logger) int64 {
+func lostInBroker(kafkaBroker *broker.Broker, cfg *Config, logger *slog.Logger) int64 {
 	var total int64
-	left := broker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)
+	left := kafkaBroker.Backlog(cfg.Kafka.GroupID, cfg.Kafka.Topics)
 	for _, p := range left {
 		total += p.Messages()
 		logger.Error("embedded broker stopped with messages not stored: they are lost", "topic", p.Topic, "partition", p.Partition,

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/ingest"
+	"github.com/connlog/connlog/ingest/broker"
 )
 
 // SIGKILLs at random moments, replays after each restart, four partitions:
@@ -20,7 +20,7 @@ func TestVerifyPassesAfterKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the real binary several times")
 	}
-	broker, err := ingest.StartBroker(t.Context(), ingest.BrokerConfig{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
+	broker, err := broker.Start(t.Context(), broker.Config{Addr: "127.0.0.1:0", Topics: []string{"nginx"}, Partitions: 4}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
