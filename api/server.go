@@ -207,8 +207,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) (err error) {
 	if err := srv.Shutdown(sctx); err != nil {
 		s.logger.Warn("shutdown timed out, closing open connections", "err", err)
 		_ = srv.Close()
-		<-errc
-		return fmt.Errorf("shut down http server: %w", err)
+		err = fmt.Errorf("shut down http server: %w", err)
+		if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(err, fmt.Errorf("serve http: %w", serveErr))
+		}
+		return err
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)

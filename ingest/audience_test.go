@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,8 +95,6 @@ func (s audienceOnly) Write(ctx context.Context, b store.Batch) error {
 	b.Hits = nil
 	return s.st.Write(ctx, b)
 }
-
-var prefixSeq atomic.Int64
 
 // TestAudienceAggregatesMatchReference sends 1,000,000 synthetic hits of
 // 50,000 distinct visitors through WithAudience and store.Write, then

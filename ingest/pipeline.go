@@ -322,7 +322,11 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		Logger:                kafka.LoggerFunc(p.kafkaDebug),
 		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
 	})
-	defer r.Close()
+	defer func() {
+		if err := r.Close(); err != nil {
+			log.Debug("close kafka reader", "err", err)
+		}
+	}()
 	if err := r.SetOffset(a.Offset); err != nil {
 		log.Error("set offset", "offset", a.Offset, "err", err)
 		return

@@ -92,7 +92,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	if err := s.Ping(pctx); err != nil {
-		conn.Close()
+		_ = conn.Close() // the first error is the one returned
 		return nil, err
 	}
 	return s, nil

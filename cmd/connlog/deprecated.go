@@ -100,14 +100,18 @@ func upgradeFile(doc *yaml.Node, cfg *Config) ([]deprecation, []error) {
 // findKey returns the key and value nodes at path under the mapping m, or
 // nils.
 func findKey(m *yaml.Node, path []string) (key, val *yaml.Node) {
+	if len(path) == 0 {
+		return nil, nil
+	}
+	name, rest := path[0], path[1:]
 	for i := 0; m != nil && m.Kind == yaml.MappingNode && i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value != path[0] {
+		if m.Content[i].Value != name {
 			continue
 		}
-		if len(path) == 1 {
+		if len(rest) == 0 {
 			return m.Content[i], m.Content[i+1]
 		}
-		return findKey(m.Content[i+1], path[1:])
+		return findKey(m.Content[i+1], rest)
 	}
 	return nil, nil
 }

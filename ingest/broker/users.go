@@ -17,8 +17,8 @@ import (
 // identities, in librdkafka's property format so that `kcat -F FILE` and
 // any librdkafka-based shipper can use them as they are.
 const (
-	ShipperCredentialsFile  = "kafka-shipper.properties"
-	ConsumerCredentialsFile = "kafka-connlog.properties"
+	ShipperCredentialsFile  = "kafka-shipper.properties" //nolint:gosec // G101: a file name, not a credential
+	ConsumerCredentialsFile = "kafka-connlog.properties" //nolint:gosec // G101: a file name, not a credential
 )
 
 // The embedded broker's user names.

@@ -64,11 +64,11 @@ func WriteSASLFile(path string, s SASL, comment string) error {
 		return fmt.Errorf("save kafka credentials: %w", err)
 	}
 	if _, err := f.WriteString(body); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return fmt.Errorf("save kafka credentials: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return fmt.Errorf("save kafka credentials: %w", err)
 	}
 	return f.Close()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,7 +62,7 @@ type Journal struct {
 	ship sync.Mutex // one shipment at a time
 }
 
-// Open opens (or creates) the journal in opts.Dir. Segments found there are
+// OpenJournal opens (or creates) the journal in opts.Dir. Segments found there are
 // shipped by the first Flush.
 func OpenJournal(opts JournalOptions, sink Sink) (*Journal, error) {
 	if opts.Interval <= 0 {
@@ -349,8 +350,12 @@ func (j *Journal) rotateLocked() error {
 	// back: never below the previous one.
 	name := fmt.Sprintf("%020d%s", time.Now().UnixNano(), segmentSuffix)
 	if name <= j.lastSeg {
-		var n int64
-		fmt.Sscanf(strings.TrimSuffix(j.lastSeg, segmentSuffix), "%d", &n)
+		// The last segment's name is the clock's: one past it keeps the
+		// order when the clock went back.
+		n, err := strconv.ParseInt(strings.TrimSuffix(j.lastSeg, segmentSuffix), 10, 64)
+		if err != nil {
+			return fmt.Errorf("audit journal: segment name %q: %w", j.lastSeg, err)
+		}
 		name = fmt.Sprintf("%020d%s", n+1, segmentSuffix)
 	}
 	f, err := os.OpenFile(filepath.Join(j.opts.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
@@ -358,7 +363,7 @@ func (j *Journal) rotateLocked() error {
 		return fmt.Errorf("audit journal: new segment: %w", err)
 	}
 	if err := syncDir(j.opts.Dir); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return fmt.Errorf("audit journal: new segment: %w", err)
 	}
 	j.active, j.name, j.size, j.lastSeg = f, name, 0, name
@@ -445,11 +450,11 @@ func writeSynced(path string, b []byte) error {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return err
 	}
 	return f.Close()
@@ -461,6 +466,6 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // read-only: Sync is what must succeed
 	return d.Sync()
 }

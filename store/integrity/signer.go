@@ -64,7 +64,7 @@ func LoadOrCreate(path string) (s *Signer, created bool, err error) {
 		return nil, false, fmt.Errorf("write signing key: %w", err)
 	}
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
+		_ = f.Close() // the first error is the one returned
 		return nil, false, fmt.Errorf("write signing key: %w", err)
 	}
 	if err := f.Close(); err != nil {

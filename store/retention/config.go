@@ -59,6 +59,8 @@ func Default() Config {
 	}
 }
 
+// WithDefaults returns r with every unset lifetime, the enforcement
+// interval and the grace period taken from Default.
 func (r Config) WithDefaults() Config {
 	d := Default()
 	for _, f := range []struct{ p, def *Period }{

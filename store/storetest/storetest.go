@@ -37,7 +37,7 @@ func Open(tb testing.TB, cfg store.Config) *store.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { _ = st.Close() })
 	return st
 }
 
