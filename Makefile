@@ -1,6 +1,6 @@
 # connlog — the two commands of the README, plus a few for developers.
 #   make run    build and start the whole pipeline on the embedded defaults
-#   make test   install what the tests need, then run every test (real engines)
+#   make test   install what the tests need, then lint and run every test (real engines)
 
 GO      ?= go
 # go.mod needs Go 1.27.3: Go 1.26.8, the Go of a fresh machine here, has
@@ -41,7 +41,7 @@ run: build chdb
 test-deps:
 	@scripts/install-test-deps.sh
 
-test: test-deps chdb vet tidy-check
+test: test-deps chdb vet lint tidy-check
 	CONNLOG_REQUIRE_ENGINE=1 CONNLOG_REQUIRE_TOOLS=1 CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
 		$(GO) test -race -shuffle=on -timeout 45m -count=1 ./...
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
