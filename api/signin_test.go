@@ -583,3 +583,46 @@ func TestOIDCSessionCookieUnderTLS(t *testing.T) {
 		t.Errorf("cookie under TLS %+v", c)
 	}
 }
+
+// TestOIDCSignInOpenAPI validates the real answers of the sign-in's
+// endpoints against the OpenAPI document (TestOpenAPI checks the others).
+func TestOIDCSignInOpenAPI(t *testing.T) {
+	doc, router := loadOpenAPI(t)
+	e := newSignInEnv(t, "")
+	seen := map[string]bool{}
+	check := func(method, target, body string, header map[string]string, want int) string {
+		t.Helper()
+		var b any
+		if body != "" {
+			b = json.RawMessage(body)
+		}
+		code, answer, resp := e.do(t, method, target, header, b)
+		if code != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, target, code, answer, want)
+		}
+		op := validateAgainst(t, router, method+" "+target, openapiCase{method: method, target: target, body: body}, &liveResponse{Response: resp, body: answer})
+		if code < 300 {
+			seen[op] = true
+		}
+		return answer
+	}
+	check("GET", "/v1/session", "", nil, 200)
+	check("POST", "/v1/session/oidc/callback", `{"code":"x","state":"y"}`, nil, 401)
+	var start struct{ URL string }
+	_ = json.Unmarshal([]byte(check("POST", "/v1/session/oidc", "", nil, 200)), &start)
+	v := e.back(t, e.idp.Authorize(t, start.URL))
+	body, _ := json.Marshal(map[string]string{"code": v.Get("code"), "state": v.Get("state")})
+	var ans struct{ CSRF string }
+	_ = json.Unmarshal([]byte(check("POST", "/v1/session/oidc/callback", string(body), nil, 200)), &ans)
+	check("GET", "/v1/session", "", nil, 200)
+	check("DELETE", "/v1/session", "", map[string]string{csrfHeader: "wrong"}, 403)
+	check("DELETE", "/v1/session", "", map[string]string{csrfHeader: ans.CSRF}, 200)
+	check("DELETE", "/v1/session", "", map[string]string{csrfHeader: ans.CSRF}, 401)
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if op := method + " " + path; strings.HasPrefix(path, "/v1/session") && !seen[op] {
+				t.Errorf("%s never seen answering with success", op)
+			}
+		}
+	}
+}
