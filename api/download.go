@@ -43,9 +43,10 @@ var ticketFormats = map[string]string{"csv": mediaCSV, "ndjson": mediaNDJSON}
 
 // ticket is one minted download.
 type ticket struct {
-	auth    string // the Authorization header of the request that minted it
-	// session and csrf are the console session of the request that
-	// minted it, if it came with one instead (api/signin.go).
+	// auth is the Authorization header of the request that minted it;
+	// session and csrf are its console session, if it came with one
+	// instead (api/signin.go).
+	auth    string
 	session string
 	csrf    string
 	purpose string
