@@ -111,6 +111,13 @@
 // Content-Disposition, so it is authorised and audited as the caller's.
 // GET /v1/me names the caller (name, role, sites) for the console.
 //
+// With Config.OIDC.RedirectURL set, the console also signs in with the
+// identity provider (authorization code flow with PKCE): POST
+// /v1/session/oidc, GET /ui/oidc/callback, POST /v1/session/oidc/callback
+// open a console session, an HttpOnly SameSite=Strict cookie accepted only
+// with its X-CSRF-Token, in place of a bearer token; DELETE /v1/session
+// ends it (api/signin.go has the design).
+//
 // # Other searches
 //
 // GET /v1/connections (role officer) searches the connection records with

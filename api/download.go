@@ -43,7 +43,12 @@ var ticketFormats = map[string]string{"csv": mediaCSV, "ndjson": mediaNDJSON}
 
 // ticket is one minted download.
 type ticket struct {
-	auth    string // the Authorization header of the request that minted it
+	// auth is the Authorization header of the request that minted it;
+	// session and csrf are its console session, if it came with one
+	// instead (api/signin.go).
+	auth    string
+	session string
+	csrf    string
 	purpose string
 	path    string
 	query   string
@@ -147,7 +152,7 @@ func (s *Server) mintTicket(ts *tickets, r *http.Request, c *call) (any, error) 
 	q.Del("cursor")  // an export is the whole result
 	now := s.now()
 	id, err := ts.add(ticket{
-		auth: r.Header.Get("Authorization"), purpose: c.purpose, path: req.Path, query: q.Encode(),
+		auth: r.Header.Get("Authorization"), session: s.sessionID(r), csrf: r.Header.Get(csrfHeader), purpose: c.purpose, path: req.Path, query: q.Encode(),
 		accept: accept, format: req.Format, client: s.clientHost(r), expires: now.Add(ticketTTL),
 	}, now)
 	if err != nil {
@@ -194,7 +199,12 @@ func (s *Server) redeemTicket(ts *tickets, w http.ResponseWriter, r *http.Reques
 	inner.RequestURI = t.path + "?" + t.query
 	inner.Body = http.NoBody
 	inner.Header = http.Header{}
-	inner.Header.Set("Authorization", t.auth)
+	if t.auth != "" {
+		inner.Header.Set("Authorization", t.auth)
+	} else if t.session != "" {
+		inner.AddCookie(&http.Cookie{Name: s.sessionCookie(), Value: t.session})
+		inner.Header.Set(csrfHeader, t.csrf)
+	}
 	inner.Header.Set("X-Purpose", t.purpose)
 	inner.Header.Set("Accept", t.accept)
 	name := fmt.Sprintf("connlog%s-%s.%s", strings.ReplaceAll(t.path[len("/v1"):], "/", "-"), s.now().UTC().Format("20060102T150405Z"), t.format)

@@ -192,6 +192,11 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 // maps to no role), so that the refusal names who was refused.
 func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	h := r.Header.Get("Authorization")
+	if id := s.sessionID(r); h == "" && id != "" {
+		// The web console signed in with the identity provider
+		// (api/signin.go).
+		return s.sessionPrincipal(r, id)
+	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return nil, &apiError{

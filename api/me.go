@@ -16,6 +16,7 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/me", s.instrument("/v1/me", s.data("/v1/me", "", s.me)))
 	s.dataPaths["/v1/me"] = true
 	s.downloadRoutes(mux)
+	s.sessionRoutes(mux)
 }
 
 // meAnswer is the answer of GET /v1/me.

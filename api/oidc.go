@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/connlog/connlog/console"
+	"github.com/connlog/connlog/store"
 )
 
 // Defaults of an [OIDCConfig] with an issuer.
@@ -54,7 +57,58 @@ type OIDCConfig struct {
 	// Algorithms are the accepted signing algorithms. Default: those the
 	// provider's discovery document lists.
 	Algorithms []string `yaml:"algorithms"`
+
+	// The web console's "Sign in with <DisplayName>" (authorization code
+	// flow with PKCE, api/signin.go). Off while RedirectURL is empty: the
+	// API then accepts the provider's JWTs as bearer tokens only.
+
+	// RedirectURL is the console's callback as browsers reach it, to be
+	// registered at the identity provider as the client's redirect URI:
+	// scheme, host and port of the console, then /ui/oidc/callback, e.g.
+	// https://connlog.example.org/ui/oidc/callback. https, or http on
+	// loopback. Empty: no console sign-in with the identity provider.
+	RedirectURL string `yaml:"redirect_url"`
+	// ClientID is the client ID connlog is registered with for the
+	// console's sign-in; the ID token's "aud" claim must contain it.
+	// Default: Audience.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the client secret of a confidential client; empty: a
+	// public client, which PKCE alone protects. Better set by
+	// CONNLOG_API_OIDC_CLIENT_SECRET or ClientSecretFile than in the file.
+	ClientSecret store.Secret `yaml:"client_secret"`
+	// ClientSecretFile is the path of a file holding the client secret
+	// (one line), readable by connlog's user only (mode 0600 or 0400).
+	// Set this or ClientSecret, not both.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Scopes are the scopes asked for besides "openid", which is always
+	// asked for. Default: email, profile. Add the scope that releases the
+	// role claim if the provider needs one (e.g. groups).
+	Scopes []string `yaml:"scopes"`
+	// DisplayName names the provider on the console's sign-in button.
+	// Default: the issuer's host name.
+	DisplayName string `yaml:"display_name"`
+	// SessionIdleTimeout ends a console session after this long without a
+	// request. Default: 15m.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// SessionMaxAge ends a console session this long after its sign-in,
+	// however busy: the role and sites are read again from the provider at
+	// the next sign-in. Default: 8h.
+	SessionMaxAge time.Duration `yaml:"session_max_age"`
 }
+
+// Defaults of the console's OIDC sign-in.
+const (
+	DefaultOIDCSessionIdleTimeout = 15 * time.Minute
+	DefaultOIDCSessionMaxAge      = 8 * time.Hour
+)
+
+// DefaultOIDCScopes are the scopes asked for besides "openid" when
+// [OIDCConfig.Scopes] is empty.
+var DefaultOIDCScopes = []string{"email", "profile"}
+
+// SignInEnabled reports whether the console offers to sign in with the
+// identity provider.
+func (c OIDCConfig) SignInEnabled() bool { return c.Enabled() && c.RedirectURL != "" }
 
 // OIDCRole maps one value of the role claim to a connlog role.
 type OIDCRole struct {
@@ -77,13 +131,30 @@ func (c OIDCConfig) withDefaults() OIDCConfig {
 	if c.NameClaim == "" {
 		c.NameClaim = DefaultOIDCNameClaim
 	}
+	if c.ClientID == "" {
+		c.ClientID = c.Audience
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = slices.Clone(DefaultOIDCScopes)
+	}
+	if c.DisplayName == "" {
+		if u, err := url.Parse(c.Issuer); err == nil {
+			c.DisplayName = u.Hostname()
+		}
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = DefaultOIDCSessionIdleTimeout
+	}
+	if c.SessionMaxAge == 0 {
+		c.SessionMaxAge = DefaultOIDCSessionMaxAge
+	}
 	return c
 }
 
 // validate returns the problems of c, already defaulted.
 func (c OIDCConfig) validate() []error {
 	if !c.Enabled() {
-		if c.Audience != "" || len(c.Roles) > 0 {
+		if c.Audience != "" || len(c.Roles) > 0 || c.RedirectURL != "" || c.ClientID != "" || c.ClientSecret != "" || c.ClientSecretFile != "" {
 			return []error{errors.New("api oidc: issuer is empty, but other oidc settings are set")}
 		}
 		return nil
@@ -110,6 +181,32 @@ func (c OIDCConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("api oidc role %d (%q): role %q: must be one of %s", i, r.Claim, r.Role, strings.Join(roles, ", ")))
 		}
 	}
+	return append(errs, c.validateSignIn()...)
+}
+
+// validateSignIn returns the problems of the console sign-in settings.
+func (c OIDCConfig) validateSignIn() []error {
+	var errs []error
+	if c.ClientSecret != "" && c.ClientSecretFile != "" {
+		errs = append(errs, errors.New("api oidc: set client_secret or client_secret_file, not both"))
+	}
+	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
+		errs = append(errs, errors.New("api oidc session_idle_timeout, session_max_age: must be positive"))
+	} else if c.SessionIdleTimeout > c.SessionMaxAge {
+		errs = append(errs, fmt.Errorf("api oidc session_idle_timeout %s: above session_max_age %s", c.SessionIdleTimeout, c.SessionMaxAge))
+	}
+	if c.RedirectURL == "" {
+		return errs
+	}
+	u, err := url.Parse(c.RedirectURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, fmt.Errorf("api oidc redirect_url %q: must be an absolute http(s) URL", c.RedirectURL))
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		errs = append(errs, fmt.Errorf("api oidc redirect_url %q: must use https (http only on loopback, for tests)", c.RedirectURL))
+	case u.Path != console.CallbackPath || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		errs = append(errs, fmt.Errorf("api oidc redirect_url %q: must be the console's origin followed by %s, nothing else", c.RedirectURL, console.CallbackPath))
+	}
 	return errs
 }
 
@@ -126,7 +223,11 @@ type oidcAuth struct {
 	now    func() time.Time
 
 	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
+	provider *oidc.Provider
+	// verifier checks bearer JWTs (audience Audience); signInVerifier the
+	// ID tokens of the console's sign-in (audience ClientID).
+	verifier       *oidc.IDTokenVerifier
+	signInVerifier *oidc.IDTokenVerifier
 	// failed is when discovery last failed; it is not tried again for
 	// oidcRetry, so that an identity provider that is down is not flooded.
 	failed    time.Time
@@ -146,11 +247,12 @@ func looksLikeJWT(token string) bool {
 	return strings.Count(token, ".") == 2 && !strings.HasPrefix(token, tokenPrefix)
 }
 
-func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+// discover returns the provider, discovering it on first use.
+func (a *oidcAuth) discover(ctx context.Context) (*oidc.Provider, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.verifier != nil {
-		return a.verifier, nil
+	if a.provider != nil {
+		return a.provider, nil
 	}
 	if !a.failed.IsZero() && time.Since(a.failed) < oidcRetry {
 		return nil, a.failedErr
@@ -164,13 +266,36 @@ func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, erro
 		return nil, a.failedErr
 	}
 	// The key set outlives this request: it gets a context with the client
-	// but no deadline.
+	// but no deadline. Both verifiers share it.
+	a.provider = p
 	a.verifier = p.VerifierContext(cctx, &oidc.Config{
 		ClientID:             a.cfg.Audience,
 		SupportedSigningAlgs: a.cfg.Algorithms,
 		Now:                  a.now,
 	})
+	a.signInVerifier = p.VerifierContext(cctx, &oidc.Config{
+		ClientID:             a.cfg.ClientID,
+		SupportedSigningAlgs: a.cfg.Algorithms,
+		Now:                  a.now,
+	})
+	return p, nil
+}
+
+// getVerifier returns the verifier of bearer JWTs.
+func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	if _, err := a.discover(ctx); err != nil {
+		return nil, err
+	}
 	return a.verifier, nil
+}
+
+// errIdPDown is the refusal while the provider cannot be discovered.
+func errIdPDown(err error) *apiError {
+	return &apiError{
+		code:   CodeUnavailable,
+		msg:    "the identity provider cannot be reached to check your token; try again later",
+		reason: err.Error(),
+	}
 }
 
 // authenticate verifies raw and returns its principal. The token itself is
@@ -178,11 +303,7 @@ func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, erro
 func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, error) {
 	v, err := a.getVerifier(ctx)
 	if err != nil {
-		return nil, &apiError{
-			code:   CodeUnavailable,
-			msg:    "the identity provider cannot be reached to check your token; try again later",
-			reason: err.Error(),
-		}
+		return nil, errIdPDown(err)
 	}
 	vctx, cancel := context.WithTimeout(ctx, oidcHTTPTimeout)
 	defer cancel()
@@ -199,9 +320,18 @@ func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, er
 	if err := tok.Claims(&claims); err != nil {
 		return nil, &apiError{code: CodeUnauthenticated, msg: "the identity token's claims cannot be read", reason: "jwt claims: " + err.Error()}
 	}
+	return a.principal(tok.Subject, claims)
+}
+
+// principal maps the claims of a verified token (a bearer JWT or the ID
+// token of the console's sign-in: the one mapping of both) to the person,
+// their role and their sites. The principal comes with the refusal of a
+// person whose claims give no role, or several, so that the audit row names
+// who was refused.
+func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) (*principal, error) {
 	name := claimString(claims[a.cfg.NameClaim])
 	if name == "" {
-		name = tok.Subject
+		name = subject
 	}
 	name = truncate(strings.ToValidUTF8(name, "\uFFFD"), 200)
 	p := &principal{name: name}

@@ -144,7 +144,10 @@ func TestOpenAPI(t *testing.T) {
 	var missing []string
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
-			if op := method + " " + path; !seen[op] && path != "/metrics" { // served by the process's registry, not in tests
+			// /metrics is served by the process's registry, not in tests;
+			// the console's sign-in needs an identity provider:
+			// TestOIDCSignInOpenAPI checks it.
+			if op := method + " " + path; !seen[op] && path != "/metrics" && !strings.HasPrefix(path, "/v1/session") {
 				missing = append(missing, op)
 			}
 		}

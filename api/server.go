@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,13 @@ type Server struct {
 	software     string
 	holds        HoldStore
 	oidc         *oidcAuth
+	// sessions are the console's sessions, when it may sign in with the
+	// identity provider (api/signin.go); clientSecret is connlog's secret
+	// as the provider's client, secureCookies whether the console is
+	// reached over https (api.oidc.redirect_url).
+	sessions      *sessionStore
+	clientSecret  store.Secret
+	secureCookies bool
 }
 
 // principal is an authenticated caller: the configured token, without its hash.
@@ -119,6 +127,16 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	}
 	if cfg.OIDC.Enabled() {
 		s.oidc = newOIDCAuth(cfg.OIDC, func() time.Time { return s.now() })
+	}
+	if cfg.OIDC.SignInEnabled() {
+		s.sessions = newSessionStore(cfg.OIDC.SessionIdleTimeout, cfg.OIDC.SessionMaxAge)
+		s.secureCookies = strings.HasPrefix(cfg.OIDC.RedirectURL, "https:")
+		s.clientSecret = cfg.OIDC.ClientSecret
+		if cfg.OIDC.ClientSecretFile != "" {
+			if s.clientSecret, err = readClientSecret(cfg.OIDC.ClientSecretFile); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	mux := http.NewServeMux()

@@ -14,6 +14,16 @@ var assets embed.FS
 // Prefix is the path the console is served under.
 const Prefix = "/ui/"
 
+// CallbackPath is where the identity provider sends the browser back after
+// an OIDC sign-in (the redirect URI registered there). The API answers it:
+// it moves the answer's parameters into the fragment of the console's page,
+// whose script hands them to the API (api/signin.go).
+const CallbackPath = Prefix + "oidc/callback"
+
+// SetSecurityHeaders sets the headers every console response carries; the
+// API sets them on the console's other answers (the OIDC callback).
+func SetSecurityHeaders(h http.Header) { setSecurityHeaders(h) }
+
 // ContentSecurityPolicy is sent with every console response. Scripts and
 // styles come only from the console's own files ('self', no inline, no
 // eval); requests go only to the same origin (the API); nothing may frame

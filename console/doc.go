@@ -11,6 +11,11 @@
 //   - the bearer token lives in page memory only (no cookie, no web
 //     storage), is sent as an Authorization header, and is forgotten on sign
 //     out, after 15 minutes without activity, or when the tab closes;
+//   - signing in with the organisation's identity provider (OIDC, when
+//     api.oidc.redirect_url is set) opens a session held by the API: an
+//     HttpOnly, SameSite=Strict cookie that page script cannot read, used
+//     only together with its CSRF token (in page memory), ended by sign
+//     out, inactivity or age (api/signin.go);
 //   - every value that comes from stored logs is inserted as text, never as
 //     markup.
 package console

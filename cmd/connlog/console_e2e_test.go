@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/api"
+	"github.com/connlog/connlog/api/oidctest"
 	"github.com/connlog/connlog/ingest/kafkaclient"
 )
 
@@ -52,12 +53,35 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgFile := filepath.Join(t.TempDir(), "connlog.yaml")
-	cfg := fmt.Sprintf("api:\n  tokens:\n    - {name: alice-admin, role: admin, sha256: %q}\n    - {name: bob-analyst, role: analyst, sha256: %q}\n", adminSum, analystSum)
+	// And a third, who signs in with the organisation's identity provider
+	// (a loopback stand-in, api/oidctest) as a member of the SOC group: an
+	// analyst. The console is a confidential client, its secret in a file.
+	dir := t.TempDir()
+	listen := freePort(t)
+	idp := oidctest.New(t, "connlog-console", "console-secret", "http://"+listen+"/ui/oidc/callback")
+	idp.SetClaims(map[string]any{"sub": "u-42", "email": "olivia@example.org", "groups": []string{"staff", "soc"}})
+	secretFile := filepath.Join(dir, "oidc-client.secret")
+	if err := os.WriteFile(secretFile, []byte("console-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "connlog.yaml")
+	cfg := fmt.Sprintf(`api:
+  tokens:
+    - {name: alice-admin, role: admin, sha256: %q}
+    - {name: bob-analyst, role: analyst, sha256: %q}
+  oidc:
+    issuer: %q
+    audience: connlog-console
+    redirect_url: %q
+    client_secret_file: %q
+    display_name: Example SSO
+    role_claim: groups
+    roles: [{claim: soc, role: analyst}]
+`, adminSum, analystSum, idp.URL, "http://"+listen+"/ui/oidc/callback", secretFile)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := startConnlog(t, "", "CONNLOG_CONFIG="+cfgFile)
+	in := startConnlog(t, "", "CONNLOG_CONFIG="+cfgFile, "CONNLOG_API_LISTEN="+listen)
 
 	const site, xssIP = "www.example.org", "198.51.100.66"
 	base := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Second)
@@ -102,6 +126,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		"CONNLOG_XSS_IP="+xssIP,
 		"CONNLOG_SITE="+site,
 		"CONNLOG_CHROMIUM="+chromium,
+		"CONNLOG_OIDC_ISSUER="+idp.URL,
 	)
 	if os.Getenv("UPDATE_CONSOLE_SCREENSHOTS") == "1" {
 		docs, _ := filepath.Abs("../../docs")
@@ -117,5 +142,18 @@ func TestConsoleInABrowser(t *testing.T) {
 	// The searches the browser made are in the audit trail as the admin's.
 	if n := in.sql("SELECT count() FROM connlog_ops.audit WHERE actor = 'alice-admin' AND endpoint = '/v1/access' AND purpose = 'INC-4242 console e2e'"); n == "0" {
 		t.Error("no audit row of the console's searches")
+	}
+	// The provider sign-in, its search and its sign out are the person's.
+	for what, q := range map[string]string{
+		"sign-in":  "endpoint = '/v1/session/oidc/callback' AND status = 200 AND role = 'analyst'",
+		"search":   "endpoint = '/v1/access' AND purpose = 'INC-5151 console oidc e2e'",
+		"sign out": "endpoint = '/v1/session' AND method = 'DELETE' AND status = 200",
+	} {
+		if n := in.sql("SELECT count() FROM connlog_ops.audit WHERE actor = 'olivia@example.org' AND " + q); n == "0" {
+			t.Errorf("no audit row of the OIDC %s", what)
+		}
+	}
+	if auths, exchanges, refused := idp.Stats(); auths == 0 || exchanges == 0 || len(refused) != 0 {
+		t.Errorf("identity provider: %d authorizations, %d exchanges, refused %q", auths, exchanges, refused)
 	}
 }

@@ -111,6 +111,13 @@ func startConnlog(tb testing.TB, dataDir string, extraEnv ...string) *instance {
 		dataDir = privateDir(tb)
 	}
 	in := &instance{tb: tb, dataDir: dataDir, api: freePort(tb), ch: freePort(tb), kafka: freePort(tb), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	for _, kv := range extraEnv {
+		// A test that must know the API's address before the start (e.g.
+		// for a redirect URL in the configuration) picks it.
+		if addr, ok := strings.CutPrefix(kv, "CONNLOG_API_LISTEN="); ok {
+			in.api = addr
+		}
+	}
 	in.env = append(os.Environ(),
 		"CONNLOG_DATA_DIR="+dataDir,
 		"CONNLOG_API_LISTEN="+in.api,

@@ -1,9 +1,13 @@
 // app.js: the connlog console. It calls the query API of its own origin with
-// the user's bearer token and renders the answers.
+// the user's bearer token, or with the session that signing in with the
+// organisation's identity provider opened (api/signin.go), and renders the
+// answers.
 //
 // Two rules hold everywhere below:
-//   - the token lives in the variable `session` only: never in a cookie, in web
-//     storage, never in a URL;
+//   - a token lives in the variable `session` only: never in a cookie, in web
+//     storage, never in a URL; a provider sign-in's session is an HttpOnly
+//     cookie that page script cannot read, used only with its CSRF token
+//     (also kept in `session` only);
 //   - values from the API (which come from stored logs, written by anyone
 //     who sent a request to a logged site) become text nodes via h(): never
 //     parsed as HTML, no attribute or URL built from them.
@@ -21,7 +25,10 @@ const VIEWS = [
   { id: 'audience', roles: ['stats'] },
 ];
 
-let session = null; // {token, me: {name, role, sites}, purpose}
+// {token, me: {name, role, sites}, purpose}; a provider sign-in has
+// {cookie: true, csrf, idleMs} instead of token.
+let session = null;
+let signin = { oidc: null }; // what GET /v1/session offers: {oidc: {name}}
 let lastActivity = Date.now();
 let utc = false; // show and enter times in UTC rather than the browser's zone
 const state = {}; // per view: form values and last answer, kept across re-renders
@@ -85,10 +92,11 @@ const isASCII = (s) => /^[\x20-\x7e]*$/.test(s);
  * instead (a header carries bytes, not UTF-8 text). An error answer throws an
  * APIError carrying the API's own message.
  */
-async function api(method, path, { query, body, accept } = {}) {
+async function api(method, path, { query, body, accept, cookies } = {}) {
   const params = new URLSearchParams(query || {});
   const headers = { Accept: accept || 'application/json' };
-  if (session) headers.Authorization = 'Bearer ' + session.token;
+  if (session?.token) headers.Authorization = 'Bearer ' + session.token;
+  if (session?.cookie) headers['X-CSRF-Token'] = session.csrf;
   if (session?.purpose) {
     if (isASCII(session.purpose)) headers['X-Purpose'] = session.purpose;
     else params.set('purpose', session.purpose);
@@ -99,7 +107,8 @@ async function api(method, path, { query, body, accept } = {}) {
   try {
     resp = await fetch(path + (qs ? '?' + qs : ''), {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'omit', cache: 'no-store', redirect: 'error', referrerPolicy: 'no-referrer',
+      // Cookies only for a provider sign-in: a token session sends none.
+      credentials: session?.cookie || cookies ? 'same-origin' : 'omit', cache: 'no-store', redirect: 'error', referrerPolicy: 'no-referrer',
     });
   } catch {
     throw new APIError(0, 'network', t('networkError'));
@@ -128,7 +137,8 @@ async function run(fn) {
     await fn();
   } catch (e) {
     showError(e instanceof APIError ? e.message : String(e?.message || e));
-    if (e instanceof APIError && e.status === 401 && session) signOut(e.message);
+    // The session is over on the server's side already: nothing to end there.
+    if (e instanceof APIError && e.status === 401 && session) signOut(e.message, { remote: false });
   }
 }
 
@@ -164,8 +174,16 @@ async function exportSearch(path, query, format) {
 
 function touch() { lastActivity = Date.now(); }
 
-function signOut(reason) {
-  session = null; // the only copy of the token
+function signOut(reason, { remote = true } = {}) {
+  const ended = session;
+  session = null; // the only copy of the token or CSRF token
+  if (ended?.cookie && remote) {
+    // End the provider sign-in's session on the server, which removes its cookie.
+    fetch('/v1/session', {
+      method: 'DELETE', headers: { 'X-CSRF-Token': ended.csrf, Accept: 'application/json' },
+      credentials: 'same-origin', cache: 'no-store', redirect: 'error', referrerPolicy: 'no-referrer',
+    }).catch(() => {});
+  }
   for (const k of Object.keys(state)) delete state[k];
   // Drop the view from the address without a hashchange (which would clear
   // the reason shown below).
@@ -175,7 +193,8 @@ function signOut(reason) {
 }
 
 setInterval(() => {
-  if (session && Date.now() - lastActivity > IDLE_MS) signOut(t('expired'));
+  const idle = session?.idleMs || IDLE_MS;
+  if (session && Date.now() - lastActivity > idle) signOut(t('expired')(Math.round(idle / 60000)));
 }, 10000);
 for (const ev of ['pointerdown', 'keydown']) document.addEventListener(ev, touch, { capture: true, passive: true });
 
@@ -635,9 +654,35 @@ const RENDER = { search: (m) => recordSearch(m, 'search'), connections: (m) => r
 
 // ---------- shell ----------
 
+/** startOIDC sends the browser to the identity provider (api/signin.go). */
+async function startOIDC() {
+  const { url } = await apiJSON('POST', '/v1/session/oidc', { cookies: true });
+  showNotice(t('oidcGoing'));
+  location.assign(url);
+}
+
+/**
+ * finishOIDC hands the provider's answer, which the callback put in the
+ * fragment, to the API, which checks it and opens the session.
+ */
+async function finishOIDC(fragment) {
+  const p = new URLSearchParams(fragment);
+  const ans = await apiJSON('POST', '/v1/session/oidc/callback', {
+    body: { code: p.get('code') || '', state: p.get('state') || '', error: p.get('error') || '' }, cookies: true,
+  });
+  session = { cookie: true, csrf: ans.csrf, idleMs: ans.idle_timeout_seconds * 1000, me: ans.me, purpose: '' };
+  touch();
+}
+
 function loginView(main) {
   const tok = h('input', { id: 'token', type: 'password', 'data-testid': 'token', autocomplete: 'off', spellcheck: 'false', required: true, 'aria-describedby': 'token-help' });
-  main.append(h('h1', {}, t('signIn')), h('form', { class: 'login', onsubmit: (e) => {
+  main.append(h('h1', {}, t('signIn')));
+  let oidcButton = null;
+  if (signin.oidc) {
+    oidcButton = h('button', { type: 'button', class: 'oidc', 'data-testid': 'oidc-login', 'aria-describedby': 'oidc-help', onclick: () => run(startOIDC) }, t('oidcSignIn')(signin.oidc.name));
+    main.append(h('div', { class: 'login' }, oidcButton, h('p', { id: 'oidc-help', class: 'help' }, t('oidcHelp'))), h('h2', { class: 'or' }, t('orToken')));
+  }
+  main.append(h('form', { class: 'login', onsubmit: (e) => {
     e.preventDefault();
     const token = tok.value.trim();
     tok.value = '';
@@ -653,7 +698,7 @@ function loginView(main) {
     });
   } }, h('label', { for: 'token' }, t('token')), tok, h('p', { id: 'token-help', class: 'help' }, t('tokenHelp')),
   h('button', { type: 'submit', 'data-testid': 'login' }, t('signIn'))));
-  tok.focus();
+  (oidcButton || tok).focus();
 }
 
 function purposeView(main) {
@@ -724,5 +769,36 @@ function render() {
 
 window.addEventListener('hashchange', () => { showError(''); showNotice(''); render(); });
 $('lang').addEventListener('change', (e) => { setLang(e.target.value); render(); });
-setLang(lang);
-render();
+/**
+ * boot finishes a provider sign-in coming back, or finds the session of an
+ * earlier one (a reload), then renders.
+ */
+async function boot() {
+  setLang(lang);
+  if (location.hash.startsWith('#oidc?')) {
+    const fragment = location.hash.slice('#oidc?'.length);
+    // The code leaves the address bar and the history at once.
+    history.replaceState(null, '', location.pathname + location.search);
+    $('main').replaceChildren(h('p', {}, t('loading')));
+    await run(() => finishOIDC(fragment));
+  }
+  try {
+    const resp = await fetch('/v1/session', { credentials: 'same-origin', cache: 'no-store', redirect: 'error', referrerPolicy: 'no-referrer' });
+    if (resp.ok) {
+      const info = await resp.json();
+      signin = { oidc: info.oidc || null };
+      if (!session && info.session) {
+        session = { cookie: true, csrf: info.session.csrf, idleMs: info.session.idle_timeout_seconds * 1000, me: null, purpose: '' };
+        try {
+          session.me = await apiJSON('GET', '/v1/me');
+        } catch (e) {
+          session = null;
+          showError(e.message);
+        }
+      }
+    }
+  } catch { /* no provider sign-in offered; tokens still work */ }
+  render();
+}
+
+boot();

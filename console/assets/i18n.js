@@ -4,7 +4,8 @@
 const en = {
   skip: 'Skip to content', language: 'Language',
   signIn: 'Sign in', token: 'API token', tokenHelp: 'Your personal connlog token (cl_…). It stays in this tab\'s memory only and is forgotten on sign out, after 15 minutes without activity, or when the tab closes.',
-  signOut: 'Sign out', signedInAs: (n, r) => `${n} (${r})`, expired: 'Your session expired after 15 minutes without activity: sign in again.',
+  signOut: 'Sign out', signedInAs: (n, r) => `${n} (${r})`, expired: (m) => `Your session expired after ${m} minutes without activity: sign in again.`,
+  oidcSignIn: (n) => `Sign in with ${n}`, oidcHelp: 'Your organisation\'s sign-in page opens, then brings you back here.', orToken: 'Or with an API token', oidcGoing: 'Opening your organisation\'s sign-in page…',
   purposeTitle: 'Purpose of this session', purpose: 'Purpose (case, ticket or requisition reference)',
   purposeHelp: 'Every request you make is recorded in the audit trail with this purpose.', purposeSet: 'Start', purposeChange: 'Change purpose',
   purposeShort: 'The purpose must be 3 to 200 characters.', purposeLabel: 'Purpose:',
@@ -42,7 +43,8 @@ const en = {
 const fr = {
   skip: 'Aller au contenu', language: 'Langue',
   signIn: 'Se connecter', token: 'Jeton d\'API', tokenHelp: 'Votre jeton connlog personnel (cl_…). Il reste dans la mémoire de cet onglet seulement et est oublié à la déconnexion, après 15 minutes d\'inactivité ou à la fermeture de l\'onglet.',
-  signOut: 'Se déconnecter', signedInAs: (n, r) => `${n} (${r})`, expired: 'Votre session a expiré après 15 minutes d\'inactivité : reconnectez-vous.',
+  signOut: 'Se déconnecter', signedInAs: (n, r) => `${n} (${r})`, expired: (m) => `Votre session a expiré après ${m} minutes d'inactivité : reconnectez-vous.`,
+  oidcSignIn: (n) => `Se connecter avec ${n}`, oidcHelp: 'La page de connexion de votre organisation s\'ouvre, puis vous ramène ici.', orToken: 'Ou avec un jeton d\'API', oidcGoing: 'Ouverture de la page de connexion de votre organisation…',
   purposeTitle: 'Finalité de cette session', purpose: 'Finalité (référence de dossier, de ticket ou de réquisition)',
   purposeHelp: 'Chacune de vos requêtes est inscrite au journal d\'audit avec cette finalité.', purposeSet: 'Commencer', purposeChange: 'Changer de finalité',
   purposeShort: 'La finalité doit compter de 3 à 200 caractères.', purposeLabel: 'Finalité :',

@@ -9,6 +9,8 @@
 //	CONNLOG_ROWS           rows stored in 10.0.0.0/8
 //	CONNLOG_XSS_IP         the client of the lines carrying HTML/JS payloads
 //	CONNLOG_SITE           the site of the lines
+//	CONNLOG_OIDC_ISSUER    the identity provider's URL (api/oidctest), which
+//	                       signs in olivia@example.org of group soc (analyst)
 //	CONNLOG_SCREENSHOTS    if set, a directory for console-*.png
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,7 @@ const rows = Number(process.env.CONNLOG_ROWS);
 const xssIP = process.env.CONNLOG_XSS_IP;
 const site = process.env.CONNLOG_SITE;
 const shots = process.env.CONNLOG_SCREENSHOTS;
+const issuer = process.env.CONNLOG_OIDC_ISSUER;
 const purpose = 'INC-4242 console e2e';
 assert.ok(base && admin && analyst && rows && xssIP && site, 'run through go test ./cmd/connlog -run TestConsole');
 
@@ -39,11 +42,15 @@ after(async () => { await browser?.close(); });
 async function open(opts = {}) {
   const context = await browser.newContext({ acceptDownloads: true, locale: 'en-GB', timezoneId: 'Europe/Paris', viewport: { width: 1280, height: 900 }, ...opts });
   const page = await context.newPage();
-  const bad = { console: [], dialogs: [], foreign: [], pageErrors: [] };
+  const bad = { console: [], dialogs: [], foreign: [], pageErrors: [], issuer: [] };
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') bad.console.push(m.text()); });
   page.on('pageerror', (e) => bad.pageErrors.push(String(e)));
   page.on('dialog', (d) => { bad.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-  page.on('request', (r) => { if (new URL(r.url()).origin !== base && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) bad.foreign.push(r.url()); });
+  page.on('request', (r) => {
+    const origin = new URL(r.url()).origin;
+    if (issuer && origin === issuer) bad.issuer.push(r.url()); // the sign-in's round trip: checked by clean
+    else if (origin !== base && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) bad.foreign.push(r.url());
+  });
   return { context, page, bad };
 }
 
@@ -52,12 +59,16 @@ async function open(opts = {}) {
  * refusals the test provoked on purpose: Chromium logs each as a console
  * error ("Failed to load resource"), which is the browser's, not the page's.
  */
-function clean(bad, allow = []) {
+function clean(bad, allow = [], { viaIssuer = false } = {}) {
   assert.deepEqual(bad.pageErrors, [], 'page errors');
   const re = /^Failed to load resource: the server responded with a status of (\d+)/;
   assert.deepEqual(bad.console.filter((m) => !allow.includes(Number(re.exec(m)?.[1]))), [], 'console errors or warnings');
   assert.deepEqual(bad.dialogs, [], 'dialogs opened (an XSS payload ran?)');
   assert.deepEqual(bad.foreign, [], 'requests to another origin');
+  // The identity provider's origin is reached only by a provider sign-in,
+  // and then only at its authorization endpoint, as a navigation.
+  if (viaIssuer) assert.ok(bad.issuer.length > 0 && bad.issuer.every((u) => u.startsWith(issuer + '/authorize?')), `requests to the provider: ${bad.issuer}`);
+  else assert.deepEqual(bad.issuer, [], 'requests to the identity provider');
 }
 
 const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
@@ -329,5 +340,60 @@ test('French from the browser\'s language, and readable at 200% zoom (half the w
   await tid(page, 'nav-audit').click();
   await tid(page, 'audit-row').filter({ hasText: 'Réquisition n° 2026-17' }).first().waitFor();
   clean(bad);
+  await context.close();
+});
+
+test('signs in with the identity provider (code flow with PKCE), searches with a purpose, signs out', async () => {
+  const { context, page, bad } = await open();
+  await page.goto(base + '/ui/');
+  const button = tid(page, 'oidc-login');
+  await button.waitFor();
+  assert.equal(await button.textContent(), 'Sign in with Example SSO');
+  // Keyboard only: the button has the focus; Enter goes to the provider,
+  // which signs the person in and sends the browser back.
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'oidc-login');
+  await page.keyboard.press('Enter');
+  await tid(page, 'purpose').waitFor();
+  assert.equal(await tid(page, 'whoami').textContent(), 'olivia@example.org (analyst)');
+  // The provider's answer has left the address bar.
+  assert.equal(page.url(), base + '/ui/');
+  // The session is a cookie that page script cannot read; nothing in web storage.
+  const cookies = await context.cookies(base);
+  const sc = cookies.find((c) => c.name === 'connlog-session');
+  assert.ok(sc && sc.httpOnly && sc.sameSite === 'Strict' && sc.path === '/', `session cookie ${JSON.stringify(cookies)}`);
+  assert.ok(!cookies.some((c) => c.name === 'connlog-oidc-login'), 'the login cookie outlives the sign-in');
+  assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]), [0, 0, '']);
+  // No purpose, no data; then the analyst's view works, and only it.
+  assert.equal(await tid(page, 'search-ip').count(), 0);
+  await setPurpose(page, 'INC-5151 console oidc e2e');
+  await search(page, '10.0.0.0/8', 1000);
+  assert.equal(await tid(page, 'result-row').count(), rows);
+  assert.equal(await tid(page, 'nav-audit').count(), 0);
+  // The export streams under the session too (its ticket carries it).
+  const [download] = await Promise.all([page.waitForEvent('download'), tid(page, 'export-csv').click()]);
+  const csv = (await readFile(await download.path(), 'utf8')).trim().split('\n');
+  assert.equal(csv.length, rows + 1, 'header and every row');
+  // A reload keeps the session (and asks for the purpose again).
+  await page.reload();
+  await tid(page, 'purpose').waitFor();
+  assert.equal(await tid(page, 'whoami').textContent(), 'olivia@example.org (analyst)');
+  // Sign out ends the session on the server: the cookie goes.
+  await tid(page, 'logout').click();
+  await tid(page, 'oidc-login').waitFor();
+  for (let i = 0; i < 50 && (await context.cookies(base)).some((c) => c.name === 'connlog-session'); i++) await page.waitForTimeout(100);
+  assert.ok(!(await context.cookies(base)).some((c) => c.name === 'connlog-session'), 'the session cookie outlives sign out');
+  clean(bad, [], { viaIssuer: true });
+  await context.close();
+});
+
+test('a provider answer this browser did not ask for shows the API\'s refusal; French button', async () => {
+  const { context, page, bad } = await open({ locale: 'fr-FR' });
+  // A forged callback (a code and state from elsewhere): refused, nobody signed in.
+  await page.goto(base + '/ui/oidc/callback?code=forged&state=forged');
+  await tid(page, 'error').filter({ hasText: 'this browser started no sign-in here' }).waitFor();
+  assert.equal(await tid(page, 'oidc-login').textContent(), 'Se connecter avec Example SSO');
+  assert.equal(await tid(page, 'purpose').count(), 0);
+  assert.equal(page.url(), base + '/ui/');
+  clean(bad, [401]);
   await context.close();
 });
