@@ -59,12 +59,17 @@ func newTestIdP(tb testing.TB) *testIdP {
 	})
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, _ *http.Request) {
 		idp.keyFetch.Add(1)
-		ecPub := idp.ec.PublicKey
+		// Uncompressed point: 0x04 || X || Y, 32 bytes each on P-256.
+		ecPub, err := idp.ec.PublicKey.Bytes()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{
 			{"kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256",
 				"n": b64(idp.rsa.N.Bytes()), "e": b64(big.NewInt(int64(idp.rsa.E)).Bytes())},
 			{"kty": "EC", "kid": "ec1", "use": "sig", "alg": "ES256", "crv": "P-256",
-				"x": b64(pad32(ecPub.X.Bytes())), "y": b64(pad32(ecPub.Y.Bytes()))},
+				"x": b64(ecPub[1:33]), "y": b64(ecPub[33:65])},
 		}})
 	})
 	idp.srv = httptest.NewServer(mux)

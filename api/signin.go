@@ -282,15 +282,20 @@ func (s *Server) sessionPrincipal(r *http.Request, id string) (*principal, error
 
 // setCookie sets a cookie of connlog's: HttpOnly, Secure when the console
 // is served over https.
-func (s *Server) setCookie(w http.ResponseWriter, c *http.Cookie) {
-	c.HttpOnly = true
-	c.Secure = s.secureCookies
-	http.SetCookie(w, c)
+func (s *Server) setCookie(w http.ResponseWriter, name, value, path string, maxAge int, sameSite http.SameSite) {
+	// G124 wants Secure always: it is set whenever the sign-in's redirect
+	// URL is https (the console served over https, directly or behind a
+	// proxy); an http redirect URL is accepted on loopback only, where a
+	// Secure cookie would not come back.
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure under https, see above
+		Name: name, Value: value, Path: path, MaxAge: maxAge, SameSite: sameSite,
+		HttpOnly: true, Secure: s.secureCookies,
+	})
 }
 
 // clearLoginCookie removes the login cookie.
 func (s *Server) clearLoginCookie(w http.ResponseWriter) {
-	s.setCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: loginPath, MaxAge: -1, SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, loginCookie, "", loginPath, -1, http.SameSiteLaxMode)
 }
 
 // sessionRoutes serves the console's session endpoints.
@@ -418,7 +423,7 @@ func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request) {
 	// cookies go with top-level navigations and same-site requests, never
 	// with another site's subresources or POSTs. The state, bound to this
 	// cookie, is what refuses a callback this browser did not start.
-	s.setCookie(w, &http.Cookie{Name: loginCookie, Value: id, Path: loginPath, MaxAge: int(loginTTL.Seconds()), SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, loginCookie, id, loginPath, int(loginTTL.Seconds()), http.SameSiteLaxMode)
 	u := s.oauth2Config(p).AuthCodeURL(l.state, oauth2.S256ChallengeOption(l.verifier), oidc.Nonce(l.nonce))
 	body, _ := json.Marshal(map[string]string{"url": u})
 	writeBody(w, http.StatusOK, body)
@@ -512,7 +517,7 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ae)
 		return
 	}
-	s.setCookie(w, &http.Cookie{Name: s.sessionCookie(), Value: id, Path: "/", SameSite: http.SameSiteStrictMode})
+	s.setCookie(w, s.sessionCookie(), id, "/", 0, http.SameSiteStrictMode)
 	sites := who.sites
 	if sites == nil {
 		sites = []string{}
@@ -617,7 +622,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "" || id == "" || !s.sessions.remove(id) {
 			return nil, errorf(CodeBadRequest, "sign out ends a console session: this request comes with none")
 		}
-		s.setCookie(w, &http.Cookie{Name: s.sessionCookie(), Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteStrictMode})
+		s.setCookie(w, s.sessionCookie(), "", "/", -1, http.SameSiteStrictMode)
 		return map[string]bool{"signed_out": true}, nil
 	}).ServeHTTP(w, r)
 }

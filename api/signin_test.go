@@ -578,7 +578,7 @@ func TestOIDCClientSecretFileMode(t *testing.T) {
 func TestOIDCSessionCookieUnderTLS(t *testing.T) {
 	srv := &Server{secureCookies: true}
 	rec := httptest.NewRecorder()
-	srv.setCookie(rec, &http.Cookie{Name: srv.sessionCookie(), Value: "x", Path: "/", SameSite: http.SameSiteStrictMode})
+	srv.setCookie(rec, srv.sessionCookie(), "x", "/", 0, http.SameSiteStrictMode)
 	c := rec.Result().Cookies()[0]
 	if c.Name != "__Host-connlog-session" || !c.Secure || !c.HttpOnly {
 		t.Errorf("cookie under TLS %+v", c)
