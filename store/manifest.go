@@ -18,6 +18,7 @@ import (
 
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/internal/chsql"
+	"github.com/connlog/connlog/store/retention"
 )
 
 // Tamper evidence. Every Write adds, per stored table and Kafka partition,
@@ -593,4 +594,40 @@ func (s *Store) registeredKeys(ctx context.Context) (map[string]ed25519.PublicKe
 		}
 	}
 	return out, rows.Err()
+}
+
+// RetentionReport is the retention report of store/retention with the head
+// of every manifest chain added: the report says which signed state it
+// describes.
+func (s *Store) RetentionReport(ctx context.Context) (retention.Report, error) {
+	rep, err := s.Enforcer.RetentionReport(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Integrity, err = s.ChainHeads(ctx)
+	return rep, err
+}
+
+// ChainHeads returns the latest manifest of every chain, ordered by table,
+// topic and partition. The latest is the highest chain sequence, as in
+// chainHead.
+func (s *Store) ChainHeads(ctx context.Context) ([]retention.ChainHead, error) {
+	rows, err := s.conn.Query(ctx, "SELECT toString(db_table), toString(kafka_topic), kafka_partition, count(), "+
+		"argMax(hash, (chain_seq, first_offset, created_at)), argMax(key_id, (chain_seq, first_offset, created_at)), "+
+		"argMax(created_at, (chain_seq, first_offset, created_at)) FROM "+s.db.Ops+".manifests "+
+		"GROUP BY db_table, kafka_topic, kafka_partition ORDER BY db_table, kafka_topic, kafka_partition")
+	if err != nil {
+		return nil, fmt.Errorf("read manifest chain heads: %w", err)
+	}
+	defer rows.Close()
+	heads := []retention.ChainHead{}
+	for rows.Next() {
+		var h retention.ChainHead
+		if err := rows.Scan(&h.Table, &h.Topic, &h.Partition, &h.Manifests, &h.Hash, &h.KeyID, &h.Created); err != nil {
+			return nil, fmt.Errorf("read manifest chain heads: %w", err)
+		}
+		h.Created = h.Created.UTC()
+		heads = append(heads, h)
+	}
+	return heads, rows.Err()
 }

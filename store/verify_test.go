@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/store/integrity"
 )
 
 // writeTwoBatches stores two batches of three hits (offsets 1-3, 4-6) and
@@ -124,5 +125,47 @@ func TestReplayingOlderBatchesAddsNoManifest(t *testing.T) {
 	}
 	if !rep.OK() || rep.Manifests != 5 {
 		t.Fatalf("after replay: %+v", rep)
+	}
+}
+
+// The retention report names the signed state it describes: the head of
+// every manifest chain, as the manifests table holds it, and the key that
+// signed it.
+func TestRetentionReportNamesEveryChainHead(t *testing.T) {
+	st, sg := openConfigured(t, nil)
+	writeTwoBatches(t, st)
+	rep, err := st.RetentionReport(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Integrity) != 3 {
+		t.Fatalf("chain heads %+v, want access log, connection records and quarantine", rep.Integrity)
+	}
+	var manifests uint64
+	for _, h := range rep.Integrity {
+		manifests += h.Manifests
+		var want string
+		q := "SELECT hash FROM " + st.Databases().Ops + ".manifests WHERE db_table = '" + h.Table + "' AND kafka_topic = '" + h.Topic + "' AND kafka_partition = " + fmt.Sprint(h.Partition) + " ORDER BY chain_seq DESC LIMIT 1"
+		if err := st.Conn().QueryRow(t.Context(), q).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hash != want || len(h.Hash) != 64 || h.KeyID != integrity.KeyID(sg.Public()) || h.Created.IsZero() {
+			t.Errorf("head %+v, want hash %s signed by %s", h, want, integrity.KeyID(sg.Public()))
+		}
+	}
+	if manifests != 5 {
+		t.Errorf("%d manifests in the heads, want 5", manifests)
+	}
+	before := rep.Integrity[0].Hash
+	base := time.Now().UTC().Add(-time.Hour)
+	if err := st.Write(t.Context(), store.Batch{ID: "nginx-1-7-7", Hits: []store.Hit{hit("203.0.113.9", 40009, base, "GET", "/", 8)}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = st.RetentionReport(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Integrity[0].Hash == before {
+		t.Errorf("chain %s/%s/%d: head unchanged after a new batch", rep.Integrity[0].Table, rep.Integrity[0].Topic, rep.Integrity[0].Partition)
 	}
 }

@@ -114,6 +114,15 @@ func printReport(w io.Writer, rep retention.Report) {
 	} else {
 		fmt.Fprintln(w, "nothing is stored past its lifetime")
 	}
+	if len(rep.Integrity) > 0 {
+		fmt.Fprintln(w, "\nintegrity chain heads (connlog verify proves later that this state was neither changed nor cut):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TABLE\tTOPIC\tPARTITION\tMANIFESTS\tHEAD SHA-256\tKEY\tSIGNED")
+		for _, h := range rep.Integrity {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", h.Table, h.Topic, h.Partition, h.Manifests, h.Hash, h.KeyID, h.Created.Format(time.RFC3339))
+		}
+		_ = tw.Flush()
+	}
 }
 
 // keyFiles collects repeated -key flags.

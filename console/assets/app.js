@@ -488,7 +488,12 @@ function retentionView(main) {
     table([[c.class, (r) => r.class], [c.table, (r) => r.table], [c.site, (r) => r.site], [c.policy, (r) => r.policy],
       [c.oldest, (r) => fmtTime(r.oldest, utc)], [c.newest, (r) => fmtTime(r.newest, utc)], [c.rows, (r) => fmtNumber(r.rows)],
       [c.bytes, (r) => fmtNumber(r.bytes_on_disk)], [c.last, (r) => fmtTime(r.last_enforcement, utc)], [c.removed, (r) => fmtNumber(r.last_removed)],
-      [c.overdue, (r) => yn(r.overdue)], [c.detail, (r) => r.detail]], rep.entries || [], 'retention-row'));
+      [c.overdue, (r) => yn(r.overdue)], [c.detail, (r) => r.detail]], rep.entries || [], 'retention-row'),
+    h('h2', {}, t('chainHeads')),
+    h('p', {}, t('chainHeadsHelp')),
+    table([[c.table, (r) => r.table], [c.topic, (r) => r.topic], [c.partition, (r) => fmtNumber(r.partition)],
+      [c.manifests, (r) => fmtNumber(r.manifests)], [c.hash, (r) => h('code', { class: 'hash' }, r.hash)],
+      [c.key, (r) => h('code', {}, r.key_id)], [c.created, (r) => fmtTime(r.created_at, utc)]], rep.integrity_chain_heads || [], 'chain-head-row'));
   $('printed').textContent = `connlog · ${t('retentionTitle')} · ${t('generated')(fmtTime(rep.generated, utc))} (${utc ? 'UTC' : localZone}) · ${t('printedOn')(fmtTime(new Date().toISOString(), utc))}`;
 }
 

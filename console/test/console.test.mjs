@@ -235,6 +235,9 @@ test('the audit view shows the search with its purpose; subject view; retention;
 
   await tid(page, 'nav-retention').click();
   await tid(page, 'retention-row').first().waitFor();
+  const head = tid(page, 'chain-head-row').first();
+  await head.waitFor();
+  assert.match(await head.locator('code.hash').textContent(), /^[0-9a-f]{64}$/, 'the report names the head of each integrity chain');
   await shot(page, 'retention');
   await page.emulateMedia({ media: 'print' });
   assert.equal(await tid(page, 'print').isVisible(), false, 'controls are not printed');

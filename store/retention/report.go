@@ -41,6 +41,24 @@ type Report struct {
 	Entries   []ReportEntry `json:"entries"`
 	// Overdue is true when any entry is.
 	Overdue bool `json:"overdue"`
+	// Integrity is the head of every manifest chain when the report was
+	// made: a printed report names the signed state it describes, which
+	// `connlog verify` can later prove unchanged (or extended only).
+	// Filled by package store, which owns the manifests.
+	Integrity []ChainHead `json:"integrity_chain_heads"`
+}
+
+// ChainHead is the latest manifest of one chain (a table, a Kafka topic
+// and partition): its hash, the key that signed it and how long the chain
+// is.
+type ChainHead struct {
+	Table     string    `json:"table"`
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Manifests uint64    `json:"manifests"`
+	Hash      string    `json:"hash"`
+	KeyID     string    `json:"key_id"`
+	Created   time.Time `json:"created_at"`
 }
 
 // RetentionReport describes, per data class, table and site: the lifetime,
