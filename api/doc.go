@@ -8,6 +8,9 @@
 //   - GET /v1/connections (officer): search the connection records;
 //   - /v1/requisitions (officer): the register of judicial requisitions,
 //     each run into a signed export package (api/requisitions.go, export.go);
+//     an entry may give date_due, the day the answer is expected by (not
+//     before date_received), and shows overdue while it is unanswered after
+//     that day by the server's clock;
 //   - /v1/holds (officer): legal holds, copies kept past the lifetimes
 //     (api/holds.go);
 //   - GET /v1/audit and GET /v1/audit/subject (auditor): the audit trail,

@@ -60,7 +60,7 @@ func TestOpenAPI(t *testing.T) {
 	sel := `{"ip":"203.0.113.7","site":"` + liveSite + `","from":"` + day.Format(time.RFC3339) + `","to":"` + day.Add(48*time.Hour).Format(time.RFC3339) + `"}`
 	// A requisition and a hold made through the API, for the operations on them.
 	create := env.do(t, http.MethodPost, "/v1/requisitions", "Bearer "+officer, "REQ-1", "", `{"authority":"TJ Paris","officer_name":"OPJ Martin",`+
-		`"officer_service":"OCLCTIC","article":"60-1","procedure_reference":"PV 1","date_received":"`+day.Format(time.DateOnly)+`","selectors":[`+sel+`]}`, false)
+		`"officer_service":"OCLCTIC","article":"60-1","procedure_reference":"PV 1","date_received":"`+day.Format(time.DateOnly)+`","date_due":"`+day.Add(72*time.Hour).Format(time.DateOnly)+`","selectors":[`+sel+`]}`, false)
 	var req struct{ ID string }
 	if err := json.Unmarshal([]byte(create.body), &req); err != nil || req.ID == "" {
 		t.Fatalf("create requisition: %d %s", create.StatusCode, create.body)

@@ -72,6 +72,7 @@ type requisitionInput struct {
 	ArticleText    string          `json:"article_text"`
 	ProcedureRef   string          `json:"procedure_reference"`
 	DateReceived   string          `json:"date_received"`
+	DateDue        string          `json:"date_due"`
 	Selectors      []selectorInput `json:"selectors"`
 }
 
@@ -204,12 +205,23 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	if received.After(s.now().UTC().Add(24 * time.Hour)) {
 		return nil, errorf(CodeBadRequest, "date_received is in the future")
 	}
+	var due *time.Time
+	if in.DateDue != "" {
+		d, err := time.Parse(time.DateOnly, in.DateDue)
+		if err != nil {
+			return nil, errorf(CodeBadRequest, "date_due must be a date, as YYYY-MM-DD")
+		}
+		if d.Before(received) {
+			return nil, errorf(CodeBadRequest, "date_due ("+in.DateDue+") is before date_received ("+in.DateReceived+")")
+		}
+		due = &d
+	}
 	if len(in.Selectors) == 0 || len(in.Selectors) > maxSelectors {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("give 1 to %d selectors (ip, port, site, from, to)", maxSelectors))
 	}
 	req := legal.Requisition{
 		Authority: in.Authority, OfficerName: in.OfficerName, OfficerService: in.OfficerService,
-		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received,
+		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received, Due: due,
 		Purpose: c.purpose, CreatedBy: c.who.name, Created: s.now().UTC(),
 	}
 	for i, si := range in.Selectors {
@@ -230,7 +242,22 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 		return nil, storeError(r.Context(), err)
 	}
 	c.filters = canonical(map[string]any{"requisition": req.ID, "procedure_reference": truncate(req.ProcedureRef, 100), "article": req.Article, "selectors": len(req.Selectors)})
-	return req, nil
+	return s.view(req), nil
+}
+
+// requisitionView is a requisition as the API shows it: the register entry
+// and whether its answer is late.
+type requisitionView struct {
+	legal.Requisition
+	// Overdue reports a requisition not answered yet whose due date has
+	// passed (today, by the server's clock in UTC, is after it).
+	Overdue bool `json:"overdue"`
+}
+
+// view returns q as the API shows it, judged against the server's clock.
+func (s *Server) view(q legal.Requisition) requisitionView {
+	today := s.now().UTC().Truncate(24 * time.Hour)
+	return requisitionView{Requisition: q, Overdue: q.Answer == nil && q.Due != nil && today.After(*q.Due)}
 }
 
 // visible reports whether p may see requisition q: a credential limited to
@@ -249,8 +276,8 @@ func (p *principal) visible(q *legal.Requisition) bool {
 
 // requisitionList is the body of GET /v1/requisitions.
 type requisitionList struct {
-	Requisitions []legal.Requisition `json:"requisitions"`
-	Count        int                 `json:"count"`
+	Requisitions []requisitionView `json:"requisitions"`
+	Count        int               `json:"count"`
 }
 
 // listRequisitions answers GET /v1/requisitions.
@@ -264,10 +291,10 @@ func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	out := requisitionList{Requisitions: []legal.Requisition{}}
+	out := requisitionList{Requisitions: []requisitionView{}}
 	for i := range all {
 		if c.who.visible(&all[i]) {
-			out.Requisitions = append(out.Requisitions, all[i])
+			out.Requisitions = append(out.Requisitions, s.view(all[i]))
 		}
 	}
 	out.Count = len(out.Requisitions)
@@ -320,7 +347,7 @@ func (s *Server) showRequisition(r *http.Request, c *call) (any, error) {
 		return nil, err
 	}
 	c.rows = 1
-	return req, nil
+	return s.view(req), nil
 }
 
 // runResult is the body of POST /v1/requisitions/{id}/run.
@@ -455,5 +482,5 @@ func (s *Server) answerRequisition(r *http.Request, c *call) (any, error) {
 	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
 	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
 	c.rows = 1
-	return req, nil
+	return s.view(req), nil
 }

@@ -251,3 +251,50 @@ func TestSearchAuditAndSubject(t *testing.T) {
 		t.Errorf("consultations touching 203.0.113.7: %q, want INC-1, INC-2, REQ-3, REQ-8", purposes)
 	}
 }
+
+// TestRequisitionDueDateRoundTrip checks that the due date is kept as a day
+// and read back, and that a requisition without one reads back without one.
+func TestRequisitionDueDateRoundTrip(t *testing.T) {
+	st := openStore(t)
+	base := testBase()
+	due := base.Add(10*24*time.Hour + 5*time.Hour)
+	sel := []legal.Selector{{Network: netip.MustParsePrefix("203.0.113.0/28"), From: base, To: base.Add(time.Hour)}}
+	with, err := st.CreateRequisition(t.Context(), legal.Requisition{
+		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV due",
+		Received: base, Due: &due, CreatedBy: "bob", Purpose: "REQ-D", Selectors: sel,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := st.CreateRequisition(t.Context(), legal.Requisition{
+		Authority: "TJ Paris", OfficerName: "OPJ Martin", OfficerService: "OCLCTIC", Article: "60-1", ProcedureRef: "PV no due",
+		Received: base, CreatedBy: "bob", Purpose: "REQ-D", Selectors: sel,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := due.UTC().Truncate(24 * time.Hour)
+	got, err := st.Requisition(t.Context(), with.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Due == nil || !got.Due.Equal(day) || got.Due.Location() != time.UTC {
+		t.Errorf("due date read back as %v, want %v", got.Due, day)
+	}
+	got, err = st.Requisition(t.Context(), without.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Due != nil {
+		t.Errorf("requisition without a due date read back with %v", got.Due)
+	}
+	all, err := st.Requisitions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.ID == with.ID && (r.Due == nil || !r.Due.Equal(day)) {
+			t.Errorf("register lists the due date as %v, want %v", r.Due, day)
+		}
+	}
+}

@@ -504,6 +504,14 @@ function reqStatus(r) {
   return st.new;
 }
 
+// dueCell shows a requisition's due date, and says so in words (not by
+// colour alone) when the server judges it overdue.
+function dueCell(r) {
+  if (!r.date_due) return h('span', { class: 'muted' }, t('noDue'));
+  if (!r.overdue) return fmtDay(r.date_due);
+  return h('span', { class: 'overdue', 'data-testid': 'requisition-overdue' }, fmtDay(r.date_due), ' ', h('strong', {}, '(' + t('reqOverdue') + ')'));
+}
+
 function requisitionsView(main) {
   const s = state.requisitions ||= {};
   main.append(h('h1', {}, t('reqTitle')));
@@ -535,7 +543,7 @@ function requisitionsView(main) {
       saveBlob(await resp.blob(), `requisition-${r.id}.zip`);
     }) }, t('download')) : null,
     r.runs?.length && !r.answer?.recorded_at ? answerForm(r, reload) : null);
-  main.append(table([[c.id, (r) => r.id], [c.received, (r) => fmtDay(r.date_received)], [c.authority, (r) => r.authority], [c.article, (r) => r.article],
+  main.append(table([[c.id, (r) => r.id], [c.received, (r) => fmtDay(r.date_received)], [c.due, dueCell], [c.authority, (r) => r.authority], [c.article, (r) => r.article],
     [c.procedure, (r) => r.procedure_reference], [c.status, reqStatus], [c.runs, (r) => fmtNumber(r.runs?.length || 0)], [c.actions, actions]], s.list, 'requisition-row'));
   main.append(requisitionForm(reload));
   holdsSection(main, s, reload);
@@ -578,6 +586,7 @@ function requisitionForm(reload) {
     article: field(t('article'), { value: '60-1' }, ['60-1', '60-2', '77-1-1', '77-1-2', '99-3', '99-4', 'other'].map((a) => [a, a])),
     article_text: field(t('articleText')), procedure_reference: field(t('procedure'), { required: true }),
     date_received: field(t('received'), { type: 'date', required: true, value: new Date().toISOString().slice(0, 10) }),
+    date_due: field(t('due'), { type: 'date' }),
   };
   const sel = selectorFields();
   return h('details', {}, h('summary', {}, t('reqNew')), h('form', { class: 'search', onsubmit: (e) => {

@@ -250,9 +250,18 @@ test('the audit view shows the search with its purpose; subject view; retention;
   await page.getByLabel('Officer', { exact: true }).fill('OPJ Martin');
   await page.getByLabel('Service', { exact: true }).fill('OCLCTIC');
   await page.getByLabel('Procedure reference').fill('PV 2026/123');
+  // Received ten days ago, due three days ago: the register shows it overdue.
+  const day = (n) => new Date(Date.now() - n * 86400e3).toISOString().slice(0, 10);
+  await page.getByLabel('Date received').fill(day(10));
+  await page.getByLabel('Answer due by').fill(day(3));
   await page.locator('details').first().getByLabel('IP address or CIDR network').fill('10.0.0.7');
   await tid(page, 'requisition-create').click();
-  await tid(page, 'requisition-row').filter({ hasText: 'TJ Paris' }).waitFor();
+  const reqRow = tid(page, 'requisition-row').filter({ hasText: 'TJ Paris' });
+  await reqRow.waitFor();
+  const dueText = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeZone: 'UTC' }).format(new Date(day(3) + 'T00:00:00Z'));
+  const dueCell = await reqRow.getByTestId('requisition-overdue').innerText();
+  assert.ok(dueCell.includes(dueText) && dueCell.includes('overdue'), `due date cell ${JSON.stringify(dueCell)}, want ${dueText} and the word overdue`);
+  assert.equal(await page.getByRole('columnheader', { name: 'Due', exact: true }).count(), 1, 'the register has a due date column');
   await page.getByRole('button', { name: 'Run', exact: true }).first().click();
   await tid(page, 'notice').filter({ hasText: 'Run done' }).waitFor();
   // Download the signed package.

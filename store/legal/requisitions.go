@@ -29,11 +29,14 @@ type Requisition struct {
 	// Article is the legal basis invoked: 60-1, 60-2, 77-1-1, 77-1-2, 99-3,
 	// 99-4 (code de procédure pénale) or "other", then explained in
 	// ArticleText.
-	Article      string     `json:"article"`
-	ArticleText  string     `json:"article_text,omitempty"`
-	ProcedureRef string     `json:"procedure_reference"`
-	Received     time.Time  `json:"date_received"`
-	Selectors    []Selector `json:"selectors"`
+	Article      string    `json:"article"`
+	ArticleText  string    `json:"article_text,omitempty"`
+	ProcedureRef string    `json:"procedure_reference"`
+	Received     time.Time `json:"date_received"`
+	// Due is the date the authority expects the answer by, nil when the
+	// requisition does not say (or was entered before it was recorded).
+	Due       *time.Time `json:"date_due,omitempty"`
+	Selectors []Selector `json:"selectors"`
 	// Purpose is the purpose stated when the requisition was entered.
 	Purpose string `json:"purpose"`
 	// CreatedBy is the staff member who entered it.
@@ -92,6 +95,10 @@ func (s *Register) CreateRequisition(ctx context.Context, r Requisition) (Requis
 	}
 	r.Created = r.Created.UTC().Truncate(time.Millisecond)
 	r.Received = r.Received.UTC().Truncate(24 * time.Hour)
+	if r.Due != nil {
+		due := r.Due.UTC().Truncate(24 * time.Hour)
+		r.Due = &due
+	}
 	if r.Selectors == nil {
 		r.Selectors = []Selector{}
 	}
@@ -99,13 +106,13 @@ func (s *Register) CreateRequisition(ctx context.Context, r Requisition) (Requis
 	if err != nil {
 		return r, fmt.Errorf("create requisition: encode selectors: %w", err)
 	}
-	bt, err := s.conn.PrepareBatch(syncInsert(ctx), "INSERT INTO "+s.db.Ops+".requisitions (id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose)")
+	bt, err := s.conn.PrepareBatch(syncInsert(ctx), "INSERT INTO "+s.db.Ops+".requisitions (id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, due_on, selectors, purpose)")
 	if err != nil {
 		return r, fmt.Errorf("create requisition: %w", err)
 	}
 	defer bt.Abort() //nolint:errcheck // no-op once sent
 	if err := bt.Append(r.ID, r.Created, r.CreatedBy, r.Authority, r.OfficerName, r.OfficerService, r.Article, r.ArticleText,
-		r.ProcedureRef, r.Received, string(sel), r.Purpose); err != nil {
+		r.ProcedureRef, r.Received, r.Due, string(sel), r.Purpose); err != nil {
 		return r, fmt.Errorf("create requisition: %w", err)
 	}
 	if err := bt.Send(); err != nil {
@@ -139,7 +146,7 @@ func (s *Register) requisitions(ctx context.Context, id string) ([]Requisition, 
 		where = " WHERE id = {id:String}"
 		params["id"] = chsql.Escape(id)
 	}
-	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, selectors, purpose FROM "+
+	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT id, created_at, created_by, authority, officer_name, officer_service, article, article_text, procedure_ref, received_on, due_on, selectors, purpose FROM "+
 		s.db.Ops+".requisitions"+where+" ORDER BY created_at DESC, id")
 	if err != nil {
 		return nil, fmt.Errorf("read requisitions: %w", err)
@@ -150,7 +157,7 @@ func (s *Register) requisitions(ctx context.Context, id string) ([]Requisition, 
 		var r Requisition
 		var sel string
 		if err := rows.Scan(&r.ID, &r.Created, &r.CreatedBy, &r.Authority, &r.OfficerName, &r.OfficerService, &r.Article, &r.ArticleText,
-			&r.ProcedureRef, &r.Received, &sel, &r.Purpose); err != nil {
+			&r.ProcedureRef, &r.Received, &r.Due, &sel, &r.Purpose); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read requisition: %w", err)
 		}
@@ -159,6 +166,10 @@ func (s *Register) requisitions(ctx context.Context, id string) ([]Requisition, 
 			return nil, fmt.Errorf("read requisition %s selectors: %w", r.ID, err)
 		}
 		r.Created, r.Received = r.Created.UTC(), r.Received.UTC()
+		if r.Due != nil {
+			due := r.Due.UTC()
+			r.Due = &due
+		}
 		r.Runs = []RequisitionRun{}
 		byID[r.ID] = len(out)
 		out = append(out, r)
