@@ -41,7 +41,7 @@ run: build chdb
 test-deps:
 	@scripts/install-test-deps.sh
 
-test: test-deps chdb vet lint tidy-check
+test: test-deps chdb vet tidy-check lint
 	CONNLOG_REQUIRE_ENGINE=1 CONNLOG_REQUIRE_TOOLS=1 CONNLOG_CHDB_LIBRARY="$$(scripts/fetch-chdb.sh 2>/dev/null)" \
 		$(GO) test -race -shuffle=on -timeout 45m -count=1 ./...
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
