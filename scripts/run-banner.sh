@@ -14,7 +14,10 @@ Kafka-protocol listener on 127.0.0.1:9092, SASL required). In another terminal:
        -H "X-Purpose: walkthrough" \
        "http://127.0.0.1:8080/v1/access?ip=203.0.113.0/24&from=$(date -u -d '-1 hour' +%FT%TZ)&to=$(date -u -d '+1 hour' +%FT%TZ)"
 
-  # 3. metrics
+  # 3. the web console: open http://127.0.0.1:8080/ui/ in a browser and sign
+  #    in with the admin token (cat connlog-data/admin.token); state a purpose,
+  #    then search 203.0.113.0/24
+  # 4. metrics
   curl -s http://127.0.0.1:8080/metrics | grep ^connlog_
 
 Stop with Ctrl-C (graceful: flush, commit, exit). README.md has the walk-through.
