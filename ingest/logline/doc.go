@@ -74,7 +74,9 @@
 //     banners sent to a plain-HTTP port, binary junk — is stored in
 //     raw_request as the log wrote it (escapes kept; JSON strings decoded),
 //     secret query parameters redacted, with method, path, query and
-//     protocol empty, so path searches see only real requests.
+//     protocol empty, so path searches see only real requests. A JSON
+//     line that gives such a request and a $server_protocol anyway (nginx
+//     leaves it empty for one) contradicts itself and is quarantined.
 //   - Empty is not absent. With nginx's default escaping "-" means no
 //     Referer (User-Agent) header and "" a header sent empty; both the text
 //     and has_referer (has_user_agent) are stored, and `connlog parse`

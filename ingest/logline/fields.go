@@ -319,6 +319,12 @@ func finishFields(h *store.Hit, st *lineState) error {
 	}
 	h.ClientIP = h.PeerIP
 	h.ClientPort = st.remotePort
+	// A request that is not HTTP has no protocol: nginx leaves
+	// $server_protocol empty for it. A line that names one anyway
+	// contradicts itself, and which half is true cannot be told.
+	if h.RawRequest != "" && h.Protocol != "" {
+		return perr("server_protocol", 0, "a protocol for a request that is not HTTP")
+	}
 	if !st.haveRequest {
 		h.Method = str(st.method)
 		uri := st.uri
