@@ -613,8 +613,7 @@ func (s *Store) RetentionReport(ctx context.Context) (retention.Report, error) {
 // chainHead.
 func (s *Store) ChainHeads(ctx context.Context) ([]retention.ChainHead, error) {
 	rows, err := s.conn.Query(ctx, "SELECT toString(db_table), toString(kafka_topic), kafka_partition, count(), "+
-		"argMax(hash, (chain_seq, first_offset, created_at)), argMax(key_id, (chain_seq, first_offset, created_at)), "+
-		"argMax(created_at, (chain_seq, first_offset, created_at)) FROM "+s.db.Ops+".manifests "+
+		"argMax(hash, (chain_seq, first_offset, created_at) AS latest), argMax(key_id, latest), argMax(created_at, latest) FROM "+s.db.Ops+".manifests "+
 		"GROUP BY db_table, kafka_topic, kafka_partition ORDER BY db_table, kafka_topic, kafka_partition")
 	if err != nil {
 		return nil, fmt.Errorf("read manifest chain heads: %w", err)

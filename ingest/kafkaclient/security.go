@@ -153,11 +153,7 @@ func (t TLS) config() (*tls.Config, error) {
 // TLS and SASL as configured. kafka-go fills in the TLS server name from
 // each broker's address when t.ServerName is empty.
 func NewDialer(s SASL, t TLS) (*kafka.Dialer, error) {
-	m, err := s.mechanism()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := t.config()
+	m, tc, err := security(s, t)
 	if err != nil {
 		return nil, err
 	}
@@ -167,13 +163,23 @@ func NewDialer(s SASL, t TLS) (*kafka.Dialer, error) {
 // NewTransport is NewDialer for a kafka.Writer, which dials through a
 // Transport instead.
 func NewTransport(s SASL, t TLS) (*kafka.Transport, error) {
-	m, err := s.mechanism()
-	if err != nil {
-		return nil, err
-	}
-	tc, err := t.config()
+	m, tc, err := security(s, t)
 	if err != nil {
 		return nil, err
 	}
 	return &kafka.Transport{DialTimeout: kafkaDialTimeout, SASL: m, TLS: tc}, nil
+}
+
+// security is the SASL mechanism and TLS configuration both kinds of
+// connection use.
+func security(s SASL, t TLS) (sasl.Mechanism, *tls.Config, error) {
+	m, err := s.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := t.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, tc, nil
 }
