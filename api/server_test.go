@@ -167,9 +167,14 @@ func TestServeShutsDownWhenContextEnds(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 
+	// One connection per request: with keep-alives the client may dial a
+	// spare connection while the previous one returns to its pool, and
+	// net/http's Shutdown counts a connection that never sent a request
+	// as active for its first 5 s, this test's whole shutdown budget.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, path := range []string{"/healthz", "/metrics"} {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+path, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
