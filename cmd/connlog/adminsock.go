@@ -270,13 +270,17 @@ func viaAdminSocket(ctx context.Context, path string, r opRequest, stdout io.Wri
 	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
-	if err := json.NewEncoder(conn).Encode(r); err != nil {
-		return true, fmt.Errorf("admin socket: send: %w", err)
-	}
+	// A refused peer may find the server's answer already waiting and the
+	// socket closed before its request is written: the answer, not the
+	// broken pipe, says why, so it is read even when the send fails.
+	sendErr := json.NewEncoder(conn).Encode(r)
 	var resp opResponse
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		if ctx.Err() != nil {
 			return true, ctx.Err()
+		}
+		if sendErr != nil {
+			return true, fmt.Errorf("admin socket: send: %w", sendErr)
 		}
 		return true, fmt.Errorf("admin socket: no answer from the running connlog serve: %w", err)
 	}

@@ -164,6 +164,20 @@ func TestAdminSocketRefusesAnotherUIDAndAuditsTheRefusal(t *testing.T) {
 	}
 }
 
+// A refused peer whose request is larger than the socket's buffer cannot
+// finish writing it: the server answers and closes without reading. The
+// refusal must still be what the operator reads, not "broken pipe" (the
+// race seen in CI, made certain here by the size).
+func TestAdminSocketRefusalIsReadEvenWhenTheSendFails(t *testing.T) {
+	s, _, _, _ := adminFixture(t, nil, os.Geteuid()+1)
+	big := strings.Repeat("x", 8<<20)
+	var out bytes.Buffer
+	served, err := viaAdminSocket(t.Context(), s.path, opRequest{Command: opTokenCreate, Purpose: big, Name: "mallory", Role: "admin"}, &out)
+	if !served || err == nil || !strings.Contains(err.Error(), "may not use the admin socket") {
+		t.Fatalf("served %v, err %v", served, err)
+	}
+}
+
 // failingAuditor stands for an audit trail that cannot be written.
 type failingAuditor struct{}
 
