@@ -354,7 +354,7 @@ func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymi
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 		"max_partitions_per_insert_block":                    10000,
 	}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Stats+".audience_cells (site, dim, hour, key, hits, visitors)")
+	bt, err := s.prepareInsert(ctx, s.db.Stats+".audience_cells", "site, dim, hour, key, hits, visitors")
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
@@ -328,28 +329,204 @@ func parseChainKey(s string) (chainKey, bool) {
 }
 
 // encodeHit encodes a hit for table (the access log or, as the record
-// [ConnectionOf] makes of it, the connection records) under hash version v.
-func encodeHit(v uint8, table string, h *Hit) encodedRow {
+// [ConnectionOf] makes of it, the connection records) under hash version v,
+// appending to arena.
+func encodeHit(arena *encoder, v uint8, table string, h *Hit) encodedRow {
 	switch {
 	case table != tableAccess:
 		// version 1 encoded every column of a connection record already
 		r := ConnectionOf(h)
-		return connectionTable.encode(&r)
+		return connectionTable.encode(arena, &r)
 	case v >= 2:
-		return accessTable.encode(h)
+		return accessTable.encode(arena, h)
 	}
 	return accessTable.hash.encodeV1(accessTable.values(h))
 }
 
 // encodeQuarantined encodes a quarantined message under hash version v
-// (version 1 encoded every column already).
-func encodeQuarantined(_ uint8, q *Quarantined) encodedRow {
-	return quarantineTable.encode(q)
+// (version 1 encoded every column already), appending to arena.
+func encodeQuarantined(arena *encoder, _ uint8, q *Quarantined) encodedRow {
+	return quarantineTable.encode(arena, q)
 }
 
 // manifestsFor builds the (unchained, unsigned) manifests of a batch under
 // hash version v.
+//
+// A group hash covers its rows in offset order. The rows of a chain in a
+// batch come in offset order (one partition's messages, as consumed), so
+// each row is hashed into its group as it is encoded, with no copy of the
+// batch's encodings and no sort; a batch whose rows are not in strictly
+// increasing offset order within a chain is grouped the way verify groups
+// rows read back (groupRows), which gives the same hashes.
 func manifestsFor(v uint8, batchID string, b Batch, created time.Time) []Manifest {
+	if !inOffsetOrder(b) {
+		return manifestsSorted(v, batchID, b, created)
+	}
+	var chains chainGroups
+	var scratch encoder
+	var rec ConnectionRecord // made once per hit, kept off the heap
+	var src Source
+	var access, conns *chainAcc
+	for i := range b.Hits {
+		h := &b.Hits[i]
+		if access == nil || h.Source.Topic != src.Topic || h.Source.Partition != src.Partition {
+			src = h.Source
+			access = chains.of(chainKey{tableAccess, src.Topic, src.Partition})
+			conns = chains.of(chainKey{tableConnections, src.Topic, src.Partition})
+		}
+		scratch.b = scratch.b[:0]
+		access.add(encodeHit(&scratch, v, tableAccess, h))
+		scratch.b = scratch.b[:0]
+		rec = ConnectionOf(h)
+		conns.add(connectionTable.encode(&scratch, &rec))
+	}
+	for i := range b.Quarantine {
+		q := &b.Quarantine[i]
+		scratch.b = scratch.b[:0]
+		chains.of(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}).add(encodeQuarantined(&scratch, v, q))
+	}
+	out := make([]Manifest, 0, len(chains.order))
+	for _, k := range chains.order {
+		a := chains.by[k]
+		out = append(out, Manifest{
+			Version: v, Created: created, BatchID: batchID, Table: k.table, Topic: k.topic, Partition: k.partition,
+			FirstOffset: a.first, LastOffset: a.last, Rows: a.rows, Groups: a.groups(),
+		})
+	}
+	return out
+}
+
+// inOffsetOrder reports whether, within each chain, the batch's hits and
+// its quarantined messages come in strictly increasing offset order.
+func inOffsetOrder(b Batch) bool {
+	return increasing(len(b.Hits), func(i int) Source { return b.Hits[i].Source }) &&
+		increasing(len(b.Quarantine), func(i int) Source { return b.Quarantine[i].Source })
+}
+
+// increasing reports whether the offsets of the n sources src gives
+// increase strictly within each topic and partition.
+func increasing(n int, src func(int) Source) bool {
+	type part struct {
+		topic     string
+		partition int32
+	}
+	last := map[part]int64{}
+	var cur part
+	var prev int64
+	for i := range n {
+		s := src(i)
+		p := part{s.Topic, s.Partition}
+		switch {
+		case i == 0 || p != cur:
+			if i > 0 {
+				last[cur] = prev
+			}
+			if l, seen := last[p]; seen && s.Offset <= l {
+				return false
+			}
+			cur = p
+		case s.Offset <= prev:
+			return false
+		}
+		prev = s.Offset
+	}
+	return true
+}
+
+// chainGroups are the chains of a batch being hashed, in order of first
+// row.
+type chainGroups struct {
+	by    map[chainKey]*chainAcc
+	order []chainKey
+}
+
+func (c *chainGroups) of(k chainKey) *chainAcc {
+	a := c.by[k]
+	if a == nil {
+		if c.by == nil {
+			c.by = map[chainKey]*chainAcc{}
+		}
+		a = &chainAcc{first: -1}
+		c.by[k] = a
+		c.order = append(c.order, k)
+	}
+	return a
+}
+
+// chainAcc hashes the rows of one chain of a batch, given in offset order,
+// into their (day, site) groups.
+type chainAcc struct {
+	first, last int64
+	rows        uint64
+	grouped     []*groupAcc
+	cur         *groupAcc
+}
+
+// groupAcc is one (day, site) group's running hashes.
+type groupAcc struct {
+	day       int64
+	site      string
+	rows      uint64
+	h, dh     hash.Hash
+	hasDetail bool
+	n         [binary.MaxVarintLen64]byte // a length prefix
+}
+
+// add hashes r, which the caller may overwrite once add returns.
+func (a *chainAcc) add(r encodedRow) {
+	if a.rows == 0 {
+		a.first = r.offset
+	}
+	a.last = r.offset
+	a.rows++
+	g := a.cur
+	if g == nil || g.day != r.day || g.site != r.site {
+		g = nil
+		for _, x := range a.grouped {
+			if x.day == r.day && x.site == r.site {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			g = &groupAcc{day: r.day, site: r.site, h: sha256.New(), dh: sha256.New()}
+			a.grouped = append(a.grouped, g)
+		}
+		a.cur = g
+	}
+	g.rows++
+	// as groupRows writes each row
+	g.h.Write(g.n[:binary.PutUvarint(g.n[:], uint64(len(r.data)))])
+	g.h.Write(r.data)
+	if r.detail != nil {
+		g.hasDetail = true
+		g.dh.Write(g.n[:binary.PutUvarint(g.n[:], uint64(len(r.detail)))])
+		g.dh.Write(r.detail)
+	}
+}
+
+// groups returns the groups in groupRows' order: by day, then site.
+func (a *chainAcc) groups() []ManifestGroup {
+	slices.SortFunc(a.grouped, func(x, y *groupAcc) int {
+		if c := cmpInt(x.day, y.day); c != 0 {
+			return c
+		}
+		return strings.Compare(x.site, y.site)
+	})
+	out := make([]ManifestGroup, 0, len(a.grouped))
+	for _, g := range a.grouped {
+		m := ManifestGroup{Day: time.Unix(g.day*86400, 0).UTC(), Site: g.site, Rows: g.rows, Hash: hex.EncodeToString(g.h.Sum(nil))}
+		if g.hasDetail {
+			m.DetailHash = hex.EncodeToString(g.dh.Sum(nil))
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// manifestsSorted is manifestsFor for a batch not in offset order: every
+// row's encoding is kept, then sorted and grouped as verify does.
+func manifestsSorted(v uint8, batchID string, b Batch, created time.Time) []Manifest {
 	type acc struct {
 		rows        []encodedRow
 		first, last int64
@@ -366,14 +543,15 @@ func manifestsFor(v uint8, batchID string, b Batch, created time.Time) []Manifes
 		a.first, a.last = min(a.first, r.offset), max(a.last, r.offset)
 		a.rows = append(a.rows, r)
 	}
+	arena := &encoder{}
 	for i := range b.Hits {
 		h := &b.Hits[i]
-		add(chainKey{tableAccess, h.Source.Topic, h.Source.Partition}, encodeHit(v, tableAccess, h))
-		add(chainKey{tableConnections, h.Source.Topic, h.Source.Partition}, encodeHit(v, tableConnections, h))
+		add(chainKey{tableAccess, h.Source.Topic, h.Source.Partition}, encodeHit(arena, v, tableAccess, h))
+		add(chainKey{tableConnections, h.Source.Topic, h.Source.Partition}, encodeHit(arena, v, tableConnections, h))
 	}
 	for i := range b.Quarantine {
 		q := &b.Quarantine[i]
-		add(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}, encodeQuarantined(v, q))
+		add(chainKey{tableQuarantine, q.Source.Topic, q.Source.Partition}, encodeQuarantined(arena, v, q))
 	}
 	out := make([]Manifest, 0, len(order))
 	for _, k := range order {
@@ -476,7 +654,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db.Ops+".manifests (created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, version, chain_seq, writer_seq, writer_prev, writer_prev_chains, writer_chains)")
+	bt, err := s.prepareInsert(ctx, s.db.Ops+".manifests", "created_at, batch_id, db_table, kafka_topic, kafka_partition, first_offset, last_offset, rows, group_days, group_sites, group_rows, group_hashes, group_detail_hashes, prev_hash, hash, key_id, signature, version, chain_seq, writer_seq, writer_prev, writer_prev_chains, writer_chains")
 	if err != nil {
 		return fmt.Errorf("write manifests: %w", err)
 	}

@@ -63,7 +63,7 @@ type hashTable struct {
 	v1, v1Detail []int
 }
 
-func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable, func(*T) encodedRow) {
+func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable, func(*encoder, *T) encodedRow) {
 	t := &hashTable{name: name, offset: -1, time: -1, site: -1, arrival: arrival}
 	for i, c := range cols {
 		t.names, t.kinds, t.detail = append(t.names, c.name), append(t.kinds, c.kind), append(t.detail, c.detail)
@@ -80,35 +80,51 @@ func newHashTable[T any](name, arrival string, cols []hashColumn[T]) (*hashTable
 		panic("manifest layout " + name + ": no kafka_offset or time column")
 	}
 	// encode is hash version 2 of a source row, byte for byte what
-	// hashTable.encode gives for the row read back.
-	encode := func(src *T) encodedRow {
-		var e, d encoder
+	// hashTable.encode gives for the row read back. It appends the row's
+	// encoding to the arena a batch shares (one allocation per batch
+	// rather than several per row): first the columns the row hash covers,
+	// then the detail columns, each in list order.
+	hasDetail := slices.ContainsFunc(cols, func(c hashColumn[T]) bool { return c.detail })
+	encode := func(arena *encoder, src *T) encodedRow {
 		r := encodedRow{offset: cols[t.offset].int(src), day: dayOf(time.UnixMilli(cols[t.time].int(src)))}
 		if t.site >= 0 {
 			r.site = cols[t.site].str(src)
 		}
-		for _, c := range cols {
-			enc := &e
-			if c.detail {
-				enc = &d
-			}
-			switch c.kind {
-			case kindString:
-				enc.str(c.str(src))
-			case kindUint:
-				enc.u64(c.num(src))
-			case kindInt, kindMillis:
-				enc.i64(c.int(src))
-			case kindIP:
-				enc.ip(c.ip(src))
-			case kindBool:
-				enc.flag(c.flag(src))
+		start := len(arena.b)
+		for i := range cols {
+			if !cols[i].detail {
+				encodeColumn(arena, &cols[i], src)
 			}
 		}
-		r.data, r.detail = e.b, d.b
+		mid := len(arena.b)
+		if hasDetail {
+			for i := range cols {
+				if cols[i].detail {
+					encodeColumn(arena, &cols[i], src)
+				}
+			}
+			r.detail = arena.b[mid:len(arena.b):len(arena.b)]
+		}
+		r.data = arena.b[start:mid:mid]
 		return r
 	}
 	return t, encode
+}
+
+// encodeColumn appends the value of column c in src to e.
+func encodeColumn[T any](e *encoder, c *hashColumn[T], src *T) {
+	switch c.kind {
+	case kindString:
+		e.str(c.str(src))
+	case kindUint:
+		e.u64(c.num(src))
+	case kindInt, kindMillis:
+		e.i64(c.int(src))
+	case kindIP:
+		e.ip(c.ip(src))
+	case kindBool:
+		e.flag(c.flag(src))
+	}
 }
 
 // selectList reads the hashed columns back, then the arrival column.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -29,9 +30,9 @@ func goldenQuarantined() Quarantined {
 
 func TestManifestHashVersion1IsUnchanged(t *testing.T) {
 	h, q := goldenHit(), goldenQuarantined()
-	a := groupRows([]encodedRow{encodeHit(1, tableAccess, &h)})[0]
-	c := groupRows([]encodedRow{encodeHit(1, tableConnections, &h)})[0]
-	qq := groupRows([]encodedRow{encodeQuarantined(1, &q)})[0]
+	a := groupRows([]encodedRow{encodeHit(&encoder{}, 1, tableAccess, &h)})[0]
+	c := groupRows([]encodedRow{encodeHit(&encoder{}, 1, tableConnections, &h)})[0]
+	qq := groupRows([]encodedRow{encodeQuarantined(&encoder{}, 1, &q)})[0]
 	for _, c := range []struct{ name, got, want string }{
 		{"access", a.Hash, "460def3a18ea0ad813ca5e5f60b1d353b955f71b72e5d522531c50fda974f187"},
 		{"access detail", a.DetailHash, "c6ddb549d8131ea705534ac469acbbebe8d60c11df59226b4a8beb34ff730e0a"},
@@ -50,9 +51,9 @@ func TestManifestHashVersion1IsUnchanged(t *testing.T) {
 
 func TestManifestHashVersion2IsUnchanged(t *testing.T) {
 	h, q := goldenHit(), goldenQuarantined()
-	a := groupRows([]encodedRow{encodeHit(2, tableAccess, &h)})[0]
-	c := groupRows([]encodedRow{encodeHit(2, tableConnections, &h)})[0]
-	qq := groupRows([]encodedRow{encodeQuarantined(2, &q)})[0]
+	a := groupRows([]encodedRow{encodeHit(&encoder{}, 2, tableAccess, &h)})[0]
+	c := groupRows([]encodedRow{encodeHit(&encoder{}, 2, tableConnections, &h)})[0]
+	qq := groupRows([]encodedRow{encodeQuarantined(&encoder{}, 2, &q)})[0]
 	m := Manifest{Version: 2, Created: h.EventTime, BatchID: "nginx/2/42-43/inc/digest", Table: tableAccess, Topic: "nginx", Partition: 2, FirstOffset: 42, LastOffset: 43, Rows: 1, Groups: []ManifestGroup{a},
 		PrevHash: "00", Seq: 7, WriterPrev: []string{"11", "22"}, WriterPrevChains: []string{"quarantine/nginx/2", "access_log/nginx/2"}, WriterChains: []string{"access_log/nginx/2"}, WriterSeq: 9, KeyID: "k"}
 	// connection_records and quarantine were already whole in version 1:
@@ -67,5 +68,54 @@ func TestManifestHashVersion2IsUnchanged(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("version 2 %s hash %s, was %s", c.name, c.got, c.want)
 		}
+	}
+}
+
+// The manifests of a batch in offset order are hashed row by row as they
+// come; any other batch is sorted first, as verify sorts what it reads
+// back. Both must give the same manifests for the same rows.
+func TestStreamedManifestsEqualSortedOnes(t *testing.T) {
+	base := goldenHit()
+	var b Batch
+	for i := range 300 {
+		h := base
+		h.Source.Partition = int32(i % 3)
+		h.Source.Offset = int64(100 + i)
+		h.EventTime = base.EventTime.Add(time.Duration(i%7) * 11 * time.Hour) // several days
+		h.Site = []string{"a.example", "b.example", ""}[i%5%3]
+		h.Method = []string{"GET", "POST", "DELETE"}[i%3]
+		h.Referer = ""
+		if i%4 == 0 {
+			h.Referer = "https://r.example/"
+		}
+		b.Hits = append(b.Hits, h)
+	}
+	for i := range 20 {
+		q := goldenQuarantined()
+		q.Source.Offset = int64(1000 + i)
+		b.Quarantine = append(b.Quarantine, q)
+	}
+	created := time.Now().UTC()
+	if !inOffsetOrder(b) {
+		t.Fatal("batch in offset order not seen as such")
+	}
+	for _, v := range []uint8{1, 2} {
+		streamed, sorted := manifestsFor(v, "id", b, created), manifestsSorted(v, "id", b, created)
+		if !reflect.DeepEqual(streamed, sorted) {
+			t.Fatalf("version %d:\nstreamed %+v\nsorted   %+v", v, streamed, sorted)
+		}
+		if len(streamed) != 7 {
+			t.Fatalf("version %d: %d manifests, want 3 partitions × 2 tables + quarantine", v, len(streamed))
+		}
+	}
+	// Out of order (a rebuilt or merged batch): still the sorted result.
+	b.Hits[10], b.Hits[40] = b.Hits[40], b.Hits[10]
+	if inOffsetOrder(b) {
+		t.Fatal("swapped offsets not seen")
+	}
+	b.Hits[10], b.Hits[40] = b.Hits[40], b.Hits[10]
+	b.Quarantine[3].Source.Offset = b.Quarantine[2].Source.Offset
+	if inOffsetOrder(b) {
+		t.Fatal("repeated quarantine offset not seen")
 	}
 }

@@ -170,6 +170,8 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		}
 	}
 	var applied []int
+	// The tables may change: the insert column types are described again.
+	defer s.types.forget()
 	for _, m := range migs {
 		if done[m.Version] {
 			continue

@@ -31,6 +31,8 @@ type Store struct {
 	heldSeen atomic.Bool
 	// groupers recycles the audience grouping buffers between batches.
 	groupers sync.Pool
+	// types are the column types of the hot inserts (insert.go).
+	types insertTypes
 
 	// Enforcer applies and enforces the lifetimes of the data classes
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,

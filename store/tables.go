@@ -250,13 +250,13 @@ func unhashed[T any](c column[T]) column[T] { c.unhashed = true; return c }
 
 // table is one stored table, its rows built from values of type T.
 type table[T any] struct {
-	name   string                 // short name
-	db     func(Databases) string // the database of its data class
-	cols   []column[T]            // every stored column, in list order
-	list   string                 // the column names, comma-separated
-	hash   *hashTable             // the hashed columns (hash version 2)
-	encode func(*T) encodedRow    // hash version 2 of a row
-	hashed []hashColumn[T]        // the hashed columns
+	name   string                        // short name
+	db     func(Databases) string        // the database of its data class
+	cols   []column[T]                   // every stored column, in list order
+	list   string                        // the column names, comma-separated
+	hash   *hashTable                    // the hashed columns (hash version 2)
+	encode func(*encoder, *T) encodedRow // hash version 2 of a row, appended to an arena
+	hashed []hashColumn[T]               // the hashed columns
 }
 
 func newTable[T any](name string, db func(Databases) string, arrival string, cols []column[T]) *table[T] {

@@ -95,7 +95,7 @@ func (s *Store) insert(ctx context.Context, token, table string, columns string,
 		// a batch of old lines may span many days (one partition each)
 		"max_partitions_per_insert_block": 10000,
 	}))
-	bt, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	bt, err := s.prepareInsert(ctx, table, columns)
 	if err != nil {
 		return err
 	}
