@@ -33,6 +33,8 @@ type Store struct {
 	groupers sync.Pool
 	// types are the column types of the hot inserts (insert.go).
 	types insertTypes
+	// buffers recycle the column buffers of each table's inserts.
+	buffers struct{ access, connections, quarantine sync.Pool }
 
 	// Enforcer applies and enforces the lifetimes of the data classes
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
@@ -76,6 +78,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		// No HTTP proxy from the environment: the connection is in-process.
 		opts.TransportFunc = func(t *http.Transport) (http.RoundTripper, error) {
 			t.Proxy = nil
+			// An in-process connection (net.Pipe) hands over each write
+			// to the reader goroutine: with the default 4 KiB buffer, a
+			// batch's tens of megabytes took tens of thousands of
+			// handovers.
+			t.WriteBufferSize = inProcessBuffer
+			t.ReadBufferSize = inProcessBuffer
 			return t, nil
 		}
 	}
@@ -99,6 +107,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	return s, nil
 }
+
+// inProcessBuffer is the HTTP transport's buffer size on an in-process
+// connection to the embedded engine.
+const inProcessBuffer = 256 << 10
 
 // Databases names the databases this store uses.
 func (s *Store) Databases() Databases { return s.db }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -176,6 +177,10 @@ type columnBuffer[T any] interface {
 	set(at int, rows []T)
 	// values is what the batch column appends.
 	values() any
+	// resize makes room for n rows; release drops the values (and what
+	// they reference) so that the buffer can serve another insert.
+	resize(n int)
+	release()
 }
 
 type bufferOf[T, V any] struct {
@@ -191,6 +196,18 @@ func (b *bufferOf[T, V]) set(at int, rows []T) {
 }
 
 func (b *bufferOf[T, V]) values() any { return b.vals }
+
+func (b *bufferOf[T, V]) resize(n int) {
+	if cap(b.vals) < n {
+		b.vals = make([]V, n)
+	}
+	b.vals = b.vals[:n]
+}
+
+func (b *bufferOf[T, V]) release() {
+	clear(b.vals)
+	b.vals = b.vals[:0]
+}
 
 // fillOf builds a column's fill from the typed value Write stores.
 func fillOf[T, V any](get func(*T) V) func(int) columnBuffer[T] {
@@ -316,9 +333,12 @@ func (t *table[T]) full(d Databases) string { return t.db(d) + "." + t.name }
 // them, rather than each column streaming the whole batch from memory.
 const fillBlock = 128
 
-// appendRows appends rows to bt, whose INSERT names t.list.
-func (t *table[T]) appendRows(bt driver.Batch, rows []T) error {
-	bufs := t.buffers(len(rows))
+// appendRows appends rows to bt, whose INSERT names t.list, with column
+// buffers from pool (kept for the next insert: clickhouse-go copies the
+// values into its own columns).
+func (t *table[T]) appendRows(pool *sync.Pool, bt driver.Batch, rows []T) error {
+	bufs := t.buffers(pool, len(rows))
+	defer t.release(pool, bufs)
 	for lo := 0; lo < len(rows); lo += fillBlock {
 		block := rows[lo:min(lo+fillBlock, len(rows))]
 		for _, b := range bufs {
@@ -330,8 +350,9 @@ func (t *table[T]) appendRows(bt driver.Batch, rows []T) error {
 
 // appendConverted appends to bt, whose INSERT names t.list, the rows conv
 // makes of src, a block at a time (no slice of every converted row).
-func appendConverted[S, T any](t *table[T], bt driver.Batch, src []S, conv func(*S) T) error {
-	bufs := t.buffers(len(src))
+func appendConverted[S, T any](t *table[T], pool *sync.Pool, bt driver.Batch, src []S, conv func(*S) T) error {
+	bufs := t.buffers(pool, len(src))
+	defer t.release(pool, bufs)
 	block := make([]T, min(fillBlock, len(src)))
 	for lo := 0; lo < len(src); lo += fillBlock {
 		b := block[:min(fillBlock, len(src)-lo)]
@@ -345,12 +366,27 @@ func appendConverted[S, T any](t *table[T], bt driver.Batch, src []S, conv func(
 	return t.appendBuffers(bt, bufs)
 }
 
-func (t *table[T]) buffers(n int) []columnBuffer[T] {
+// buffers returns column buffers for n rows, from pool when it has some.
+func (t *table[T]) buffers(pool *sync.Pool, n int) []columnBuffer[T] {
+	if bufs, ok := pool.Get().([]columnBuffer[T]); ok {
+		for _, b := range bufs {
+			b.resize(n)
+		}
+		return bufs
+	}
 	bufs := make([]columnBuffer[T], len(t.cols))
 	for i, c := range t.cols {
 		bufs[i] = c.fill(n)
 	}
 	return bufs
+}
+
+// release returns bufs to pool, emptied.
+func (t *table[T]) release(pool *sync.Pool, bufs []columnBuffer[T]) {
+	for _, b := range bufs {
+		b.release()
+	}
+	pool.Put(bufs) //nolint:staticcheck // SA6002: a slice header per insert, against megabytes of buffers
 }
 
 func (t *table[T]) appendBuffers(bt driver.Batch, bufs []columnBuffer[T]) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -27,11 +28,11 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 		token = batchToken(b)
 	}
 	if len(b.Hits) > 0 {
-		if err := insertRows(ctx, s, token, accessTable, b.Hits); err != nil {
+		if err := insertRows(ctx, s, token, accessTable, &s.buffers.access, b.Hits); err != nil {
 			return fmt.Errorf("insert %d access log rows: %w", len(b.Hits), err)
 		}
 		if err := s.insert(ctx, token, connectionTable.full(s.db), connectionTable.list, func(bt driver.Batch) error {
-			return appendConverted(connectionTable, bt, b.Hits, ConnectionOf)
+			return appendConverted(connectionTable, &s.buffers.connections, bt, b.Hits, ConnectionOf)
 		}); err != nil {
 			return fmt.Errorf("insert %d connection records: %w", len(b.Hits), err)
 		}
@@ -45,7 +46,7 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 		}
 	}
 	if len(b.Quarantine) > 0 {
-		if err := insertRows(ctx, s, token, quarantineTable, b.Quarantine); err != nil {
+		if err := insertRows(ctx, s, token, quarantineTable, &s.buffers.quarantine, b.Quarantine); err != nil {
 			return fmt.Errorf("insert %d quarantined lines: %w", len(b.Quarantine), err)
 		}
 	}
@@ -82,9 +83,10 @@ func batchToken(b Batch) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// insertRows inserts rows into t, deduplicated by token.
-func insertRows[T any](ctx context.Context, s *Store, token string, t *table[T], rows []T) error {
-	return s.insert(ctx, token, t.full(s.db), t.list, func(bt driver.Batch) error { return t.appendRows(bt, rows) })
+// insertRows inserts rows into t, deduplicated by token, with column
+// buffers from pool.
+func insertRows[T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, rows []T) error {
+	return s.insert(ctx, token, t.full(s.db), t.list, func(bt driver.Batch) error { return t.appendRows(pool, bt, rows) })
 }
 
 func (s *Store) insert(ctx context.Context, token, table string, columns string, fill func(driver.Batch) error) error {
