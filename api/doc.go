@@ -7,7 +7,8 @@
 //     (analyst): what one address did over a window;
 //   - GET /v1/connections (officer): search the connection records;
 //   - /v1/requisitions (officer): the register of judicial requisitions,
-//     each run into a signed export package (api/requisitions.go, export.go);
+//     each run into a signed export package (api/requisitions.go; the
+//     package is built and kept by store/legal/export);
 //     an entry may give date_due, the day the answer is expected by (not
 //     before date_received), and shows overdue while it is unanswered after
 //     that day by the server's clock;

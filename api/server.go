@@ -18,7 +18,7 @@ import (
 
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
-	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 // Store is what the API needs from storage; *store.Store satisfies it.
@@ -64,8 +64,7 @@ type Server struct {
 	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
 	// api/oidc.go): nil when not served.
 	requisitions RequisitionStore
-	signer       *integrity.Signer
-	software     string
+	packages     *export.Packager
 	holds        HoldStore
 	oidc         *oidcAuth
 	// sessions are the console's sessions, when it may sign in with the
