@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/legal"
 	"github.com/connlog/connlog/store/legal/export"
@@ -146,7 +147,7 @@ func checkText(name, v string, required bool) error {
 }
 
 // parseSelector checks one selector against the caller's sites.
-func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (legal.Selector, error) {
+func (s *Server) parseSelector(in selectorInput, who *auth.Principal, maxWindow time.Duration) (legal.Selector, error) {
 	var sel legal.Selector
 	var err error
 	if sel.Network, err = parseNetwork(in.IP); err != nil {
@@ -168,7 +169,7 @@ func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.
 	if len(sel.Site) > maxSite || strings.ContainsFunc(sel.Site, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return sel, errorf(CodeBadRequest, "site must be a host name")
 	}
-	if sel.Site != "" && !who.sitesAllowed(sel.Site) {
+	if sel.Site != "" && !who.SitesAllowed(sel.Site) {
 		return sel, &apiError{code: CodeForbidden, msg: "your credential does not allow this site", reason: fmt.Sprintf("site %q outside the credential's sites", sel.Site)}
 	}
 	return sel, nil
@@ -219,7 +220,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	req := legal.Requisition{
 		Authority: in.Authority, OfficerName: in.OfficerName, OfficerService: in.OfficerService,
 		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received, Due: due,
-		Purpose: c.purpose, CreatedBy: c.who.name, Created: s.now().UTC(),
+		Purpose: c.purpose, CreatedBy: c.who.Name, Created: s.now().UTC(),
 	}
 	for i, si := range in.Selectors {
 		sel, err := s.parseSelector(si, c.who, maxRequisitionWindow)
@@ -259,12 +260,12 @@ func (s *Server) view(q legal.Requisition) requisitionView {
 
 // visible reports whether p may see requisition q: a credential limited to
 // some sites sees the requisitions whose selectors all name one of them.
-func (p *principal) visible(q *legal.Requisition) bool {
-	if len(p.sites) == 0 {
+func visible(p *auth.Principal, q *legal.Requisition) bool {
+	if len(p.Sites) == 0 {
 		return true
 	}
 	for _, sel := range q.Selectors {
-		if sel.Site == "" || !p.sitesAllowed(sel.Site) {
+		if sel.Site == "" || !p.SitesAllowed(sel.Site) {
 			return false
 		}
 	}
@@ -290,7 +291,7 @@ func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
 	}
 	out := requisitionList{Requisitions: []requisitionView{}}
 	for i := range all {
-		if c.who.visible(&all[i]) {
+		if visible(c.who, &all[i]) {
 			out.Requisitions = append(out.Requisitions, s.view(all[i]))
 		}
 	}
@@ -326,7 +327,7 @@ func (s *Server) loadRequisition(r *http.Request, c *call) (legal.Requisition, e
 		return req, notFound
 	case err != nil:
 		return req, storeError(r.Context(), err)
-	case !c.who.visible(&req):
+	case !visible(c.who, &req):
 		// As if absent: a scoped credential learns nothing of other sites.
 		notFound.reason = "requisition " + id + " outside the credential's sites"
 		return req, notFound
@@ -367,7 +368,7 @@ func (s *Server) runRequisition(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	run, err := s.packages.Run(r.Context(), &req, c.who.name, c.who.sites)
+	run, err := s.packages.Run(r.Context(), &req, c.who.Name, c.who.Sites)
 	var se *export.StoreError
 	switch {
 	case errors.Is(err, export.ErrTooManyRecords):
@@ -463,10 +464,10 @@ func (s *Server) answerRequisition(r *http.Request, c *call) (any, error) {
 	sum := req.Runs[len(req.Runs)-1].ExportSHA256
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.name, now, sent, in.How, sum); err != nil {
+	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.Name, now, sent, in.How, sum); err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
+	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.Name, SentAt: sent, How: in.How, ExportSHA256: sum}
 	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
 	c.rows = 1
 	return s.view(req), nil
