@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store"
 )
 
@@ -151,10 +152,10 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.who.searchSite(q.Site); err != nil {
+	if err := searchSite(c.who, q.Site); err != nil {
 		return nil, err
 	}
-	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.sites
+	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.Sites
 
 	if format != "" {
 		return s.accessStream(q, format), nil
@@ -177,8 +178,8 @@ func (s *Server) access(r *http.Request, c *call) (any, error) {
 }
 
 // searchSite refuses a search of a site outside p's sites.
-func (p *principal) searchSite(site string) error {
-	if site != "" && !p.sitesAllowed(site) {
+func searchSite(p *auth.Principal, site string) error {
+	if site != "" && !p.SitesAllowed(site) {
 		return &apiError{
 			code:   CodeForbidden,
 			msg:    "your token does not allow this site",

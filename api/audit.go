@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/audit"
 )
 
@@ -96,8 +97,8 @@ func (s *Server) auditSearch(r *http.Request, c *call) (any, error) {
 
 // wholeTrail refuses credentials limited to some sites: the audit trail is
 // not divided by site, so reading it is for unlimited auditors only.
-func wholeTrail(p *principal) error {
-	if len(p.sites) == 0 {
+func wholeTrail(p *auth.Principal) error {
+	if len(p.Sites) == 0 {
 		return nil
 	}
 	return &apiError{code: CodeForbidden, msg: "the audit trail covers every site; a token limited to some sites cannot read it", reason: "site-limited token on the audit trail"}

@@ -1,34 +1,48 @@
 package api
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/connlog/connlog/api/auth"
 )
 
-// Roles a [Token] may carry. A role names what its holder may read; admin may
-// do everything.
+// Roles a [Token] may carry (package api/auth defines them). A role names
+// what its holder may read; admin may do everything.
 const (
 	// RoleAnalyst may search the access log (SOC analysts).
-	RoleAnalyst = "analyst"
+	RoleAnalyst = auth.RoleAnalyst
 	// RoleOfficer may search connection records and handle requisitions and holds.
-	RoleOfficer = "officer"
+	RoleOfficer = auth.RoleOfficer
 	// RoleStats may read audience statistics.
-	RoleStats = "stats"
+	RoleStats = auth.RoleStats
 	// RoleAuditor may read the audit trail and the retention report.
-	RoleAuditor = "auditor"
+	RoleAuditor = auth.RoleAuditor
 	// RoleAdmin may do everything the other roles may.
-	RoleAdmin = "admin"
+	RoleAdmin = auth.RoleAdmin
 )
 
-var roles = []string{RoleAnalyst, RoleOfficer, RoleStats, RoleAuditor, RoleAdmin}
+// The credentials' configuration is package api/auth's; these names keep
+// the keys of the api section where they were.
+type (
+	// Token is one person's credential: a bearer token known only by its
+	// hash ([auth.Token]).
+	Token = auth.Token
+	// OIDCConfig accepts the identity provider's JWTs as credentials and
+	// lets the console sign in with it ([auth.OIDCConfig]).
+	OIDCConfig = auth.OIDCConfig
+	// OIDCRole maps one value of the role claim to a connlog role
+	// ([auth.OIDCRole]).
+	OIDCRole = auth.OIDCRole
+)
+
+// Defaults of the console's OIDC sign-in ([auth.OIDCConfig]).
+const (
+	DefaultOIDCSessionIdleTimeout = auth.DefaultOIDCSessionIdleTimeout
+	DefaultOIDCSessionMaxAge      = auth.DefaultOIDCSessionMaxAge
+)
 
 // Defaults applied by [New] to zero fields of a [Config].
 const (
@@ -39,9 +53,6 @@ const (
 	DefaultQueryTimeout    = 30 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 )
-
-// tokenPrefix makes connlog tokens recognisable, e.g. by secret scanners.
-const tokenPrefix = "cl_"
 
 // Config configures the query API. Zero fields take the Default* values.
 type Config struct {
@@ -91,18 +102,6 @@ type Config struct {
 	OIDC OIDCConfig `yaml:"oidc"`
 }
 
-// Token is one person's credential: a bearer token known only by its hash.
-type Token struct {
-	// Name identifies the person; it is the actor in the audit trail.
-	Name string `yaml:"name"`
-	// Role is one of analyst, officer, stats, auditor, admin.
-	Role string `yaml:"role"`
-	// SHA256 is the hex SHA-256 of the bearer token, as printed by [NewToken].
-	SHA256 string `yaml:"sha256"`
-	// Sites, if not empty, limits the token to these sites (exact host names).
-	Sites []string `yaml:"sites"`
-}
-
 // withDefaults returns c with its zero fields set to the defaults.
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -127,7 +126,7 @@ func (c Config) withDefaults() Config {
 	c.Search = c.Search.withDefaults()
 	c.RateLimit = c.RateLimit.withDefaults()
 	c.BadCredentials = c.BadCredentials.withDefaults()
-	c.OIDC = c.OIDC.withDefaults()
+	c.OIDC = c.OIDC.WithDefaults()
 	return c
 }
 
@@ -165,79 +164,18 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("api tls: set both tls_cert and tls_key, or neither"))
 	}
-	errs = append(errs, c.OIDC.validate()...)
-	names := map[string]bool{}
-	hashes := map[string]string{}
-	for i, t := range c.Tokens {
-		where := fmt.Sprintf("api token %d (%q)", i, t.Name)
-		if strings.TrimSpace(t.Name) == "" {
-			errs = append(errs, fmt.Errorf("%s: name is empty", where))
-		} else if names[t.Name] {
-			errs = append(errs, fmt.Errorf("%s: duplicate name", where))
-		}
-		names[t.Name] = true
-		if !slices.Contains(roles, t.Role) {
-			errs = append(errs, fmt.Errorf("%s: role %q: must be one of %s", where, t.Role, strings.Join(roles, ", ")))
-		}
-		if h, err := parseHash(t.SHA256); err != nil {
-			errs = append(errs, fmt.Errorf("%s: sha256: %w", where, err))
-		} else if other, dup := hashes[h]; dup {
-			// Two people sharing one token would make the audit trail lie.
-			errs = append(errs, fmt.Errorf("%s: same sha256 as token %q", where, other))
-		} else {
-			hashes[h] = t.Name
-		}
-		seen := map[string]bool{}
-		for _, s := range t.Sites {
-			switch {
-			case strings.TrimSpace(s) == "":
-				errs = append(errs, fmt.Errorf("%s: empty site", where))
-			case seen[s]:
-				errs = append(errs, fmt.Errorf("%s: duplicate site %q", where, s))
-			}
-			seen[s] = true
-		}
-	}
+	errs = append(errs, c.OIDC.Validate(), auth.ValidateTokens(c.Tokens))
 	return errors.Join(errs...)
 }
 
-// emptyHash is the SHA-256 of the empty string: a token that would match an
-// empty bearer token.
-var emptyHash = sha256.Sum256(nil)
-
-// parseHash checks that s is a hex SHA-256 and returns it in lower case.
-func parseHash(s string) (string, error) {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return "", fmt.Errorf("not hex: %w", err)
-	}
-	if len(b) != sha256.Size {
-		return "", fmt.Errorf("%d bytes, want %d", len(b), sha256.Size)
-	}
-	if [sha256.Size]byte(b) == emptyHash {
-		return "", errors.New("hash of the empty string")
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // NewToken returns a new random bearer token (prefix "cl_", then 32 random
-// bytes in URL-safe base64) and the hex SHA-256 to put in [Token.SHA256].
-// Hand the token to its holder and keep only the hash.
-func NewToken() (token, sha256hex string, err error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", fmt.Errorf("read random bytes: %w", err)
-	}
-	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return token, HashToken(token), nil
-}
+// bytes in URL-safe base64) and the hex SHA-256 to put in [Token.SHA256]
+// ([auth.NewToken]). Hand the token to its holder and keep only the hash.
+func NewToken() (token, sha256hex string, err error) { return auth.NewToken() }
 
 // HashToken returns the hex SHA-256 of a bearer token: the form in which
-// the configuration knows it.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+// the configuration knows it ([auth.HashToken]).
+func HashToken(token string) string { return auth.HashToken(token) }
 
 // DefaultConfig returns the configuration with every default filled in and
 // no credential.

@@ -175,10 +175,10 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.who.searchSite(q.Site); err != nil {
+	if err := searchSite(c.who, q.Site); err != nil {
 		return nil, err
 	}
-	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.sites
+	q.Limit, q.After, q.Sites = pg.limit, pg.after, c.who.Sites
 
 	if format != "" {
 		if q.Limit == 0 {

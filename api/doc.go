@@ -7,7 +7,8 @@
 //     (analyst): what one address did over a window;
 //   - GET /v1/connections (officer): search the connection records;
 //   - /v1/requisitions (officer): the register of judicial requisitions,
-//     each run into a signed export package (api/requisitions.go, export.go);
+//     each run into a signed export package (api/requisitions.go; the
+//     package is built and kept by store/legal/export);
 //     an entry may give date_due, the day the answer is expected by (not
 //     before date_received), and shows overdue while it is unanswered after
 //     that day by the server's clock;
@@ -40,7 +41,10 @@
 //
 //   - it carries "Authorization: Bearer <token>" whose SHA-256 matches a
 //     configured [Token], or a JWT of the organisation's identity provider
-//     when Config.OIDC is set (api/oidc.go) (else 401 "unauthenticated");
+//     when Config.OIDC is set, or the console's session cookie with its
+//     CSRF token (else 401 "unauthenticated"): package api/auth says who
+//     the caller is, and the guard (api/guard.go) asks it through one small
+//     interface;
 //   - the token's role allows the endpoint; admin is allowed everything
 //     (else 403 "forbidden");
 //   - it states a purpose, in the X-Purpose header or the purpose query
@@ -119,7 +123,8 @@
 // /v1/session/oidc, GET /ui/oidc/callback, POST /v1/session/oidc/callback
 // open a console session, an HttpOnly SameSite=Strict cookie accepted only
 // with its X-CSRF-Token, in place of a bearer token; DELETE /v1/session
-// ends it (api/signin.go has the design).
+// ends it (api/auth/signin.go has the design, api/signin.go the
+// endpoints, their audit rows and limits).
 //
 // # Other searches
 //
@@ -150,10 +155,15 @@
 // Every error is JSON: {"error": {"code": "...", "message": "..."}}. The
 // codes are stable; see the Code constants.
 //
-// Size: about 4,900 lines of non-test code, above the project's 1,500 per
-// package: the guard (tokens, OIDC and the console's session, roles, sites,
-// purpose, bad-credential limits, audit of every request) wraps every
-// handler, and splitting it into a package of its own would export the
-// call state each handler fills in for the audit row. It is the next split
-// (api/auth) once the console's sign-in work has settled.
+// Size: about 3,600 lines of non-test code (4,750 with comments), above the
+// project's 1,500 per package. Who the caller is (tokens, OIDC, the
+// console's sessions) is package api/auth, and the requisition package is
+// built in store/legal/export; what stays is the guard and the handlers it
+// wraps. The guard (role, purpose, sites, rate limits, the counting of bad
+// credentials, the audit row before the first byte) wraps every handler,
+// and each handler fills in the call state (filters, rows, the answer)
+// that the audit row records: splitting the handlers from the guard would
+// export that state and every error code with it. The handlers themselves
+// are small per endpoint (access, connections, audit, holds,
+// requisitions, statistics, retention, downloads, streams, paging).
 package api

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/audit"
 )
 
@@ -145,14 +146,14 @@ func (s *Server) mintTicket(ts *tickets, r *http.Request, c *call) (any, error) 
 	}
 	// Refuse now what the export would refuse, so the browser does not
 	// save an error as the file.
-	if c.who.role != role && c.who.role != RoleAdmin {
-		return nil, &apiError{code: CodeForbidden, msg: fmt.Sprintf("this export needs the %s role", role), reason: fmt.Sprintf("role %s, export needs %s", c.who.role, role)}
+	if c.who.Role != role && c.who.Role != RoleAdmin {
+		return nil, &apiError{code: CodeForbidden, msg: fmt.Sprintf("this export needs the %s role", role), reason: fmt.Sprintf("role %s, export needs %s", c.who.Role, role)}
 	}
 	q.Del("purpose") // the ticket's purpose is the one stated now
 	q.Del("cursor")  // an export is the whole result
 	now := s.now()
 	id, err := ts.add(ticket{
-		auth: r.Header.Get("Authorization"), session: s.sessionID(r), csrf: r.Header.Get(csrfHeader), purpose: c.purpose, path: req.Path, query: q.Encode(),
+		auth: r.Header.Get("Authorization"), session: s.sessionID(r), csrf: r.Header.Get(auth.CSRFHeader), purpose: c.purpose, path: req.Path, query: q.Encode(),
 		accept: accept, format: req.Format, client: s.clientHost(r), expires: now.Add(ticketTTL),
 	}, now)
 	if err != nil {
@@ -202,8 +203,8 @@ func (s *Server) redeemTicket(ts *tickets, w http.ResponseWriter, r *http.Reques
 	if t.auth != "" {
 		inner.Header.Set("Authorization", t.auth)
 	} else if t.session != "" {
-		inner.AddCookie(&http.Cookie{Name: s.sessionCookie(), Value: t.session}) //nolint:gosec // G124: a cookie on the request replayed inside the server, never sent to a browser
-		inner.Header.Set(csrfHeader, t.csrf)
+		inner.AddCookie(&http.Cookie{Name: s.signIn.SessionCookie(), Value: t.session}) //nolint:gosec // G124: a cookie on the request replayed inside the server, never sent to a browser
+		inner.Header.Set(auth.CSRFHeader, t.csrf)
 	}
 	inner.Header.Set("X-Purpose", t.purpose)
 	inner.Header.Set("Accept", t.accept)

@@ -2,8 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/connlog/connlog/api/auth"
 )
 
 // Code is a stable, machine-readable error code in an API error response.
@@ -96,6 +99,23 @@ func (e *apiError) auditReason() string {
 }
 
 func errorf(code Code, msg string) *apiError { return &apiError{code: code, msg: msg} }
+
+// authError is the refusal of a credential (package api/auth) as the API
+// reports it; any other error is returned as is.
+func authError(err error) error {
+	var ae *auth.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	code := CodeUnauthenticated
+	switch ae.Kind {
+	case auth.Forbidden:
+		code = CodeForbidden
+	case auth.Unavailable:
+		code = CodeUnavailable
+	}
+	return &apiError{code: code, msg: ae.Msg, reason: ae.Reason}
+}
 
 // errorBody is the JSON shape of every error response.
 type errorBody struct {

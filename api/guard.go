@@ -2,16 +2,15 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/audit"
 )
 
@@ -21,10 +20,21 @@ const (
 	maxPurpose = 200
 )
 
+// authenticator is what the guard needs to know who the caller is;
+// *auth.Authenticator satisfies it.
+type authenticator interface {
+	// Authenticate returns the principal of r's credential, or an
+	// *auth.Error (possibly with the principal it refuses).
+	Authenticate(r *http.Request) (*auth.Principal, error)
+	// ChecksJWT reports whether authenticating r costs a check with the
+	// identity provider.
+	ChecksJWT(r *http.Request) bool
+}
+
 // call is one data request on its way through the guard: who asks, why, and
 // what the audit row will say about it.
 type call struct {
-	who     *principal
+	who     *auth.Principal
 	purpose string
 	// filters is the canonical JSON of the request's filters, set by the
 	// endpoint handler as soon as it has parsed them (or the raw ones, if
@@ -55,7 +65,7 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 		client, source := s.proxies.client(r)
 		var body []byte
 		var err error
-		if s.oidc != nil && looksLikeJWT(bearer(r)) && !s.badLimiter.has(sourceKey(client), s.now()) {
+		if s.authn.ChecksJWT(r) && !s.badLimiter.has(sourceKey(client), s.now()) {
 			// Checking a JWT costs a signature check, and a key fetch
 			// from the identity provider for an unknown key id: not for a
 			// source already over its limit of bad credentials.
@@ -86,7 +96,7 @@ func (s *Server) data(endpoint, role string, h dataHandler) http.Handler {
 			Outcome:  outcome(status),
 		}
 		if c.who != nil {
-			entry.Actor, entry.Role = c.who.name, c.who.role
+			entry.Actor, entry.Role = c.who.Name, c.who.Role
 		}
 		if ae != nil {
 			entry.Reason = ae.auditReason()
@@ -146,19 +156,19 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 	raw = strings.TrimSpace(raw)
 	c.purpose = truncate(strings.ToValidUTF8(raw, "\uFFFD"), maxPurpose)
 
-	who, err := s.authenticate(r)
+	who, err := s.authn.Authenticate(r)
 	c.who = who // may be set on a refusal too, for the audit row
 	if err != nil {
-		return nil, err
+		return nil, authError(err)
 	}
 	if err := s.rateLimit(who); err != nil {
 		return nil, err
 	}
-	if role != "" && who.role != role && who.role != RoleAdmin {
+	if role != "" && who.Role != role && who.Role != RoleAdmin {
 		return nil, &apiError{
 			code:   CodeForbidden,
 			msg:    fmt.Sprintf("this endpoint needs the %s role", role),
-			reason: fmt.Sprintf("role %s, endpoint needs %s", who.role, role),
+			reason: fmt.Sprintf("role %s, endpoint needs %s", who.Role, role),
 		}
 	}
 	if role != "" {
@@ -183,42 +193,6 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 		return nil, fmt.Errorf("encode response: %w", err)
 	}
 	return body, nil
-}
-
-// authenticate finds the principal of the request's bearer token: a token
-// from the configuration, or a JWT from the identity provider when OIDC is
-// configured. A configured token is only hashed; neither kind is ever
-// logged, stored or echoed. A principal may come with an error (a JWT that
-// maps to no role), so that the refusal names who was refused.
-func (s *Server) authenticate(r *http.Request) (*principal, error) {
-	h := r.Header.Get("Authorization")
-	if id := s.sessionID(r); h == "" && id != "" {
-		// The web console signed in with the identity provider
-		// (api/signin.go).
-		return s.sessionPrincipal(r, id)
-	}
-	scheme, token, ok := strings.Cut(h, " ")
-	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return nil, &apiError{
-			code:   CodeUnauthenticated,
-			msg:    "send a bearer token: Authorization: Bearer <token>",
-			reason: "no bearer token",
-		}
-	}
-	if s.oidc != nil && looksLikeJWT(strings.TrimSpace(token)) {
-		return s.oidc.authenticate(r.Context(), strings.TrimSpace(token))
-	}
-	// Keyed by hash: looking up a hash reveals nothing about the token, so a
-	// map lookup is as safe as a constant-time comparison here.
-	p, ok := s.tokens[sha256.Sum256([]byte(strings.TrimSpace(token)))]
-	if !ok {
-		return nil, &apiError{
-			code:   CodeUnauthenticated,
-			msg:    "unknown or revoked token",
-			reason: "unknown bearer token",
-		}
-	}
-	return p, nil
 }
 
 // checkPurpose checks a stated purpose, already trimmed.
@@ -254,18 +228,4 @@ func (s *Server) noRoute(r *http.Request, c *call) (any, error) {
 		return nil, &apiError{code: CodeMethodNotAllowed, msg: "this endpoint only answers GET", reason: "method " + r.Method}
 	}
 	return nil, &apiError{code: CodeNotFound, msg: "no such endpoint", reason: "no route for " + what}
-}
-
-// sitesAllowed reports whether p may read site.
-func (p *principal) sitesAllowed(site string) bool {
-	return len(p.sites) == 0 || slices.Contains(p.sites, site)
-}
-
-// bearer returns the bearer token of r, "" if none.
-func bearer(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
 }

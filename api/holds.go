@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/legal"
 )
 
@@ -92,8 +93,8 @@ func (s *Server) holdRoutes(mux *http.ServeMux) {
 }
 
 // holdVisible reports whether p may see or release h.
-func (p *principal) holdVisible(h *legal.Hold) bool {
-	return len(p.sites) == 0 || h.Selector.Site != "" && p.sitesAllowed(h.Selector.Site)
+func holdVisible(p *auth.Principal, h *legal.Hold) bool {
+	return len(p.Sites) == 0 || h.Selector.Site != "" && p.SitesAllowed(h.Selector.Site)
 }
 
 // createHold answers POST /v1/holds.
@@ -143,7 +144,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	}
 	out := holdList{Holds: []holdView{}}
 	for i, sel := range sels {
-		if len(c.who.sites) > 0 && sel.Site == "" {
+		if len(c.who.Sites) > 0 && sel.Site == "" {
 			return nil, &apiError{code: CodeForbidden, msg: "your credential is limited to some sites: each selector must name one", reason: fmt.Sprintf("selector %d without site", i+1)}
 		}
 		if sel.Site != strings.ToLower(sel.Site) {
@@ -156,7 +157,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 			Reference: in.Reference,
 			Selector:  sel,
 			Expires:   expires,
-			CreatedBy: c.who.name,
+			CreatedBy: c.who.Name,
 		})
 		cancel()
 		if err != nil {
@@ -187,7 +188,7 @@ func (s *Server) listHolds(r *http.Request, c *call) (any, error) {
 	}
 	out := holdList{Holds: []holdView{}}
 	for i := range hs {
-		if c.who.holdVisible(&hs[i]) {
+		if holdVisible(c.who, &hs[i]) {
 			out.Holds = append(out.Holds, newHoldView(&hs[i]))
 		}
 	}
@@ -219,13 +220,13 @@ func (s *Server) releaseHold(r *http.Request, c *call) (any, error) {
 	switch {
 	case h == nil:
 		return nil, notFound
-	case !c.who.holdVisible(h):
+	case !holdVisible(c.who, h):
 		notFound.reason = "hold " + id + " outside the credential's sites"
 		return nil, notFound
 	case !h.Released.IsZero():
 		return nil, errorf(CodeBadRequest, "this hold was already released on "+h.Released.UTC().Format(time.RFC3339))
 	}
-	err = s.holds.ReleaseHold(ctx, id, c.who.name)
+	err = s.holds.ReleaseHold(ctx, id, c.who.Name)
 	switch {
 	case errors.Is(err, legal.ErrHoldNotFound):
 		return nil, notFound
@@ -236,7 +237,7 @@ func (s *Server) releaseHold(r *http.Request, c *call) (any, error) {
 	}
 	v := newHoldView(h)
 	now := s.now().UTC()
-	v.Released, v.ReleasedBy, v.Active = &now, c.who.name, false
+	v.Released, v.ReleasedBy, v.Active = &now, c.who.Name, false
 	c.rows = 1
 	return v, nil
 }

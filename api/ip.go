@@ -101,10 +101,10 @@ func (s *Server) ipSummary(r *http.Request, c *call) (any, error) {
 		"site": q.Site,
 		"top":  q.Limit,
 	})
-	if q.Site != "" && !c.who.sitesAllowed(q.Site) {
+	if q.Site != "" && !c.who.SitesAllowed(q.Site) {
 		return nil, &apiError{code: CodeForbidden, msg: "your token does not allow this site", reason: fmt.Sprintf("site %q outside the token's sites", q.Site)}
 	}
-	q.Sites = c.who.sites
+	q.Sites = c.who.Sites
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	sum, err := s.store.SummarizeIP(ctx, q)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
@@ -101,7 +102,7 @@ func newLiveEnv(tb testing.TB, mod func(*Config)) *liveEnv {
 		tb.Fatal(err)
 	}
 	var cfg Config
-	for _, role := range roles {
+	for _, role := range auth.Roles {
 		for _, scoped := range []bool{false, true} {
 			tok, hash, err := NewToken()
 			if err != nil {

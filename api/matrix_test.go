@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/connlog/connlog/api/auth"
 )
 
 // matrixEndpoint is one endpoint of the authorisation matrix, with a request
@@ -80,9 +82,9 @@ var matrixCredentials = []matrixCredential{
 		want: func(matrixEndpoint, string) int { return http.StatusUnauthorized }},
 	{name: "bad token", auth: func(testing.TB, *liveEnv, string) string { return "Bearer cl_not-a-real-token-0123456789" },
 		want: func(matrixEndpoint, string) int { return http.StatusUnauthorized }},
-	{name: "token", roles: roles, auth: func(_ testing.TB, e *liveEnv, role string) string { return "Bearer " + e.tokens[role] },
+	{name: "token", roles: auth.Roles, auth: func(_ testing.TB, e *liveEnv, role string) string { return "Bearer " + e.tokens[role] },
 		want: allowed},
-	{name: "token of another site", roles: roles, auth: func(_ testing.TB, e *liveEnv, role string) string { return "Bearer " + e.tokens[role+"@other"] },
+	{name: "token of another site", roles: auth.Roles, auth: func(_ testing.TB, e *liveEnv, role string) string { return "Bearer " + e.tokens[role+"@other"] },
 		want: func(ep matrixEndpoint, role string) int {
 			if s := allowed(ep, role); s != ep.ok {
 				return s

@@ -30,9 +30,9 @@ type meAnswer struct {
 // every site). It needs no purpose: it reads no stored data, and the console
 // calls it to sign in; like every /v1/ request it is audited.
 func (s *Server) me(_ *http.Request, c *call) (any, error) {
-	sites := c.who.sites
+	sites := c.who.Sites
 	if sites == nil {
 		sites = []string{}
 	}
-	return meAnswer{Name: c.who.name, Role: c.who.role, Sites: sites}, nil
+	return meAnswer{Name: c.who.Name, Role: c.who.Role, Sites: sites}, nil
 }

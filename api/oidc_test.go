@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"math/big"
@@ -134,14 +133,14 @@ func (idp *testIdP) claims(over map[string]any) map[string]any {
 	return c
 }
 
-func newOIDCEnv(tb testing.TB, idp *testIdP, logs *bytes.Buffer) (*Server, *fakeStore) {
+func newOIDCEnv(tb testing.TB, idp *testIdP, logs *bytes.Buffer, tokens ...Token) (*Server, *fakeStore) {
 	tb.Helper()
 	_, hash, err := NewToken()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	cfg := Config{
-		Tokens: []Token{{Name: "root", Role: RoleAdmin, SHA256: hash}},
+		Tokens: append([]Token{{Name: "root", Role: RoleAdmin, SHA256: hash}}, tokens...),
 		OIDC: OIDCConfig{
 			Issuer:     idp.srv.URL,
 			Audience:   "connlog",
@@ -244,16 +243,11 @@ func TestOIDCBearerTokensStillWork(t *testing.T) {
 		t.Errorf("JWT without OIDC configured: status %d", resp.StatusCode)
 	}
 	var logs bytes.Buffer
-	srv, st := newOIDCEnv(t, idp, &logs)
 	tok, hash, err := NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := hex.DecodeString(hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.tokens[[32]byte(sum)] = &principal{name: "alice", role: RoleAnalyst}
+	srv, st := newOIDCEnv(t, idp, &logs, Token{Name: "alice", Role: RoleAnalyst, SHA256: hash})
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/v1/access?ip=203.0.113.7&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Purpose", "INC-1")

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/connlog/connlog/api/auth"
 )
 
 // Defaults of [RateLimitConfig].
@@ -92,8 +94,8 @@ func (l *limiter) allow(who string, now time.Time) (ok bool, retry time.Duration
 }
 
 // rateLimit refuses p's request if p is over its rate limit.
-func (s *Server) rateLimit(p *principal) error {
-	ok, retry := s.limiter.allow(p.name, time.Now())
+func (s *Server) rateLimit(p *auth.Principal) error {
+	ok, retry := s.limiter.allow(p.Name, time.Now())
 	if ok {
 		return nil
 	}

@@ -8,13 +8,15 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
-	"github.com/connlog/connlog/store"
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/legal"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 // RequisitionStore is what the requisition endpoints need from storage;
@@ -26,25 +28,24 @@ type RequisitionStore interface {
 	Requisitions(ctx context.Context) ([]legal.Requisition, error)
 	// Requisition returns one entry, or an error wrapping legal.ErrNoRequisition.
 	Requisition(ctx context.Context, id string) (legal.Requisition, error)
-	// RequisitionRecords runs q and returns the statement and parameters it ran.
-	RequisitionRecords(ctx context.Context, q store.ConnectionQuery, fn func(r *store.ConnectionRecord) error) (string, map[string]string, error)
-	// RecordRequisitionExport keeps a package and records the run.
-	RecordRequisitionExport(ctx context.Context, id, by string, at time.Time, sum string, rows uint64, pkg []byte) error
-	// RequisitionExport returns a kept package by its SHA-256.
-	RequisitionExport(ctx context.Context, id, sum string) ([]byte, error)
 	// MarkRequisitionAnswered records that the answer was sent.
 	MarkRequisitionAnswered(ctx context.Context, id, by string, at, sentAt time.Time, how, exportSHA256 string) error
+	// export.Store: the records a run selects and the packages kept, for
+	// the requisition packages built in store/legal/export.
+	export.Store
 }
 
 // Option configures optional parts of a [Server] in [New].
 type Option func(*Server)
 
 // WithRequisitions serves the requisition register (/v1/requisitions):
-// requisitions are kept in rs, export packages are signed with signer and
-// name software (the connlog version) in their manifest.
+// requisitions are kept in rs, export packages (built by
+// store/legal/export) are signed with signer and name software (the
+// connlog version) in their manifest.
 func WithRequisitions(rs RequisitionStore, signer *integrity.Signer, software string) Option {
 	return func(s *Server) {
-		s.requisitions, s.signer, s.software = rs, signer, software
+		s.requisitions = rs
+		s.packages = export.NewPackager(rs, signer, software, s.cfg.QueryTimeout, func() time.Time { return s.now() })
 	}
 }
 
@@ -58,9 +59,6 @@ const (
 	maxText              = 500
 	maxSelectors         = 20
 	maxRequisitionWindow = 366 * 24 * time.Hour
-	// maxExportRows bounds one package; a requisition that selects more
-	// must be split (the package is built in memory and kept whole).
-	maxExportRows = 1_000_000
 )
 
 // requisitionInput is the body of POST /v1/requisitions.
@@ -149,7 +147,7 @@ func checkText(name, v string, required bool) error {
 }
 
 // parseSelector checks one selector against the caller's sites.
-func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.Duration) (legal.Selector, error) {
+func (s *Server) parseSelector(in selectorInput, who *auth.Principal, maxWindow time.Duration) (legal.Selector, error) {
 	var sel legal.Selector
 	var err error
 	if sel.Network, err = parseNetwork(in.IP); err != nil {
@@ -171,7 +169,7 @@ func (s *Server) parseSelector(in selectorInput, who *principal, maxWindow time.
 	if len(sel.Site) > maxSite || strings.ContainsFunc(sel.Site, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return sel, errorf(CodeBadRequest, "site must be a host name")
 	}
-	if sel.Site != "" && !who.sitesAllowed(sel.Site) {
+	if sel.Site != "" && !who.SitesAllowed(sel.Site) {
 		return sel, &apiError{code: CodeForbidden, msg: "your credential does not allow this site", reason: fmt.Sprintf("site %q outside the credential's sites", sel.Site)}
 	}
 	return sel, nil
@@ -222,7 +220,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	req := legal.Requisition{
 		Authority: in.Authority, OfficerName: in.OfficerName, OfficerService: in.OfficerService,
 		Article: in.Article, ArticleText: in.ArticleText, ProcedureRef: in.ProcedureRef, Received: received, Due: due,
-		Purpose: c.purpose, CreatedBy: c.who.name, Created: s.now().UTC(),
+		Purpose: c.purpose, CreatedBy: c.who.Name, Created: s.now().UTC(),
 	}
 	for i, si := range in.Selectors {
 		sel, err := s.parseSelector(si, c.who, maxRequisitionWindow)
@@ -262,12 +260,12 @@ func (s *Server) view(q legal.Requisition) requisitionView {
 
 // visible reports whether p may see requisition q: a credential limited to
 // some sites sees the requisitions whose selectors all name one of them.
-func (p *principal) visible(q *legal.Requisition) bool {
-	if len(p.sites) == 0 {
+func visible(p *auth.Principal, q *legal.Requisition) bool {
+	if len(p.Sites) == 0 {
 		return true
 	}
 	for _, sel := range q.Selectors {
-		if sel.Site == "" || !p.sitesAllowed(sel.Site) {
+		if sel.Site == "" || !p.SitesAllowed(sel.Site) {
 			return false
 		}
 	}
@@ -293,7 +291,7 @@ func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
 	}
 	out := requisitionList{Requisitions: []requisitionView{}}
 	for i := range all {
-		if c.who.visible(&all[i]) {
+		if visible(c.who, &all[i]) {
 			out.Requisitions = append(out.Requisitions, s.view(all[i]))
 		}
 	}
@@ -329,7 +327,7 @@ func (s *Server) loadRequisition(r *http.Request, c *call) (legal.Requisition, e
 		return req, notFound
 	case err != nil:
 		return req, storeError(r.Context(), err)
-	case !c.who.visible(&req):
+	case !visible(c.who, &req):
 		// As if absent: a scoped credential learns nothing of other sites.
 		notFound.reason = "requisition " + id + " outside the credential's sites"
 		return req, notFound
@@ -359,8 +357,9 @@ type runResult struct {
 	Download     string `json:"download"`
 }
 
-// runRequisition answers POST /v1/requisitions/{id}/run: it selects the
-// records, builds and keeps the signed package, and records the run.
+// runRequisition answers POST /v1/requisitions/{id}/run: store/legal/export
+// selects the records, builds and keeps the signed package, and records the
+// run.
 func (s *Server) runRequisition(r *http.Request, c *call) (any, error) {
 	if err := noParams(r); err != nil {
 		return nil, err
@@ -369,28 +368,27 @@ func (s *Server) runRequisition(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.signer == nil {
-		return nil, errors.New("requisitions served without a signing key")
-	}
-	pkg, sum, rows, err := s.buildExport(r.Context(), &req, c.who)
-	if err != nil {
+	run, err := s.packages.Run(r.Context(), &req, c.who.Name, c.who.Sites)
+	var se *export.StoreError
+	switch {
+	case errors.Is(err, export.ErrTooManyRecords):
+		return nil, errorf(CodeBadRequest, "the selectors match more than "+strconv.Itoa(export.MaxRecords)+" records; split the requisition")
+	case errors.As(err, &se):
+		return nil, storeError(r.Context(), se.Err)
+	case err != nil:
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
-	defer cancel()
-	if err := s.requisitions.RecordRequisitionExport(ctx, req.ID, c.who.name, s.now().UTC(), sum, uint64(rows), pkg); err != nil {
-		return nil, storeError(r.Context(), err)
-	}
-	c.rows = rows
-	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
+	c.rows = run.Rows
+	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": run.SHA256})
 	return runResult{
-		Requisition: req.ID, ExportSHA256: sum, Rows: rows,
-		KeyID: integrity.KeyID(s.signer.Public()), Download: "/v1/requisitions/" + req.ID + "/export",
+		Requisition: req.ID, ExportSHA256: run.SHA256, Rows: run.Rows,
+		KeyID: run.KeyID, Download: "/v1/requisitions/" + req.ID + "/export",
 	}, nil
 }
 
 // downloadExport answers GET /v1/requisitions/{id}/export with the package
-// of the latest run, or of the run named by ?sha256=.
+// of the latest run, or of the run named by ?sha256=, as store/legal/export
+// kept it.
 func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
 	want := ""
 	for name, vs := range r.URL.Query() {
@@ -406,29 +404,19 @@ func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var run *legal.RequisitionRun
-	for i := range req.Runs {
-		if want == "" || req.Runs[i].ExportSHA256 == want {
-			run = &req.Runs[i]
-		}
-	}
-	if run == nil {
-		if want != "" {
-			return nil, errorf(CodeNotFound, "no export of this requisition has that SHA-256")
-		}
+	pkg, run, err := s.packages.Kept(r.Context(), &req, want)
+	var se *export.StoreError
+	switch {
+	case errors.Is(err, export.ErrNoSuchPackage):
+		return nil, errorf(CodeNotFound, "no export of this requisition has that SHA-256")
+	case errors.Is(err, export.ErrNotRun):
 		return nil, errorf(CodeNotFound, "this requisition has not been run yet: POST /v1/requisitions/{id}/run")
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
-	defer cancel()
-	pkg, err := s.requisitions.RequisitionExport(ctx, req.ID, run.ExportSHA256)
-	if errors.Is(err, legal.ErrNoRequisition) {
+	case errors.Is(err, legal.ErrNoRequisition):
 		return nil, &apiError{code: CodeNotFound, msg: "the package of this run is no longer kept (12 months); its SHA-256 remains in the register", reason: err.Error()}
-	}
-	if err != nil {
-		return nil, storeError(r.Context(), err)
-	}
-	if got := sha256Hex(pkg); got != run.ExportSHA256 {
-		return nil, fmt.Errorf("export package of requisition %s: stored bytes hash to %s, register says %s", req.ID, got, run.ExportSHA256)
+	case errors.As(err, &se):
+		return nil, storeError(r.Context(), se.Err)
+	case err != nil:
+		return nil, err
 	}
 	c.rows = int(run.Rows)
 	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": run.ExportSHA256})
@@ -476,10 +464,10 @@ func (s *Server) answerRequisition(r *http.Request, c *call) (any, error) {
 	sum := req.Runs[len(req.Runs)-1].ExportSHA256
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.name, now, sent, in.How, sum); err != nil {
+	if err := s.requisitions.MarkRequisitionAnswered(ctx, req.ID, c.who.Name, now, sent, in.How, sum); err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.name, SentAt: sent, How: in.How, ExportSHA256: sum}
+	req.Answer = &legal.RequisitionAnswer{Recorded: now.Truncate(time.Millisecond), By: c.who.Name, SentAt: sent, How: in.How, ExportSHA256: sum}
 	c.filters = canonical(map[string]any{"requisition": req.ID, "export_sha256": sum})
 	c.rows = 1
 	return s.view(req), nil

@@ -19,11 +19,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/legal"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 // The real store serves requisitions and holds.

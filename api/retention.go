@@ -29,7 +29,7 @@ func (s *Server) retention(r *http.Request, c *call) (any, error) {
 	if err := retentionParams.check(params); err != nil {
 		return nil, err
 	}
-	if len(c.who.sites) > 0 {
+	if len(c.who.Sites) > 0 {
 		return nil, &apiError{code: CodeForbidden, msg: "the retention report covers every site; a token limited to some sites cannot read it", reason: "site-limited token on the retention report"}
 	}
 	rr, ok := s.store.(RetentionReporter)

@@ -2,23 +2,21 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/connlog/connlog/api/auth"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
-	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 // Store is what the API needs from storage; *store.Store satisfies it.
@@ -44,7 +42,6 @@ const (
 type Server struct {
 	cfg     Config
 	store   Store
-	tokens  map[[sha256.Size]byte]*principal
 	metrics *metrics
 	logger  *slog.Logger
 	ready   atomic.Bool
@@ -61,27 +58,16 @@ type Server struct {
 	// or unknown credential, per source (api/badcreds.go).
 	badLimiter *sourceLimiter
 	refusals   *refusals
-	// Optional parts, set by Options (api/requisitions.go, api/holds.go,
-	// api/oidc.go): nil when not served.
+	// authn tells the guard who the caller is (package api/auth); signIn
+	// is the same authenticator when the console may sign in with the
+	// identity provider (api/signin.go), nil otherwise.
+	authn  authenticator
+	signIn *auth.Authenticator
+	// Optional parts, set by Options (api/requisitions.go, api/holds.go):
+	// nil when not served.
 	requisitions RequisitionStore
-	signer       *integrity.Signer
-	software     string
+	packages     *export.Packager
 	holds        HoldStore
-	oidc         *oidcAuth
-	// sessions are the console's sessions, when it may sign in with the
-	// identity provider (api/signin.go); clientSecret is connlog's secret
-	// as the provider's client, secureCookies whether the console is
-	// reached over https (api.oidc.redirect_url).
-	sessions      *sessionStore
-	clientSecret  store.Secret
-	secureCookies bool
-}
-
-// principal is an authenticated caller: the configured token, without its hash.
-type principal struct {
-	name  string
-	role  string
-	sites []string
 }
 
 // New builds a Server from cfg, which must pass [Config.Validate]. Searches
@@ -104,7 +90,6 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	s := &Server{
 		cfg:       cfg,
 		store:     st,
-		tokens:    make(map[[sha256.Size]byte]*principal, len(cfg.Tokens)),
 		metrics:   m,
 		logger:    logger.With("component", "api"),
 		now:       time.Now,
@@ -114,29 +99,19 @@ func New(cfg Config, st Store, reg prometheus.Registerer, metricsHandler http.Ha
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // checked by Validate
 	s.badLimiter = newSourceLimiter(cfg.BadCredentials)
 	s.refusals = newRefusals(cfg.BadCredentials)
-	for _, t := range cfg.Tokens {
-		h, _ := parseHash(t.SHA256) // checked by Validate
-		b, _ := hex.DecodeString(h)
-		s.tokens[[sha256.Size]byte(b)] = &principal{name: t.Name, role: t.Role, sites: t.Sites}
-	}
 	if metricsHandler == nil {
 		metricsHandler = http.NotFoundHandler()
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	if cfg.OIDC.Enabled() {
-		s.oidc = newOIDCAuth(cfg.OIDC, func() time.Time { return s.now() })
+	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, OIDC: cfg.OIDC}, func() time.Time { return s.now() })
+	if err != nil {
+		return nil, err
 	}
-	if cfg.OIDC.SignInEnabled() {
-		s.sessions = newSessionStore(cfg.OIDC.SessionIdleTimeout, cfg.OIDC.SessionMaxAge)
-		s.secureCookies = strings.HasPrefix(cfg.OIDC.RedirectURL, "https:")
-		s.clientSecret = cfg.OIDC.ClientSecret
-		if cfg.OIDC.ClientSecretFile != "" {
-			if s.clientSecret, err = readClientSecret(cfg.OIDC.ClientSecretFile); err != nil {
-				return nil, err
-			}
-		}
+	s.authn = a
+	if a.SignInEnabled() {
+		s.signIn = a
 	}
 
 	mux := http.NewServeMux()

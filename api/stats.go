@@ -84,7 +84,7 @@ func (s *Server) audience(r *http.Request, c *call) (any, error) {
 		"granularity":  q.Granularity,
 		"min_visitors": q.MinVisitors,
 	})
-	if !c.who.sitesAllowed(q.Site) {
+	if !c.who.SitesAllowed(q.Site) {
 		return nil, &apiError{
 			code:   CodeForbidden,
 			msg:    "your token does not allow this site",

@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 const verifyExportUsage = "usage: connlog verify-export FILE.zip --key PUBLIC.pem"

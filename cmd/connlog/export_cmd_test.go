@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 // writePackage builds a small signed package and the public key file.

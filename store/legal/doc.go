@@ -7,5 +7,6 @@
 // store.Store embeds the Register of its databases; the search of the
 // records a requisition asks for is a connection search
 // (store.Store.RequisitionRecords). The retention enforcement pass releases
-// expired holds through ReleaseExpiredHolds.
+// expired holds through ReleaseExpiredHolds. The export package that
+// answers a requisition is built and kept by store/legal/export.
 package legal

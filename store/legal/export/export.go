@@ -1,6 +1,14 @@
 // Package export builds and checks requisition export packages: the zip
 // file connlog hands to an authority in answer to a requisition.
 //
+// A [Packager] runs a requisition of the register (package legal): it
+// selects the connection records of each selector through the store
+// (store.Store.RequisitionRecords), builds the package, keeps it with the
+// run in the register and hands a kept package back unchanged. The API
+// only parses the officer's request, authorises, audits and sends what the
+// Packager produced. [Build] and [Verify] are the package format itself;
+// `connlog export verify` checks a package offline with Verify.
+//
 // A package holds exactly four files:
 //
 //	records.csv     the records, one per line after a header line

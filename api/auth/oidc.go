@@ -1,4 +1,4 @@
-package api
+package auth
 
 import (
 	"context"
@@ -59,7 +59,7 @@ type OIDCConfig struct {
 	Algorithms []string `yaml:"algorithms"`
 
 	// The web console's "Sign in with <DisplayName>" (authorization code
-	// flow with PKCE, api/signin.go). Off while RedirectURL is empty: the
+	// flow with PKCE, api/auth/signin.go). Off while RedirectURL is empty: the
 	// API then accepts the provider's JWTs as bearer tokens only.
 
 	// RedirectURL is the console's callback as browsers reach it, to be
@@ -121,7 +121,9 @@ type OIDCRole struct {
 // Enabled reports whether OIDC credentials are accepted.
 func (c OIDCConfig) Enabled() bool { return c.Issuer != "" }
 
-func (c OIDCConfig) withDefaults() OIDCConfig {
+// WithDefaults returns c with its zero fields set to the defaults, if it
+// has an issuer.
+func (c OIDCConfig) WithDefaults() OIDCConfig {
 	if !c.Enabled() {
 		return c
 	}
@@ -151,6 +153,12 @@ func (c OIDCConfig) withDefaults() OIDCConfig {
 	return c
 }
 
+// Validate reports every problem of c, with its defaults, at once, joined
+// with [errors.Join].
+func (c OIDCConfig) Validate() error {
+	return errors.Join(c.WithDefaults().validate()...)
+}
+
 // validate returns the problems of c, already defaulted.
 func (c OIDCConfig) validate() []error {
 	if !c.Enabled() {
@@ -177,8 +185,8 @@ func (c OIDCConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("api oidc role %d: claim %q mapped twice", i, r.Claim))
 		}
 		seen[r.Claim] = true
-		if !slices.Contains(roles, r.Role) {
-			errs = append(errs, fmt.Errorf("api oidc role %d (%q): role %q: must be one of %s", i, r.Claim, r.Role, strings.Join(roles, ", ")))
+		if !slices.Contains(Roles, r.Role) {
+			errs = append(errs, fmt.Errorf("api oidc role %d (%q): role %q: must be one of %s", i, r.Claim, r.Role, strings.Join(Roles, ", ")))
 		}
 	}
 	return append(errs, c.validateSignIn()...)
@@ -290,17 +298,13 @@ func (a *oidcAuth) getVerifier(ctx context.Context) (*oidc.IDTokenVerifier, erro
 }
 
 // errIdPDown is the refusal while the provider cannot be discovered.
-func errIdPDown(err error) *apiError {
-	return &apiError{
-		code:   CodeUnavailable,
-		msg:    "the identity provider cannot be reached to check your token; try again later",
-		reason: err.Error(),
-	}
+func errIdPDown(err error) *Error {
+	return refuse(Unavailable, "the identity provider cannot be reached to check your token; try again later", err.Error())
 }
 
 // authenticate verifies raw and returns its principal. The token itself is
 // never logged or recorded: refusals carry go-oidc's explanation only.
-func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, error) {
+func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*Principal, error) {
 	v, err := a.getVerifier(ctx)
 	if err != nil {
 		return nil, errIdPDown(err)
@@ -314,11 +318,11 @@ func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, er
 		if errors.As(err, &expired) {
 			msg = "the identity token has expired; sign in again"
 		}
-		return nil, &apiError{code: CodeUnauthenticated, msg: msg, reason: "jwt: " + err.Error()}
+		return nil, refuse(Unauthenticated, msg, "jwt: "+err.Error())
 	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
-		return nil, &apiError{code: CodeUnauthenticated, msg: "the identity token's claims cannot be read", reason: "jwt claims: " + err.Error()}
+		return nil, refuse(Unauthenticated, "the identity token's claims cannot be read", "jwt claims: "+err.Error())
 	}
 	return a.principal(tok.Subject, claims)
 }
@@ -328,15 +332,15 @@ func (a *oidcAuth) authenticate(ctx context.Context, raw string) (*principal, er
 // their role and their sites. The principal comes with the refusal of a
 // person whose claims give no role, or several, so that the audit row names
 // who was refused.
-func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) (*principal, error) {
+func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) (*Principal, error) {
 	name := claimString(claims[a.cfg.NameClaim])
 	if name == "" {
 		name = subject
 	}
-	name = truncate(strings.ToValidUTF8(name, "\uFFFD"), 200)
-	p := &principal{name: name}
+	name = printable(name, 200)
+	p := &Principal{Name: name}
 	if a.cfg.SitesClaim != "" {
-		p.sites = claimStrings(claims[a.cfg.SitesClaim])
+		p.Sites = claimStrings(claims[a.cfg.SitesClaim])
 	}
 	values := claimStrings(claims[a.cfg.RoleClaim])
 	var found []string
@@ -348,27 +352,21 @@ func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) 
 	}
 	switch len(found) {
 	case 1:
-		p.role = found[0]
+		p.Role = found[0]
 		return p, nil
 	case 0:
-		return p, &apiError{
-			code:   CodeForbidden,
-			msg:    "your identity gives no connlog role; ask an administrator",
-			reason: fmt.Sprintf("jwt claim %s %q maps to no role", a.cfg.RoleClaim, truncate(strings.Join(values, ","), 200)),
-		}
+		return p, refuse(Forbidden, "your identity gives no connlog role; ask an administrator",
+			fmt.Sprintf("jwt claim %s %q maps to no role", a.cfg.RoleClaim, truncate(strings.Join(values, ","), 200)))
 	default:
-		return p, &apiError{
-			code:   CodeForbidden,
-			msg:    "your identity gives several connlog roles; one credential must have one role",
-			reason: fmt.Sprintf("jwt claim %s maps to roles %s", a.cfg.RoleClaim, strings.Join(found, ",")),
-		}
+		return p, refuse(Forbidden, "your identity gives several connlog roles; one credential must have one role",
+			fmt.Sprintf("jwt claim %s maps to roles %s", a.cfg.RoleClaim, strings.Join(found, ",")))
 	}
 }
 
 // role maps one claim value to a connlog role, "" if none.
 func (a *oidcAuth) role(v string) string {
 	if len(a.cfg.Roles) == 0 {
-		if slices.Contains(roles, v) {
+		if slices.Contains(Roles, v) {
 			return v
 		}
 		return ""

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connlog/connlog/export"
 	"github.com/connlog/connlog/store/integrity"
+	"github.com/connlog/connlog/store/legal/export"
 )
 
 func signer(tb testing.TB) *integrity.Signer {
