@@ -102,7 +102,27 @@ type writerHead struct {
 	seq    uint64
 }
 
-func (s *Store) integrity() *integrityState { return &s.signing }
+func (s *Store) integrity() *integrityState { return &s.write.state }
+
+// signingWriter is the integrity layer of the write path: it wraps the
+// writer of a batch's rows and, once they are stored, chains, signs and
+// stores their manifests (a manifest never describes rows not stored).
+// Without a signer (SetSigner) it only passes the batch on.
+type signingWriter struct {
+	next  batchWriter
+	store *Store
+	state integrityState
+}
+
+func (w *signingWriter) writeBatch(ctx context.Context, token string, b Batch) error {
+	if err := w.next.writeBatch(ctx, token, b); err != nil {
+		return err
+	}
+	if err := w.store.writeManifests(ctx, token, b); err != nil {
+		return fmt.Errorf("batch %s: %w", token, err)
+	}
+	return nil
+}
 
 // SetSigner makes Write sign a manifest for every batch with the instance
 // key (integrity.LoadOrCreate of the signing_key_file). Without a signer, Write stores

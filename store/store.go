@@ -25,8 +25,10 @@ type Store struct {
 	db     Databases
 	logger *slog.Logger
 
-	// signing is the manifest signing state of this store (SetSigner).
-	signing integrityState
+	// write is the write path of Write: the rows' inserts (tableRows),
+	// wrapped by the signing of their manifests (signingWriter, with the
+	// signing state SetSigner sets).
+	write *signingWriter
 	// heldSeen is set once the hold storage table is known to exist.
 	heldSeen atomic.Bool
 	// groupers recycles the audience grouping buffers between batches.
@@ -96,6 +98,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
 	s.groupers.New = newCellGrouper
+	s.write = &signingWriter{next: tableRows{s}, store: s}
 	s.Register = legal.NewRegister(conn, s.db, cfg.Cluster, connectionTable.list, s.logger)
 	s.Trail = audit.NewTrail(conn, s.db, cfg.QueryTimeout)
 	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)

@@ -20,6 +20,8 @@ import (
 // offsets of the batch, so retrying the same batch after an error or a
 // timeout never stores it twice. Write returns only when ClickHouse has
 // acknowledged every insert; the caller may then commit the offsets.
+// With a signer (SetSigner), the integrity layer around the inserts then
+// stores the signed, chained manifests of what they stored.
 //
 // Write is safe for concurrent use.
 func (s *Store) Write(ctx context.Context, b Batch) error {
@@ -27,6 +29,25 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 	if token == "" {
 		token = batchToken(b)
 	}
+	if len(b.Audience) > 0 && b.ID == "" && len(b.Hits) == 0 {
+		return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
+	}
+	return s.write.writeBatch(ctx, token, b)
+}
+
+// batchWriter stores one batch under its deduplication token. The write
+// path is layers of it: tableRows inserts the rows, and signingWriter
+// (manifest.go) wraps it with the tamper evidence.
+type batchWriter interface {
+	writeBatch(ctx context.Context, token string, b Batch) error
+}
+
+// tableRows inserts a batch's rows into their tables, one insert per
+// table, each deduplicated by the token.
+type tableRows struct{ s *Store }
+
+func (w tableRows) writeBatch(ctx context.Context, token string, b Batch) error {
+	s := w.s
 	if len(b.Hits) > 0 {
 		if err := insertRows(ctx, s, token, accessTable, &s.buffers.access, b.Hits); err != nil {
 			return fmt.Errorf("insert %d access log rows: %w", len(b.Hits), err)
@@ -38,9 +59,6 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 		}
 	}
 	if len(b.Audience) > 0 {
-		if b.ID == "" && len(b.Hits) == 0 {
-			return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
-		}
 		if err := s.insertAudience(ctx, token, b.Audience); err != nil {
 			return fmt.Errorf("insert %d audience rows: %w", len(b.Audience), err)
 		}
@@ -49,11 +67,6 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 		if err := insertRows(ctx, s, token, quarantineTable, &s.buffers.quarantine, b.Quarantine); err != nil {
 			return fmt.Errorf("insert %d quarantined lines: %w", len(b.Quarantine), err)
 		}
-	}
-	// Tamper evidence: a signed, chained manifest per table and partition,
-	// after the rows (a manifest never describes rows not stored).
-	if err := s.writeManifests(ctx, token, b); err != nil {
-		return fmt.Errorf("batch %s: %w", token, err)
 	}
 	return nil
 }
