@@ -6,14 +6,21 @@
 #   1. the Go benchmarks of every package, on one core (-cpu 1);
 #   2. bench/e2e on shared/testdata/logs cycled to 1,000,000 lines: parse
 #      per format, GoAccess, Kafka protocol → connlog serve → embedded
-#      ClickHouse (statistics off, and on when BENCH_STATS_ENV is set),
-#      ClickHouse's own Regexp input format on the same file, and the query
-#      API over 50,000,000 seeded rows.
+#      ClickHouse (statistics off, and on when BENCH_STATS_ENV is set; on
+#      that input and on a many-visitor copy of it, with per-thread CPU,
+#      peak RSS and parts written), ClickHouse's own Regexp input format on
+#      the same file, the engine insert ceiling (the stored rows re-inserted
+#      as Native), and the query API over 50,000,000 seeded rows.
 #
 # Environment (all optional):
-#   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,clickhouse,api)
+#   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,clickhouse,ceiling,api)
 #   BENCH_GO         -bench pattern of step 1 ("" skips it; default .)
-#   BENCH_LINES      input lines (default 1000000)
+#   BENCH_LINES      input lines (default 1000000; 10000000 works, the
+#                    Regexp peer then exceeds the engine's 512 MB per insert)
+#   BENCH_VISITORS   distinct visitors of the many-visitor input shape
+#                    (default 200000; 0 skips that shape)
+#   BENCH_CEILING_BATCH access rows per insert of the ceiling phase
+#                    (default 50000, connlog's kafka.batch_rows)
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
 #   BENCH_E2E_REPEAT end-to-end runs per mode, interleaved; the best of each
@@ -74,7 +81,9 @@ fi
 "$work/bench-e2e" -connlog "$work/connlog" -work "$work/e2e" \
 	-logs "${BENCH_LOGS:-$logs_default}" \
 	-lines "${BENCH_LINES:-1000000}" \
-	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,api}" \
+	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,ceiling,api}" \
+	-visitors "${BENCH_VISITORS:-200000}" \
+	-ceiling-batch "${BENCH_CEILING_BATCH:-50000}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
 	-e2e-repeat "${BENCH_E2E_REPEAT:-3}" \
 	-stats-env "${BENCH_STATS_ENV-CONNLOG_STATISTICS_ENABLED=true}" \

@@ -15,11 +15,16 @@ import (
 // e2eResult is one `connlog serve` run consuming the published input.
 type e2eResult struct {
 	Mode       string
+	Shape      string // input shape: cycled sample lines, or many visitors
 	Lines      int
 	Startup    time.Duration // process start to /readyz
 	Wall       time.Duration // /readyz to every line stored or quarantined
 	CPU        time.Duration // connlog serve (with its embedded ClickHouse) during Wall
 	BrokerCPU  time.Duration // this process (the Kafka-protocol broker) during Wall
+	Split      cpuSplit      // CPU split by thread: Go runtime vs embedded engine
+	GoThreads  int           // threads found to be Go's
+	PeakRSS    int64         // VmHWM of connlog serve at the end of the run, bytes
+	Made       []partsMade   // parts written since start-up, per table
 	Stored     int64
 	Conn       int64
 	Quarantine int64
@@ -29,6 +34,11 @@ type e2eResult struct {
 }
 
 func (r e2eResult) linesPerSec() float64 { return float64(r.Lines) / r.Wall.Seconds() }
+// usPerLine is d in microseconds per line.
+func (r e2eResult) usPerLine(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(r.Lines)
+}
+
 func (r e2eResult) linesPerCPUSec() float64 {
 	if r.CPU == 0 {
 		return 0
@@ -67,13 +77,13 @@ func publishInput(ctx context.Context, input, topic string, partitions int) (*kf
 // access log plus the quarantine account for every published line and the
 // connection records hold as many rows as the access log. The instance is
 // returned running (for the peer measurement on the same engine).
-func benchE2E(ctx context.Context, bin, work string, brokers []string, mode string, lines int, env []string, profile bool) (e2eResult, *instance) {
-	r := e2eResult{Mode: mode, Lines: lines}
+func benchE2E(ctx context.Context, bin, work string, brokers []string, shape inputShape, mode string, lines int, env []string, profile bool) (e2eResult, *instance) {
+	r := e2eResult{Mode: mode, Shape: shape.Name, Lines: lines}
 	env = append([]string{
 		"CONNLOG_KAFKA_BROKERS=" + strings.Join(brokers, ","),
-		"CONNLOG_KAFKA_GROUP_ID=bench-" + mode,
+		"CONNLOG_KAFKA_GROUP_ID=bench-" + shape.Key + "-" + mode,
 	}, env...)
-	in, err := startServe(ctx, bin, work, "e2e-"+mode, env...)
+	in, err := startServe(ctx, bin, work, "e2e-"+shape.Key+"-"+mode, env...)
 	if err != nil {
 		r.Err = err.Error()
 		return r, nil
@@ -83,6 +93,13 @@ func benchE2E(ctx context.Context, bin, work string, brokers []string, mode stri
 	if profile {
 		prof = startPerf(in.cmd.Process.Pid, filepath.Join(work, "perf-"+mode+".data"))
 	}
+	pid := in.cmd.Process.Pid
+	gt, err := newGoThreads(pid)
+	if err != nil {
+		r.Err = err.Error()
+		return r, in
+	}
+	t0, _ := threadStats(pid)
 	cpu0, _ := in.cpu()
 	self0 := selfCPU()
 	deadline := in.ready.Add(30 * time.Minute)
@@ -102,16 +119,25 @@ func benchE2E(ctx context.Context, bin, work string, brokers []string, mode stri
 			return r, in
 		}
 		time.Sleep(100 * time.Millisecond)
+		gt.sample()
 	}
 	r.Wall = time.Since(in.ready)
 	cpu1, _ := in.cpu()
+	t1, _ := threadStats(pid)
 	r.CPU = cpu1 - cpu0
+	gt.sample()
+	r.Split = splitCPU(t0, t1, r.CPU, gt.isGo)
+	r.GoThreads = gt.count()
 	r.BrokerCPU = selfCPU() - self0
+	r.PeakRSS, _ = peakRSS(pid)
 	if prof != nil {
 		r.Profile = prof.stop()
 	}
 	r.Disk, err = in.parts(ctx, "connlog_access.access_log", "connlog_connections.connection_records")
 	if err != nil {
+		r.Err = err.Error()
+	}
+	if r.Made, err = in.partsMade(ctx, "connlog_access", "connlog_connections", "connlog_ops", "connlog_stats"); err != nil {
 		r.Err = err.Error()
 	}
 	return r, in

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,21 +20,23 @@ const stampLayout = "02/Jan/2006:15:04:05 -0700"
 // base+span, increasing with the line number, so that the data lands in one
 // or two daily partitions and inside every retention period, as live
 // traffic would; the rest of the line is kept byte for byte. It returns the
-// number of distinct source lines.
-func buildInput(glob string, n int, base time.Time, span time.Duration, out string) (int, error) {
+// number of distinct source lines and of distinct client addresses written.
+// With clients > 0, each line's client address is also rewritten by a
+// clientRewriter over that many visitors (the many-visitor shape).
+func buildInput(glob string, n int, base time.Time, span time.Duration, out string, clients int) (inputStats, error) {
 	files, err := filepath.Glob(glob)
 	if err != nil {
-		return 0, fmt.Errorf("input glob %q: %w", glob, err)
+		return inputStats{}, fmt.Errorf("input glob %q: %w", glob, err)
 	}
 	if len(files) == 0 {
-		return 0, fmt.Errorf("input glob %q: no file (the sample logs live in shared/testdata/logs beside the repository; -logs or BENCH_LOGS names others)", glob)
+		return inputStats{}, fmt.Errorf("input glob %q: no file (the sample logs live in shared/testdata/logs beside the repository; -logs or BENCH_LOGS names others)", glob)
 	}
 	sort.Strings(files)
 	var src [][]byte
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
-			return 0, fmt.Errorf("read input: %w", err)
+			return inputStats{}, fmt.Errorf("read input: %w", err)
 		}
 		for l := range bytes.SplitSeq(raw, []byte("\n")) {
 			l = bytes.TrimRight(l, "\r")
@@ -43,31 +46,50 @@ func buildInput(glob string, n int, base time.Time, span time.Duration, out stri
 		}
 	}
 	if len(src) == 0 {
-		return 0, fmt.Errorf("input glob %q: no line", glob)
+		return inputStats{}, fmt.Errorf("input glob %q: no line", glob)
 	}
 	f, err := os.Create(out)
 	if err != nil {
-		return 0, fmt.Errorf("create input: %w", err)
+		return inputStats{}, fmt.Errorf("create input: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	var buf []byte
+	var buf, moved []byte
+	var rw *clientRewriter
+	if clients > 0 {
+		rw = newClientRewriter(clientSeed, clients)
+	}
+	seen := map[netip.Addr]struct{}{} // bounded by the visitors, or by the distinct source lines
 	for i := range n {
 		t := base.Add(time.Duration(int64(span) / int64(n) * int64(i)))
-		buf = restamp(buf[:0], src[i%len(src)], t)
+		line := src[i%len(src)]
+		if rw != nil {
+			moved = rw.rewrite(moved[:0], line)
+			line = moved
+		}
+		if a, ok := clientAddr(line); ok {
+			seen[a] = struct{}{}
+		}
+		buf = restamp(buf[:0], line, t)
 		buf = append(buf, '\n')
 		if _, err := w.Write(buf); err != nil {
 			_ = f.Close()
-			return 0, fmt.Errorf("write input: %w", err)
+			return inputStats{}, fmt.Errorf("write input: %w", err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		_ = f.Close()
-		return 0, fmt.Errorf("write input: %w", err)
+		return inputStats{}, fmt.Errorf("write input: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("write input: %w", err)
+		return inputStats{}, fmt.Errorf("write input: %w", err)
 	}
-	return len(src), nil
+	return inputStats{Distinct: len(src), Clients: len(seen)}, nil
+}
+
+// inputStats describes a written input file.
+type inputStats struct {
+	Distinct int // distinct source lines
+	Clients  int // distinct client addresses (first tokens that are IP addresses)
 }
 
 // restamp appends line to dst with its first "[dd/Mon/yyyy:hh:mm:ss +zzzz]"

@@ -30,11 +30,11 @@ func TestBuildInputCyclesTheSourceLines(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	distinct, err := buildInput(filepath.Join(dir, "*.log"), 5, base, 5*time.Second, out)
+	st, err := buildInput(filepath.Join(dir, "*.log"), 5, base, 5*time.Second, out, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if distinct != 2 {
+	if distinct := st.Distinct; distinct != 2 {
 		t.Errorf("distinct = %d, want 2", distinct)
 	}
 	lines, err := readLines(out)

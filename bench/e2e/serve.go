@@ -141,18 +141,8 @@ func procCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read process CPU time: %w", err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	rest := raw[bytes.LastIndexByte(raw, ')')+2:]
-	f := strings.Fields(string(rest))
-	if len(f) < 13 {
-		return 0, errors.New("read process CPU time: short /proc stat line")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("read process CPU time: %w", err)
-	}
-	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ is 100 on Linux
+	s, err := parseStat(raw)
+	return s.CPU, err
 }
 
 // selfCPU returns the CPU time of this process (the bench harness and the
@@ -181,6 +171,16 @@ func (in *instance) sql(ctx context.Context, query string, settings url.Values) 
 
 // sqlBody is sql with a request body (the data of an INSERT ... FORMAT).
 func (in *instance) sqlBody(ctx context.Context, query string, settings url.Values, body io.Reader) (string, error) {
+	var out bytes.Buffer
+	if err := in.sqlTo(ctx, query, settings, body, &out); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// sqlTo is sqlBody writing the answer to w as it comes (a large SELECT ...
+// FORMAT Native). On an error status nothing is written to w.
+func (in *instance) sqlTo(ctx context.Context, query string, settings url.Values, body io.Reader, w io.Writer) error {
 	v := url.Values{}
 	for k, s := range settings {
 		v[k] = s
@@ -192,30 +192,30 @@ func (in *instance) sqlBody(ctx context.Context, query string, settings url.Valu
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+in.ch+"/?"+v.Encode(), body)
 	if err != nil {
-		return "", err
+		return err
 	}
 	pw, err := os.ReadFile(filepath.Join(in.dataDir, "clickhouse.password"))
 	if err != nil {
-		return "", fmt.Errorf("clickhouse: %w", err)
+		return fmt.Errorf("clickhouse: %w", err)
 	}
 	req.SetBasicAuth("default", strings.TrimSpace(string(pw)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("clickhouse: %w", err)
+		return fmt.Errorf("clickhouse: %w", err)
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("clickhouse: read answer: %w", err)
-	}
 	if resp.StatusCode != http.StatusOK {
+		out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		q := query
 		if len(q) > 200 {
 			q = q[:200] + "…"
 		}
-		return "", fmt.Errorf("clickhouse: %s: %d %s", q, resp.StatusCode, bytes.TrimSpace(out))
+		return fmt.Errorf("clickhouse: %s: %d %s", q, resp.StatusCode, bytes.TrimSpace(out))
 	}
-	return strings.TrimSpace(string(out)), nil
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("clickhouse: read answer: %w", err)
+	}
+	return nil
 }
 
 // count runs a query returning one integer.
@@ -287,6 +287,41 @@ func (in *instance) parts(ctx context.Context, tables ...string) ([]diskUsage, e
 			return nil, fmt.Errorf("system.parts for %s: %q: %w", t, s, err)
 		}
 		out = append(out, d)
+	}
+	return out, nil
+}
+
+// partsMade is how many parts a table got since it was created. MergeTree
+// numbers every part an insert writes with the table's next block number
+// (merges reuse their sources' numbers), so the largest block number of any
+// part is the count of inserted parts even after merged-away parts were
+// removed; merged parts are the parts of a level above 0 still listed
+// (active, or inactive and not yet cleaned up).
+type partsMade struct {
+	Table    string
+	Inserted int64
+	Merged   int64
+	Active   int64
+}
+
+// partsMade reads system.parts (active and inactive) for every table of
+// the given databases that has a part.
+func (in *instance) partsMade(ctx context.Context, dbs ...string) ([]partsMade, error) {
+	s, err := in.sql(ctx, "SELECT database || '.' || table, max(max_block_number), countIf(level > 0), countIf(active) FROM system.parts WHERE has({dbs:Array(String)}, database) GROUP BY database, table ORDER BY database, table FORMAT TSV",
+		url.Values{"param_dbs": {"['" + strings.Join(dbs, "','") + "']"}})
+	if err != nil {
+		return nil, err
+	}
+	var out []partsMade
+	for l := range strings.SplitSeq(s, "\n") {
+		if l == "" {
+			continue
+		}
+		var p partsMade
+		if _, err := fmt.Sscanf(l, "%s\t%d\t%d\t%d", &p.Table, &p.Inserted, &p.Merged, &p.Active); err != nil {
+			return nil, fmt.Errorf("system.parts: %q: %w", l, err)
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
