@@ -46,3 +46,8 @@ func TableColumns() map[string]map[string]string {
 	}
 	return out
 }
+
+// SetNativeInserts makes st encode its batch inserts itself (on) or go
+// through clickhouse-go's batch API (off), as it does for a ClickHouse
+// server, so that both are tested on the embedded engine.
+func SetNativeInserts(st *Store, on bool) { st.nativeInserts = on }

@@ -37,6 +37,9 @@ type Store struct {
 	types insertTypes
 	// buffers recycle the column buffers of each table's inserts.
 	buffers struct{ access, connections, quarantine sync.Pool }
+	// nativeInserts: the store encodes its batch inserts itself
+	// (native.go); set for the embedded engine, reached in-process.
+	nativeInserts bool
 
 	// Enforcer applies and enforces the lifetimes of the data classes
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
@@ -99,6 +102,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 	s := &Store{conn: conn, cfg: cfg, db: cfg.databases(), logger: logger.With("component", "store")}
 	s.groupers.New = newCellGrouper
 	s.write = &signingWriter{next: tableRows{s}, store: s}
+	s.nativeInserts = cfg.Dial != nil && cfg.Protocol == "http"
 	s.Register = legal.NewRegister(conn, s.db, cfg.Cluster, connectionTable.list, s.logger)
 	s.Trail = audit.NewTrail(conn, s.db, cfg.QueryTimeout)
 	s.Enforcer = retention.NewEnforcer(conn, s.db, cfg.Retention, cfg.Cluster, retentionHolds{s}, s.logger)

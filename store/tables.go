@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -169,6 +170,9 @@ type column[T any] struct {
 	// fill returns a buffer of the column's values for n rows, typed for
 	// the insert.
 	fill func(n int) columnBuffer[T]
+	// native appends the column's values for rows in the Native format
+	// (nativeInsert): the same value fill stores, encoded as chType.
+	native func(dst []byte, rows []T) []byte
 }
 
 // columnBuffer holds the values of one column of an insert.
@@ -215,34 +219,61 @@ func fillOf[T, V any](get func(*T) V) func(int) columnBuffer[T] {
 }
 
 func strCol[T any](name string, f func(*T) string) column[T] {
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindString, str: f}, chType: "String", fill: fillOf(f)}
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindString, str: f}, chType: "String", fill: fillOf(f),
+		native: func(dst []byte, rows []T) []byte {
+			for i := range rows {
+				v := f(&rows[i])
+				dst = binary.AppendUvarint(dst, uint64(len(v)))
+				dst = append(dst, v...)
+			}
+			return dst
+		}}
 }
 func u16Col[T any](name string, f func(*T) uint16) column[T] {
 	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindUint, num: func(t *T) uint64 { return uint64(f(t)) }},
-		chType: "UInt16", fill: fillOf(f)}
+		chType: "UInt16", fill: fillOf(f), native: nativeOf(f, binary.LittleEndian.AppendUint16)}
 }
 func u64Col[T any](name string, f func(*T) uint64) column[T] {
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindUint, num: f}, chType: "UInt64", fill: fillOf(f)}
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindUint, num: f}, chType: "UInt64", fill: fillOf(f),
+		native: nativeOf(f, binary.LittleEndian.AppendUint64)}
 }
 func i32Col[T any](name string, f func(*T) int32) column[T] {
 	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindInt, int: func(t *T) int64 { return int64(f(t)) }},
-		chType: "Int32", fill: fillOf(f)}
+		chType: "Int32", fill: fillOf(f), native: nativeOf(func(t *T) uint32 { return uint32(f(t)) }, binary.LittleEndian.AppendUint32)}
 }
 func i64Col[T any](name string, f func(*T) int64) column[T] {
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindInt, int: f}, chType: "Int64", fill: fillOf(f)}
-}
-func timeCol[T any](name string, f func(*T) time.Time) column[T] {
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindMillis, int: func(t *T) int64 { return f(t).UnixMilli() }},
-		chType: "DateTime64(3, 'UTC')", fill: fillOf(f)}
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindInt, int: f}, chType: "Int64", fill: fillOf(f),
+		native: nativeOf(func(t *T) uint64 { return uint64(f(t)) }, binary.LittleEndian.AppendUint64)}
 }
 
-// ipCol stores an address as IPv6 (see addr16).
+// timeCol is a DateTime64(3): milliseconds since the epoch (Native: Int64).
+func timeCol[T any](name string, f func(*T) time.Time) column[T] {
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindMillis, int: func(t *T) int64 { return f(t).UnixMilli() }},
+		chType: "DateTime64(3, 'UTC')", fill: fillOf(f),
+		native: nativeOf(func(t *T) uint64 { return uint64(f(t).UnixMilli()) }, binary.LittleEndian.AppendUint64)}
+}
+
+// ipCol stores an address as IPv6 (see addr16; Native: the 16 bytes in
+// network order).
 func ipCol[T any](name string, f func(*T) netip.Addr) column[T] {
 	g := func(t *T) [16]byte { return addr16(f(t)) }
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindIP, ip: g}, chType: "IPv6", fill: fillOf(g)}
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindIP, ip: g}, chType: "IPv6", fill: fillOf(g),
+		native: func(dst []byte, rows []T) []byte {
+			for i := range rows {
+				a := g(&rows[i])
+				dst = append(dst, a[:]...)
+			}
+			return dst
+		}}
 }
 func boolCol[T any](name string, f func(*T) bool) column[T] {
-	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindBool, flag: f}, chType: "Bool", fill: fillOf(f)}
+	return column[T]{hashColumn: hashColumn[T]{name: name, kind: kindBool, flag: f}, chType: "Bool", fill: fillOf(f),
+		native: nativeOf(func(t *T) uint8 {
+			if f(t) {
+				return 1
+			}
+			return 0
+		}, func(b []byte, v uint8) []byte { return append(b, v) })}
 }
 
 // opCol stores an [Operation] in its Enum8 column by value; the hash
@@ -252,6 +283,18 @@ func opCol[T any](name string, f func(*T) Operation) column[T] {
 		hashColumn: hashColumn[T]{name: name, kind: kindString, str: func(t *T) string { return f(t).String() }},
 		chType:     "Enum8('read' = 1, 'create' = 2, 'modify' = 3, 'delete' = 4)",
 		fill:       fillOf(func(t *T) int8 { return int8(f(t)) }),
+		native:     nativeOf(func(t *T) uint8 { return uint8(f(t)) }, func(b []byte, v uint8) []byte { return append(b, v) }),
+	}
+}
+
+// nativeOf is the Native encoder of a fixed-width column: put appends one
+// value, little-endian.
+func nativeOf[T, V any](get func(*T) V, put func([]byte, V) []byte) func([]byte, []T) []byte {
+	return func(dst []byte, rows []T) []byte {
+		for i := range rows {
+			dst = put(dst, get(&rows[i]))
+		}
+		return dst
 	}
 }
 

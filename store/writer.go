@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -49,12 +48,10 @@ type tableRows struct{ s *Store }
 func (w tableRows) writeBatch(ctx context.Context, token string, b Batch) error {
 	s := w.s
 	if len(b.Hits) > 0 {
-		if err := insertRows(ctx, s, token, accessTable, &s.buffers.access, b.Hits); err != nil {
+		if err := insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, b.Hits, nil); err != nil {
 			return fmt.Errorf("insert %d access log rows: %w", len(b.Hits), err)
 		}
-		if err := s.insert(ctx, token, connectionTable.full(s.db), connectionTable.list, func(bt driver.Batch) error {
-			return appendConverted(connectionTable, &s.buffers.connections, bt, b.Hits, ConnectionOf)
-		}); err != nil {
+		if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, b.Hits, ConnectionOf); err != nil {
 			return fmt.Errorf("insert %d connection records: %w", len(b.Hits), err)
 		}
 	}
@@ -64,7 +61,7 @@ func (w tableRows) writeBatch(ctx context.Context, token string, b Batch) error 
 		}
 	}
 	if len(b.Quarantine) > 0 {
-		if err := insertRows(ctx, s, token, quarantineTable, &s.buffers.quarantine, b.Quarantine); err != nil {
+		if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, b.Quarantine, nil); err != nil {
 			return fmt.Errorf("insert %d quarantined lines: %w", len(b.Quarantine), err)
 		}
 	}
@@ -96,13 +93,25 @@ func batchToken(b Batch) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// insertRows inserts rows into t, deduplicated by token, with column
-// buffers from pool.
-func insertRows[T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, rows []T) error {
-	return s.insert(ctx, token, t.full(s.db), t.list, func(bt driver.Batch) error { return t.appendRows(pool, bt, rows) })
+// insert runs one insert through clickhouse-go's batch API: fill appends
+// the rows to the batch of "INSERT INTO table (columns)".
+func (s *Store) insert(ctx context.Context, token, table string, columns string, fill func(driver.Batch) error) error {
+	return s.insertWith(ctx, token, func(ctx context.Context) error {
+		bt, err := s.prepareInsert(ctx, table, columns)
+		if err != nil {
+			return err
+		}
+		defer bt.Abort() //nolint:errcheck // no-op once sent
+		if err := fill(bt); err != nil {
+			return err
+		}
+		return bt.Send()
+	})
 }
 
-func (s *Store) insert(ctx context.Context, token, table string, columns string, fill func(driver.Batch) error) error {
+// insertWith runs do, one insert, with the insert timeout and the settings
+// every batch insert carries.
+func (s *Store) insertWith(ctx context.Context, token string, do func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
@@ -110,15 +119,7 @@ func (s *Store) insert(ctx context.Context, token, table string, columns string,
 		// a batch of old lines may span many days (one partition each)
 		"max_partitions_per_insert_block": 10000,
 	}))
-	bt, err := s.prepareInsert(ctx, table, columns)
-	if err != nil {
-		return err
-	}
-	defer bt.Abort() //nolint:errcheck // no-op once sent
-	if err := fill(bt); err != nil {
-		return err
-	}
-	return bt.Send()
+	return do(ctx)
 }
 
 func appendColumns(bt driver.Batch, cols ...any) error {
