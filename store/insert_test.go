@@ -15,3 +15,16 @@ func TestInsertTypeSendsLowCardinalityAsItsValueType(t *testing.T) {
 		}
 	}
 }
+
+func TestNativeBlocksOfEveryProtectedTableCanFollowTheirStatement(t *testing.T) {
+	for name, n := range map[string]int{tableAccess: len(accessTable.cols), tableConnections: len(connectionTable.cols), tableQuarantine: len(quarantineTable.cols)} {
+		if !nativeFramable(n) {
+			t.Errorf("%s: %d columns: its Native block would start with a blank and go through the batch API", name, n)
+		}
+	}
+	for _, n := range []int{9, 10, 13, 32} {
+		if nativeFramable(n) {
+			t.Errorf("%d columns accepted", n)
+		}
+	}
+}

@@ -83,12 +83,22 @@ func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, co
 	return body
 }
 
+// nativeFramable reports whether a block of n columns can follow its
+// statement in one body: the data starts after the blanks and the one line
+// break that end "FORMAT Native", so the block's first byte (its column
+// count, a varint) must be none of those. A table of 9, 10, 13 or 32
+// columns is written through the batch API instead.
+func nativeFramable(n int) bool {
+	first := binary.AppendUvarint(nil, uint64(n))[0]
+	return first != ' ' && first != '\t' && first != '\n' && first != '\r'
+}
+
 // insertTable inserts src, converted by conv (nil: src are rows of t),
 // into t, deduplicated by token: as one Native body on the embedded
 // engine, else through clickhouse-go's batch API with buffers from pool.
 func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, src []S, conv func(*S) T) error {
 	full := t.full(s.db)
-	if s.nativeInserts {
+	if s.nativeInserts && nativeFramable(len(t.cols)) {
 		body := nativeBody(t, pool, full, src, conv)
 		return s.insertWith(ctx, token, func(ctx context.Context) error {
 			return s.conn.Exec(ctx, unsafe.String(unsafe.SliceData(body), len(body)))
