@@ -16,8 +16,17 @@
 //	                      daily visitor keys, schema migrations
 //
 // The tables ingest writes (access log, connection records, quarantine) are
-// described once, in tables.go: the writer, the searches, the hold copies
-// and the manifest hash all read their columns from there.
+// described once, in tables.go: the writer, its Native encoding, the
+// searches, the hold copies and the manifest hash all read their columns
+// from there.
+//
+// The write path is layers around one interface (writer.go): tableRows
+// inserts a batch's rows, one insert per table, and signingWriter wraps it
+// with the tamper evidence: once the rows are stored it chains, signs and
+// stores their manifests (manifest.go). On the embedded engine the store
+// encodes each insert in the Native format itself (native.go); on a
+// ClickHouse server it uses clickhouse-go's batch API, told the column
+// types once per table instead of a DESCRIBE per batch (insert.go).
 //
 // Retention is enforced by ClickHouse itself: every table carries a row TTL,
 // and tables are partitioned by day so that expiry drops whole parts
@@ -51,8 +60,9 @@
 //	store/internal/chsql  bound parameters, literals, shared query helpers
 //
 // The write path, the searches and the manifests stay together in this
-// package (about 4,100 lines) because all three read the table
-// descriptions of tables.go and the row types Hit, ConnectionRecord and
-// Quarantined, which ingest and api name as store.*: splitting them needs
-// those types in a package of their own first.
+// package (about 4,800 lines, 3,600 without comments and blank lines)
+// because all three read the table descriptions of tables.go and the row
+// types Hit, ConnectionRecord and Quarantined, which ingest and api name as
+// store.*: splitting them needs those types in a package of their own
+// first.
 package store
