@@ -35,6 +35,18 @@ type apiResult struct {
 	ExportBytes int64
 	ExportNote  string
 	Err         string
+
+	// The year shape (-api-days above 30).
+	Days, AccessDays int
+	ConnRows         int64
+	ConnSeedWall     time.Duration
+	Settings         string // the engine's defaults of the settings varied
+	Engine           []engineRun
+	Explains         []explained
+	ConnExportRows   int64
+	ConnExportWall   time.Duration
+	ConnExportBytes  int64
+	ConnExportNote   string
 }
 
 // latency is one kind of search repeated with random existing targets.
@@ -47,6 +59,7 @@ type latency struct {
 	Max       time.Duration
 	MeanRows  float64
 	Truncated int
+	Target    time.Duration // p99 target; 0: by name (one IP or /24)
 	// Slowest are the slowest requests as "#index duration" (index in
 	// the measured sequence), to tell a slow start from scattered spikes.
 	Slowest []string
@@ -110,13 +123,18 @@ SELECT event_time, ingested_at, client_ip, client_port, server_addr, server_port
 FROM connlog_access.access_log
 WHERE event_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')`
 
-// benchAPI seeds rows access-log rows, lets the merges settle, then times
-// requests through the real API: one IP over 24 hours, one /24 over 7 days
-// (targets drawn from the stored rows), and a CSV export.
-func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests int) apiResult {
+// benchAPI seeds rows access-log rows over days days, lets the merges
+// settle, then times requests through the real API: one IP over 24 hours,
+// one /24 over 7 days (targets drawn from the stored rows), and a CSV
+// export. Above monthShapeDays days it runs the year shape (benchYear).
+func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests, days int) apiResult {
+	if days > monthShapeDays {
+		return benchYear(ctx, in, rows, clients, requests, days)
+	}
 	var r apiResult
+	r.Days, r.AccessDays = days, days
 	end := time.Now().UTC().Truncate(time.Hour)
-	start := end.Add(-30 * 24 * time.Hour)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	t0 := time.Now()
 	_, err := in.sql(ctx, seedSQL, seedParams(start, end, rows, clients, 0, rows))
 	r.SeedWall = time.Since(t0)
@@ -239,7 +257,7 @@ func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests i
 		"from": {end.Add(-7 * 24 * time.Hour).Format(time.RFC3339)},
 		"to":   {end.Format(time.RFC3339)},
 	}
-	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = export(ctx, in.api, tok, q)
+	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = exportPath(ctx, in.api, tok, "/v1/access", q)
 	return r
 }
 
@@ -315,6 +333,12 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 // apiSearch is one GET /v1/access, response body read in full.
 func apiSearch(ctx context.Context, api, tok, network string, from, to time.Time) (int, bool, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, searchURL(api, network, from, to), nil)
+	return doSearch(req, tok)
+}
+
+// doSearch sends a search request with the admin token and a purpose and
+// decodes the page it answers.
+func doSearch(req *http.Request, tok string) (int, bool, error) {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Purpose", "make bench: API latency")
 	resp, err := http.DefaultClient.Do(req)
@@ -381,9 +405,10 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return last
 }
 
-// export streams a search with Accept: text/csv and counts the data lines.
-func export(ctx context.Context, api, tok string, q url.Values) (rows, size int64, wall time.Duration, note string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/v1/access?"+q.Encode(), nil)
+// exportPath streams a search of path (/v1/access, /v1/connections) with
+// Accept: text/csv and counts the data lines.
+func exportPath(ctx context.Context, api, tok, path string, q url.Values) (rows, size int64, wall time.Duration, note string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+path+"?"+q.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Purpose", "make bench: CSV export")
 	req.Header.Set("Accept", "text/csv")
