@@ -23,6 +23,15 @@
 #                    (default 50000, connlog's kafka.batch_rows)
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
+#   BENCH_API_DAYS   days of the API phase's seed (default 30: the access
+#                    log over 30 days, connection records of the last 3);
+#                    above 30, a year of evidence (365): BENCH_API_ROWS
+#                    split between connection records over that many days
+#                    and the access log of the same requests over its last
+#                    180, and the requisition searches on the connection
+#                    records (IP + port + minute, one IP over 12 months,
+#                    one /24 over 7 days) through the API and on the engine
+#                    alone; 150000000 rows take about 10 minutes here
 #   BENCH_E2E_REPEAT end-to-end runs per mode, interleaved; the best of each
 #                    mode is compared (default 3: this machine's runs vary)
 #   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve
@@ -85,6 +94,7 @@ fi
 	-visitors "${BENCH_VISITORS:-200000}" \
 	-ceiling-batch "${BENCH_CEILING_BATCH:-50000}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
+	-api-days "${BENCH_API_DAYS:-30}" \
 	-e2e-repeat "${BENCH_E2E_REPEAT:-3}" \
 	-stats-env "${BENCH_STATS_ENV-CONNLOG_STATISTICS_ENABLED=true}" \
 	-base-env "${BENCH_BASE_ENV-CONNLOG_STATISTICS_ENABLED=false}" \
