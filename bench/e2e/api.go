@@ -47,6 +47,8 @@ type apiResult struct {
 	ConnExportWall   time.Duration
 	ConnExportBytes  int64
 	ConnExportNote   string
+	Copies           []diskUsage // tableVariants' copies
+	CopyErr          string
 }
 
 // latency is one kind of search repeated with random existing targets.

@@ -331,6 +331,8 @@ func benchYear(ctx context.Context, in *instance, rows, clients int64, requests,
 		}
 	}
 
+	r.Copies, r.CopyErr = tableVariants(ctx, in, &r, end, requests)
+
 	// CSV exports: one of the ten IPv4 /8s over 7 days (≈1/10 of a week),
 	// from each table.
 	q := url.Values{
@@ -472,6 +474,15 @@ func (r *report) year(a *apiResult) {
 			r.printf("first error: %s\n", e.FirstErr)
 		}
 	}
+	if a.CopyErr != "" {
+		r.printf("\nlayout copies: %s\n", a.CopyErr)
+	}
+	for _, d := range a.Copies {
+		r.printf("\ncopy %s (the connection records of a tenth of the clients): %d rows, %d active parts, %.1f bytes/row on disk", d.Table, d.Rows, d.Parts, d.bytesPerRow())
+	}
+	if len(a.Copies) > 0 {
+		r.printf("\n")
+	}
 	for _, x := range a.Explains {
 		r.printf("\nEXPLAIN indexes = 1, %s (%s; on the connection records, the statement without the held-copies union):\n\n```\n%s\n```\n", x.Kind, x.Network, x.Text)
 	}
@@ -488,4 +499,104 @@ func (r *report) year(a *apiResult) {
 			r.printf("\nCSV export, %s: %s\n", e.what, e.note)
 		}
 	}
+}
+
+// copyVariants are the layouts tableVariants compares: connection_records'
+// own DDL with one change each.
+var copyVariants = []struct {
+	name, table, from, to string
+}{
+	{"as connection_records (day partitions, index_granularity 8192)", "bench_diag.cr_day", "", ""},
+	{"index_granularity = 1024", "bench_diag.cr_g1024", "index_granularity = 8192", "index_granularity = 1024"},
+	{"PARTITION BY toYYYYMM(event_time)", "bench_diag.cr_month", "PARTITION BY toDate(event_time)", "PARTITION BY toYYYYMM(event_time)"},
+}
+
+// variantDDL is create (SHOW CREATE TABLE of connection_records) for
+// table with from replaced by to; an error if from is not in it.
+func variantDDL(create, table, from, to string) (string, error) {
+	const orig = "CREATE TABLE connlog_connections.connection_records"
+	if !strings.Contains(create, orig) {
+		return "", fmt.Errorf("not the DDL of connection_records: %.80q", create)
+	}
+	ddl := strings.Replace(create, orig, "CREATE TABLE "+table, 1)
+	if from != "" {
+		if !strings.Contains(ddl, from) {
+			return "", fmt.Errorf("no %q in the DDL of connection_records", from)
+		}
+		ddl = strings.Replace(ddl, from, to, 1)
+	}
+	return ddl, nil
+}
+
+// tableVariants copies the connection records of a tenth of the clients
+// (whole clients, so a search finds all of a client's rows) into tables
+// of connection_records' DDL with one layout change each, then times the
+// year-long and one-minute searches on each copy with the same targets:
+// what the granularity and the partitioning do to them. A part's rows of
+// one client sit in one or two granules whatever the part's size, so the
+// rows read by "one IP, 12 months" are about parts × granule, on the copy
+// as on the whole table.
+func tableVariants(ctx context.Context, in *instance, r *apiResult, end time.Time, requests int) ([]diskUsage, string) {
+	create, err := in.sql(ctx, "SHOW CREATE TABLE connlog_connections.connection_records FORMAT TSVRaw", nil)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if _, err := in.sql(ctx, "CREATE DATABASE IF NOT EXISTS bench_diag", nil); err != nil {
+		return nil, err.Error()
+	}
+	defer in.sql(ctx, "DROP DATABASE IF EXISTS bench_diag SYNC", nil) //nolint:errcheck // scratch
+	var tables, names, notes []string
+	for _, v := range copyVariants {
+		ddl, err := variantDDL(create, v.table, v.from, v.to)
+		if err == nil {
+			_, err = in.sql(ctx, ddl, nil)
+		}
+		if err == nil {
+			_, err = in.sql(ctx, "INSERT INTO "+v.table+" SELECT * FROM connlog_connections.connection_records WHERE cityHash64(client_ip) % 10 = 0",
+				url.Values{"max_execution_time": {"3600"}, "max_partitions_per_insert_block": {"1000"}})
+		}
+		if err != nil {
+			notes = append(notes, v.name+": "+err.Error())
+			continue
+		}
+		tables, names = append(tables, v.table), append(names, v.name)
+	}
+	note := strings.Join(notes, "; ")
+	if len(tables) == 0 {
+		return nil, note
+	}
+	_, _ = in.waitMerges(ctx, 5*time.Minute)
+	disk, _ := in.parts(ctx, tables...)
+	s, err := in.sql(ctx, `SELECT IPv6NumToString(client_ip), client_port, toUnixTimestamp64Milli(event_time) FROM `+tables[0]+`
+		WHERE cityHash64(kafka_offset, kafka_partition) % 97 = 0 LIMIT {n:UInt64} FORMAT TSV SETTINGS max_execution_time = 600`, url.Values{"param_n": {strconv.Itoa(requests)}})
+	if err != nil {
+		return disk, "pick targets: " + err.Error()
+	}
+	ts := parseConnTargets(s)
+	if len(ts) == 0 {
+		return disk, "pick targets: no row"
+	}
+	const n = 50
+	for _, k := range []struct {
+		name string
+		port bool
+		gen  func(rng *rand.Rand) search
+	}{
+		{"copy: one IP, 12 months", false, func(rng *rand.Rand) search {
+			tg := ts[rng.IntN(len(ts))]
+			return search{network: tg.ip.String(), from: end.Add(-365 * 24 * time.Hour), to: end.Add(time.Hour)}
+		}},
+		{"copy: requisition, one IP + port, one minute", true, func(rng *rand.Rand) search {
+			tg := ts[rng.IntN(len(ts))]
+			from, to := minuteOf(tg.t)
+			return search{network: tg.ip.String(), from: from, to: to, port: tg.port}
+		}},
+	} {
+		for i, t := range tables {
+			sql := strings.ReplaceAll(connSearchSQL(k.port, false), "connlog_connections.connection_records", t)
+			rng := rand.New(rand.NewPCG(3, 4))
+			r.Engine = append(r.Engine, engineProfile(ctx, in, k.name, names[i], n, sql, nil, func() search { return k.gen(rng) }))
+		}
+	}
+	return disk, note
 }

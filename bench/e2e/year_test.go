@@ -146,3 +146,25 @@ func TestCondenseExplainKeepsTheIndexLines(t *testing.T) {
 		t.Errorf("kept plan lines:\n%s", got)
 	}
 }
+
+func TestVariantDDLChangesOneThing(t *testing.T) {
+	create := "CREATE TABLE connlog_connections.connection_records\n(\n    `event_time` DateTime64(3, 'UTC')\n)\nENGINE = MergeTree\nPARTITION BY toDate(event_time)\nORDER BY (client_ip, event_time, client_port)\nSETTINGS ttl_only_drop_parts = 1, index_granularity = 8192"
+	for _, v := range copyVariants {
+		ddl, err := variantDDL(create, v.table, v.from, v.to)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		if !strings.HasPrefix(ddl, "CREATE TABLE "+v.table+"\n") || strings.Contains(ddl, "connlog_connections") {
+			t.Errorf("%s: not a copy: %s", v.name, ddl)
+		}
+		if v.from != "" && (!strings.Contains(ddl, v.to) || strings.Contains(ddl, v.from)) {
+			t.Errorf("%s: %q not replaced by %q: %s", v.name, v.from, v.to, ddl)
+		}
+	}
+	if _, err := variantDDL(strings.Replace(create, "index_granularity = 8192", "index_granularity = 4096", 1), "x.y", "index_granularity = 8192", "index_granularity = 1024"); err == nil {
+		t.Error("a DDL without the text to change was copied unchanged")
+	}
+	if _, err := variantDDL("CREATE TABLE other.t (x UInt8)", "x.y", "", ""); err == nil {
+		t.Error("another table's DDL accepted")
+	}
+}
