@@ -187,8 +187,8 @@ func (r *report) api(ctx context.Context, bin, dir string, rows, clients int64, 
 	if res.Err != "" {
 		r.printf("error: %s\n", res.Err)
 	}
-	r.printf("seeded %d rows (%d distinct clients, 30 days) in %s (%.0f rows/s), merges settled after %s more, and %s more after the connection records; sync(2) then took %s\n",
-		res.Rows, res.Clients, res.SeedWall.Round(time.Second), float64(res.Rows)/res.SeedWall.Seconds(), res.SettleWall.Round(time.Second), res.Settle2Wall.Round(time.Second), res.SyncWall.Round(time.Millisecond))
+	r.printf("seeded %d rows (%d distinct clients, %d days) in %s (%.0f rows/s), merges settled after %s more, and %s more after the connection records; sync(2) then took %s\n",
+		res.Rows, res.Clients, res.Days, res.SeedWall.Round(time.Second), float64(res.Rows)/res.SeedWall.Seconds(), res.SettleWall.Round(time.Second), res.Settle2Wall.Round(time.Second), res.SyncWall.Round(time.Millisecond))
 	for _, d := range res.Disk {
 		r.printf("%s: %d rows, %d active parts, %.2f GB on disk, %.1f bytes/row on disk (%.1f uncompressed)\n", d.Table, d.Rows, d.Parts, float64(d.Bytes)/1e9, d.bytesPerRow(), float64(d.Uncompressed)/float64(max(d.Rows, 1)))
 	}
