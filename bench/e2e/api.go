@@ -278,6 +278,8 @@ func seedParams(start, end time.Time, rows, clients, first, count int64) url.Val
 		// whole days per block: few, large parts
 		"max_insert_block_size":      {"2000000"},
 		"min_insert_block_size_rows": {"2000000"},
+		// a small seed over a year: a block spans more than 100 days
+		"max_partitions_per_insert_block": {"1000"},
 	}
 }
 

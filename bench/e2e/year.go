@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+		"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -352,24 +351,70 @@ func apiGet(ctx context.Context, api, tok, path string, q url.Values) (int, bool
 }
 
 // engineRun is one search kind and statement variant on the engine alone:
-// wall time per request and what the engine read.
+// wall time per request and what the engine selected and read.
 type engineRun struct {
 	Kind, Variant string
 	Requests      int
 	Errors        int
 	FirstErr      string
 	P50, P99, Max time.Duration
-	RowsRead      float64 // mean per request, from the answer's statistics
-	BytesRead     float64
-	Rows          float64
+	Rows          float64 // mean per request
+	Read          readStats
+}
+
+// readStats are the engine's counters of what queries selected and read
+// (system.events), or their mean per request.
+type readStats struct {
+	Parts, Marks, Rows, Bytes, Compressed float64
+}
+
+// readEvents are the system.events readStats holds, in its field order.
+var readEvents = []string{"SelectedParts", "SelectedMarks", "SelectedRows", "SelectedBytes", "ReadCompressedBytes"}
+
+// events reads the engine's readStats counters.
+func events(ctx context.Context, in *instance) (readStats, error) {
+	s, err := in.sql(ctx, "SELECT event, value FROM system.events WHERE has({e:Array(String)}, event) FORMAT TSV",
+		url.Values{"param_e": {"['" + strings.Join(readEvents, "','") + "']"}})
+	if err != nil {
+		return readStats{}, err
+	}
+	return parseEvents(s), nil
+}
+
+// parseEvents reads "event\tvalue" lines; events not listed count 0.
+func parseEvents(s string) readStats {
+	var st readStats
+	f := []*float64{&st.Parts, &st.Marks, &st.Rows, &st.Bytes, &st.Compressed}
+	for l := range strings.SplitSeq(s, "\n") {
+		name, v, _ := strings.Cut(l, "\t")
+		if i := slices.Index(readEvents, name); i >= 0 {
+			*f[i], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return st
+}
+
+func (a readStats) sub(b readStats) readStats {
+	return readStats{a.Parts - b.Parts, a.Marks - b.Marks, a.Rows - b.Rows, a.Bytes - b.Bytes, a.Compressed - b.Compressed}
+}
+
+func (a readStats) add(b readStats) readStats {
+	return readStats{a.Parts + b.Parts, a.Marks + b.Marks, a.Rows + b.Rows, a.Bytes + b.Bytes, a.Compressed + b.Compressed}
+}
+
+func (a readStats) div(n float64) readStats {
+	return readStats{a.Parts / n, a.Marks / n, a.Rows / n, a.Bytes / n, a.Compressed / n}
 }
 
 // engineProfile runs sql n times (after 3 unmeasured) with the parameters
-// of gen's searches and FORMAT JSON, whose statistics say what was read.
+// of gen's searches; around each it reads system.events, whose deltas say
+// what the statement selected and read (connlog's own background
+// statements, a few small ones a second, count too).
 func engineProfile(ctx context.Context, in *instance, kind, variant string, n int, sql string, settings url.Values, gen func() search) engineRun {
 	e := engineRun{Kind: kind, Variant: variant, Requests: n}
 	var times []time.Duration
-	var read, bytes, rows float64
+	var rows float64
+	var read readStats
 	for i := range n + 3 {
 		p, err := gen().params()
 		if err != nil {
@@ -379,15 +424,19 @@ func engineProfile(ctx context.Context, in *instance, kind, variant string, n in
 		for k, v := range settings {
 			p[k] = v
 		}
+		before, err := events(ctx, in)
 		t0 := time.Now()
-		out, err := in.sql(ctx, sql+" FORMAT JSON", p)
+		var out string
+		if err == nil {
+			out, err = in.sql(ctx, sql+" FORMAT TSV", p)
+		}
 		el := time.Since(t0)
+		var after readStats
+		if err == nil {
+			after, err = events(ctx, in)
+		}
 		if i < 3 {
 			continue
-		}
-		var st jsonStats
-		if err == nil {
-			err = json.Unmarshal([]byte(out), &st)
 		}
 		if err != nil {
 			e.Errors++
@@ -397,27 +446,18 @@ func engineProfile(ctx context.Context, in *instance, kind, variant string, n in
 			continue
 		}
 		times = append(times, el)
-		read += float64(st.Statistics.RowsRead)
-		bytes += float64(st.Statistics.BytesRead)
-		rows += float64(st.Rows)
+		if out != "" {
+			rows += float64(strings.Count(out, "\n") + 1)
+		}
+		read = read.add(after.sub(before))
 	}
 	if len(times) == 0 {
 		return e
 	}
 	slices.Sort(times)
 	e.P50, e.P99, e.Max = times[len(times)/2], times[min(len(times)-1, (len(times)*99+99)/100-1)], times[len(times)-1]
-	m := float64(len(times))
-	e.RowsRead, e.BytesRead, e.Rows = read/m, bytes/m, rows/m
+	e.Rows, e.Read = rows/float64(len(times)), read.div(float64(len(times)))
 	return e
-}
-
-// jsonStats is what engineProfile reads of a FORMAT JSON answer.
-type jsonStats struct {
-	Rows       int64 `json:"rows"`
-	Statistics struct {
-		RowsRead  int64 `json:"rows_read"`
-		BytesRead int64 `json:"bytes_read"`
-	} `json:"statistics"`
 }
 
 // explained is the condensed EXPLAIN indexes = 1 of one search.
@@ -431,13 +471,13 @@ type explained struct {
 func condenseExplain(s string) string {
 	var out []string
 	for l := range strings.SplitSeq(s, "\n") {
-		t := strings.TrimSpace(l)
+		t := strings.TrimLeft(l, " │├└─")
 		switch t {
-		case "MinMax", "Partition", "PrimaryKey", "Skip", "PrimaryKeyExpand":
+		case "MinMax", "Min-Max", "Partition", "PrimaryKey", "Skip", "PrimaryKeyExpand":
 			out = append(out, t)
 			continue
 		}
-		for _, p := range []string{"ReadFromMergeTree", "Type:", "Name:", "Description:", "Condition:", "Parts:", "Granules:", "Search Algorithm:", "Ranges:", "Projection"} {
+		for _, p := range []string{"ReadFromMergeTree", "Read type:", "Type:", "Name:", "Description:", "Condition:", "Parts:", "Granules:", "Search Algorithm:", "Ranges:", "Projection", "Lazily read columns:", "JoinLazyColumnsStep"} {
 			if strings.HasPrefix(t, p) {
 				out = append(out, "  "+t)
 				break
@@ -466,10 +506,11 @@ func (r *report) year(a *apiResult) {
 			r.printf("first error: %s\n", l.FirstErr)
 		}
 	}
-	r.printf("\nThe same searches on the engine alone (its HTTP interface, FORMAT JSON; rows and bytes read from the answer's statistics), engine defaults: %s\n\n", strings.ReplaceAll(a.Settings, "\n", ", "))
-	r.printf("| search | statement | requests | errors | p50 | p99 | max | rows read | MB read | rows |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	r.printf("\nThe same searches on the engine alone (its HTTP interface; per request, the deltas of system.events SelectedParts, SelectedMarks (granules), SelectedRows, SelectedBytes (uncompressed) and ReadCompressedBytes), engine defaults: %s\n\n", strings.ReplaceAll(a.Settings, "\n", ", "))
+	r.printf("| search | statement | requests | errors | p50 | p99 | max | parts | granules | rows selected | MB selected | MB read (compressed) | rows |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, e := range a.Engine {
-		r.printf("| %s | %s | %d | %d | %s | %s | %s | %.0f | %.2f | %.1f |\n", e.Kind, e.Variant, e.Requests, e.Errors, e.P50.Round(time.Microsecond*100), e.P99.Round(time.Microsecond*100), e.Max.Round(time.Microsecond*100), e.RowsRead, e.BytesRead/1e6, e.Rows)
+		r.printf("| %s | %s | %d | %d | %s | %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.1f |\n", e.Kind, e.Variant, e.Requests, e.Errors, e.P50.Round(time.Microsecond*100), e.P99.Round(time.Microsecond*100), e.Max.Round(time.Microsecond*100),
+			e.Read.Parts, e.Read.Marks, e.Read.Rows, e.Read.Bytes/1e6, e.Read.Compressed/1e6, e.Rows)
 		if e.FirstErr != "" {
 			r.printf("first error: %s\n", e.FirstErr)
 		}

@@ -168,3 +168,30 @@ func TestVariantDDLChangesOneThing(t *testing.T) {
 		t.Error("another table's DDL accepted")
 	}
 }
+
+func TestParseEventsReadsTheListedCounters(t *testing.T) {
+	got := parseEvents("Query\t415\nSelectedParts\t1938\nSelectedMarks\t1939\nSelectedRows\t11218189\nSelectedBytes\t258988531\nReadCompressedBytes\t36130341\n")
+	want := readStats{Parts: 1938, Marks: 1939, Rows: 11218189, Bytes: 258988531, Compressed: 36130341}
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if d := want.sub(parseEvents("SelectedParts\t1572\nSelectedRows\t9164272")); d.Parts != 366 || d.Rows != 2053917 || d.Marks != 1939 {
+		t.Errorf("delta %+v", d)
+	}
+	if m := want.add(want).div(2); m != want {
+		t.Errorf("mean of twice the same: %+v", m)
+	}
+}
+
+func TestCondenseExplainReadsTheTreeDrawing(t *testing.T) {
+	in := "JoinLazyColumnsStep\n├──Limit (preliminary LIMIT)\n│  └──Sorting (Sorting for ORDER BY)\n│     └──ReadFromMergeTree (connlog_connections.connection_records)\n│           Read type: InOrder\n│           Indexes:\n│             Min-Max\n│               Parts: 366/511\n│             PrimaryKey\n│               Granules: 366/366\n└──LazilyReadFromMergeTree\n      Lazily read columns: ingested_at, client_port"
+	got := condenseExplain(in)
+	for _, want := range []string{"JoinLazyColumnsStep", "ReadFromMergeTree (connlog_connections.connection_records)", "Read type: InOrder", "Min-Max", "Parts: 366/511", "PrimaryKey", "Granules: 366/366", "Lazily read columns: ingested_at, client_port"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lost %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "│") || strings.Contains(got, "Sorting") {
+		t.Errorf("kept the drawing or plan lines:\n%s", got)
+	}
+}
