@@ -319,7 +319,13 @@ func benchYear(ctx context.Context, in *instance, rows, clients int64, requests,
 			rng := rand.New(rand.NewPCG(1, 2))
 			r.Engine = append(r.Engine, engineProfile(ctx, in, k.name, v.name, diagN, v.sql, v.settings, func() search { return k.gen(rng) }))
 		}
+		// The API on exactly these targets (3 unmeasured, then diagN), to
+		// compare with "as sent" request for request.
 		rng := rand.New(rand.NewPCG(1, 2))
+		r.Engine = append(r.Engine, apiProfile(k.name, diagN, func() (int, bool, error) {
+			return apiGet(ctx, in.api, tok, k.path, k.gen(rng).query())
+		}))
+		rng = rand.New(rand.NewPCG(1, 2))
 		sr := k.gen(rng)
 		p, _ := sr.params()
 		st := base
@@ -404,6 +410,37 @@ func (a readStats) add(b readStats) readStats {
 
 func (a readStats) div(n float64) readStats {
 	return readStats{a.Parts / n, a.Marks / n, a.Rows / n, a.Bytes / n, a.Compressed / n}
+}
+
+// apiProfile is engineProfile's timing of do, without read statistics.
+func apiProfile(kind string, n int, do func() (int, bool, error)) engineRun {
+	e := engineRun{Kind: kind, Variant: "through the API, the same targets", Requests: n}
+	var times []time.Duration
+	var rows float64
+	for i := range n + 3 {
+		t0 := time.Now()
+		got, _, err := do()
+		el := time.Since(t0)
+		if i < 3 {
+			continue
+		}
+		if err != nil {
+			e.Errors++
+			if e.FirstErr == "" {
+				e.FirstErr = err.Error()
+			}
+			continue
+		}
+		times = append(times, el)
+		rows += float64(got)
+	}
+	if len(times) == 0 {
+		return e
+	}
+	slices.Sort(times)
+	e.P50, e.P99, e.Max = times[len(times)/2], times[min(len(times)-1, (len(times)*99+99)/100-1)], times[len(times)-1]
+	e.Rows = rows / float64(len(times))
+	return e
 }
 
 // engineProfile runs sql n times (after 3 unmeasured) with the parameters
