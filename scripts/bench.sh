@@ -31,7 +31,8 @@
 #                    180, and the requisition searches on the connection
 #                    records (IP + port + minute, one IP over 12 months,
 #                    one /24 over 7 days) through the API and on the engine
-#                    alone; 150000000 rows take about 10 minutes here
+#                    alone; on this 2-core machine the phase took 5 min
+#                    for 50000000 rows and 10 min for 200000000
 #   BENCH_E2E_REPEAT end-to-end runs per mode, interleaved; the best of each
 #                    mode is compared (default 3: this machine's runs vary)
 #   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve

@@ -587,6 +587,9 @@ var copyVariants = []struct {
 	{"as connection_records (day partitions, index_granularity 8192)", "bench_diag.cr_day", "", ""},
 	{"index_granularity = 1024", "bench_diag.cr_g1024", "index_granularity = 8192", "index_granularity = 1024"},
 	{"PARTITION BY toYYYYMM(event_time)", "bench_diag.cr_month", "PARTITION BY toDate(event_time)", "PARTITION BY toYYYYMM(event_time)"},
+	// index_granularity cannot be altered (READONLY_SETTING); a projection's can be set
+	{"+ PROJECTION (SELECT * ORDER BY the key) WITH SETTINGS (index_granularity = 1024)", "bench_diag.cr_proj", "\n)\nENGINE",
+		",\n    PROJECTION fine (SELECT * ORDER BY client_ip, event_time, client_port) WITH SETTINGS (index_granularity = 1024)\n)\nENGINE"},
 }
 
 // variantDDL is create (SHOW CREATE TABLE of connection_records) for
