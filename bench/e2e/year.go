@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
