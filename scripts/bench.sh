@@ -10,7 +10,8 @@
 #      that input and on a many-visitor copy of it, with per-thread CPU,
 #      peak RSS and parts written), ClickHouse's own Regexp input format on
 #      the same file, the engine insert ceiling (the stored rows re-inserted
-#      as Native), and the query API over 50,000,000 seeded rows.
+#      as Native), and the query API over 50,000,000 seeded rows (a year of
+#      connection records and 180 days of access log).
 #
 # Environment (all optional):
 #   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,clickhouse,ceiling,api)
@@ -23,6 +24,16 @@
 #                    (default 50000, connlog's kafka.batch_rows)
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
+#   BENCH_API_DAYS   days of the API phase's seed (default 365: a year of
+#                    evidence, BENCH_API_ROWS split between connection
+#                    records over 365 days and the access log of the same
+#                    requests over its last 180, the access searches and
+#                    the requisition searches on the connection records
+#                    (IP + port + minute, one IP over 12 months, one /24
+#                    over 7 days) through the API and on the engine alone;
+#                    5 min here at 50000000 rows, 10 at 200000000; 30: the
+#                    month shape of earlier runs, the access log over 30
+#                    days and connection records of the last 3)
 #   BENCH_E2E_REPEAT end-to-end runs per mode, interleaved; the best of each
 #                    mode is compared (default 3: this machine's runs vary)
 #   BENCH_STATS_ENV  VAR=VALUE,... that turn statistics on in connlog serve
@@ -85,6 +96,7 @@ fi
 	-visitors "${BENCH_VISITORS:-200000}" \
 	-ceiling-batch "${BENCH_CEILING_BATCH:-50000}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
+	-api-days "${BENCH_API_DAYS:-365}" \
 	-e2e-repeat "${BENCH_E2E_REPEAT:-3}" \
 	-stats-env "${BENCH_STATS_ENV-CONNLOG_STATISTICS_ENABLED=true}" \
 	-base-env "${BENCH_BASE_ENV-CONNLOG_STATISTICS_ENABLED=false}" \

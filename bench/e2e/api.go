@@ -35,6 +35,20 @@ type apiResult struct {
 	ExportBytes int64
 	ExportNote  string
 	Err         string
+
+	// The year shape (-api-days above 30).
+	Days, AccessDays int
+	ConnRows         int64
+	ConnSeedWall     time.Duration
+	Settings         string // the engine's defaults of the settings varied
+	Engine           []engineRun
+	Explains         []explained
+	ConnExportRows   int64
+	ConnExportWall   time.Duration
+	ConnExportBytes  int64
+	ConnExportNote   string
+	Copies           []diskUsage // tableVariants' copies
+	CopyErr          string
 }
 
 // latency is one kind of search repeated with random existing targets.
@@ -47,21 +61,29 @@ type latency struct {
 	Max       time.Duration
 	MeanRows  float64
 	Truncated int
+	Target    time.Duration // p99 target; 0: by name (one IP or /24)
 	// Slowest are the slowest requests as "#index duration" (index in
 	// the measured sequence), to tell a slow start from scattered spikes.
 	Slowest []string
 }
 
-// seedSQL generates rows access-log rows in ClickHouse itself: 30 days up
-// to {end}, clients drawn from {clients} with a skewed (power-law-like)
-// popularity, 90% IPv4 spread over ten /8s and 40 /16-local /24s each, 10%
-// IPv6; realistic sites, methods, paths, statuses, sizes, referrers and
-// browser user agents.
+// seedSQL inserts generated access-log rows: the rows of seedSelect.
 const seedSQL = `INSERT INTO connlog_access.access_log
     (event_time, ingested_at, client_ip, client_port, peer_ip, server_addr, server_port, site, method, path, query,
      protocol, status, bytes_sent, referer, user_agent, request_time_us, tls_protocol, kafka_topic, kafka_partition, kafka_offset)
-WITH
-    fromUnixTimestamp64Milli(toInt64({start:Int64} + intDiv(number * 2592000000, {rows:UInt64})) + toInt64(cityHash64(number, 0) % 1000), 'UTC') AS t,
+` + seedSelect
+
+// seedSelect generates requests in ClickHouse itself: request number n of
+// {rows} at {start} + n × {span} / {rows} milliseconds (in order, so that
+// an insert block covers a few days), numbers {first} to {first}+{count};
+// clients drawn from {clients} with a skewed (power-law-like) popularity,
+// 90% IPv4 spread over ten /8s and 40 /16-local /24s each, 10% IPv6;
+// realistic sites, methods, paths, statuses, sizes, referrers and browser
+// user agents. A request is a function of its number only: two selects over
+// the same {start}, {span} and {rows} give the same request for the same
+// number (the year shape's two tables).
+const seedSelect = `WITH
+    fromUnixTimestamp64Milli(toInt64({start:Int64} + number * {span:Float64} / {rows:Float64}) + toInt64(cityHash64(number, 0) % 1000), 'UTC') AS t,
     toUInt64(floor({clients:UInt64} * pow((cityHash64(number, 1) % 1000000007) / 1000000007, 2.5))) AS c,
     cityHash64(c, 7) AS h,
     if(c % 10 = 0,
@@ -71,26 +93,26 @@ WITH
            + (bitShiftRight(h, 8) % 256) * 65536 + (bitShiftRight(h, 16) % 40) * 256 + (bitShiftRight(h, 24) % 254) + 1)))) AS ip,
     cityHash64(number, 2) AS r
 SELECT
-    t, t + toIntervalMillisecond(1500 + r % 1000), ip, toUInt16(1024 + r % 64000), ip,
-    toIPv6('192.0.2.10'), 443,
-    ['www.example.org', 'www.example.org', 'shop.example.org', 'api.example.org', 'intranet.example.org'][r % 5 + 1],
-    multiIf(r % 100 < 85, 'GET', r % 100 < 95, 'POST', r % 100 < 97, 'HEAD', r % 100 < 99, 'PUT', 'DELETE'),
-    concat('/', ['articles', 'products', 'api/v1/items', 'static/img', 'search', 'account', 'news'][bitShiftRight(r, 8) % 7 + 1], '/', toString(bitShiftRight(r, 16) % 5000)),
-    if(bitShiftRight(r, 24) % 4 = 0, concat('page=', toString(bitShiftRight(r, 28) % 20)), ''),
-    if(bitShiftRight(r, 32) % 3 = 0, 'HTTP/2.0', 'HTTP/1.1'),
-    [200, 200, 200, 200, 200, 200, 304, 304, 404, 301, 302, 500, 403][bitShiftRight(r, 36) % 13 + 1],
-    bitShiftRight(r, 40) % 60000,
-    ['', '', '', 'https://www.google.com/', 'https://www.example.org/', 'https://t.co/x', 'https://duckduckgo.com/'][bitShiftRight(r, 44) % 7 + 1],
+    t AS event_time, t + toIntervalMillisecond(1500 + r % 1000) AS ingested_at, ip AS client_ip, toUInt16(1024 + r % 64000) AS client_port, ip AS peer_ip,
+    toIPv6('192.0.2.10') AS server_addr, toUInt16(443) AS server_port,
+    ['www.example.org', 'www.example.org', 'shop.example.org', 'api.example.org', 'intranet.example.org'][r % 5 + 1] AS site,
+    multiIf(r % 100 < 85, 'GET', r % 100 < 95, 'POST', r % 100 < 97, 'HEAD', r % 100 < 99, 'PUT', 'DELETE') AS method,
+    concat('/', ['articles', 'products', 'api/v1/items', 'static/img', 'search', 'account', 'news'][bitShiftRight(r, 8) % 7 + 1], '/', toString(bitShiftRight(r, 16) % 5000)) AS path,
+    if(bitShiftRight(r, 24) % 4 = 0, concat('page=', toString(bitShiftRight(r, 28) % 20)), '') AS query,
+    if(bitShiftRight(r, 32) % 3 = 0, 'HTTP/2.0', 'HTTP/1.1') AS protocol,
+    [200, 200, 200, 200, 200, 200, 304, 304, 404, 301, 302, 500, 403][bitShiftRight(r, 36) % 13 + 1] AS status,
+    bitShiftRight(r, 40) % 60000 AS bytes_sent,
+    ['', '', '', 'https://www.google.com/', 'https://www.example.org/', 'https://t.co/x', 'https://duckduckgo.com/'][bitShiftRight(r, 44) % 7 + 1] AS referer,
     ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
      'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
      'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0',
      'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36',
      'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
-     'curl/8.5.0'][bitShiftRight(h, 40) % 7 + 1],
-    bitShiftRight(r, 48) % 200000, if(bitShiftRight(r, 32) % 3 = 0, 'TLSv1.3', 'TLSv1.2'),
-    'nginx', toInt32(number % 4), toInt64(intDiv(number, 4))
-FROM numbers({rows:UInt64})`
+     'curl/8.5.0'][bitShiftRight(h, 40) % 7 + 1] AS user_agent,
+    bitShiftRight(r, 48) % 200000 AS request_time_us, if(bitShiftRight(r, 32) % 3 = 0, 'TLSv1.3', 'TLSv1.2') AS tls_protocol,
+    'nginx' AS kafka_topic, toInt32(number % 4) AS kafka_partition, toInt64(intDiv(number, 4)) AS kafka_offset
+FROM numbers({first:UInt64}, {count:UInt64})`
 
 // connSQL derives connection records from the seeded access log since
 // {since}: content path and user only for create/modify/delete.
@@ -103,23 +125,20 @@ SELECT event_time, ingested_at, client_ip, client_port, server_addr, server_port
 FROM connlog_access.access_log
 WHERE event_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')`
 
-// benchAPI seeds rows access-log rows, lets the merges settle, then times
-// requests through the real API: one IP over 24 hours, one /24 over 7 days
-// (targets drawn from the stored rows), and a CSV export.
-func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests int) apiResult {
+// benchAPI seeds rows access-log rows over days days, lets the merges
+// settle, then times requests through the real API: one IP over 24 hours,
+// one /24 over 7 days (targets drawn from the stored rows), and a CSV
+// export. Above monthShapeDays days it runs the year shape (benchYear).
+func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests, days int) apiResult {
+	if days > monthShapeDays {
+		return benchYear(ctx, in, rows, clients, requests, days)
+	}
 	var r apiResult
+	r.Days, r.AccessDays = days, days
 	end := time.Now().UTC().Truncate(time.Hour)
-	start := end.Add(-30 * 24 * time.Hour)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	t0 := time.Now()
-	_, err := in.sql(ctx, seedSQL, url.Values{
-		"param_start":        {strconv.FormatInt(start.UnixMilli(), 10)},
-		"param_rows":         {strconv.FormatInt(rows, 10)},
-		"param_clients":      {strconv.FormatInt(clients, 10)},
-		"max_execution_time": {"7200"},
-		// whole days per block: few, large parts
-		"max_insert_block_size":      {"2000000"},
-		"min_insert_block_size_rows": {"2000000"},
-	})
+	_, err := in.sql(ctx, seedSQL, seedParams(start, end, rows, clients, 0, rows))
 	r.SeedWall = time.Since(t0)
 	if err != nil {
 		r.Err = "seed: " + err.Error()
@@ -240,8 +259,28 @@ func benchAPI(ctx context.Context, in *instance, rows, clients int64, requests i
 		"from": {end.Add(-7 * 24 * time.Hour).Format(time.RFC3339)},
 		"to":   {end.Format(time.RFC3339)},
 	}
-	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = export(ctx, in.api, tok, q)
+	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = exportPath(ctx, in.api, tok, "/v1/access", q)
 	return r
+}
+
+// seedParams are the parameters of seedSelect for numbers [first,
+// first+count) of rows requests from start to end, and the insert settings
+// of a seed.
+func seedParams(start, end time.Time, rows, clients, first, count int64) url.Values {
+	return url.Values{
+		"param_start":        {strconv.FormatInt(start.UnixMilli(), 10)},
+		"param_span":         {strconv.FormatInt(end.Sub(start).Milliseconds(), 10)},
+		"param_rows":         {strconv.FormatInt(rows, 10)},
+		"param_clients":      {strconv.FormatInt(clients, 10)},
+		"param_first":        {strconv.FormatInt(first, 10)},
+		"param_count":        {strconv.FormatInt(count, 10)},
+		"max_execution_time": {"7200"},
+		// whole days per block: few, large parts
+		"max_insert_block_size":      {"2000000"},
+		"min_insert_block_size_rows": {"2000000"},
+		// a small seed over a year: a block spans more than 100 days
+		"max_partitions_per_insert_block": {"1000"},
+	}
 }
 
 func searchURL(api, network string, from, to time.Time) string {
@@ -298,6 +337,12 @@ func measure(name string, n int, do func() (rows int, truncated bool, err error)
 // apiSearch is one GET /v1/access, response body read in full.
 func apiSearch(ctx context.Context, api, tok, network string, from, to time.Time) (int, bool, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, searchURL(api, network, from, to), nil)
+	return doSearch(req, tok)
+}
+
+// doSearch sends a search request with the admin token and a purpose and
+// decodes the page it answers.
+func doSearch(req *http.Request, tok string) (int, bool, error) {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Purpose", "make bench: API latency")
 	resp, err := http.DefaultClient.Do(req)
@@ -364,9 +409,10 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return last
 }
 
-// export streams a search with Accept: text/csv and counts the data lines.
-func export(ctx context.Context, api, tok string, q url.Values) (rows, size int64, wall time.Duration, note string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/v1/access?"+q.Encode(), nil)
+// exportPath streams a search of path (/v1/access, /v1/connections) with
+// Accept: text/csv and counts the data lines.
+func exportPath(ctx context.Context, api, tok, path string, q url.Values) (rows, size int64, wall time.Duration, note string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+path+"?"+q.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Purpose", "make bench: CSV export")
 	req.Header.Set("Accept", "text/csv")

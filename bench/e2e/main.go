@@ -21,12 +21,17 @@
 //     table: the engine's insert ceiling for connlog's tables;
 //   - api: -api-rows generated access-log rows seeded in the embedded
 //     engine, then one-IP/24h and /24/7-day searches and a CSV export timed
-//     through the real API.
+//     through the real API; with -api-days above 30 (default 365), a year of evidence:
+//     connection records over that many days and the access log of the
+//     same requests over its last 180, and the requisition searches on the
+//     connection records (one IP + port + minute, one IP over 12 months,
+//     one /24 over 7 days), with their engine-only read statistics.
 //
 // Usage:
 //
 //	go run ./bench/e2e -connlog bin/connlog -phases parse,goaccess,e2e,clickhouse,ceiling [-stats-env CONNLOG_X=Y] [-out results.md]
 //	go run ./bench/e2e -connlog bin/connlog -phases api -api-rows 50000000
+//	go run ./bench/e2e -connlog bin/connlog -phases api -api-rows 200000000 -api-days 365
 package main
 
 import (
@@ -65,6 +70,7 @@ func run() error {
 		apiRows   = flag.Int64("api-rows", 50_000_000, "rows seeded for the api phase")
 		apiClient = flag.Int64("api-clients", 2_000_000, "distinct clients of the seeded rows")
 		apiReqs   = flag.Int("api-requests", 200, "measured requests per search kind")
+		apiDays   = flag.Int("api-days", 365, "days of the api phase's seed; above 30, the year shape: -api-rows split between connection records over that many days and the access log over its last 180 (same requests per day), and the connection-record searches of a requisition; 30 or less: the month shape, access log over that many days and connection records of the last 3")
 		out       = flag.String("out", "", "also write the report to this file")
 		repeat    = flag.Int("e2e-repeat", 2, "end-to-end runs per mode, interleaved; the best is compared with the targets")
 		profile   = flag.Bool("profile", false, "record connlog serve with perf(1) during the e2e runs and print where the CPU went")
@@ -163,7 +169,7 @@ func run() error {
 		rep.e2e(e2es)
 	}
 	if want["api"] {
-		if err := rep.api(ctx, *bin, dir, *apiRows, *apiClient, *apiReqs); err != nil {
+		if err := rep.api(ctx, *bin, dir, *apiRows, *apiClient, *apiReqs, *apiDays); err != nil {
 			return err
 		}
 	}
