@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -28,7 +28,7 @@ type nativeColumns struct{ cols [][]byte }
 
 // nativeBody returns the whole request body that inserts src, converted
 // by conv (nil: src are rows of t already), into t (qualified name full).
-func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, conv func(*S) T) []byte {
+func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, conv func(*S) T) string {
 	nc, _ := pool.Get().(*nativeColumns)
 	if nc == nil {
 		nc = &nativeColumns{cols: make([][]byte, len(t.cols))}
@@ -65,22 +65,26 @@ func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, co
 	for i, c := range t.cols {
 		size += len(c.name) + len(c.chType) + 2*binary.MaxVarintLen64 + len(nc.cols[i])
 	}
-	// Not pooled: the HTTP transport may still read a body after the
-	// response came (an early error), so the body is never reused.
-	body := make([]byte, 0, size)
-	body = append(body, head...)
-	body = binary.AppendUvarint(body, uint64(len(t.cols)))
-	body = binary.AppendUvarint(body, uint64(len(src)))
+	// A string, as Exec takes the statement, built once: never pooled, as
+	// the HTTP transport may still read a body after the response came (an
+	// early error).
+	var body strings.Builder
+	body.Grow(size)
+	var n [binary.MaxVarintLen64]byte
+	uvarint := func(v int) { body.Write(binary.AppendUvarint(n[:0], uint64(v))) }
+	body.WriteString(head)
+	uvarint(len(t.cols))
+	uvarint(len(src))
 	for i, c := range t.cols {
-		body = binary.AppendUvarint(body, uint64(len(c.name)))
-		body = append(body, c.name...)
+		uvarint(len(c.name))
+		body.WriteString(c.name)
 		// LowCardinality columns are sent as their value type, which
 		// the engine converts on input (see insertTypes).
-		body = binary.AppendUvarint(body, uint64(len(c.chType)))
-		body = append(body, c.chType...)
-		body = append(body, nc.cols[i]...)
+		uvarint(len(c.chType))
+		body.WriteString(c.chType)
+		body.Write(nc.cols[i])
 	}
-	return body
+	return body.String()
 }
 
 // nativeFramable reports whether a block of n columns can follow its
@@ -101,7 +105,7 @@ func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table
 	if s.nativeInserts && nativeFramable(len(t.cols)) {
 		body := nativeBody(t, pool, full, src, conv)
 		return s.insertWith(ctx, token, func(ctx context.Context) error {
-			return s.conn.Exec(ctx, unsafe.String(unsafe.SliceData(body), len(body)))
+			return s.conn.Exec(ctx, body)
 		})
 	}
 	return s.insert(ctx, token, full, t.list, func(bt driver.Batch) error {
