@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,6 +191,15 @@ func TestHeldRecordsAnswerOnceAfterTheOriginalExpires(t *testing.T) {
 	got, err = st.SearchConnections(t.Context(), q)
 	if err != nil || len(got) != 10 {
 		t.Fatalf("%d records after half the originals expired, want 10 (%v)", len(got), err)
+	}
+	// A search no held copy matches reads the records alone; one that a
+	// held copy matches reads both.
+	for ip, union := range map[string]bool{"203.0.113.7/32": true, "198.51.100.0/24": false} {
+		q := store.ConnectionQuery{Network: netip.MustParsePrefix(ip), From: base, To: base.Add(time.Hour), Limit: 100}
+		stmt, _, err := st.RequisitionRecords(t.Context(), q, func(*store.ConnectionRecord) error { return nil })
+		if err != nil || strings.Contains(stmt, "held_records") != union {
+			t.Errorf("%s: held copies in the statement %v, want %v (%v)\n%s", ip, !union, union, err, stmt)
+		}
 	}
 }
 
