@@ -77,6 +77,10 @@
 //     protocol empty, so path searches see only real requests. A JSON
 //     line that gives such a request and a $server_protocol anyway (nginx
 //     leaves it empty for one) contradicts itself and is quarantined.
+//   - A JSON line that gives a key connlog reads twice, or an envelope that
+//     gives its "message" (or "log") twice, is quarantined: nginx and the
+//     shippers write each key once, and JSON readers disagree on which of
+//     two values wins, so the record would depend on the reader.
 //   - Empty is not absent. With nginx's default escaping "-" means no
 //     Referer (User-Agent) header and "" a header sent empty; both the text
 //     and has_referer (has_user_agent) are stored, and `connlog parse`

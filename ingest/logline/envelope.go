@@ -13,7 +13,7 @@ import (
 //
 // A JSON object is an envelope only when it has a string "message" or "log"
 // member that the JSON log format does not map to a field (jf may be nil;
-// json_fields could name either key); otherwise
+// json_fields could name either key), and neither twice; otherwise
 // ok is false and the object is a log line itself. The returned line is a
 // new allocation when the envelope escaped anything in it (a combined
 // line's quotes always are).
@@ -26,6 +26,10 @@ func unwrapEnvelope(msg []byte, jf *jsonFormat, h *store.Hit) (line []byte, ok b
 		hostEsc     bool
 		fileEsc     bool
 		hasLogField bool
+		// twice: the envelope gives its line's key twice, and which of
+		// the two is the line depends on the reader.
+		twice    bool
+		lineKeys [2]bool // "message", "log" met
 	)
 	err := eachMember(msg, func(key []byte, _ bool, val []byte, kind byte, esc bool, _ int) bool {
 		k := str(key)
@@ -34,6 +38,12 @@ func unwrapEnvelope(msg []byte, jf *jsonFormat, h *store.Hit) (line []byte, ok b
 			if jf != nil && jf.table.get(key) != fIgnore {
 				hasLogField = true // a JSON log format claims this key
 			}
+			i := 0
+			if k == "log" {
+				i = 1
+			}
+			twice = twice || lineKeys[i]
+			lineKeys[i] = true
 			if !found || k == "message" {
 				inner, innerEsc, found = val, esc, true
 			}
@@ -57,7 +67,7 @@ func unwrapEnvelope(msg []byte, jf *jsonFormat, h *store.Hit) (line []byte, ok b
 		}
 		return true
 	})
-	if err != nil || !found || hasLogField {
+	if err != nil || !found || hasLogField || twice {
 		return nil, false
 	}
 	if innerEsc {

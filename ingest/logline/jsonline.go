@@ -35,25 +35,36 @@ type keyTable struct {
 }
 
 type keySlot struct {
-	key  string
-	f    field
+	key string
+	f   field
+	// bit is this key's own bit, for telling a key met twice in one line.
+	bit  uint64
 	used bool
 }
 
-func newKeyTable(keys map[string]field) keyTable {
+// maxJSONKeys is how many keys a JSON format may map: one bit each in the
+// mask [jsonFormat.parse] keeps of the keys a line has given.
+const maxJSONKeys = 64
+
+func newKeyTable(keys map[string]field) (keyTable, error) {
+	if len(keys) > maxJSONKeys {
+		return keyTable{}, fmt.Errorf("a JSON format maps %d keys; at most %d are read", len(keys), maxJSONKeys)
+	}
 	n := 8
 	for n < 2*len(keys) {
 		n *= 2
 	}
 	t := keyTable{slots: make([]keySlot, n), mask: uint32(n - 1)}
+	bit := uint64(1)
 	for k, f := range keys {
 		i := keyHash(k) & t.mask
 		for t.slots[i].used {
 			i = (i + 1) & t.mask
 		}
-		t.slots[i] = keySlot{key: k, f: f, used: true}
+		t.slots[i] = keySlot{key: k, f: f, bit: bit, used: true}
+		bit <<= 1
 	}
-	return t
+	return t, nil
 }
 
 func keyHash[S string | []byte](k S) uint32 {
@@ -67,16 +78,22 @@ func keyHash[S string | []byte](k S) uint32 {
 
 // get returns the field key holds, or fIgnore.
 func (t *keyTable) get(key []byte) field {
+	f, _ := t.lookup(key)
+	return f
+}
+
+// lookup returns the field key holds and the key's own bit, or fIgnore and 0.
+func (t *keyTable) lookup(key []byte) (field, uint64) {
 	if len(t.slots) == 0 {
-		return fIgnore
+		return fIgnore, 0
 	}
 	for i := keyHash(key) & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		if !s.used {
-			return fIgnore
+			return fIgnore, 0
 		}
 		if s.key == string(key) {
-			return s.f
+			return s.f, s.bit
 		}
 	}
 }
@@ -119,7 +136,10 @@ func newJSONFormat(overrides map[string]string) (*jsonFormat, error) {
 		}
 		jf.keys[key] = f
 	}
-	jf.table = newKeyTable(jf.keys)
+	var err error
+	if jf.table, err = newKeyTable(jf.keys); err != nil {
+		return nil, err
+	}
 	return jf, nil
 }
 
@@ -154,7 +174,10 @@ func jsonFormatFromLogFormat(src string) (*jsonFormat, error) {
 			hasAddr = true
 		}
 	}
-	jf.table = newKeyTable(jf.keys)
+	var err error
+	if jf.table, err = newKeyTable(jf.keys); err != nil {
+		return nil, err
+	}
 	if !hasTime || !hasAddr {
 		return nil, fmt.Errorf("JSON log_format needs a time ($msec, $time_iso8601 or $time_local) and $remote_addr as \"key\":\"$variable\" pairs")
 	}
@@ -165,18 +188,33 @@ func jsonFormatFromLogFormat(src string) (*jsonFormat, error) {
 // writes every variable as one), numbers or null; nested values are
 // skipped. A string with escapes is decoded into a new allocation; other
 // strings alias line.
+//
+// A key it reads that the line gives twice quarantines the line. nginx
+// writes each key of its log_format once; JSON readers disagree on which of
+// two values wins (the first, the last, an error), so the stored record
+// would depend on the reader, and a field such as "request" given twice
+// left the hit half one request and half the other.
 func (jf *jsonFormat) parse(line []byte, h *store.Hit, st *lineState) error {
 	var ferr error
+	var seen uint64
 	err := eachMember(line, func(key []byte, keyEsc bool, val []byte, kind byte, valEsc bool, pos int) bool {
 		if keyEsc {
 			key = unescapeJSON(key)
 		}
-		f := jf.table.get(key)
+		f, bit := jf.table.lookup(key)
 		if f == fIgnore && kind == 's' && (string(key) == "message" || string(key) == "log") {
 			ferr = errEnvelope // a shipper's envelope, not a log line
 			return false
 		}
-		if f == fIgnore || kind == '{' || kind == '[' || kind == 'n' {
+		if f == fIgnore {
+			return true
+		}
+		if seen&bit != 0 {
+			ferr = perr(string(key), pos, "given twice in the line")
+			return false
+		}
+		seen |= bit
+		if kind == '{' || kind == '[' || kind == 'n' {
 			return true
 		}
 		if valEsc {

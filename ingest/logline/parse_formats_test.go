@@ -187,6 +187,12 @@ func TestLineParserRejects(t *testing.T) {
 		{"envelope with an empty message", "c", `{"host":"web1","message":""}`},
 		{"envelope around junk", "c", `{"host":"web1","message":"junk"}`},
 		{"syslog header around junk", "x", "<190>Nov 22 11:00:00 web6 nginx: junk"},
+		// FuzzSyslog's find: the second "request" left the hit half one
+		// request (method, path) and half the other (raw_request).
+		{"JSON request twice", "j", `{"time":"2000-01-01 00:00:00+00:00","remote_addr":"0::","request":"0 /0\b\b","request":"0"}`},
+		{"JSON address twice", "j", `{"msec":"1795345200.000","remote_addr":"1.2.3.4","remote_addr":"1.2.3.5"}`},
+		{"JSON ignored-type key twice", "j", `{"msec":"1795345200.000","remote_addr":"1.2.3.4","status":null,"status":"200"}`},
+		{"envelope message twice", "c", `{"host":"web1","message":"x","message":` + jsonString(combinedIn) + `}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +206,24 @@ func TestLineParserRejects(t *testing.T) {
 				t.Errorf("error %q quotes the line", err)
 			}
 		})
+	}
+}
+
+// TestJSONAliasesOfOneFieldAreNotAKeyGivenTwice: only the same key twice
+// is a contradiction; a field's nginx name and an alias in one line are
+// two keys (the later wins, as for $time_local and $msec).
+func TestJSONAliasesOfOneFieldAreNotAKeyGivenTwice(t *testing.T) {
+	p, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h store.Hit
+	line := `{"msec":"1795345200.000","remote_addr":"1.2.3.4","user_agent":"a","http_user_agent":"b","request":"GET / HTTP/1.1"}`
+	if err := p.Parse("t", []byte(line), &h); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if h.UserAgent != "b" || h.Path != "/" {
+		t.Errorf("user agent %q, path %q", h.UserAgent, h.Path)
 	}
 }
 
