@@ -107,7 +107,9 @@
 // of the body. The HTTP trailers X-Connlog-Rows, X-Connlog-Truncated and
 // X-Connlog-Sha256 carry the same figures to the client. A failure after the
 // first byte cuts the connection, so a partial export cannot pass for a
-// whole one.
+// whole one. A CSV export has one column per field of the JSON row, empty
+// where the JSON leaves the field out; the access log's client_text and
+// raw_request are its last two columns.
 //
 // A browser that holds its token in page memory (the web console, package
 // console) cannot put it in a link; it mints a download ticket instead:

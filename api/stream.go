@@ -212,16 +212,18 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 }
 
 // accessHeader is the CSV header of access-log exports, in the order of
-// accessRow.csvRecord.
+// accessRow.csvRecord: the JSON row's fields, client_text and raw_request
+// last because they came later (a test checks that both carry the same
+// fields).
 var accessHeader = []string{"time", "client_ip", "client_port", "peer_ip", "forwarded_for", "server_addr", "server_port", "site",
 	"method", "path", "query", "protocol", "status", "bytes", "referer", "user_agent", "request_time_ms", "upstream", "request_id",
-	"user", "tls_protocol", "topic", "partition", "offset"}
+	"user", "tls_protocol", "topic", "partition", "offset", "client_text", "raw_request"}
 
 func (a *accessRow) csvRecord(dst []string) []string {
 	return append(dst, a.Time, a.ClientIP, port(a.ClientPort), a.PeerIP, a.ForwardedFor, a.ServerAddr, port(a.ServerPort), a.Site,
 		a.Method, a.Path, a.Query, a.Protocol, strconv.Itoa(int(a.Status)), strconv.FormatUint(a.Bytes, 10), a.Referer, a.UserAgent,
 		strconv.FormatInt(a.RequestTimeMS, 10), a.Upstream, a.RequestID, a.User, a.TLSProtocol, a.Topic,
-		strconv.Itoa(int(a.Partition)), strconv.FormatInt(a.Offset, 10))
+		strconv.Itoa(int(a.Partition)), strconv.FormatInt(a.Offset, 10), a.ClientText, a.RawRequest)
 }
 
 // port writes a port, "" when absent.

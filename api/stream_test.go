@@ -2,10 +2,12 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,5 +58,65 @@ func TestExportAuditOrderAndFailures(t *testing.T) {
 	a := env.store.auditRows()
 	if len(a) != 2 || a[1].Outcome != outcomeInterrupted || a[1].Status != 503 || !strings.Contains(a[1].Reason, "connection refused") {
 		t.Errorf("audit rows %+v", a)
+	}
+}
+
+// TestCSVCarriesEveryFieldOfTheJSONRow: an export is the same evidence in
+// either format. The access log's CSV once lacked client_text and
+// raw_request, so a request that was not HTTP exported as an empty one.
+func TestCSVCarriesEveryFieldOfTheJSONRow(t *testing.T) {
+	for _, tc := range []struct {
+		row    any
+		header []string
+		record func(row any) []string
+	}{
+		{accessRow{}, accessHeader, func(row any) []string { return row.(*accessRow).csvRecord(nil) }},
+		{connectionRow{}, connectionHeader, func(row any) []string { return row.(*connectionRow).csvRecord(nil) }},
+	} {
+		typ := reflect.TypeOf(tc.row)
+		var tags []string
+		for f := range typ.Fields() {
+			tags = append(tags, strings.Split(f.Tag.Get("json"), ",")[0])
+		}
+		got := append([]string(nil), tc.header...)
+		slices.Sort(got)
+		slices.Sort(tags)
+		if !slices.Equal(got, tags) {
+			t.Errorf("%s: CSV header %v, JSON fields %v", typ.Name(), got, tags)
+		}
+		// Each column holds its own field: filled with distinct values,
+		// cell i is the value of the field named by header i.
+		row := reflect.New(typ)
+		fillDistinct(row.Interface())
+		want := map[string]string{}
+		for i := range typ.NumField() {
+			want[strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]] = fmt.Sprint(row.Elem().Field(i).Interface())
+		}
+		rec := tc.record(row.Interface())
+		if len(rec) != len(tc.header) {
+			t.Fatalf("%s: %d cells for %d columns", typ.Name(), len(rec), len(tc.header))
+		}
+		for i, v := range rec {
+			if v != want[tc.header[i]] {
+				t.Errorf("%s: column %s holds %q, want %q", typ.Name(), tc.header[i], v, want[tc.header[i]])
+			}
+		}
+	}
+}
+
+// fillDistinct sets every field of the struct p points to to a value no
+// other field has: strings their field name, numbers their index+1.
+func fillDistinct(p any) {
+	v := reflect.ValueOf(p).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int32, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Uint16, reflect.Uint64:
+			f.SetUint(uint64(i + 1))
+		}
 	}
 }
