@@ -385,6 +385,8 @@ func TestRedactRawUserinfoAndAPIKeys(t *testing.T) {
 		{`garbage GET /login?user=a&password=hunter2&x=1 "https://u:pw@r.example/?token=t#f"`, `garbage GET /login?user=a&password=REDACTED&x=1 "https://u:REDACTED@r.example/?token=REDACTED#f"`},
 		{`{"request":"GET /?api_key=k&auth=a HTTP/1.1","status":"x"}`, `{"request":"GET /?api_key=REDACTED&auth=REDACTED HTTP/1.1","status":"x"}`},
 		{`nothing secret here: /?a=1`, `nothing secret here: /?a=1`},
+		// an empty password hides nothing (FuzzEscapeNone's find: "://:@")
+		{`ref "https://u:@r.example/" "://:@"`, `ref "https://u:@r.example/" "://:@"`},
 	} {
 		in := []byte(tt.in)
 		if got := string(p.RedactRaw(in)); got != tt.want {

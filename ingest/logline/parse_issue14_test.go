@@ -209,6 +209,14 @@ func FuzzEscapeNone(f *testing.F) {
 				got += " " + h.Protocol
 			}
 		}
+		if h.Redacted {
+			// A secret (a password in a URL, a secret query parameter) is
+			// replaced by RedactedValue: the rest of the field is as written.
+			if !inLine([]byte(req), got) || !inLine([]byte(ref), h.Referer) {
+				t.Fatalf("line %q redacted as request %q referer %q", line, got, h.Referer)
+			}
+			got, h.Referer = req, ref
+		}
 		if got != req || h.User != user || h.Referer != ref || h.UserAgent != ua || h.Status != 200 || h.BytesSent != 5 {
 			t.Fatalf("line %q read as request %q user %q referer %q agent %q status %d bytes %d", line, got, h.User, h.Referer, h.UserAgent, h.Status, h.BytesSent)
 		}

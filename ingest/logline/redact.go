@@ -159,7 +159,8 @@ func (r redactor) raw(b []byte) []byte {
 }
 
 // redactUserinfo replaces the password of each "scheme://user:password@"
-// in s by [RedactedValue] and reports whether it changed anything. The user
+// in s by [RedactedValue] (an empty one is left as it is) and reports
+// whether it changed anything. The user
 // information ends at the last '@' before the authority ends ('/', '?',
 // '#', a space, a quote or a backslash: the end of the URL in a log line).
 func redactUserinfo(s string) (string, bool) {
@@ -192,8 +193,8 @@ func redactUserinfo(s string) (string, bool) {
 			continue
 		}
 		pw, pwEnd := start+colon+1, start+at
-		if s[pw:pwEnd] == RedactedValue {
-			continue
+		if pw == pwEnd || s[pw:pwEnd] == RedactedValue {
+			continue // an empty password hides nothing: the text stays as logged
 		}
 		b.WriteString(s[last:pw])
 		b.WriteString(RedactedValue)
