@@ -187,7 +187,9 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 		q.Timeout = s.cfg.Search.ExportTimeout
 		return &stream{format: format, header: connectionHeader, run: func(ctx context.Context, emit func(streamRow) error) error {
 			var row connectionRow
-			return s.store.EachConnection(ctx, q, func(r *store.ConnectionRecord) error {
+			return pipelined(ctx, func(ctx context.Context, fn func(*store.ConnectionRecord) error) error {
+				return s.store.EachConnection(ctx, q, fn)
+			}, func(r *store.ConnectionRecord) error {
 				row = newConnectionRow(r)
 				return emit(&row)
 			})

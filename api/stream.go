@@ -242,9 +242,86 @@ func (s *Server) accessStream(q store.AccessQuery, format string) *stream {
 	q.Timeout = s.cfg.Search.ExportTimeout
 	return &stream{format: format, header: accessHeader, run: func(ctx context.Context, emit func(streamRow) error) error {
 		var row accessRow
-		return s.store.EachAccess(ctx, q, func(h *store.Hit) error {
+		return pipelined(ctx, func(ctx context.Context, fn func(*store.Hit) error) error {
+			return s.store.EachAccess(ctx, q, fn)
+		}, func(h *store.Hit) error {
 			row = newAccessRow(h)
 			return emit(&row)
 		})
 	}}
+}
+
+// chunkRows is how many rows [pipelined] hands over at a time.
+const chunkRows = 256
+
+// pipelined calls fn for each row that each produces, in order, with each
+// running in a goroutine of its own: reading the engine's answer (decoding
+// and scanning its columns) and encoding the export (formatting, CSV or
+// JSON, SHA-256) then run side by side instead of one after the other,
+// which is most of an export's time. Rows cross in chunks of chunkRows
+// copies, at most three chunks in flight, so memory stays bounded and a
+// slow client still slows the query. An error from fn (errStop at the
+// export bound, a client gone) cancels each and is returned as is; an
+// error from each is returned after fn has seen every row before it, as
+// when they ran in one goroutine. T's values must not share memory that
+// each reuses: the store's rows hold only their own strings.
+func pipelined[T any](ctx context.Context, each func(context.Context, func(*T) error) error, fn func(*T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	const inFlight = 3
+	full := make(chan []T, inFlight)
+	free := make(chan []T, inFlight)
+	for range inFlight {
+		free <- make([]T, 0, chunkRows)
+	}
+	var eachErr error
+	go func() {
+		defer close(full)
+		chunk := <-free
+		send := func() error {
+			select {
+			case full <- chunk:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			select {
+			case chunk = <-free:
+				chunk = chunk[:0]
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		eachErr = each(ctx, func(row *T) error {
+			chunk = append(chunk, *row)
+			if len(chunk) < chunkRows {
+				return nil
+			}
+			return send()
+		})
+		if len(chunk) > 0 {
+			// the rows before the end, or before each's error
+			select {
+			case full <- chunk:
+			case <-ctx.Done():
+				if eachErr == nil {
+					eachErr = context.Cause(ctx) // never a short export passed as whole
+				}
+			}
+		}
+	}()
+	var fnErr error
+	for chunk := range full {
+		for i := 0; fnErr == nil && i < len(chunk); i++ {
+			if fnErr = fn(&chunk[i]); fnErr != nil {
+				cancel(fnErr)
+			}
+		}
+		free <- chunk
+	}
+	// full is closed: the goroutine has returned and eachErr is set.
+	if fnErr != nil {
+		return fnErr
+	}
+	return eachErr
 }

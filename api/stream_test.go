@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -118,5 +119,62 @@ func fillDistinct(p any) {
 		case reflect.Uint16, reflect.Uint64:
 			f.SetUint(uint64(i + 1))
 		}
+	}
+}
+
+// TestPipelinedKeepsOrderErrorsAndBounds: the export's reader goroutine
+// changes nothing a client can see: every row in order, fn's error as is
+// (and the reader stopped soon after), the reader's error after the rows
+// before it.
+func TestPipelinedKeepsOrderErrorsAndBounds(t *testing.T) {
+	errRead := errors.New("read failed")
+	for _, tc := range []struct {
+		name      string
+		rows      int   // rows the reader has
+		readErr   error // the reader fails after its rows
+		stopAt    int   // fn fails at this row (-1: never)
+		wantSeen  int
+		wantError error
+	}{
+		{"whole", 1000, nil, -1, 1000, nil},
+		{"empty", 0, nil, -1, 0, nil},
+		{"one chunk exactly", chunkRows, nil, -1, chunkRows, nil},
+		{"fn stops", 100_000, nil, 300, 301, errStop},
+		{"reader fails", 600, errRead, -1, 600, errRead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			produced := 0
+			each := func(ctx context.Context, fn func(*int) error) error {
+				for i := range tc.rows {
+					produced++
+					v := i
+					if err := fn(&v); err != nil {
+						return err
+					}
+				}
+				return tc.readErr
+			}
+			seen := 0
+			err := pipelined(t.Context(), each, func(v *int) error {
+				if *v != seen {
+					t.Fatalf("row %d arrived as row %d", *v, seen)
+				}
+				seen++
+				if *v == tc.stopAt {
+					return errStop
+				}
+				return nil
+			})
+			if !errors.Is(err, tc.wantError) || (tc.wantError == nil && err != nil) {
+				t.Fatalf("pipelined = %v, want %v", err, tc.wantError)
+			}
+			if seen != tc.wantSeen {
+				t.Errorf("fn saw %d rows, want %d", seen, tc.wantSeen)
+			}
+			// The reader runs at most the chunks in flight ahead of fn.
+			if tc.stopAt >= 0 && produced > tc.stopAt+1+4*chunkRows {
+				t.Errorf("the reader went on to row %d after fn stopped at %d", produced, tc.stopAt)
+			}
+		})
 	}
 }
