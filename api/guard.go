@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/connlog/connlog/api/auth"
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store/audit"
 )
 
@@ -154,7 +155,7 @@ func (s *Server) guard(r *http.Request, c *call, role string, h dataHandler) (_ 
 		raw = r.URL.Query().Get("purpose")
 	}
 	raw = strings.TrimSpace(raw)
-	c.purpose = truncate(strings.ToValidUTF8(raw, "\uFFFD"), maxPurpose)
+	c.purpose = textcut.ValidRunes(raw, maxPurpose)
 
 	who, err := s.authn.Authenticate(r)
 	c.who = who // may be set on a refusal too, for the audit row
@@ -209,21 +210,10 @@ func checkPurpose(p string) error {
 	return nil
 }
 
-// truncate cuts s to at most n runes.
-func truncate(s string, n int) string {
-	for i := range s {
-		if n == 0 {
-			return s[:i]
-		}
-		n--
-	}
-	return s
-}
-
 // noRoute answers, after the guard, requests under /v1/ that match no data
 // endpoint.
 func (s *Server) noRoute(r *http.Request, c *call) (any, error) {
-	what := truncate(strings.ToValidUTF8(r.URL.Path, "\uFFFD"), 200)
+	what := textcut.ValidRunes(r.URL.Path, 200)
 	if s.dataPaths[r.URL.Path] {
 		return nil, &apiError{code: CodeMethodNotAllowed, msg: "this endpoint only answers GET", reason: "method " + r.Method}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connlog/connlog/api/auth"
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store/legal"
 )
 
@@ -106,7 +107,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
 	}
-	c.filters = canonical(map[string]any{"reference": truncate(in.Reference, 100), "requisition": truncate(in.RequisitionID, 100)})
+	c.filters = canonical(map[string]any{"reference": textcut.Runes(in.Reference, 100), "requisition": textcut.Runes(in.RequisitionID, 100)})
 	now := s.now().UTC()
 	expires, err := parseTime("expires", in.Expires)
 	if err != nil {
@@ -171,7 +172,7 @@ func (s *Server) createHold(r *http.Request, c *call) (any, error) {
 	for _, h := range out.Holds {
 		ids = append(ids, h.ID)
 	}
-	c.filters = canonical(map[string]any{"reference": truncate(in.Reference, 100), "requisition": truncate(in.RequisitionID, 100), "holds": strings.Join(ids, ",")})
+	c.filters = canonical(map[string]any{"reference": textcut.Runes(in.Reference, 100), "requisition": textcut.Runes(in.RequisitionID, 100), "holds": strings.Join(ids, ",")})
 	return out, nil
 }
 
@@ -203,8 +204,8 @@ func (s *Server) releaseHold(r *http.Request, c *call) (any, error) {
 		return nil, err
 	}
 	id := r.PathValue("id")
-	c.filters = canonical(map[string]any{"hold": truncate(strings.ToValidUTF8(id, "\uFFFD"), 100)})
-	notFound := &apiError{code: CodeNotFound, msg: "no such hold", reason: "hold " + truncate(id, 100) + " not found"}
+	c.filters = canonical(map[string]any{"hold": textcut.ValidRunes(id, 100)})
+	notFound := &apiError{code: CodeNotFound, msg: "no such hold", reason: "hold " + textcut.Runes(id, 100) + " not found"}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	hs, err := s.holds.ListHolds(ctx)

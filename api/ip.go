@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store"
 )
 
@@ -62,10 +63,10 @@ func valueCounts(vs []store.ValueCount) []valueCount {
 func (s *Server) ipSummary(r *http.Request, c *call) (any, error) {
 	params := r.URL.Query()
 	raw := r.PathValue("ip")
-	m := map[string]any{"ip": truncate(raw, 100)}
+	m := map[string]any{"ip": textcut.Runes(raw, 100)}
 	for _, n := range ipParams.filters {
 		if v := params.Get(n); v != "" {
-			m[n] = truncate(v, 100)
+			m[n] = textcut.Runes(v, 100)
 		}
 	}
 	c.filters = canonical(m)

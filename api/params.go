@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
+
+	"github.com/connlog/connlog/internal/textcut"
 )
 
 // paramSet declares the query parameters one endpoint accepts: its
@@ -36,7 +37,7 @@ func (ps paramSet) accepts(name string) bool {
 func (ps paramSet) check(params url.Values) error {
 	for name, vs := range params {
 		if !ps.accepts(name) {
-			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q for %s", truncate(strings.ToValidUTF8(name, "\uFFFD"), 40), ps.endpoint))
+			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q for %s", textcut.ValidRunes(name, 40), ps.endpoint))
 		}
 		if len(vs) > 1 {
 			return errorf(CodeBadRequest, fmt.Sprintf("parameter %q given more than once", name))
@@ -61,7 +62,7 @@ func rawFilters(params url.Values, names ...string) string {
 	m := map[string]any{}
 	for _, n := range names {
 		if vs, ok := params[n]; ok && len(vs) > 0 {
-			m[n] = truncate(strings.ToValidUTF8(vs[0], "\uFFFD"), 100)
+			m[n] = textcut.ValidRunes(vs[0], 100)
 		}
 	}
 	return canonical(m)

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/connlog/connlog/api/auth"
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store/integrity"
 	"github.com/connlog/connlog/store/legal"
 	"github.com/connlog/connlog/store/legal/export"
@@ -125,7 +126,7 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &apiError{code: CodeBadRequest, msg: "the body must be one JSON object with the documented fields", reason: "body: " + truncate(err.Error(), 200)}
+		return &apiError{code: CodeBadRequest, msg: "the body must be one JSON object with the documented fields", reason: "body: " + textcut.Runes(err.Error(), 200)}
 	}
 	if dec.More() {
 		return errorf(CodeBadRequest, "the body must be one JSON object")
@@ -181,7 +182,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
 	}
-	c.filters = canonical(map[string]any{"procedure_reference": truncate(in.ProcedureRef, 100), "article": truncate(in.Article, 20), "selectors": len(in.Selectors)})
+	c.filters = canonical(map[string]any{"procedure_reference": textcut.Runes(in.ProcedureRef, 100), "article": textcut.Runes(in.Article, 20), "selectors": len(in.Selectors)})
 	for _, f := range []struct {
 		name, v  string
 		required bool
@@ -239,7 +240,7 @@ func (s *Server) createRequisition(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, storeError(r.Context(), err)
 	}
-	c.filters = canonical(map[string]any{"requisition": req.ID, "procedure_reference": truncate(req.ProcedureRef, 100), "article": req.Article, "selectors": len(req.Selectors)})
+	c.filters = canonical(map[string]any{"requisition": req.ID, "procedure_reference": textcut.Runes(req.ProcedureRef, 100), "article": req.Article, "selectors": len(req.Selectors)})
 	return s.view(req), nil
 }
 
@@ -304,7 +305,7 @@ func (s *Server) listRequisitions(r *http.Request, c *call) (any, error) {
 func noParams(r *http.Request) error {
 	for name := range r.URL.Query() {
 		if name != "purpose" {
-			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
+			return errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", textcut.Runes(name, 40)))
 		}
 	}
 	return nil
@@ -314,8 +315,8 @@ func noParams(r *http.Request) error {
 // the caller may see it.
 func (s *Server) loadRequisition(r *http.Request, c *call) (legal.Requisition, error) {
 	id := r.PathValue("id")
-	c.filters = canonical(map[string]any{"requisition": truncate(strings.ToValidUTF8(id, "\uFFFD"), 100)})
-	notFound := &apiError{code: CodeNotFound, msg: "no such requisition", reason: "requisition " + truncate(id, 100) + " not found"}
+	c.filters = canonical(map[string]any{"requisition": textcut.ValidRunes(id, 100)})
+	notFound := &apiError{code: CodeNotFound, msg: "no such requisition", reason: "requisition " + textcut.Runes(id, 100) + " not found"}
 	if len(id) > 100 {
 		return legal.Requisition{}, notFound
 	}
@@ -397,7 +398,7 @@ func (s *Server) downloadExport(r *http.Request, c *call) (any, error) {
 		case "sha256":
 			want = strings.ToLower(vs[0])
 		default:
-			return nil, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", truncate(name, 40)))
+			return nil, errorf(CodeBadRequest, fmt.Sprintf("unknown parameter %q", textcut.Runes(name, 40)))
 		}
 	}
 	req, err := s.loadRequisition(r, c)

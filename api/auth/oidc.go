@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/connlog/connlog/console"
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store"
 )
 
@@ -337,7 +338,7 @@ func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) 
 	if name == "" {
 		name = subject
 	}
-	name = printable(name, 200)
+	name = textcut.ValidRunes(name, 200)
 	p := &Principal{Name: name}
 	if a.cfg.SitesClaim != "" {
 		p.Sites = claimStrings(claims[a.cfg.SitesClaim])
@@ -356,7 +357,7 @@ func (a *oidcAuth) principal(subject string, claims map[string]json.RawMessage) 
 		return p, nil
 	case 0:
 		return p, refuse(Forbidden, "your identity gives no connlog role; ask an administrator",
-			fmt.Sprintf("jwt claim %s %q maps to no role", a.cfg.RoleClaim, truncate(strings.Join(values, ","), 200)))
+			fmt.Sprintf("jwt claim %s %q maps to no role", a.cfg.RoleClaim, textcut.Runes(strings.Join(values, ","), 200)))
 	default:
 		return p, refuse(Forbidden, "your identity gives several connlog roles; one credential must have one role",
 			fmt.Sprintf("jwt claim %s maps to roles %s", a.cfg.RoleClaim, strings.Join(found, ",")))

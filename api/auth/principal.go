@@ -2,7 +2,6 @@ package auth
 
 import (
 	"slices"
-	"strings"
 )
 
 // Roles a credential may carry. A role names what its holder may read;
@@ -72,17 +71,3 @@ func (e *Error) Unwrap() error { return e.err }
 func refuse(kind Kind, msg, reason string) *Error {
 	return &Error{Kind: kind, Msg: msg, Reason: reason}
 }
-
-// truncate cuts s to at most n runes.
-func truncate(s string, n int) string {
-	for i := range s {
-		if n == 0 {
-			return s[:i]
-		}
-		n--
-	}
-	return s
-}
-
-// printable makes s valid UTF-8 and at most n runes long.
-func printable(s string, n int) string { return truncate(strings.ToValidUTF8(s, "\uFFFD"), n) }

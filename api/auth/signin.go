@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store"
 )
 
@@ -191,10 +192,10 @@ func (a *Authenticator) FinishSignIn(r *http.Request) (*Principal, error) {
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if !errors.As(err, &re) {
-			return nil, refuse(Unavailable, "the identity provider cannot be reached to finish the sign-in; try again later", "oidc token exchange: "+truncate(err.Error(), 300))
+			return nil, refuse(Unavailable, "the identity provider cannot be reached to finish the sign-in; try again later", "oidc token exchange: "+textcut.Runes(err.Error(), 300))
 		}
 		return nil, signInRefused("the identity provider refused the sign-in code (used, expired, or not for this sign-in); sign in again",
-			"token exchange refused: "+printable(re.ErrorCode+" "+re.ErrorDescription, 200))
+			"token exchange refused: "+textcut.ValidRunes(re.ErrorCode+" "+re.ErrorDescription, 200))
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {

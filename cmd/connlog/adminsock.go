@@ -11,11 +11,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/connlog/connlog/internal/textcut"
 	"github.com/connlog/connlog/store/audit"
 )
 
@@ -210,7 +210,7 @@ func (s *adminServer) serve(ctx context.Context, conn *net.UnixConn, entry *audi
 	}
 	conn.SetReadDeadline(time.Time{}) //nolint:errcheck // nothing more is read
 	entry.Endpoint = "connlog " + r.Command
-	entry.Purpose = truncateRunes(r.Purpose, 200)
+	entry.Purpose = textcut.ValidRunes(r.Purpose, 200)
 	entry.Filters = r.filters()
 	if err := r.validate(); err != nil {
 		resp.Error = err.Error()
@@ -240,15 +240,6 @@ func outcome(status int) string {
 		return "invalid"
 	}
 	return "error"
-}
-
-// truncateRunes cuts s, made valid UTF-8, to at most n runes.
-func truncateRunes(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n])
-	}
-	return s
 }
 
 // viaAdminSocket sends r to the instance answering on the admin socket at
