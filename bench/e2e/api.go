@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -291,46 +289,27 @@ func searchURL(api, network string, from, to time.Time) string {
 // measure runs do n times (after 10 unmeasured warm-up calls) one at a
 // time and records the latency of each.
 func measure(name string, n int, do func() (rows int, truncated bool, err error)) latency {
-	l := latency{Name: name, Requests: n}
-	// times holds each measured request's latency and its position in
-	// the run, sorted by latency once the run is over.
-	type timed struct {
-		i  int
-		el time.Duration
+	type answer struct {
+		rows      int
+		truncated bool
 	}
-	var times []timed
-	var rows int
-	for i := range n + 10 {
+	s, got := latencies(n, 10, func() (answer, time.Duration, error) {
 		start := time.Now()
-		got, trunc, err := do()
-		el := time.Since(start)
-		if i < 10 {
-			continue
-		}
-		if err != nil {
-			l.Errors++
-			if l.FirstErr == "" {
-				l.FirstErr = err.Error()
-			}
-			continue
-		}
-		times = append(times, timed{i - 10, el})
-		rows += got
-		if trunc {
+		rows, trunc, err := do()
+		return answer{rows, trunc}, time.Since(start), err
+	})
+	l := latency{Name: name, Requests: n, Errors: s.Errors, FirstErr: s.FirstErr, P50: s.P50, P99: s.P99, Max: s.Max, Slowest: s.Slowest}
+	if len(got) == 0 {
+		return l
+	}
+	var rows int
+	for _, a := range got {
+		rows += a.rows
+		if a.truncated {
 			l.Truncated++
 		}
 	}
-	if len(times) == 0 {
-		return l
-	}
-	slices.SortStableFunc(times, func(a, b timed) int { return cmp.Compare(a.el, b.el) })
-	for k := len(times) - 1; k >= max(0, len(times)-3); k-- {
-		l.Slowest = append(l.Slowest, fmt.Sprintf("#%d %s", times[k].i, times[k].el.Round(100*time.Microsecond)))
-	}
-	l.P50 = times[len(times)/2].el
-	l.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)].el
-	l.Max = times[len(times)-1].el
-	l.MeanRows = float64(rows) / float64(len(times))
+	l.MeanRows = float64(rows) / float64(len(got))
 	return l
 }
 

@@ -34,6 +34,7 @@ type e2eResult struct {
 }
 
 func (r e2eResult) linesPerSec() float64 { return float64(r.Lines) / r.Wall.Seconds() }
+
 // usPerLine is d in microseconds per line.
 func (r e2eResult) usPerLine(d time.Duration) float64 {
 	return float64(d.Microseconds()) / float64(r.Lines)

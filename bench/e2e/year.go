@@ -414,32 +414,20 @@ func (a readStats) div(n float64) readStats {
 
 // apiProfile is engineProfile's timing of do, without read statistics.
 func apiProfile(kind string, n int, do func() (int, bool, error)) engineRun {
-	e := engineRun{Kind: kind, Variant: "through the API, the same targets", Requests: n}
-	var times []time.Duration
-	var rows float64
-	for i := range n + 3 {
+	s, got := latencies(n, 3, func() (int, time.Duration, error) {
 		t0 := time.Now()
-		got, _, err := do()
-		el := time.Since(t0)
-		if i < 3 {
-			continue
-		}
-		if err != nil {
-			e.Errors++
-			if e.FirstErr == "" {
-				e.FirstErr = err.Error()
-			}
-			continue
-		}
-		times = append(times, el)
-		rows += float64(got)
-	}
-	if len(times) == 0 {
+		rows, _, err := do()
+		return rows, time.Since(t0), err
+	})
+	e := engineRun{Kind: kind, Variant: "through the API, the same targets", Requests: n, Errors: s.Errors, FirstErr: s.FirstErr, P50: s.P50, P99: s.P99, Max: s.Max}
+	if len(got) == 0 {
 		return e
 	}
-	slices.Sort(times)
-	e.P50, e.P99, e.Max = times[len(times)/2], times[min(len(times)-1, (len(times)*99+99)/100-1)], times[len(times)-1]
-	e.Rows = rows / float64(len(times))
+	var rows float64
+	for _, r := range got {
+		rows += float64(r)
+	}
+	e.Rows = rows / float64(len(got))
 	return e
 }
 
@@ -448,15 +436,15 @@ func apiProfile(kind string, n int, do func() (int, bool, error)) engineRun {
 // what the statement selected and read (connlog's own background
 // statements, a few small ones a second, count too).
 func engineProfile(ctx context.Context, in *instance, kind, variant string, n int, sql string, settings url.Values, gen func() search) engineRun {
-	e := engineRun{Kind: kind, Variant: variant, Requests: n}
-	var times []time.Duration
-	var rows float64
-	var read readStats
-	for i := range n + 3 {
+	// statement is one run of sql: the rows it returned and what it read.
+	type statement struct {
+		rows float64
+		read readStats
+	}
+	s, got := latencies(n, 3, func() (statement, time.Duration, error) {
 		p, err := gen().params()
 		if err != nil {
-			e.Errors++
-			continue
+			return statement{}, 0, err
 		}
 		for k, v := range settings {
 			p[k] = v
@@ -472,28 +460,24 @@ func engineProfile(ctx context.Context, in *instance, kind, variant string, n in
 		if err == nil {
 			after, err = events(ctx, in)
 		}
-		if i < 3 {
-			continue
-		}
-		if err != nil {
-			e.Errors++
-			if e.FirstErr == "" {
-				e.FirstErr = err.Error()
-			}
-			continue
-		}
-		times = append(times, el)
+		var st statement
 		if out != "" {
-			rows += float64(strings.Count(out, "\n") + 1)
+			st.rows = float64(strings.Count(out, "\n") + 1)
 		}
-		read = read.add(after.sub(before))
-	}
-	if len(times) == 0 {
+		st.read = after.sub(before)
+		return st, el, err
+	})
+	e := engineRun{Kind: kind, Variant: variant, Requests: n, Errors: s.Errors, FirstErr: s.FirstErr, P50: s.P50, P99: s.P99, Max: s.Max}
+	if len(got) == 0 {
 		return e
 	}
-	slices.Sort(times)
-	e.P50, e.P99, e.Max = times[len(times)/2], times[min(len(times)-1, (len(times)*99+99)/100-1)], times[len(times)-1]
-	e.Rows, e.Read = rows/float64(len(times)), read.div(float64(len(times)))
+	var rows float64
+	var read readStats
+	for _, st := range got {
+		rows += st.rows
+		read = read.add(st.read)
+	}
+	e.Rows, e.Read = rows/float64(len(got)), read.div(float64(len(got)))
 	return e
 }
 
