@@ -109,7 +109,11 @@
 // first byte cuts the connection, so a partial export cannot pass for a
 // whole one. A CSV export has one column per field of the JSON row, empty
 // where the JSON leaves the field out; the access log's client_text and
-// raw_request are its last two columns.
+// raw_request are its last two columns. Values from logs are hostile in a
+// spreadsheet too: a CSV cell that would begin with = + - @ tab CR or '
+// has one ' in front, so that Excel or LibreOffice shows it as text instead
+// of running it as a formula (strip one leading ' for the stored value;
+// NDJSON is never altered).
 //
 // A browser that holds its token in page memory (the web console, package
 // console) cannot put it in a link; it mints a download ticket instead:

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connlog/connlog/internal/csvcell"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 )
@@ -147,6 +148,9 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		rows++
 		if st.format == mediaCSV {
 			record = row.csvRecord(record[:0])
+			for i, v := range record {
+				record[i] = csvcell.Safe(v) // never a formula in a spreadsheet
+			}
 			if err := cw.Write(record); err != nil {
 				return err
 			}

