@@ -345,8 +345,8 @@ func benchYear(ctx context.Context, in *instance, rows, clients int64, requests,
 		"from": {end.Add(-7 * 24 * time.Hour).Format(time.RFC3339)},
 		"to":   {end.Format(time.RFC3339)},
 	}
-	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = exportPath(ctx, in.api, tok, "/v1/access", q)
-	r.ConnExportRows, r.ConnExportBytes, r.ConnExportWall, r.ConnExportNote = exportPath(ctx, in.api, tok, "/v1/connections", q)
+	r.ExportRows, r.ExportBytes, r.ExportWall, r.ExportNote = exportMedian(ctx, in.api, tok, "/v1/access", q)
+	r.ConnExportRows, r.ConnExportBytes, r.ConnExportWall, r.ConnExportNote = exportMedian(ctx, in.api, tok, "/v1/connections", q)
 	return r
 }
 
