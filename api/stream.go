@@ -285,6 +285,7 @@ func pipelined[T any](ctx context.Context, each func(context.Context, func(*T) e
 		send := func() error {
 			select {
 			case full <- chunk:
+				chunk = nil // fn's now: never sent twice
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}

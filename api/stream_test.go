@@ -209,3 +209,36 @@ func TestCSVCellsNeverRunAsFormulas(t *testing.T) {
 		t.Errorf("NDJSON %q: %v", nd, err)
 	}
 }
+
+// TestPipelinedTimeoutEndsInAnErrorWithoutARowTwice: the export's deadline
+// passing while the reader waits for a free chunk is an error (the export
+// was cut, never passed as whole), and no chunk reaches fn twice.
+func TestPipelinedTimeoutEndsInAnErrorWithoutARowTwice(t *testing.T) {
+	for range 50 {
+		ctx, cancel := context.WithCancel(t.Context())
+		each := func(ctx context.Context, fn func(*int) error) error {
+			for i := range 100_000 {
+				v := i
+				if err := fn(&v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		seen := 0
+		err := pipelined(ctx, each, func(v *int) error {
+			if *v != seen {
+				t.Fatalf("row %d arrived as row %d", *v, seen)
+			}
+			seen++
+			if seen == 3*chunkRows+7 {
+				cancel() // the deadline passes while the reader is ahead
+			}
+			return nil
+		})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("pipelined = %v after %d rows, want the context's error", err, seen)
+		}
+	}
+}
