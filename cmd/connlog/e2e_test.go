@@ -415,12 +415,18 @@ func TestAPIRefusalsAreAudited(t *testing.T) {
 	in := startConnlog(t, "", "CONNLOG_API_BAD_CREDENTIALS_AUDIT_WINDOW=1s")
 	q := "/v1/access?ip=203.0.113.7&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"
 	firstRefusal := time.Now()
+	// Audit times have millisecond precision and the trail is read in
+	// time order: two requests within one millisecond would leave their
+	// order to the engine (CI saw the 400 before the 401 once).
+	apart := func() { time.Sleep(3 * time.Millisecond) }
 	if code, body := in.get(q, nil); code != 401 {
 		t.Errorf("no token: %d %s, want 401", code, body)
 	}
+	apart()
 	if code, body := in.get(q, map[string]string{"Authorization": "Bearer " + in.token()}); code != 400 {
 		t.Errorf("no purpose: %d %s, want 400", code, body)
 	}
+	apart()
 	if code, body := in.get(q, map[string]string{"Authorization": "Bearer " + in.token(), "X-Purpose": "INC-42"}); code != 200 {
 		t.Errorf("token and purpose: %d %s, want 200", code, body)
 	}
