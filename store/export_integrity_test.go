@@ -51,10 +51,3 @@ func TableColumns() map[string]map[string]string {
 // through clickhouse-go's batch API (off), as it does for a ClickHouse
 // server, so that both are tested on the embedded engine.
 func SetNativeInserts(st *Store, on bool) { st.nativeInserts = on }
-
-// SetLazyColumns turns the exports' lazy materialization on or off, and
-// LazyColumns tells whether Open found the engine's setting for it.
-func SetLazyColumns(st *Store, on bool) { st.lazyColumns = on }
-
-// LazyColumns reports whether exports set lazyColumnsSetting.
-func LazyColumns(st *Store) bool { return st.lazyColumns }

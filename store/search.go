@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/connlog/connlog/store/internal/chsql"
@@ -186,28 +185,8 @@ func (s *Store) queryContext(ctx context.Context, params map[string]string, time
 	if timeout <= 0 {
 		timeout = s.cfg.QueryTimeout
 	}
-	var extra clickhouse.Settings
-	if s.lazyColumns && limit > lazyColumnsDefaultLimit {
-		// An export (up to the export bound) sorted in Cursor order: the
-		// engine merges the day partitions' rows in key order, and
-		// carrying all 33 columns of the access log through that merge
-		// was most of its time. With lazy materialization it merges the
-		// key columns and reads the others for the rows it returns (one
-		// /8 over 7 days, 57,628 rows: 110 -> 55 ms in the engine). Pages
-		// (at most lazyColumnsDefaultLimit rows) have it by default.
-		extra = clickhouse.Settings{lazyColumnsSetting: 0}
-	}
-	return chsql.QueryContext(ctx, params, timeout, limit, extra)
+	return chsql.QueryContext(ctx, params, timeout, limit)
 }
-
-// lazyColumnsSetting is the engine's bound on the LIMIT up to which it
-// reads the columns a query does not sort or filter on only for the rows it
-// returns (lazy materialization, ClickHouse 25.x and later); 0 lifts it.
-// lazyColumnsDefaultLimit is its default.
-const (
-	lazyColumnsSetting      = "query_plan_max_limit_for_lazy_materialization"
-	lazyColumnsDefaultLimit = 10_000
-)
 
 // accessSQL builds the statement and parameters of q.
 func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
