@@ -30,17 +30,24 @@ func WithAudience(next Sink, a *anonymize.Anonymizer) Sink {
 }
 
 // Write implements Sink.
-func (s *audienceSink) Write(ctx context.Context, b store.Batch) error {
-	buf, _ := s.pool.Get().(*[]anonymize.Audience)
-	if buf == nil {
-		buf = new([]anonymize.Audience)
+func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
+	bufs := make([]*[]anonymize.Audience, len(bs))
+	for i := range bs {
+		buf, _ := s.pool.Get().(*[]anonymize.Audience)
+		if buf == nil {
+			buf = new([]anonymize.Audience)
+		}
+		bufs[i] = buf
+		*buf = AppendAudience((*buf)[:0], s.a, bs[i].Hits)
+		bs[i].Audience = *buf
 	}
-	rows := AppendAudience((*buf)[:0], s.a, b.Hits)
-	b.Audience = rows
-	err := s.next.Write(ctx, b)
-	clear(rows) // drop references to the hits' strings
-	*buf = rows[:0]
-	s.pool.Put(buf)
+	err := s.next.Write(ctx, bs...)
+	for i, buf := range bufs {
+		clear(*buf) // drop references to the hits' strings
+		*buf = (*buf)[:0]
+		bs[i].Audience = nil
+		s.pool.Put(buf)
+	}
 	return err
 }
 

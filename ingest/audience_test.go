@@ -23,8 +23,10 @@ const (
 // recordingSink keeps a copy of the audience rows it was given.
 type recordingSink struct{ rows []anonymize.Audience }
 
-func (s *recordingSink) Write(_ context.Context, b store.Batch) error {
-	s.rows = append(s.rows, b.Audience...)
+func (s *recordingSink) Write(_ context.Context, bs ...store.Batch) error {
+	for _, b := range bs {
+		s.rows = append(s.rows, b.Audience...)
+	}
 	return nil
 }
 
@@ -91,9 +93,13 @@ func TestWithAudienceLeavesOutBotsProbesAndOptOut(t *testing.T) {
 // reference test measures the statistics, not the access log.
 type audienceOnly struct{ st *store.Store }
 
-func (s audienceOnly) Write(ctx context.Context, b store.Batch) error {
-	b.Hits = nil
-	return s.st.Write(ctx, b)
+func (s audienceOnly) Write(ctx context.Context, bs ...store.Batch) error {
+	only := make([]store.Batch, len(bs))
+	for i, b := range bs {
+		b.Hits = nil
+		only[i] = b
+	}
+	return s.st.Write(ctx, only...)
 }
 
 // TestAudienceAggregatesMatchReference sends 1,000,000 synthetic hits of

@@ -54,13 +54,18 @@
 // the same data; a recorded range that comes back with other content is
 // new data: it is stored, counted in
 // connlog_ingest_offset_regressions_total and logged as a warning, and so
-// is a partition whose offsets go back while it is consumed. The store uses
-// the ID as the
-// insert_deduplication_token of every insert (access_log,
-// connection_records, quarantine, and whatever later goes through
-// store.Write with the same ID), and the tables keep the tokens of their
-// last 10,000 inserts (non_replicated_deduplication_window), so writing a
-// batch again with the same ID stores nothing new.
+// is a partition whose offsets go back while it is consumed.
+//
+// The batches of the partitions an instance consumes are written together,
+// in write rounds (rounds.go): when one is due, the others are handed over
+// as they stand, and the round makes one insert per table for all of them
+// (a quarter of the parts with four partitions), while the workers go on
+// consuming into their next batches. The store derives the round's
+// insert_deduplication_token from the batches' IDs (a batch written alone
+// uses its ID), and the tables keep the tokens of their last 10,000 inserts
+// (non_replicated_deduplication_window), so retrying a round stores
+// nothing new; the audience statistics are inserted per batch under its
+// ID.
 //
 // The ID only helps if a batch written again has the same boundaries, and
 // boundaries depend on timing (rows, bytes, flush interval). So, per batch:
@@ -69,19 +74,23 @@
 //     (consumer_group, topic, partition, first_offset, last_offset,
 //     incarnation, digest), and wait for ClickHouse's acknowledgement
 //     ([Journal], *store.Store);
-//  2. write the batch with its ID, retrying the same batch until it is
+//  2. write the batch (in its round), retrying the same round until it is
 //     acknowledged;
-//  3. commit last+1 to the consumer group.
+//  3. commit last+1 to the consumer group (a partition's batches commit in
+//     order: a batch is handed over only once the one before is settled).
 //
 // When a partition is assigned (start, restart after kill -9, rebalance),
 // its worker reads the recorded ranges of the log now behind it whose last
 // offset is at or after the committed offset and rebuilds those batches
-// with exactly those boundaries, whatever the current limits: their IDs
-// match, and ClickHouse drops the inserts that had already been made. Before
-// writing a rebuilt batch the worker asks the store how many of its rows it
-// already holds ([Journal].StoredRows): those are counted as
-// result="already_stored", not as stored, so the stored count is what the
-// engine did not hold yet. A crash before step 1
+// with exactly those boundaries, whatever the current limits, and writes
+// each alone ([store.Batch.Rebuilt]): the round that stored it, wholly or
+// in part, had a token of its own, so the store looks for the batch's rows
+// in each table by their Kafka source and message time and inserts only
+// the missing ones; its audience rows, under its ID, are dropped by the
+// engine if they were stored. Before writing a rebuilt batch the worker
+// asks the store how many of its rows it already holds
+// ([Journal].StoredRows): those are counted as result="already_stored",
+// not as stored, so the stored count is what the engine did not hold yet. A crash before step 1
 // leaves nothing to undo; between 1 and 3 the batch is rebuilt; after 3 it
 // is not consumed again. A rebuilt batch is only written whole: if the
 // partition is released while one is half-filled, it is left to the next
@@ -111,9 +120,13 @@
 //     ClickHouse runs in connlog's process, so a kill -9 of connlog is such
 //     a crash; the window is tiny and the crash test (500,000 lines, 20
 //     kill -9) has not hit it, but it is not excluded.
-//   - Each batch costs one more small insert (the intent). With many
-//     partitions and little traffic, raise Config.FlushInterval so that
-//     ClickHouse does not receive too many small inserts.
+//   - Each round costs one more small insert (the intents). With little
+//     traffic, raise Config.FlushInterval so that ClickHouse does not
+//     receive too many small inserts.
+//   - A stored row is recognised by its Kafka source, message time and (for
+//     hits) event time: a row of an earlier incarnation of the log at the
+//     same offset with the same two times would be taken for the rebuilt
+//     batch's own and not stored again.
 //   - Without a Journal (a Sink that is not *store.Store), retries within a
 //     process are still exactly once, but batches are not rebuilt after a
 //     restart.

@@ -293,4 +293,4 @@ func BenchmarkBatchAdd(b *testing.B) {
 
 type nopSink struct{}
 
-func (nopSink) Write(context.Context, store.Batch) error { return nil }
+func (nopSink) Write(context.Context, ...store.Batch) error { return nil }

@@ -24,14 +24,17 @@ import (
 
 // Sink is what the [Pipeline] needs from storage; *store.Store satisfies it.
 //
-// Write must store the whole batch or return an error; the Pipeline retries
-// the same batch (same hits, same offsets, same ID) until it succeeds, so
-// Write must be idempotent per Batch.ID, e.g. by using it as the insert
-// deduplication token. Write must not keep b, its slices or its strings
-// after it returns: the Pipeline reuses them for the next batch. Write is
-// called concurrently, one batch per partition at a time.
+// Write must store every batch given or return an error; the Pipeline
+// retries the same batches (same hits, same offsets, same IDs, in the same
+// order) until it succeeds, so Write must be idempotent per list of
+// Batch.ID, e.g. by deriving the insert deduplication token from them. It
+// is given the batches of several partitions at once (a write round, see
+// rounds.go), a rebuilt batch ([store.Batch.Rebuilt]) always alone. Write
+// must not keep the batches, their slices or their strings after it
+// returns: the Pipeline reuses them for the next batches. Write may be
+// called concurrently.
 type Sink interface {
-	Write(ctx context.Context, b store.Batch) error
+	Write(ctx context.Context, bs ...store.Batch) error
 }
 
 // Journal is the intent log that makes batch boundaries survive a crash;
@@ -43,7 +46,7 @@ type Sink interface {
 // a rebuilt batch the store already held, so that only new rows are counted
 // as stored. Without a Journal, exactly-once holds only within one process.
 type Journal interface {
-	RecordBatch(ctx context.Context, r store.BatchRange) error
+	RecordBatches(ctx context.Context, rs ...store.BatchRange) error
 	PendingBatches(ctx context.Context, group, topic string, partition int32, from int64, incarnation string) ([]store.BatchRange, error)
 	StoredRows(ctx context.Context, b store.Batch) (hits, quarantined int, err error)
 }
@@ -80,6 +83,9 @@ type Pipeline struct {
 	sites       map[string]bool
 	// dialer connects to the brokers with the configured TLS and SASL.
 	dialer *kafka.Dialer
+
+	// rounds gathers the partitions' batches into write rounds.
+	rounds rounds
 
 	stopping atomic.Bool
 	// commitMu serialises commits on the generation's coordinator connection.
@@ -123,6 +129,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 		log:         logger.With("component", "ingest"),
 		sites:       map[string]bool{},
 	}
+	p.rounds.p, p.rounds.slot = p, make(chan struct{}, 1)
 	for _, o := range opts {
 		o(p)
 	}
@@ -253,6 +260,7 @@ func (b *batch) reset() {
 	}
 	b.digest.Reset()
 	b.replay = nil
+	b.Rebuilt = false
 	b.stored, b.quar, b.dups, b.redact = 0, 0, 0, 0
 	clear(b.reqIDs)
 	b.reqIDs = b.reqIDs[:0]
@@ -274,6 +282,16 @@ type worker struct {
 	// pending are the recorded ranges not yet rebuilt, by first offset.
 	pending []store.BatchRange
 	b       batch
+	// round is the write round the open batch joined; nil when the worker
+	// holds no new batch (none, or a rebuilt one).
+	round *round
+	// inflight is the round writing handed, the worker's last batch, while
+	// the worker goes on with the next; nil when no batch is in flight.
+	// handedRange is handed's recorded range. spare holds the buffers of
+	// the batch before, for the next hand-over.
+	inflight      *round
+	handed, spare *batch
+	handedRange   store.BatchRange
 }
 
 // consume runs one partition's worker until the generation ends (gctx done),
@@ -396,6 +414,16 @@ loop:
 					break loop
 				}
 			}
+		case <-w.roundStart():
+			// Another partition's batch is due: this one goes with it.
+			timer.Stop()
+			if err = w.flush(wctx); err != nil {
+				break loop
+			}
+		case <-w.inflightDone():
+			if err = w.settle(); err != nil {
+				break loop
+			}
 		case <-gctx.Done():
 			break loop
 		}
@@ -411,9 +439,15 @@ loop:
 			err = w.flush(wctx)
 		}
 	}
+	// The batch in flight, if any: its round ends within the writer's
+	// context (the generation's, plus ShutdownTimeout).
+	if serr := w.settle(); err == nil {
+		err = serr
+	}
+	unwritten := w.b.msgs
 	w.release()
 	if err != nil {
-		err = fmt.Errorf("ingest %s/%d: %d messages not written, offsets not committed: %w", topic, a.ID, w.b.msgs, err)
+		err = fmt.Errorf("ingest %s/%d: %d messages not written, offsets not committed: %w", topic, a.ID, unwritten, err)
 		log.Error("partition released with an unwritten batch", "err", err)
 		if p.stopping.Load() {
 			p.errMu.Lock()
@@ -424,12 +458,74 @@ loop:
 	p.m.lag.DeleteLabelValues(w.labels...)
 }
 
-// release gives back the request ids the unwritten batch claimed.
+// release gives back the request ids the unwritten batch claimed, and its
+// place in a write round.
 func (w *worker) release() {
 	if w.b.claimed && w.p.dedup != nil {
 		w.p.dedup.release(w.b.reqIDs)
 	}
+	if w.round != nil {
+		w.p.rounds.leave(w.round)
+		w.round = nil
+	}
 	w.b.reset()
+}
+
+// inflightDone is closed when the round writing the worker's batch in
+// flight is written; nil (never ready) when none is in flight.
+func (w *worker) inflightDone() <-chan struct{} {
+	if w.inflight == nil {
+		return nil
+	}
+	return w.inflight.done
+}
+
+// settle waits for the worker's batch in flight, if any, to be written,
+// then accounts for it and commits it; or, if its round failed, returns why
+// (nothing of it is committed: it is consumed again, rebuilt from the
+// intent log, by the partition's next owner).
+func (w *worker) settle() error {
+	r, h := w.inflight, w.handed
+	if r == nil {
+		return nil
+	}
+	<-r.done
+	w.inflight, w.handed = nil, nil
+	if r.err != nil {
+		if h.claimed && w.p.dedup != nil {
+			w.p.dedup.release(h.reqIDs)
+		}
+		err := fmt.Errorf("batch %s of %d messages: %w", h.ID, h.msgs, r.err)
+		h.reset()
+		w.spare = h
+		return err
+	}
+	w.stored(h, w.handedRange, 0, 0)
+	w.spare = h
+	return nil
+}
+
+// takeBatch moves the open batch out into a batch of its own, for a round
+// to write, and leaves the worker an empty one (the spare's buffers when
+// there is one).
+func (w *worker) takeBatch() *batch {
+	h := w.spare
+	if h == nil {
+		h = new(batch)
+	}
+	w.spare = nil
+	*h, w.b = w.b, *h
+	w.b.reset()
+	return h
+}
+
+// roundStart is closed when the write round of the worker's open batch
+// starts; nil (never ready) when it holds no new batch.
+func (w *worker) roundStart() <-chan struct{} {
+	if w.round == nil {
+		return nil
+	}
+	return w.round.start
 }
 
 // readPending reads the recorded ranges of the partition from offset from
@@ -509,6 +605,7 @@ func (w *worker) handle(ctx context.Context, m kafka.Message, timer *time.Timer)
 			b.replay = &r
 		} else {
 			timer.Reset(w.p.cfg.FlushInterval)
+			w.round = w.p.rounds.join()
 		}
 	}
 	w.p.add(b, m)
@@ -581,12 +678,17 @@ func (p *Pipeline) reject(v []byte) string {
 // flush writes the batch: records its range in the intent log (a new batch
 // only; a rebuilt one is already recorded), writes it with its ID, retrying
 // with capped exponential backoff until it succeeds or ctx is done, then
-// commits the offset after it. On error nothing is committed and the batch
-// is kept.
+// commits the offset after it. A new batch is written in a round with the
+// other partitions' (see rounds.go); a rebuilt one alone. On error nothing
+// is committed and the batch is kept.
 func (w *worker) flush(ctx context.Context) error {
 	p, b := w.p, &w.b
 	if b.msgs == 0 {
 		return nil
+	}
+	// Batches are committed in order: the one in flight first.
+	if err := w.settle(); err != nil {
+		return err
 	}
 	digest := hex.EncodeToString(b.digest.Sum(nil))
 	r := store.BatchRange{Group: p.cfg.GroupID, Topic: w.topic, Partition: int32(w.partition), First: b.first, Last: b.last,
@@ -608,14 +710,22 @@ func (w *worker) flush(ctx context.Context) error {
 		b.claimed = true
 		w.dedupe()
 	}
+	if w.round != nil {
+		rd := w.round
+		w.round = nil
+		h := w.takeBatch()
+		w.inflight, w.handed, w.handedRange = p.rounds.handOver(ctx, rd, h, r), h, r
+		return nil
+	}
 	if record && p.journal != nil {
-		if err := p.retry(ctx, "record batch "+b.ID, func(ctx context.Context) error { return p.journal.RecordBatch(ctx, r) }); err != nil {
+		if err := p.retry(ctx, "record batch "+b.ID, func(ctx context.Context) error { return p.journal.RecordBatches(ctx, r) }); err != nil {
 			return err
 		}
 	}
 	// A rebuilt batch may have been stored, wholly or in part, before the
-	// crash or rebalance: the engine drops those rows, and they are not
-	// counted as stored.
+	// crash or rebalance, alone or in a round: the store looks for its rows
+	// and writes only the others, which alone are counted as stored.
+	b.Rebuilt = !record
 	var heldHits, heldQuar int
 	if !record && p.journal != nil {
 		if err := p.retry(ctx, "count stored rows of batch "+b.ID, func(ctx context.Context) error {
@@ -638,7 +748,15 @@ func (w *worker) flush(ctx context.Context) error {
 		p.m.replayed.Inc()
 		w.pending = w.pending[1:]
 	}
+	w.stored(b, r, heldHits, heldQuar)
+	return nil
+}
 
+// stored accounts for b, the worker's batch sealed as r, once it is stored
+// (of which heldHits hits and heldQuar quarantined messages were already),
+// commits the offset after it and resets b.
+func (w *worker) stored(b *batch, r store.BatchRange, heldHits, heldQuar int) {
+	p := w.p
 	p.m.batchRows.Observe(float64(b.msgs))
 	p.m.batchBytes.Observe(float64(b.bytes))
 	p.m.lines.WithLabelValues(w.topic, "stored").Add(float64(len(b.Hits) - heldHits))
@@ -675,7 +793,6 @@ func (w *worker) flush(ctx context.Context) error {
 	}
 	b.claimed = false // the ids are stored: keep them in the filter
 	b.reset()
-	return nil
 }
 
 // dedupe drops the hits whose request id the filter has seen, once per

@@ -31,6 +31,8 @@ type testSink struct {
 	dups       int
 	delay      time.Duration
 	changed    chan struct{}
+	// batches counts the writes by how many batches each carried.
+	batches map[int]int
 }
 
 func newTestSink() *testSink {
@@ -38,10 +40,11 @@ func newTestSink() *testSink {
 		hits:       map[store.Source]store.Hit{},
 		quarantine: map[store.Source]store.Quarantined{},
 		changed:    make(chan struct{}, 1),
+		batches:    map[int]int{},
 	}
 }
 
-func (s *testSink) Write(ctx context.Context, b store.Batch) error {
+func (s *testSink) Write(ctx context.Context, bs ...store.Batch) error {
 	if s.delay > 0 {
 		select {
 		case <-time.After(s.delay):
@@ -57,17 +60,27 @@ func (s *testSink) Write(ctx context.Context, b store.Batch) error {
 		s.notify()
 		return errors.New("injected failure")
 	}
-	for _, h := range b.Hits {
-		if _, ok := s.hits[h.Source]; ok {
-			s.dups++
+	s.batches[len(bs)]++
+	parts := map[int32]bool{}
+	for _, b := range bs {
+		for _, h := range b.Hits[:min(1, len(b.Hits))] {
+			if parts[h.Source.Partition] {
+				s.dups++ // two batches of one partition in one write
+			}
+			parts[h.Source.Partition] = true
 		}
-		s.hits[h.Source] = h // a Hit's strings alias its message, which the pipeline does not reuse
-	}
-	for _, q := range b.Quarantine {
-		if _, ok := s.quarantine[q.Source]; ok {
-			s.dups++
+		for _, h := range b.Hits {
+			if _, ok := s.hits[h.Source]; ok {
+				s.dups++
+			}
+			s.hits[h.Source] = h // a Hit's strings alias its message, which the pipeline does not reuse
 		}
-		s.quarantine[q.Source] = q
+		for _, q := range b.Quarantine {
+			if _, ok := s.quarantine[q.Source]; ok {
+				s.dups++
+			}
+			s.quarantine[q.Source] = q
+		}
 	}
 	s.notify()
 	return nil
@@ -277,6 +290,49 @@ func TestPipelineStoresEveryLine(t *testing.T) {
 	}
 }
 
+// TestPartitionsBatchesAreWrittenTogether: under a backlog, the batches of
+// the partitions an instance consumes go to the sink together (a write
+// round), at most one per partition in a write, each committed.
+func TestPartitionsBatchesAreWrittenTogether(t *testing.T) {
+	const topic, partitions = "nginx", 4
+	brokers := startTestBroker(t, topic, partitions)
+	lines := realLines(t, 40000)
+	publishLines(t, brokers, topic, lines)
+
+	sink := newTestSink()
+	sink.delay = 5 * time.Millisecond // a write takes time, as the engine's does
+	cfg := testConfig(brokers, topic)
+	cfg.BatchRows = 500
+	p, err := New(cfg, sink, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runPipeline(t, p)
+	sink.waitFor(t, "all lines stored", func() bool { return sink.stored() == len(lines) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	batches, together := 0, 0
+	for n, k := range sink.batches {
+		batches += n * k
+		if n > 1 {
+			together += n * k
+		}
+	}
+	t.Logf("writes by batches carried: %v", sink.batches)
+	if sink.dups != 0 {
+		t.Errorf("%d duplicates (or two batches of one partition in one write)", sink.dups)
+	}
+	if together*4 < batches*3 {
+		t.Errorf("%d of %d batches went with other partitions' batches, want three quarters at least", together, batches)
+	}
+	if got := sum(committedOffsets(t, brokers, "test", topic, partitions)); got != int64(len(lines)) {
+		t.Errorf("committed offsets sum to %d, want %d", got, len(lines))
+	}
+}
+
 func TestPipelineRetriesFailingSinkBeforeCommitting(t *testing.T) {
 	const topic = "nginx"
 	brokers := startTestBroker(t, topic, 2)
@@ -459,7 +515,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("New without brokers: %v, want a problem about brokers", err)
 	}
 	c := Config{}.withDefaults()
-	if c.GroupID != "connlog" || c.BatchRows != 50000 || c.BatchBytes != 16<<20 || c.FlushInterval != time.Second ||
+	if c.GroupID != "connlog" || c.BatchRows != 25000 || c.BatchBytes != 16<<20 || c.FlushInterval != time.Second ||
 		c.MaxLineBytes != 64<<10 || c.ShutdownTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}

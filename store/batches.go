@@ -67,28 +67,31 @@ func (r BatchRange) ID() string {
 	return string(b)
 }
 
-// RecordBatch appends r to the intent log. Ingest calls it before writing
-// the batch, so that whatever happens next, the next owner of the partition
-// can rebuild the batch with the same boundaries. Recording the same range
-// again (with another digest, when its content changed) supersedes the
-// earlier record. It returns once ClickHouse acknowledged the row.
-func (s *Store) RecordBatch(ctx context.Context, r BatchRange) error {
+// RecordBatches appends rs to the intent log, in one insert. Ingest calls
+// it before writing the batches, so that whatever happens next, the next
+// owner of each partition can rebuild its batch with the same boundaries.
+// Recording the same range again (with another digest, when its content
+// changed) supersedes the earlier record. It returns once ClickHouse
+// acknowledged the rows.
+func (s *Store) RecordBatches(ctx context.Context, rs ...BatchRange) error {
+	if len(rs) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
-	ctx = chsql.WithParams(ctx, map[string]string{
-		"g":  chsql.Escape(r.Group),
-		"t":  chsql.Escape(r.Topic),
-		"p":  strconv.FormatInt(int64(r.Partition), 10),
-		"f":  strconv.FormatInt(r.First, 10),
-		"l":  strconv.FormatInt(r.Last, 10),
-		"i":  chsql.Escape(r.Incarnation),
-		"d":  chsql.Escape(r.Digest),
-		"at": chsql.Time(time.Now()),
-	})
-	err := s.conn.Exec(ctx, "INSERT INTO "+s.db.Ops+".ingest_batches (consumer_group, kafka_topic, kafka_partition, first_offset, last_offset, incarnation, digest, written_at) "+
-		"SELECT {g:String}, {t:String}, {p:Int32}, {f:Int64}, {l:Int64}, {i:String}, {d:String}, {at:DateTime64(3, 'UTC')}")
+	bt, err := s.prepareInsert(ctx, s.db.Ops+".ingest_batches", "consumer_group, kafka_topic, kafka_partition, first_offset, last_offset, incarnation, digest, written_at")
 	if err != nil {
-		return fmt.Errorf("record batch %s: %w", r.ID(), err)
+		return fmt.Errorf("record batch %s: %w", rs[0].ID(), err)
+	}
+	defer bt.Abort() //nolint:errcheck // no-op once sent
+	at := time.Now().UTC()
+	for _, r := range rs {
+		if err := bt.Append(r.Group, r.Topic, r.Partition, r.First, r.Last, r.Incarnation, r.Digest, at); err != nil {
+			return fmt.Errorf("record batch %s: %w", r.ID(), err)
+		}
+	}
+	if err := bt.Send(); err != nil {
+		return fmt.Errorf("record batch %s: %w", rs[0].ID(), err)
 	}
 	return nil
 }
@@ -184,6 +187,111 @@ func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int,
 		}
 	}
 	return min(hits, len(b.Hits)), min(quarantined, len(b.Quarantine)), nil
+}
+
+// unstored returns, for each table a rebuilt batch goes to, the rows of b
+// that table does not hold yet. The batch may have been stored, wholly or
+// in part, before a crash or a rebalance, and perhaps with other
+// partitions' batches under a token of their own (a write round), so the
+// engine's deduplication cannot be relied on: the rows themselves are
+// looked for. A stored row matches by its Kafka source (topic, partition,
+// offset), its message time (ingested_at, received_at: it tells the rows
+// of this log from those of an earlier incarnation at the same offsets)
+// and, for hits, its event time. Each table is asked on its own, as a crash
+// may fall between two tables' inserts.
+func (s *Store) unstored(ctx context.Context, b Batch) (access, conns [][]Hit, quarantine [][]Quarantined, err error) {
+	if len(b.Hits) > 0 {
+		f, l, imin, imax := b.Hits[0].Source.Offset, b.Hits[0].Source.Offset, b.Hits[0].Ingested, b.Hits[0].Ingested
+		emin, emax := b.Hits[0].EventTime, b.Hits[0].EventTime
+		for i := range b.Hits {
+			h := &b.Hits[i]
+			f, l = min(f, h.Source.Offset), max(l, h.Source.Offset)
+			imin, imax = minTime(imin, h.Ingested), maxTime(imax, h.Ingested)
+			emin, emax = minTime(emin, h.EventTime), maxTime(emax, h.EventTime)
+		}
+		for _, t := range []struct {
+			table string
+			out   *[][]Hit
+		}{{s.db.Access + ".access_log", &access}, {s.db.Connections + ".connection_records", &conns}} {
+			params := map[string]string{"emin": chsql.Time(emin), "emax": chsql.Time(emax), "imin": chsql.Time(imin), "imax": chsql.Time(imax)}
+			held, err := s.storedKeys(ctx, t.table, "toUnixTimestamp64Milli(ingested_at), toUnixTimestamp64Milli(event_time)",
+				"event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+				params, b.Hits[0].Source, f, l)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			rest := b.Hits
+			if len(held) > 0 {
+				rest = make([]Hit, 0, len(b.Hits))
+				for i := range b.Hits {
+					h := &b.Hits[i]
+					if _, ok := held[storedKey{h.Source.Offset, h.Ingested.UnixMilli(), h.EventTime.UnixMilli()}]; !ok {
+						rest = append(rest, *h)
+					}
+				}
+			}
+			if len(rest) > 0 {
+				*t.out = [][]Hit{rest}
+			}
+		}
+	}
+	if len(b.Quarantine) > 0 {
+		f, l, rmin, rmax := b.Quarantine[0].Source.Offset, b.Quarantine[0].Source.Offset, b.Quarantine[0].Received, b.Quarantine[0].Received
+		for i := range b.Quarantine {
+			q := &b.Quarantine[i]
+			f, l = min(f, q.Source.Offset), max(l, q.Source.Offset)
+			rmin, rmax = minTime(rmin, q.Received), maxTime(rmax, q.Received)
+		}
+		held, err := s.storedKeys(ctx, s.db.Ops+".quarantine", "toUnixTimestamp64Milli(received_at), toInt64(0)",
+			"received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+			map[string]string{"imin": chsql.Time(rmin), "imax": chsql.Time(rmax)}, b.Quarantine[0].Source, f, l)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		rest := make([]Quarantined, 0, len(b.Quarantine))
+		for i := range b.Quarantine {
+			q := &b.Quarantine[i]
+			if _, ok := held[storedKey{q.Source.Offset, q.Received.UnixMilli(), 0}]; !ok {
+				rest = append(rest, *q)
+			}
+		}
+		if len(rest) > 0 {
+			quarantine = [][]Quarantined{rest}
+		}
+	}
+	return access, conns, quarantine, nil
+}
+
+// storedKey is how unstored matches a row: its Kafka offset and two times
+// in milliseconds.
+type storedKey struct{ offset, t1, t2 int64 }
+
+// storedKeys returns the keys (kafka_offset and the two time expressions
+// times) of table's rows from src's topic and partition, offsets first to
+// last, that also satisfy where.
+func (s *Store) storedKeys(ctx context.Context, table, times, where string, params map[string]string, src Source, first, last int64) (map[storedKey]struct{}, error) {
+	params["t"] = chsql.Escape(src.Topic)
+	params["p"] = strconv.FormatInt(int64(src.Partition), 10)
+	params["f"] = strconv.FormatInt(first, 10)
+	params["l"] = strconv.FormatInt(last, 10)
+	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT kafka_offset, "+times+" FROM "+table+" WHERE "+where+
+		" AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}")
+	if err != nil {
+		return nil, fmt.Errorf("read stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
+	}
+	defer rows.Close()
+	held := map[storedKey]struct{}{}
+	for rows.Next() {
+		var k storedKey
+		if err := rows.Scan(&k.offset, &k.t1, &k.t2); err != nil {
+			return nil, fmt.Errorf("read stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
+		}
+		held[k] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
+	}
+	return held, nil
 }
 
 func (s *Store) countSource(ctx context.Context, table, where string, params map[string]string, src Source, first, last int64) (int, error) {

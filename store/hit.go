@@ -122,7 +122,7 @@ type Quarantined struct {
 }
 
 // Batch is what ingest writes in one go: the hits and the quarantined
-// messages of a contiguous range of offsets.
+// messages of a contiguous range of offsets of one Kafka partition.
 type Batch struct {
 	// ID identifies the batch for insert deduplication: the same messages
 	// must always get the same ID, so that a batch written again after a
@@ -135,6 +135,12 @@ type Batch struct {
 	// per hit kept by anonymize (ingest.WithAudience fills it). They are
 	// aggregated on the way in; no row is stored as such.
 	Audience []anonymize.Audience
+	// Rebuilt marks a batch ingest rebuilt from the intent log after a
+	// crash or a rebalance: it may already be stored, wholly or in part,
+	// and not necessarily under its own ID (it may have gone in with the
+	// batches of other partitions, see [Store.Write]). Write then inserts
+	// into each table only the rows that table does not hold yet.
+	Rebuilt bool
 }
 
 // Operation is the kind of operation a request performs, which the

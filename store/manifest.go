@@ -114,11 +114,11 @@ type signingWriter struct {
 	state integrityState
 }
 
-func (w *signingWriter) writeBatch(ctx context.Context, token string, b Batch) error {
-	if err := w.next.writeBatch(ctx, token, b); err != nil {
+func (w *signingWriter) writeBatch(ctx context.Context, token string, bs []Batch) error {
+	if err := w.next.writeBatch(ctx, token, bs); err != nil {
 		return err
 	}
-	if err := w.store.writeManifests(ctx, token, b); err != nil {
+	if err := w.store.writeManifests(ctx, token, bs); err != nil {
 		return fmt.Errorf("batch %s: %w", token, err)
 	}
 	return nil
@@ -584,10 +584,12 @@ func manifestsSorted(v uint8, batchID string, b Batch, created time.Time) []Mani
 	return out
 }
 
-// writeManifests chains, signs and stores the manifests of a batch whose
-// rows are stored, with the batch's deduplication token: a replayed batch
-// adds no second manifest.
-func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error {
+// writeManifests chains, signs and stores the manifests of batches whose
+// rows are stored, in one insert with their deduplication token. A
+// manifest names its batch's ID (the token, for a batch written alone),
+// also when the batch went in with others: a batch rebuilt alone after a
+// crash finds it and adds no second manifest.
+func (s *Store) writeManifests(ctx context.Context, token string, bs []Batch) error {
 	st := s.integrity()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -604,7 +606,15 @@ func (s *Store) writeManifests(ctx context.Context, token string, b Batch) error
 	if version == 0 {
 		version = manifestVersion
 	}
-	ms := manifestsFor(version, token, b, time.Now().UTC().Truncate(time.Millisecond))
+	created := time.Now().UTC().Truncate(time.Millisecond)
+	var ms []Manifest
+	for i := range bs {
+		id := bs[i].ID
+		if len(bs) == 1 {
+			id = token
+		}
+		ms = append(ms, manifestsFor(version, id, bs[i], created)...)
+	}
 	if len(ms) == 0 {
 		return nil
 	}

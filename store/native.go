@@ -26,9 +26,10 @@ import (
 // pool per table.
 type nativeColumns struct{ cols [][]byte }
 
-// nativeBody returns the whole request body that inserts src, converted
-// by conv (nil: src are rows of t already), into t (qualified name full).
-func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, conv func(*S) T) string {
+// nativeBody returns the whole request body that inserts the rows of
+// segs, in order, converted by conv (nil: they are rows of t already), into
+// t (qualified name full).
+func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, segs [][]S, conv func(*S) T) string {
 	nc, _ := pool.Get().(*nativeColumns)
 	if nc == nil {
 		nc = &nativeColumns{cols: make([][]byte, len(t.cols))}
@@ -37,26 +38,29 @@ func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, co
 	for i := range nc.cols {
 		nc.cols[i] = nc.cols[i][:0]
 	}
+	n := rowCount(segs)
 	// A block of rows at a time, every column reading it while it is in
 	// the CPU cache (see fillBlock).
-	rows, direct := any(src).([]T)
 	var block []T
-	if !direct {
-		block = make([]T, min(fillBlock, len(src)))
+	if conv != nil {
+		block = make([]T, min(fillBlock, n))
 	}
-	for lo := 0; lo < len(src); lo += fillBlock {
-		hi := min(lo+fillBlock, len(src))
-		var b []T
-		if direct {
-			b = rows[lo:hi]
-		} else {
-			b = block[:hi-lo]
-			for i := range b {
-				b[i] = conv(&src[lo+i])
+	for _, src := range segs {
+		rows, _ := any(src).([]T)
+		for lo := 0; lo < len(src); lo += fillBlock {
+			hi := min(lo+fillBlock, len(src))
+			var b []T
+			if conv == nil {
+				b = rows[lo:hi]
+			} else {
+				b = block[:hi-lo]
+				for i := range b {
+					b[i] = conv(&src[lo+i])
+				}
 			}
-		}
-		for i := range t.cols {
-			nc.cols[i] = t.cols[i].native(nc.cols[i], b)
+			for i := range t.cols {
+				nc.cols[i] = t.cols[i].native(nc.cols[i], b)
+			}
 		}
 	}
 	clear(block)
@@ -70,11 +74,11 @@ func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, src []S, co
 	// early error).
 	var body strings.Builder
 	body.Grow(size)
-	var n [binary.MaxVarintLen64]byte
-	uvarint := func(v int) { body.Write(binary.AppendUvarint(n[:0], uint64(v))) }
+	var scratch [binary.MaxVarintLen64]byte
+	uvarint := func(v int) { body.Write(binary.AppendUvarint(scratch[:0], uint64(v))) }
 	body.WriteString(head)
 	uvarint(len(t.cols))
-	uvarint(len(src))
+	uvarint(n)
 	for i, c := range t.cols {
 		uvarint(len(c.name))
 		body.WriteString(c.name)
@@ -97,21 +101,22 @@ func nativeFramable(n int) bool {
 	return first != ' ' && first != '\t' && first != '\n' && first != '\r'
 }
 
-// insertTable inserts src, converted by conv (nil: src are rows of t),
-// into t, deduplicated by token: as one Native body on the embedded
-// engine, else through clickhouse-go's batch API with buffers from pool.
-func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, src []S, conv func(*S) T) error {
+// insertTable inserts the rows of segs, in order, converted by conv (nil:
+// they are rows of t), into t, deduplicated by token: as one Native body on
+// the embedded engine, else through clickhouse-go's batch API with buffers
+// from pool.
+func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) error {
 	full := t.full(s.db)
 	if s.nativeInserts && nativeFramable(len(t.cols)) {
-		body := nativeBody(t, pool, full, src, conv)
+		body := nativeBody(t, pool, full, segs, conv)
 		return s.insertWith(ctx, token, func(ctx context.Context) error {
 			return s.conn.Exec(ctx, body)
 		})
 	}
 	return s.insert(ctx, token, full, t.list, func(bt driver.Batch) error {
 		if conv == nil {
-			return t.appendRows(pool, bt, any(src).([]T))
+			return t.appendRows(pool, bt, any(segs).([][]T))
 		}
-		return appendConverted(t, pool, bt, src, conv)
+		return appendConverted(t, pool, bt, segs, conv)
 	})
 }

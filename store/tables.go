@@ -376,37 +376,56 @@ func (t *table[T]) full(d Databases) string { return t.db(d) + "." + t.name }
 // them, rather than each column streaming the whole batch from memory.
 const fillBlock = 128
 
-// appendRows appends rows to bt, whose INSERT names t.list, with column
-// buffers from pool (kept for the next insert: clickhouse-go copies the
-// values into its own columns).
-func (t *table[T]) appendRows(pool *sync.Pool, bt driver.Batch, rows []T) error {
-	bufs := t.buffers(pool, len(rows))
+// appendRows appends the rows of segs, in order, to bt, whose INSERT names
+// t.list, with column buffers from pool (kept for the next insert:
+// clickhouse-go copies the values into its own columns).
+func (t *table[T]) appendRows(pool *sync.Pool, bt driver.Batch, segs [][]T) error {
+	bufs := t.buffers(pool, rowCount(segs))
 	defer t.release(pool, bufs)
-	for lo := 0; lo < len(rows); lo += fillBlock {
-		block := rows[lo:min(lo+fillBlock, len(rows))]
-		for _, b := range bufs {
-			b.set(lo, block)
+	base := 0
+	for _, rows := range segs {
+		for lo := 0; lo < len(rows); lo += fillBlock {
+			block := rows[lo:min(lo+fillBlock, len(rows))]
+			for _, b := range bufs {
+				b.set(base+lo, block)
+			}
 		}
+		base += len(rows)
 	}
 	return t.appendBuffers(bt, bufs)
 }
 
 // appendConverted appends to bt, whose INSERT names t.list, the rows conv
-// makes of src, a block at a time (no slice of every converted row).
-func appendConverted[S, T any](t *table[T], pool *sync.Pool, bt driver.Batch, src []S, conv func(*S) T) error {
-	bufs := t.buffers(pool, len(src))
+// makes of the rows of segs, in order, a block at a time (no slice of
+// every converted row).
+func appendConverted[S, T any](t *table[T], pool *sync.Pool, bt driver.Batch, segs [][]S, conv func(*S) T) error {
+	n := rowCount(segs)
+	bufs := t.buffers(pool, n)
 	defer t.release(pool, bufs)
-	block := make([]T, min(fillBlock, len(src)))
-	for lo := 0; lo < len(src); lo += fillBlock {
-		b := block[:min(fillBlock, len(src)-lo)]
-		for i := range b {
-			b[i] = conv(&src[lo+i])
+	block := make([]T, min(fillBlock, n))
+	base := 0
+	for _, src := range segs {
+		for lo := 0; lo < len(src); lo += fillBlock {
+			b := block[:min(fillBlock, len(src)-lo)]
+			for i := range b {
+				b[i] = conv(&src[lo+i])
+			}
+			for _, c := range bufs {
+				c.set(base+lo, b)
+			}
 		}
-		for _, c := range bufs {
-			c.set(lo, b)
-		}
+		base += len(src)
 	}
 	return t.appendBuffers(bt, bufs)
+}
+
+// rowCount is the number of rows of segs.
+func rowCount[S any](segs [][]S) int {
+	n := 0
+	for _, s := range segs {
+		n += len(s)
+	}
+	return n
 }
 
 // buffers returns column buffers for n rows, from pool when it has some.

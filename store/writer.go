@@ -12,57 +12,127 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Write stores a batch: every hit into the access log and the connection
+// Write stores batches: every hit into the access log and the connection
 // records, every audience row into the statistics (aggregated on the way
-// in), every quarantined message into quarantine. Each table gets one
-// insert carrying an insert_deduplication_token derived from the Kafka
-// offsets of the batch, so retrying the same batch after an error or a
-// timeout never stores it twice. Write returns only when ClickHouse has
-// acknowledged every insert; the caller may then commit the offsets.
-// With a signer (SetSigner), the integrity layer around the inserts then
-// stores the signed, chained manifests of what they stored.
+// in), every quarantined message into quarantine. Write returns only when
+// ClickHouse has acknowledged every insert; the caller may then commit the
+// offsets. With a signer (SetSigner), the integrity layer around the
+// inserts then stores the signed, chained manifests of what they stored.
+//
+// One batch goes to each table as one insert carrying an
+// insert_deduplication_token, the batch's ID (without one, derived from its
+// offsets), so retrying it after an error or a timeout never stores it
+// twice. Several batches (ingest's write round: the batches of the
+// partitions an instance consumes, each with its ID) go to each table as
+// one insert too, so that the engine writes one part per table and day for
+// all of them rather than one per partition; the token is then derived from
+// their IDs, in order, so retrying the same round stores it once. Their
+// audience rows are the exception: they are inserted per batch, under the
+// batch's own ID, because the statistics keep no trace of the rows they
+// counted and a batch rebuilt alone after a crash must find its own token
+// there. In the other tables a rebuilt batch finds its rows themselves
+// ([Batch.Rebuilt]).
 //
 // Write is safe for concurrent use.
-func (s *Store) Write(ctx context.Context, b Batch) error {
-	token := b.ID
-	if token == "" {
-		token = batchToken(b)
+func (s *Store) Write(ctx context.Context, bs ...Batch) error {
+	switch len(bs) {
+	case 0:
+		return nil
+	case 1:
+		b := bs[0]
+		token := b.ID
+		if token == "" {
+			if len(b.Audience) > 0 && len(b.Hits) == 0 {
+				return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
+			}
+			token = batchToken(b)
+		}
+		return s.write.writeBatch(ctx, token, bs)
 	}
-	if len(b.Audience) > 0 && b.ID == "" && len(b.Hits) == 0 {
-		return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
+	h := sha256.New()
+	for i := range bs {
+		if bs[i].ID == "" || bs[i].Rebuilt {
+			return fmt.Errorf("write %d batches together: each needs an ID, and a rebuilt batch is written alone", len(bs))
+		}
+		h.Write([]byte(bs[i].ID))
+		h.Write([]byte{'\n'})
 	}
-	return s.write.writeBatch(ctx, token, b)
+	return s.write.writeBatch(ctx, "round/"+hex.EncodeToString(h.Sum(nil)), bs)
 }
 
-// batchWriter stores one batch under its deduplication token. The write
+// batchWriter stores batches under one deduplication token. The write
 // path is layers of it: tableRows inserts the rows, and signingWriter
 // (manifest.go) wraps it with the tamper evidence.
 type batchWriter interface {
-	writeBatch(ctx context.Context, token string, b Batch) error
+	writeBatch(ctx context.Context, token string, bs []Batch) error
 }
 
-// tableRows inserts a batch's rows into their tables, one insert per
-// table, each deduplicated by the token.
+// tableRows inserts the batches' rows into their tables, one insert per
+// table (the audience: per batch), each deduplicated by the token.
 type tableRows struct{ s *Store }
 
-func (w tableRows) writeBatch(ctx context.Context, token string, b Batch) error {
+func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) error {
 	s := w.s
-	if len(b.Hits) > 0 {
-		if err := insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, b.Hits, nil); err != nil {
-			return fmt.Errorf("insert %d access log rows: %w", len(b.Hits), err)
+	var access, conns [][]Hit
+	var quarantine [][]Quarantined
+	if len(bs) == 1 && bs[0].Rebuilt {
+		var err error
+		if access, conns, quarantine, err = s.unstored(ctx, bs[0]); err != nil {
+			return err
 		}
-		if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, b.Hits, ConnectionOf); err != nil {
-			return fmt.Errorf("insert %d connection records: %w", len(b.Hits), err)
+	} else {
+		for i := range bs {
+			if len(bs[i].Hits) > 0 {
+				access = append(access, bs[i].Hits)
+			}
+			if len(bs[i].Quarantine) > 0 {
+				quarantine = append(quarantine, bs[i].Quarantine)
+			}
+		}
+		conns = access
+	}
+	// The access log's insert, the largest, runs beside the others: the
+	// engine parses and writes each insert on one thread.
+	accessDone := make(chan error, 1)
+	go func() {
+		var err error
+		if n := rowCount(access); n > 0 {
+			if err = insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, access, nil); err != nil {
+				err = fmt.Errorf("insert %d access log rows: %w", n, err)
+			}
+		}
+		accessDone <- err
+	}()
+	err := w.others(ctx, token, bs, conns, quarantine)
+	if aerr := <-accessDone; err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// others inserts what writeBatch writes besides the access log.
+func (w tableRows) others(ctx context.Context, token string, bs []Batch, conns [][]Hit, quarantine [][]Quarantined) error {
+	s := w.s
+	if n := rowCount(conns); n > 0 {
+		if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, conns, ConnectionOf); err != nil {
+			return fmt.Errorf("insert %d connection records: %w", n, err)
 		}
 	}
-	if len(b.Audience) > 0 {
-		if err := s.insertAudience(ctx, token, b.Audience); err != nil {
-			return fmt.Errorf("insert %d audience rows: %w", len(b.Audience), err)
+	for i := range bs {
+		if len(bs[i].Audience) == 0 {
+			continue
+		}
+		own := token
+		if len(bs) > 1 {
+			own = bs[i].ID
+		}
+		if err := s.insertAudience(ctx, own, bs[i].Audience); err != nil {
+			return fmt.Errorf("insert %d audience rows: %w", len(bs[i].Audience), err)
 		}
 	}
-	if len(b.Quarantine) > 0 {
-		if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, b.Quarantine, nil); err != nil {
-			return fmt.Errorf("insert %d quarantined lines: %w", len(b.Quarantine), err)
+	if n := rowCount(quarantine); n > 0 {
+		if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, quarantine, nil); err != nil {
+			return fmt.Errorf("insert %d quarantined lines: %w", n, err)
 		}
 	}
 	return nil
