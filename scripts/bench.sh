@@ -21,7 +21,9 @@
 #   BENCH_VISITORS   distinct visitors of the many-visitor input shape
 #                    (default 200000; 0 skips that shape)
 #   BENCH_CEILING_BATCH access rows per insert of the ceiling phase
-#                    (default 50000, connlog's kafka.batch_rows)
+#                    (default 100000: what connlog inserts at once, its
+#                    kafka.batch_rows for each of the 4 partitions of a
+#                    write round)
 #   BENCH_LOGS       source logs glob (default ../shared/testdata/logs/*.log)
 #   BENCH_API_ROWS   rows seeded for the API phase (default 50000000)
 #   BENCH_API_DAYS   days of the API phase's seed (default 365: a year of
@@ -94,7 +96,7 @@ fi
 	-lines "${BENCH_LINES:-1000000}" \
 	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,ceiling,api}" \
 	-visitors "${BENCH_VISITORS:-200000}" \
-	-ceiling-batch "${BENCH_CEILING_BATCH:-50000}" \
+	-ceiling-batch "${BENCH_CEILING_BATCH:-100000}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \
 	-api-days "${BENCH_API_DAYS:-365}" \
 	-e2e-repeat "${BENCH_E2E_REPEAT:-3}" \

@@ -63,7 +63,7 @@ func run() error {
 		work      = flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
 		phases    = flag.String("phases", "parse,goaccess,e2e,clickhouse,ceiling", "comma-separated: parse, goaccess, e2e, clickhouse, ceiling, api")
 		visitors  = flag.Int("visitors", 200_000, "distinct visitors of the many-visitor input shape of the e2e phase; 0: no such shape")
-		ceilBatch = flag.Int("ceiling-batch", 50_000, "access rows per insert in the ceiling phase (connlog's kafka.batch_rows default)")
+		ceilBatch = flag.Int("ceiling-batch", 100_000, "access rows per insert in the ceiling phase (what connlog inserts at once: its kafka.batch_rows default, 25,000, for each of the 4 partitions of a write round)")
 		statsEnv  = flag.String("stats-env", "", "comma-separated VAR=VALUE that turn statistics on in connlog serve; empty: no statistics-on run")
 		offEnv    = flag.String("base-env", "", "comma-separated VAR=VALUE for every connlog serve of the e2e runs (e.g. statistics explicitly off)")
 		rounds    = flag.Int("parse-rounds", 3, "rounds per format in the parse phase (the fastest is kept)")
