@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -91,33 +92,31 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 		}
 		conns = access
 	}
-	// The access log's insert, the largest, runs beside the others: the
-	// engine parses and writes each insert on one thread.
-	accessDone := make(chan error, 1)
-	go func() {
-		var err error
-		if n := rowCount(access); n > 0 {
-			if err = insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, access, nil); err != nil {
-				err = fmt.Errorf("insert %d access log rows: %w", n, err)
+	// The inserts run side by side: the engine parses and writes each on
+	// one thread, and they are independent (each deduplicated by its
+	// token; a failed one fails the write, which is retried whole).
+	var ins inserts
+	if n := rowCount(access); n > 0 {
+		ins.run(func() error {
+			if err := insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, access, nil); err != nil {
+				return fmt.Errorf("insert %d access log rows: %w", n, err)
+			}
+			return nil
+		})
+	}
+	ins.run(func() error {
+		if n := rowCount(conns); n > 0 {
+			if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, conns, ConnectionOf); err != nil {
+				return fmt.Errorf("insert %d connection records: %w", n, err)
 			}
 		}
-		accessDone <- err
-	}()
-	err := w.others(ctx, token, bs, conns, quarantine)
-	if aerr := <-accessDone; err == nil {
-		err = aerr
-	}
-	return err
-}
-
-// others inserts what writeBatch writes besides the access log.
-func (w tableRows) others(ctx context.Context, token string, bs []Batch, conns [][]Hit, quarantine [][]Quarantined) error {
-	s := w.s
-	if n := rowCount(conns); n > 0 {
-		if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, conns, ConnectionOf); err != nil {
-			return fmt.Errorf("insert %d connection records: %w", n, err)
+		if n := rowCount(quarantine); n > 0 {
+			if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, quarantine, nil); err != nil {
+				return fmt.Errorf("insert %d quarantined lines: %w", n, err)
+			}
 		}
-	}
+		return nil
+	})
 	for i := range bs {
 		if len(bs[i].Audience) == 0 {
 			continue
@@ -126,16 +125,39 @@ func (w tableRows) others(ctx context.Context, token string, bs []Batch, conns [
 		if len(bs) > 1 {
 			own = bs[i].ID
 		}
-		if err := s.insertAudience(ctx, own, bs[i].Audience); err != nil {
-			return fmt.Errorf("insert %d audience rows: %w", len(bs[i].Audience), err)
-		}
+		rows := bs[i].Audience
+		ins.run(func() error {
+			if err := s.insertAudience(ctx, own, rows); err != nil {
+				return fmt.Errorf("insert %d audience rows: %w", len(rows), err)
+			}
+			return nil
+		})
 	}
-	if n := rowCount(quarantine); n > 0 {
-		if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, quarantine, nil); err != nil {
-			return fmt.Errorf("insert %d quarantined lines: %w", n, err)
+	return ins.wait()
+}
+
+// inserts runs a write's inserts side by side and keeps the first error.
+type inserts struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	first error
+}
+
+func (in *inserts) run(f func() error) {
+	in.wg.Go(func() {
+		if err := f(); err != nil {
+			in.mu.Lock()
+			if in.first == nil {
+				in.first = err
+			}
+			in.mu.Unlock()
 		}
-	}
-	return nil
+	})
+}
+
+func (in *inserts) wait() error {
+	in.wg.Wait()
+	return in.first
 }
 
 // batchToken identifies a batch by the offsets it covers: the same messages
