@@ -32,15 +32,22 @@ func WithAudience(next Sink, a *anonymize.Anonymizer) Sink {
 // Write implements Sink.
 func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
 	bufs := make([]*[]anonymize.Audience, len(bs))
+	// The batches of a round are turned into audience rows side by side,
+	// as each partition's worker did when it wrote its own batch: done one
+	// after the other, they held the round's inserts back.
+	var wg sync.WaitGroup
 	for i := range bs {
 		buf, _ := s.pool.Get().(*[]anonymize.Audience)
 		if buf == nil {
 			buf = new([]anonymize.Audience)
 		}
 		bufs[i] = buf
-		*buf = AppendAudience((*buf)[:0], s.a, bs[i].Hits)
-		bs[i].Audience = *buf
+		wg.Go(func() {
+			*buf = AppendAudience((*buf)[:0], s.a, bs[i].Hits)
+			bs[i].Audience = *buf
+		})
 	}
+	wg.Wait()
 	err := s.next.Write(ctx, bs...)
 	for i, buf := range bufs {
 		clear(*buf) // drop references to the hits' strings

@@ -21,7 +21,10 @@
 // from there.
 //
 // The write path is layers around one interface (writer.go): tableRows
-// inserts a batch's rows, one insert per table, and signingWriter wraps it
+// inserts the rows of a batch, or of the batches of several partitions
+// that ingest writes together (a write round), one insert per table, and
+// for a batch rebuilt after a crash only the rows each table lacks
+// (batches.go, unstored); signingWriter wraps it
 // with the tamper evidence: once the rows are stored it chains, signs and
 // stores their manifests (manifest.go). On the embedded engine the store
 // encodes each insert in the Native format itself (native.go); on a
