@@ -154,39 +154,50 @@ func (s *Store) PendingBatches(ctx context.Context, group, topic string, partiti
 // read. All of b's rows must come from one partition.
 func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int, err error) {
 	if len(b.Hits) > 0 {
-		f, l, imin, imax := b.Hits[0].Source.Offset, b.Hits[0].Source.Offset, b.Hits[0].Ingested, b.Hits[0].Ingested
-		emin, emax := b.Hits[0].EventTime, b.Hits[0].EventTime
-		for i := range b.Hits {
-			h := &b.Hits[i]
-			f, l = min(f, h.Source.Offset), max(l, h.Source.Offset)
-			imin, imax = minTime(imin, h.Ingested), maxTime(imax, h.Ingested)
-			emin, emax = minTime(emin, h.EventTime), maxTime(emax, h.EventTime)
-		}
-		src := b.Hits[0].Source
-		hits, err = s.countSource(ctx, s.db.Access+".access_log",
-			"event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-			map[string]string{"emin": chsql.Time(emin), "emax": chsql.Time(emax), "imin": chsql.Time(imin), "imax": chsql.Time(imax)},
-			src, f, l)
-		if err != nil {
+		where, params, f, l := hitBounds(b.Hits)
+		if hits, err = s.countSource(ctx, s.db.Access+".access_log", where, params, b.Hits[0].Source, f, l); err != nil {
 			return 0, 0, err
 		}
 	}
 	if len(b.Quarantine) > 0 {
-		f, l, rmin, rmax := b.Quarantine[0].Source.Offset, b.Quarantine[0].Source.Offset, b.Quarantine[0].Received, b.Quarantine[0].Received
-		for i := range b.Quarantine {
-			q := &b.Quarantine[i]
-			f, l = min(f, q.Source.Offset), max(l, q.Source.Offset)
-			rmin, rmax = minTime(rmin, q.Received), maxTime(rmax, q.Received)
-		}
-		quarantined, err = s.countSource(ctx, s.db.Ops+".quarantine",
-			"received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-			map[string]string{"imin": chsql.Time(rmin), "imax": chsql.Time(rmax)},
-			b.Quarantine[0].Source, f, l)
-		if err != nil {
+		where, params, f, l := quarantineBounds(b.Quarantine)
+		if quarantined, err = s.countSource(ctx, s.db.Ops+".quarantine", where, params, b.Quarantine[0].Source, f, l); err != nil {
 			return 0, 0, err
 		}
 	}
 	return min(hits, len(b.Hits)), min(quarantined, len(b.Quarantine)), nil
+}
+
+// hitBounds returns the filter, with its parameters, that bounds the rows
+// of hits (one partition's, not empty) in the access log or the connection
+// records by their event and message times, and their first and last
+// offsets.
+func hitBounds(hits []Hit) (where string, params map[string]string, first, last int64) {
+	first, last, imin, imax := hits[0].Source.Offset, hits[0].Source.Offset, hits[0].Ingested, hits[0].Ingested
+	emin, emax := hits[0].EventTime, hits[0].EventTime
+	for i := range hits {
+		h := &hits[i]
+		first, last = min(first, h.Source.Offset), max(last, h.Source.Offset)
+		imin, imax = minTime(imin, h.Ingested), maxTime(imax, h.Ingested)
+		emin, emax = minTime(emin, h.EventTime), maxTime(emax, h.EventTime)
+	}
+	return "event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+		map[string]string{"emin": chsql.Time(emin), "emax": chsql.Time(emax), "imin": chsql.Time(imin), "imax": chsql.Time(imax)},
+		first, last
+}
+
+// quarantineBounds is hitBounds for quarantined messages, bounded by the
+// time they were received.
+func quarantineBounds(qs []Quarantined) (where string, params map[string]string, first, last int64) {
+	first, last, rmin, rmax := qs[0].Source.Offset, qs[0].Source.Offset, qs[0].Received, qs[0].Received
+	for i := range qs {
+		q := &qs[i]
+		first, last = min(first, q.Source.Offset), max(last, q.Source.Offset)
+		rmin, rmax = minTime(rmin, q.Received), maxTime(rmax, q.Received)
+	}
+	return "received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
+		map[string]string{"imin": chsql.Time(rmin), "imax": chsql.Time(rmax)},
+		first, last
 }
 
 // unstored returns, for each table a rebuilt batch goes to, the rows of b
@@ -201,22 +212,12 @@ func (s *Store) StoredRows(ctx context.Context, b Batch) (hits, quarantined int,
 // may fall between two tables' inserts.
 func (s *Store) unstored(ctx context.Context, b Batch) (access, conns [][]Hit, quarantine [][]Quarantined, err error) {
 	if len(b.Hits) > 0 {
-		f, l, imin, imax := b.Hits[0].Source.Offset, b.Hits[0].Source.Offset, b.Hits[0].Ingested, b.Hits[0].Ingested
-		emin, emax := b.Hits[0].EventTime, b.Hits[0].EventTime
-		for i := range b.Hits {
-			h := &b.Hits[i]
-			f, l = min(f, h.Source.Offset), max(l, h.Source.Offset)
-			imin, imax = minTime(imin, h.Ingested), maxTime(imax, h.Ingested)
-			emin, emax = minTime(emin, h.EventTime), maxTime(emax, h.EventTime)
-		}
 		for _, t := range []struct {
 			table string
 			out   *[][]Hit
 		}{{s.db.Access + ".access_log", &access}, {s.db.Connections + ".connection_records", &conns}} {
-			params := map[string]string{"emin": chsql.Time(emin), "emax": chsql.Time(emax), "imin": chsql.Time(imin), "imax": chsql.Time(imax)}
-			held, err := s.storedKeys(ctx, t.table, "toUnixTimestamp64Milli(ingested_at), toUnixTimestamp64Milli(event_time)",
-				"event_time BETWEEN {emin:DateTime64(3, 'UTC')} AND {emax:DateTime64(3, 'UTC')} AND ingested_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-				params, b.Hits[0].Source, f, l)
+			where, params, f, l := hitBounds(b.Hits)
+			held, err := s.storedKeys(ctx, t.table, "toUnixTimestamp64Milli(ingested_at), toUnixTimestamp64Milli(event_time)", where, params, b.Hits[0].Source, f, l)
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -236,15 +237,8 @@ func (s *Store) unstored(ctx context.Context, b Batch) (access, conns [][]Hit, q
 		}
 	}
 	if len(b.Quarantine) > 0 {
-		f, l, rmin, rmax := b.Quarantine[0].Source.Offset, b.Quarantine[0].Source.Offset, b.Quarantine[0].Received, b.Quarantine[0].Received
-		for i := range b.Quarantine {
-			q := &b.Quarantine[i]
-			f, l = min(f, q.Source.Offset), max(l, q.Source.Offset)
-			rmin, rmax = minTime(rmin, q.Received), maxTime(rmax, q.Received)
-		}
-		held, err := s.storedKeys(ctx, s.db.Ops+".quarantine", "toUnixTimestamp64Milli(received_at), toInt64(0)",
-			"received_at BETWEEN {imin:DateTime64(3, 'UTC')} AND {imax:DateTime64(3, 'UTC')}",
-			map[string]string{"imin": chsql.Time(rmin), "imax": chsql.Time(rmax)}, b.Quarantine[0].Source, f, l)
+		where, params, f, l := quarantineBounds(b.Quarantine)
+		held, err := s.storedKeys(ctx, s.db.Ops+".quarantine", "toUnixTimestamp64Milli(received_at), toInt64(0)", where, params, b.Quarantine[0].Source, f, l)
 		if err != nil {
 			return nil, nil, nil, err
 		}
