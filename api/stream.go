@@ -283,10 +283,19 @@ func pipelined[T any](ctx context.Context, each func(context.Context, func(*T) e
 		defer close(full)
 		chunk := <-free
 		send := func() error {
+			// A select picks at random among ready cases: once fn has
+			// failed, a free chunk (given back as the consumer drains)
+			// must not win over the cancellation.
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 			select {
 			case full <- chunk:
 				chunk = nil // fn's now: never sent twice
 			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
 			select {
