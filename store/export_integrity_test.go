@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // Hooks for the external integrity tests.
 
 // SetManifestVersion makes st sign with hash version v (1: as connlog did
@@ -51,3 +53,22 @@ func TableColumns() map[string]map[string]string {
 // through clickhouse-go's batch API (off), as it does for a ClickHouse
 // server, so that both are tested on the embedded engine.
 func SetNativeInserts(st *Store, on bool) { st.nativeInserts = on }
+
+// SetLazyColumns turns the exports' lazy materialization on or off, and
+// LazyColumns tells whether Open found the engine's setting for it.
+func SetLazyColumns(st *Store, on bool) { st.lazyColumns = on }
+
+// LazyColumns reports whether exports set lazyColumnsSetting.
+func LazyColumns(st *Store) bool { return st.lazyColumns }
+
+// SetLazyMaxRows sets the largest result a search reads lazily.
+func SetLazyMaxRows(st *Store, n int) { st.lazyMaxRows = n }
+
+// LazyRead reports whether an access-log search of q reads lazily.
+func LazyRead(ctx context.Context, st *Store, q AccessQuery) bool {
+	_, where, params, err := st.accessSQL(&q)
+	if err != nil {
+		return false
+	}
+	return st.lazyRead(ctx, accessTable.full(st.db), where, params, q.Timeout, q.Limit)
+}

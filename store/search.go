@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/connlog/connlog/store/internal/chsql"
@@ -182,28 +183,81 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 // queryContext binds params and the per-query limits: server-side execution
 // time (zero: Config.QueryTimeout) and result size.
 func (s *Store) queryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
+	return s.searchContext(ctx, params, timeout, limit, false)
+}
+
+// searchContext is queryContext for a search that may read lazily (see
+// lazyRead).
+func (s *Store) searchContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int, lazy bool) context.Context {
 	if timeout <= 0 {
 		timeout = s.cfg.QueryTimeout
 	}
-	return chsql.QueryContext(ctx, params, timeout, limit)
+	var extra clickhouse.Settings
+	if lazy {
+		extra = clickhouse.Settings{lazyColumnsSetting: 0}
+	}
+	return chsql.QueryContext(ctx, params, timeout, limit, extra)
 }
 
-// accessSQL builds the statement and parameters of q.
-func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
+// lazyColumnsSetting is the engine's bound on the LIMIT up to which it
+// reads the columns a query does not sort or filter on only for the rows it
+// returns (lazy materialization, ClickHouse 25.x and later); 0 lifts it.
+// lazyColumnsDefaultLimit is its default. lazyColumnsMaxRows bounds the
+// searches that lift it (lazyRead; Store.lazyMaxRows, which tests lower).
+const (
+	lazyColumnsSetting      = "query_plan_max_limit_for_lazy_materialization"
+	lazyColumnsDefaultLimit = 10_000
+	lazyColumnsMaxRows      = 100_000
+)
+
+// lazyRead reports whether a search of table filtered by where, with a
+// limit above a page, should lift lazyColumnsSetting: whether it returns at
+// most lazyColumnsMaxRows rows, which a count() of the same filter tells
+// (9 ms at the 50 M-row year shape, BENCHMARKS.md).
+//
+// An export is sorted in Cursor order, and the engine merges the day
+// partitions' rows in key order: carrying all 33 columns of the access log
+// through that merge was most of its time (one /8 over 7 days, 57,628 rows:
+// 110 ms in the engine, 55 ms lazily, first byte 157-177 -> 87-120 ms
+// through the API). But the engine holds the whole sorted result before it
+// reads the other columns, about 1 kB a row: an export of 1,500,000 rows
+// took 2.43 s instead of 1.01 s and 1.5 GB more memory. Hence the count:
+// only a result that is small reads lazily, and a large one streams as it
+// always did. Pages (at most lazyColumnsDefaultLimit rows) read lazily by
+// the engine's default.
+func (s *Store) lazyRead(ctx context.Context, table, where string, params map[string]string, timeout time.Duration, limit int) bool {
+	if !s.lazyColumns || limit <= lazyColumnsDefaultLimit {
+		return false
+	}
+	counted := make(map[string]string, len(params)+1)
+	for k, v := range params {
+		counted[k] = v
+	}
+	counted["lazy_cap"] = strconv.Itoa(s.lazyMaxRows + 1)
+	var n uint64
+	if err := s.conn.QueryRow(s.queryContext(ctx, counted, timeout, 1),
+		"SELECT count() FROM (SELECT 1 FROM "+table+" WHERE "+where+" LIMIT {lazy_cap:UInt64})").Scan(&n); err != nil {
+		return false // the search itself tells what went wrong
+	}
+	return n <= uint64(s.lazyMaxRows)
+}
+
+// accessSQL builds the statement, its WHERE clause and its parameters of q.
+func (s *Store) accessSQL(q *AccessQuery) (stmt, where string, params map[string]string, err error) {
 	if q.Limit <= 0 {
-		return "", nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
+		return "", "", nil, fmt.Errorf("%w: limit must be positive", ErrBadFilter)
 	}
 	network := q.Network
 	if q.Client != "" {
 		if network.IsValid() {
-			return "", nil, fmt.Errorf("%w: a client text and an IP address or network exclude each other", ErrBadFilter)
+			return "", "", nil, fmt.Errorf("%w: a client text and an IP address or network exclude each other", ErrBadFilter)
 		}
 		// rows with a client text have no address: they are stored at ::
 		network = netip.PrefixFrom(netip.IPv6Unspecified(), 128)
 	}
 	var f filter
 	if err := f.common(network, q.From, q.To, q.Site, q.Sites, q.Port, q.PathPrefix, q.StatusMin, q.StatusMax, q.User, q.After); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	switch {
 	case q.Client != "":
@@ -222,8 +276,9 @@ func (s *Store) accessSQL(q *AccessQuery) (string, map[string]string, error) {
 		f.Params["ua"] = chsql.Escape(q.UserAgent)
 	}
 	f.Params["limit"] = strconv.Itoa(q.Limit)
-	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + f.SQL.String() +
-		searchOrder + " LIMIT {limit:UInt64}", f.Params, nil
+	where = f.SQL.String()
+	return "SELECT " + accessTable.list + " FROM " + accessTable.full(s.db) + " WHERE " + where +
+		searchOrder + " LIMIT {limit:UInt64}", where, f.Params, nil
 }
 
 // SearchAccess returns at most q.Limit access-log rows matching q, in
@@ -242,11 +297,12 @@ func (s *Store) SearchAccess(ctx context.Context, q AccessQuery) ([]Hit, error) 
 // held in memory whole. fn must not keep h; an error from fn stops the
 // iteration and is returned as is.
 func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) error) error {
-	sql, params, err := s.accessSQL(&q)
+	sql, where, params, err := s.accessSQL(&q)
 	if err != nil {
 		return err
 	}
-	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), sql)
+	lazy := s.lazyRead(ctx, accessTable.full(s.db), where, params, q.Timeout, q.Limit)
+	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, lazy), sql)
 	if err != nil {
 		return fmt.Errorf("search access log: %w", err)
 	}
@@ -418,7 +474,15 @@ func (s *Store) EachConnection(ctx context.Context, q ConnectionQuery, fn func(r
 	if err != nil {
 		return err
 	}
-	rows, err := s.conn.Query(s.queryContext(ctx, params, q.Timeout, q.Limit), sql)
+	lazy := false
+	if !held { // the union with the held copies is not counted: rare, left as it was
+		w, wparams, err := connectionFilter(&q)
+		if err != nil {
+			return err
+		}
+		lazy = s.lazyRead(ctx, connectionTable.full(s.db), w, wparams, q.Timeout, q.Limit)
+	}
+	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, lazy), sql)
 	if err != nil {
 		return fmt.Errorf("search connection records: %w", err)
 	}

@@ -308,3 +308,69 @@ func TestRequisitionDueDateRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestExportsReadLazilyWithTheSameAnswer: an export larger than a page but
+// counted small sets the engine's lazy materialization (it halves the
+// engine's time of a sorted export), which must change nothing in what it
+// returns: the same rows, every column, in the same order, access log and
+// connection records; a result counted larger than the bound does not.
+func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
+	st := openStore(t)
+	if !store.LazyColumns(st) {
+		t.Fatal("the embedded engine knows query_plan_max_limit_for_lazy_materialization: Open should have found it")
+	}
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	hits := make([]store.Hit, 30_000)
+	for i := range hits {
+		hits[i] = store.Hit{
+			Source:    store.Source{Topic: "nginx", Partition: int32(i % 3), Offset: int64(i)},
+			EventTime: base.Add(time.Duration(i%9000) * 40 * time.Second), Ingested: base,
+			ClientIP:   netip.AddrFrom4([4]byte{198, 51, byte(i % 7), byte(i % 251)}),
+			ClientPort: uint16(1024 + i), PeerIP: netip.MustParseAddr("10.0.0.1"), Site: "www.example.org",
+			Method: "GET", Path: fmt.Sprintf("/p/%d", i%97), Protocol: "HTTP/1.1", Status: 200, BytesSent: uint64(i),
+			UserAgent: fmt.Sprintf("agent %d", i%13), Operation: store.OpRead,
+		}
+	}
+	// three batches: several parts in each day partition to merge
+	for i := 0; i < len(hits); i += 10_000 {
+		if err := st.Write(t.Context(), store.Batch{Hits: hits[i : i+10_000]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aq := store.AccessQuery{Network: netip.MustParsePrefix("198.51.0.0/16"), From: base, To: base.Add(5 * 24 * time.Hour), Limit: 40_000}
+	cq := store.ConnectionQuery{Network: aq.Network, From: aq.From, To: aq.To, Limit: 40_000}
+	var got [2][]store.Hit
+	var gotRecs [2][]store.ConnectionRecord
+	for i, lazy := range []bool{false, true} {
+		store.SetLazyColumns(st, lazy)
+		if err := st.EachAccess(t.Context(), aq, func(h *store.Hit) error { got[i] = append(got[i], *h); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.EachConnection(t.Context(), cq, func(r *store.ConnectionRecord) error { gotRecs[i] = append(gotRecs[i], *r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got[0]) != len(hits) || len(gotRecs[0]) != len(hits) {
+		t.Fatalf("%d access rows and %d records, want %d", len(got[0]), len(gotRecs[0]), len(hits))
+	}
+	if !slices.Equal(got[0], got[1]) {
+		t.Error("the access log export differs with lazy materialization")
+	}
+	if !slices.Equal(gotRecs[0], gotRecs[1]) {
+		t.Error("the connection records export differs with lazy materialization")
+	}
+
+	// Only a result counted small reads lazily: the engine holds it whole
+	// first. A page reads lazily by the engine's default, not by this.
+	for _, tc := range []struct {
+		limit, maxRows int
+		want           bool
+	}{{40_000, 100_000, true}, {40_000, 29_999, false}, {40_000, 30_000, true}, {10_000, 100_000, false}} {
+		store.SetLazyMaxRows(st, tc.maxRows)
+		q := aq
+		q.Limit = tc.limit
+		if got := store.LazyRead(t.Context(), st, q); got != tc.want {
+			t.Errorf("limit %d, %d matching rows, at most %d read lazily: lazy = %v, want %v", tc.limit, len(hits), tc.maxRows, got, tc.want)
+		}
+	}
+}

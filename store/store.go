@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/connlog/connlog/store/audit"
+	"github.com/connlog/connlog/store/internal/chsql"
 	"github.com/connlog/connlog/store/legal"
 	"github.com/connlog/connlog/store/retention"
 )
@@ -40,6 +41,12 @@ type Store struct {
 	// nativeInserts: the store encodes its batch inserts itself
 	// (native.go); set for the embedded engine, reached in-process.
 	nativeInserts bool
+	// lazyColumns: the engine knows lazyColumnsSetting (search.go), which
+	// exports then set; a server older than 25.x refuses an unknown
+	// setting, so Open asks system.settings.
+	lazyColumns bool
+	// lazyMaxRows is lazyColumnsMaxRows, lowered by tests.
+	lazyMaxRows int
 
 	// Enforcer applies and enforces the lifetimes of the data classes
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
@@ -112,6 +119,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		_ = conn.Close() // the first error is the one returned
 		return nil, err
 	}
+	var known uint64
+	if err := conn.QueryRow(chsql.WithParams(pctx, map[string]string{"name": lazyColumnsSetting}),
+		"SELECT count() FROM system.settings WHERE name = {name:String}").Scan(&known); err != nil {
+		s.logger.Warn("cannot tell whether the engine knows a setting; exports go without it", "setting", lazyColumnsSetting, "err", err)
+	}
+	s.lazyColumns, s.lazyMaxRows = known > 0, lazyColumnsMaxRows
 	return s, nil
 }
 

@@ -30,7 +30,7 @@ func NewTrail(conn driver.Conn, db chsql.Databases, queryTimeout time.Duration) 
 }
 
 func (s *Trail) queryContext(ctx context.Context, params map[string]string, limit int) context.Context {
-	return chsql.QueryContext(ctx, params, s.queryTimeout, limit)
+	return chsql.QueryContext(ctx, params, s.queryTimeout, limit, nil)
 }
 
 // Entry records one API call that touched (or tried to touch) data:

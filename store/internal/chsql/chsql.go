@@ -158,15 +158,20 @@ func (w *Where) And(cond string) {
 
 // QueryContext binds params and the per-query limits of a search:
 // server-side execution time (timeout, rounded to seconds) and result size.
-func QueryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(clickhouse.Settings{
+// extra, if not nil, adds settings of the caller's.
+func QueryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int, extra clickhouse.Settings) context.Context {
+	settings := clickhouse.Settings{
 		"max_execution_time":   max(1, int(timeout.Round(time.Second).Seconds())),
 		"max_result_rows":      limit,
 		"result_overflow_mode": "throw",
 		// No "readonly" here: a user whose profile is readonly=2 (the
 		// deployed API users) may not set it, and values are bound
 		// parameters, never SQL.
-	}))
+	}
+	for k, v := range extra {
+		settings[k] = v
+	}
+	return clickhouse.Context(ctx, clickhouse.WithParameters(params), clickhouse.WithSettings(settings))
 }
 
 // PrefixRange returns the first and last IPv6 address of p, IPv4 prefixes
