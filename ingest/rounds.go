@@ -118,16 +118,14 @@ func (r *round) checkGathered() {
 func (rs *rounds) handOver(ctx context.Context, r *round, b *batch, rng store.BatchRange) *round {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	r.waiting--
 	if r.closed {
 		// The round stopped waiting for this batch (gatherWait): it goes in
 		// the next one.
-		r.waiting-- // no longer looked at, kept right all the same
 		r = rs.open()
-		r.waiting++
 	}
 	r.batches = append(r.batches, b)
 	r.ranges = append(r.ranges, rng)
-	r.waiting--
 	r.checkGathered()
 	if !r.claimed {
 		// Batches opening from now on, this worker's next among them, go

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -212,28 +213,19 @@ func quarantineBounds(qs []Quarantined) (where string, params map[string]string,
 // may fall between two tables' inserts.
 func (s *Store) unstored(ctx context.Context, b Batch) (access, conns [][]Hit, quarantine [][]Quarantined, err error) {
 	if len(b.Hits) > 0 {
+		where, params, f, l := hitBounds(b.Hits)
+		key := func(h *Hit) storedKey {
+			return storedKey{h.Source.Offset, h.Ingested.UnixMilli(), h.EventTime.UnixMilli()}
+		}
 		for _, t := range []struct {
 			table string
 			out   *[][]Hit
 		}{{s.db.Access + ".access_log", &access}, {s.db.Connections + ".connection_records", &conns}} {
-			where, params, f, l := hitBounds(b.Hits)
 			held, err := s.storedKeys(ctx, t.table, "toUnixTimestamp64Milli(ingested_at), toUnixTimestamp64Milli(event_time)", where, params, b.Hits[0].Source, f, l)
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			rest := b.Hits
-			if len(held) > 0 {
-				rest = make([]Hit, 0, len(b.Hits))
-				for i := range b.Hits {
-					h := &b.Hits[i]
-					if _, ok := held[storedKey{h.Source.Offset, h.Ingested.UnixMilli(), h.EventTime.UnixMilli()}]; !ok {
-						rest = append(rest, *h)
-					}
-				}
-			}
-			if len(rest) > 0 {
-				*t.out = [][]Hit{rest}
-			}
+			*t.out = missing(b.Hits, held, key)
 		}
 	}
 	if len(b.Quarantine) > 0 {
@@ -242,18 +234,27 @@ func (s *Store) unstored(ctx context.Context, b Batch) (access, conns [][]Hit, q
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		rest := make([]Quarantined, 0, len(b.Quarantine))
-		for i := range b.Quarantine {
-			q := &b.Quarantine[i]
-			if _, ok := held[storedKey{q.Source.Offset, q.Received.UnixMilli(), 0}]; !ok {
-				rest = append(rest, *q)
-			}
-		}
-		if len(rest) > 0 {
-			quarantine = [][]Quarantined{rest}
-		}
+		quarantine = missing(b.Quarantine, held, func(q *Quarantined) storedKey { return storedKey{q.Source.Offset, q.Received.UnixMilli(), 0} })
 	}
 	return access, conns, quarantine, nil
+}
+
+// missing returns the rows whose key is not held, as the segments an
+// insert takes: none when every row is held.
+func missing[T any](rows []T, held map[storedKey]struct{}, key func(*T) storedKey) [][]T {
+	rest := rows
+	if len(held) > 0 {
+		rest = make([]T, 0, len(rows))
+		for i := range rows {
+			if _, ok := held[key(&rows[i])]; !ok {
+				rest = append(rest, rows[i])
+			}
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return [][]T{rest}
 }
 
 // storedKey is how unstored matches a row: its Kafka offset and two times
@@ -264,12 +265,8 @@ type storedKey struct{ offset, t1, t2 int64 }
 // times) of table's rows from src's topic and partition, offsets first to
 // last, that also satisfy where.
 func (s *Store) storedKeys(ctx context.Context, table, times, where string, params map[string]string, src Source, first, last int64) (map[storedKey]struct{}, error) {
-	params["t"] = chsql.Escape(src.Topic)
-	params["p"] = strconv.FormatInt(int64(src.Partition), 10)
-	params["f"] = strconv.FormatInt(first, 10)
-	params["l"] = strconv.FormatInt(last, 10)
-	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT kafka_offset, "+times+" FROM "+table+" WHERE "+where+
-		" AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}")
+	where, params = sourceFilter(where, params, src, first, last)
+	rows, err := s.conn.Query(chsql.WithParams(ctx, params), "SELECT kafka_offset, "+times+" FROM "+table+" WHERE "+where)
 	if err != nil {
 		return nil, fmt.Errorf("read stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
 	}
@@ -288,14 +285,21 @@ func (s *Store) storedKeys(ctx context.Context, table, times, where string, para
 	return held, nil
 }
 
-func (s *Store) countSource(ctx context.Context, table, where string, params map[string]string, src Source, first, last int64) (int, error) {
+// sourceFilter adds to where, and to a copy of its params, the rows' Kafka
+// source: src's topic and partition, offsets first to last.
+func sourceFilter(where string, params map[string]string, src Source, first, last int64) (string, map[string]string) {
+	params = maps.Clone(params)
 	params["t"] = chsql.Escape(src.Topic)
 	params["p"] = strconv.FormatInt(int64(src.Partition), 10)
 	params["f"] = strconv.FormatInt(first, 10)
 	params["l"] = strconv.FormatInt(last, 10)
+	return where + " AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}", params
+}
+
+func (s *Store) countSource(ctx context.Context, table, where string, params map[string]string, src Source, first, last int64) (int, error) {
+	where, params = sourceFilter(where, params, src, first, last)
 	var n uint64
-	err := s.conn.QueryRow(chsql.WithParams(ctx, params), "SELECT count() FROM "+table+" WHERE "+where+
-		" AND kafka_topic = {t:String} AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {f:Int64} AND {l:Int64}").Scan(&n)
+	err := s.conn.QueryRow(chsql.WithParams(ctx, params), "SELECT count() FROM "+table+" WHERE "+where).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count stored rows of %s/%d/%d-%d in %s: %w", src.Topic, src.Partition, first, last, table, err)
 	}

@@ -586,8 +586,7 @@ func manifestsSorted(v uint8, batchID string, b Batch, created time.Time) []Mani
 
 // writeManifests chains, signs and stores the manifests of batches whose
 // rows are stored, in one insert with their deduplication token. A
-// manifest names its batch's ID (the token, for a batch written alone),
-// also when the batch went in with others: a batch rebuilt alone after a
+// manifest names its batch's ID, also when the batch went in with others: a batch rebuilt alone after a
 // crash finds it and adds no second manifest.
 func (s *Store) writeManifests(ctx context.Context, token string, bs []Batch) error {
 	st := s.integrity()
@@ -609,11 +608,7 @@ func (s *Store) writeManifests(ctx context.Context, token string, bs []Batch) er
 	created := time.Now().UTC().Truncate(time.Millisecond)
 	var ms []Manifest
 	for i := range bs {
-		id := bs[i].ID
-		if len(bs) == 1 {
-			id = token
-		}
-		ms = append(ms, manifestsFor(version, id, bs[i], created)...)
+		ms = append(ms, manifestsFor(version, bs[i].ID, bs[i], created)...)
 	}
 	if len(ms) == 0 {
 		return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -229,10 +230,7 @@ func (s *Store) lazyRead(ctx context.Context, table, where string, params map[st
 	if !s.lazyColumns || limit <= lazyColumnsDefaultLimit {
 		return false
 	}
-	counted := make(map[string]string, len(params)+1)
-	for k, v := range params {
-		counted[k] = v
-	}
+	counted := maps.Clone(params)
 	counted["lazy_cap"] = strconv.Itoa(s.lazyMaxRows + 1)
 	var n uint64
 	if err := s.conn.QueryRow(s.queryContext(ctx, counted, timeout, 1),

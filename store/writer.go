@@ -41,14 +41,13 @@ func (s *Store) Write(ctx context.Context, bs ...Batch) error {
 		return nil
 	case 1:
 		b := bs[0]
-		token := b.ID
-		if token == "" {
+		if b.ID == "" {
 			if len(b.Audience) > 0 && len(b.Hits) == 0 {
 				return fmt.Errorf("insert %d audience rows: a batch without hits needs an ID", len(b.Audience))
 			}
-			token = batchToken(b)
+			b.ID = batchToken(b) // what its rows and manifests carry
 		}
-		return s.write.writeBatch(ctx, token, bs)
+		return s.write.writeBatch(ctx, b.ID, []Batch{b})
 	}
 	h := sha256.New()
 	for i := range bs {
@@ -61,7 +60,8 @@ func (s *Store) Write(ctx context.Context, bs ...Batch) error {
 	return s.write.writeBatch(ctx, "round/"+hex.EncodeToString(h.Sum(nil)), bs)
 }
 
-// batchWriter stores batches under one deduplication token. The write
+// batchWriter stores batches, each with its ID, under one deduplication
+// token (a lone batch's is its ID). The write
 // path is layers of it: tableRows inserts the rows, and signingWriter
 // (manifest.go) wraps it with the tamper evidence.
 type batchWriter interface {
@@ -69,7 +69,8 @@ type batchWriter interface {
 }
 
 // tableRows inserts the batches' rows into their tables, one insert per
-// table (the audience: per batch), each deduplicated by the token.
+// table (the audience: per batch, under the batch's ID), each
+// deduplicated by the token.
 type tableRows struct{ s *Store }
 
 func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) error {
@@ -121,13 +122,9 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 		if len(bs[i].Audience) == 0 {
 			continue
 		}
-		own := token
-		if len(bs) > 1 {
-			own = bs[i].ID
-		}
-		rows := bs[i].Audience
+		id, rows := bs[i].ID, bs[i].Audience
 		ins.run(func() error {
-			if err := s.insertAudience(ctx, own, rows); err != nil {
+			if err := s.insertAudience(ctx, id, rows); err != nil {
 				return fmt.Errorf("insert %d audience rows: %w", len(rows), err)
 			}
 			return nil
