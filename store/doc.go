@@ -26,7 +26,10 @@
 // for a batch rebuilt after a crash only the rows each table lacks
 // (batches.go, unstored); signingWriter wraps it
 // with the tamper evidence: once the rows are stored it chains, signs and
-// stores their manifests (manifest.go). On the embedded engine the store
+// stores their manifests (manifest.go). Store.Prepare does ahead what
+// depends on a batch alone (prepare.go: its Native blocks, its manifests'
+// hashes), so that ingest's workers do it while the round before is being
+// written. On the embedded engine the store
 // encodes each insert in the Native format itself (native.go); on a
 // ClickHouse server it uses clickhouse-go's batch API, told the column
 // types once per table instead of a DESCRIBE per batch (insert.go).

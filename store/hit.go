@@ -141,6 +141,9 @@ type Batch struct {
 	// batches of other partitions, see [Store.Write]). Write then inserts
 	// into each table only the rows that table does not hold yet.
 	Rebuilt bool
+
+	// prepared is what Store.Prepare did of the batch's write ahead of it.
+	prepared *prepared
 }
 
 // Operation is the kind of operation a request performs, which the

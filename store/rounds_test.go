@@ -112,3 +112,65 @@ func TestRoundThenRebuiltBatchesStoreEachRowOnce(t *testing.T) {
 		t.Errorf("verify: %d rows checked, problems %+v; want 1206 rows, none", rep.Rows, rep.Problems)
 	}
 }
+
+// TestPreparedRoundsStoreWhatTheBatchesHold writes rounds of batches
+// prepared ahead (Store.Prepare), as ingest does: the first as prepared,
+// whose blocks go in one after the other, the second with a batch changed
+// after it was prepared. Every table must hold exactly the batches' rows
+// (the changed batch's as it is at the write, not as prepared), a round
+// must be one part per table and day, a retried round must store nothing
+// twice, and the manifests hashed ahead must verify.
+func TestPreparedRoundsStoreWhatTheBatchesHold(t *testing.T) {
+	for _, native := range []bool{true, false} {
+		t.Run(fmt.Sprintf("native=%v", native), func(t *testing.T) { testPreparedRounds(t, native) })
+	}
+}
+
+func testPreparedRounds(t *testing.T, native bool) {
+	st, sg := openConfigured(t, nil)
+	store.SetNativeInserts(st, native) // as on the embedded engine, or through the batch API
+	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	a, b := partitionBatch(0, 0, 300, at), partitionBatch(1, 0, 200, at)
+	c, d := partitionBatch(0, 301, 100, at.Add(time.Second)), partitionBatch(1, 201, 100, at.Add(time.Second))
+	for _, x := range []*store.Batch{&a, &b, &c, &d} {
+		st.Prepare(x)
+	}
+	db := st.Databases()
+	for range 2 { // a retried round is stored once
+		if err := st.Write(t.Context(), a, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, table := range []string{"access_log", "connection_records"} {
+		if n := count(t, st, "SELECT count() FROM system.parts WHERE active AND table = '"+table+"' AND database IN ('"+db.Access+"', '"+db.Connections+"')"); n != 1 {
+			t.Errorf("%s: %d parts after one round of prepared batches, want 1", table, n)
+		}
+	}
+	c.Hits = c.Hits[:50] // changed after it was prepared
+	if err := st.Write(t.Context(), c, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		table     string
+		partition int32
+		rows      uint64
+	}{
+		{db.Access + ".access_log", 0, 350},
+		{db.Connections + ".connection_records", 0, 350},
+		{db.Ops + ".quarantine", 0, 2},
+		{db.Access + ".access_log", 1, 300},
+		{db.Connections + ".connection_records", 1, 300},
+		{db.Ops + ".quarantine", 1, 2},
+	} {
+		if rows, offsets := countBy(t, st, tc.table, tc.partition); rows != tc.rows || offsets != tc.rows {
+			t.Errorf("%s, partition %d: %d rows at %d offsets, want %d", tc.table, tc.partition, rows, offsets, tc.rows)
+		}
+	}
+	rep, err := st.Verify(t.Context(), sg.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 || rep.Rows != 2*650+4 {
+		t.Errorf("verify: %d rows checked, problems %+v; want 1304 rows, none", rep.Rows, rep.Problems)
+	}
+}

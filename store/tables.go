@@ -368,6 +368,9 @@ func hashTableFull(table string, d Databases) string {
 	return quarantineTable.full(d)
 }
 
+// columns is the number of the table's stored columns.
+func (t *table[T]) columns() int { return len(t.cols) }
+
 // full is the table's name qualified by its database.
 func (t *table[T]) full(d Databases) string { return t.db(d) + "." + t.name }
 

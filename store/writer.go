@@ -77,6 +77,9 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 	s := w.s
 	var access, conns [][]Hit
 	var quarantine [][]Quarantined
+	// The blocks Store.Prepare encoded, one per segment; used only when
+	// every segment has one.
+	var preAccess, preConns, preQuar [][]byte
 	if len(bs) == 1 && bs[0].Rebuilt {
 		var err error
 		if access, conns, quarantine, err = s.unstored(ctx, bs[0]); err != nil {
@@ -84,11 +87,17 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 		}
 	} else {
 		for i := range bs {
+			p := bs[i].preparedFor(s)
+			if p == nil {
+				p = &prepared{}
+			}
 			if len(bs[i].Hits) > 0 {
 				access = append(access, bs[i].Hits)
+				preAccess, preConns = append(preAccess, p.access), append(preConns, p.connections)
 			}
 			if len(bs[i].Quarantine) > 0 {
 				quarantine = append(quarantine, bs[i].Quarantine)
+				preQuar = append(preQuar, p.quarantined)
 			}
 		}
 		conns = access
@@ -99,25 +108,28 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 	var ins inserts
 	if n := rowCount(access); n > 0 {
 		ins.run(func() error {
-			if err := insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, access, nil); err != nil {
+			if err := insertTable[Hit](ctx, s, token, accessTable, &s.buffers.access, access, nil, preAccess); err != nil {
 				return fmt.Errorf("insert %d access log rows: %w", n, err)
 			}
 			return nil
 		})
 	}
-	ins.run(func() error {
-		if n := rowCount(conns); n > 0 {
-			if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, conns, ConnectionOf); err != nil {
+	if n := rowCount(conns); n > 0 {
+		ins.run(func() error {
+			if err := insertTable(ctx, s, token, connectionTable, &s.buffers.connections, conns, ConnectionOf, preConns); err != nil {
 				return fmt.Errorf("insert %d connection records: %w", n, err)
 			}
-		}
-		if n := rowCount(quarantine); n > 0 {
-			if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, quarantine, nil); err != nil {
+			return nil
+		})
+	}
+	if n := rowCount(quarantine); n > 0 {
+		ins.run(func() error {
+			if err := insertTable[Quarantined](ctx, s, token, quarantineTable, &s.buffers.quarantine, quarantine, nil, preQuar); err != nil {
 				return fmt.Errorf("insert %d quarantined lines: %w", n, err)
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	for i := range bs {
 		if len(bs[i].Audience) == 0 {
 			continue
