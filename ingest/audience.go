@@ -29,14 +29,31 @@ func WithAudience(next Sink, a *anonymize.Anonymizer) Sink {
 	return &audienceSink{next: next, a: a}
 }
 
+// Prepare implements Preparer: it sets b's audience rows (in a slice of
+// their own, which Write leaves to b), then lets the next Sink prepare b.
+func (s *audienceSink) Prepare(b *store.Batch) {
+	rows := AppendAudience(nil, s.a, b.Hits)
+	if rows == nil {
+		rows = []anonymize.Audience{} // prepared, none kept
+	}
+	b.Audience = rows
+	if p, ok := s.next.(Preparer); ok {
+		p.Prepare(b)
+	}
+}
+
 // Write implements Sink.
 func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
 	bufs := make([]*[]anonymize.Audience, len(bs))
-	// The batches of a round are turned into audience rows side by side,
-	// as each partition's worker did when it wrote its own batch: done one
-	// after the other, they held the round's inserts back.
+	// The batches of a round not prepared (Prepare) are turned into
+	// audience rows side by side, as each partition's worker did when it
+	// wrote its own batch: done one after the other, they held the round's
+	// inserts back.
 	var wg sync.WaitGroup
 	for i := range bs {
+		if bs[i].Audience != nil {
+			continue // prepared
+		}
 		buf, _ := s.pool.Get().(*[]anonymize.Audience)
 		if buf == nil {
 			buf = new([]anonymize.Audience)
@@ -50,6 +67,9 @@ func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
 	wg.Wait()
 	err := s.next.Write(ctx, bs...)
 	for i, buf := range bufs {
+		if buf == nil {
+			continue
+		}
 		clear(*buf) // drop references to the hits' strings
 		*buf = (*buf)[:0]
 		bs[i].Audience = nil

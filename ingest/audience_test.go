@@ -66,26 +66,34 @@ func TestWithAudienceLeavesOutBotsProbesAndOptOut(t *testing.T) {
 		{"Sec-GPC or DNT opt-out", firefoxUA, "/", true, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := &recordingSink{}
-			sink := ingest.WithAudience(rec, newAnonymizer(t, anonymize.NewMemoryKeyStore()))
-			h := store.Hit{
-				EventTime: time.Now(), ClientIP: netip.MustParseAddr("203.0.113.7"), Site: "www.example.org",
-				Path: tt.path, Status: 200, UserAgent: tt.ua, OptOut: tt.optOut,
-			}
-			if err := sink.Write(t.Context(), store.Batch{ID: "b", Hits: []store.Hit{h}}); err != nil {
-				t.Fatal(err)
-			}
-			if kept := len(rec.rows) == 1; kept != tt.kept {
-				t.Fatalf("kept %v, want %v", kept, tt.kept)
-			}
-			if tt.kept {
-				r := rec.rows[0]
-				if r.Site != h.Site || r.Visitor == 0 || r.Network.String() != "203.0.0.0/16" || r.StatusClass != "2xx" {
-					t.Errorf("row %+v", r)
+		// Prepared ahead (as the Pipeline does for a round's batches) or
+		// computed by Write (a rebuilt batch): the same rows.
+		for _, prepare := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/prepared=%v", tt.name, prepare), func(t *testing.T) {
+				rec := &recordingSink{}
+				sink := ingest.WithAudience(rec, newAnonymizer(t, anonymize.NewMemoryKeyStore()))
+				h := store.Hit{
+					EventTime: time.Now(), ClientIP: netip.MustParseAddr("203.0.113.7"), Site: "www.example.org",
+					Path: tt.path, Status: 200, UserAgent: tt.ua, OptOut: tt.optOut,
 				}
-			}
-		})
+				b := store.Batch{ID: "b", Hits: []store.Hit{h}}
+				if prepare {
+					sink.(ingest.Preparer).Prepare(&b)
+				}
+				if err := sink.Write(t.Context(), b); err != nil {
+					t.Fatal(err)
+				}
+				if kept := len(rec.rows) == 1; kept != tt.kept {
+					t.Fatalf("kept %v, want %v", kept, tt.kept)
+				}
+				if tt.kept {
+					r := rec.rows[0]
+					if r.Site != h.Site || r.Visitor == 0 || r.Network.String() != "203.0.0.0/16" || r.StatusClass != "2xx" {
+						t.Errorf("row %+v", r)
+					}
+				}
+			})
+		}
 	}
 }
 

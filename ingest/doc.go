@@ -60,7 +60,10 @@
 // in write rounds (rounds.go): when one is due, the others are handed over
 // as they stand, and the round makes one insert per table for all of them
 // (a quarter of the parts with four partitions), while the workers go on
-// consuming into their next batches. The store derives the round's
+// consuming into their next batches. A worker prepares its sealed batch
+// itself ([Preparer]: the store encodes the rows and hashes the manifests,
+// [WithAudience] computes the audience rows) while the round before is
+// still being written, so that a round only sends. The store derives the round's
 // insert_deduplication_token from the batches' IDs (a batch written alone
 // uses its ID), and the tables keep the tokens of their last 10,000 inserts
 // (non_replicated_deduplication_window), so retrying a round stores

@@ -37,6 +37,17 @@ type Sink interface {
 	Write(ctx context.Context, bs ...store.Batch) error
 }
 
+// Preparer is a [Sink] that can do the share of a batch's write that
+// depends on the batch alone ahead of it (*store.Store: encode the rows,
+// hash the manifests; [WithAudience]: compute the audience rows). The
+// Pipeline prepares each new batch in its partition's worker once the batch
+// is sealed, while the write round before is being written, so that the
+// round only sends. Prepare must leave the batch as Write would find it
+// unprepared: Write does the work itself for a batch not prepared.
+type Preparer interface {
+	Prepare(b *store.Batch)
+}
+
 // Journal is the intent log that makes batch boundaries survive a crash;
 // *store.Store satisfies it. When the [Sink] given to [New] also implements
 // Journal, the Pipeline records every batch's offset range, incarnation and
@@ -73,7 +84,9 @@ type Pipeline struct {
 	cfg     Config
 	sink    Sink
 	journal Journal
-	parse   func(topic string, line []byte, h *store.Hit) error
+	// preparer is sink, when it prepares batches ahead of their write.
+	preparer Preparer
+	parse    func(topic string, line []byte, h *store.Hit) error
 	// redactRaw minimises what is kept of a line that could not be parsed.
 	redactRaw   func(line []byte) []byte
 	incarnation func(topic string) string
@@ -136,6 +149,7 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer, logger *slog.Logger, 
 	if p.dialer, err = kafkaclient.NewDialer(cfg.SASL, cfg.TLS); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
+	p.preparer, _ = sink.(Preparer)
 	if p.journal = journalOf(sink); p.journal == nil {
 		p.log.Warn("the sink keeps no intent log: batches are not rebuilt after a restart, so a crash between a write and its commit can store lines twice")
 	}
@@ -250,17 +264,15 @@ type batch struct {
 
 func (b *batch) reset() {
 	clear(b.Hits) // drop references to message bytes
-	b.Hits = b.Hits[:0]
 	clear(b.Quarantine)
-	b.Quarantine = b.Quarantine[:0]
-	b.ID = ""
+	// ID, Rebuilt, the audience rows and what was prepared go with the rest.
+	b.Batch = store.Batch{Hits: b.Hits[:0], Quarantine: b.Quarantine[:0]}
 	b.msgs, b.bytes = 0, 0
 	if b.digest == nil {
 		b.digest = sha256.New()
 	}
 	b.digest.Reset()
 	b.replay = nil
-	b.Rebuilt = false
 	b.stored, b.quar, b.dups, b.redact = 0, 0, 0, 0
 	clear(b.reqIDs)
 	b.reqIDs = b.reqIDs[:0]
@@ -686,9 +698,12 @@ func (w *worker) flush(ctx context.Context) error {
 	if b.msgs == 0 {
 		return nil
 	}
-	// Batches are committed in order: the one in flight first.
-	if err := w.settle(); err != nil {
-		return err
+	// Batches are committed in order: the one in flight first (a new batch
+	// for a round is sealed and prepared before, see below).
+	if w.round == nil {
+		if err := w.settle(); err != nil {
+			return err
+		}
 	}
 	digest := hex.EncodeToString(b.digest.Sum(nil))
 	r := store.BatchRange{Group: p.cfg.GroupID, Topic: w.topic, Partition: int32(w.partition), First: b.first, Last: b.last,
@@ -711,6 +726,14 @@ func (w *worker) flush(ctx context.Context) error {
 		w.dedupe()
 	}
 	if w.round != nil {
+		// Sealed: prepared here, while the batch in flight is still being
+		// written, then handed over once that one is settled.
+		if p.preparer != nil {
+			p.preparer.Prepare(&b.Batch)
+		}
+		if err := w.settle(); err != nil {
+			return err
+		}
 		rd := w.round
 		w.round = nil
 		h := w.takeBatch()

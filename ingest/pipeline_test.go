@@ -86,6 +86,34 @@ func (s *testSink) Write(ctx context.Context, bs ...store.Batch) error {
 	return nil
 }
 
+// preparingSink is a testSink that is a Preparer: it records what it was
+// given to prepare, and counts the batches written as prepared (same ID,
+// same hits) and the others.
+type preparingSink struct {
+	*testSink
+	prepared                    map[string]int // hits by batch ID, under mu
+	writtenPrepared, unprepared int
+}
+
+func (s *preparingSink) Prepare(b *store.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prepared[b.ID] = len(b.Hits)
+}
+
+func (s *preparingSink) Write(ctx context.Context, bs ...store.Batch) error {
+	s.mu.Lock()
+	for _, b := range bs {
+		if n, ok := s.prepared[b.ID]; ok && n == len(b.Hits) {
+			s.writtenPrepared++
+		} else {
+			s.unprepared++
+		}
+	}
+	s.mu.Unlock()
+	return s.testSink.Write(ctx, bs...)
+}
+
 func (s *testSink) notify() {
 	select {
 	case s.changed <- struct{}{}:
@@ -299,7 +327,7 @@ func TestPartitionsBatchesAreWrittenTogether(t *testing.T) {
 	lines := realLines(t, 40000)
 	publishLines(t, brokers, topic, lines)
 
-	sink := newTestSink()
+	sink := &preparingSink{testSink: newTestSink(), prepared: map[string]int{}}
 	sink.delay = 5 * time.Millisecond // a write takes time, as the engine's does
 	cfg := testConfig(brokers, topic)
 	cfg.BatchRows = 500
@@ -327,6 +355,9 @@ func TestPartitionsBatchesAreWrittenTogether(t *testing.T) {
 	}
 	if together*4 < batches*3 {
 		t.Errorf("%d of %d batches went with other partitions' batches, want three quarters at least", together, batches)
+	}
+	if sink.unprepared != 0 || sink.writtenPrepared != batches {
+		t.Errorf("%d batches written as prepared, %d not (or changed since), of %d", sink.writtenPrepared, sink.unprepared, batches)
 	}
 	if got := sum(committedOffsets(t, brokers, "test", topic, partitions)); got != int64(len(lines)) {
 		t.Errorf("committed offsets sum to %d, want %d", got, len(lines))
