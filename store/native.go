@@ -1,10 +1,8 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"slices"
 	"strings"
 	"sync"
 
@@ -28,15 +26,15 @@ import (
 // pool per table.
 type nativeColumns struct{ cols [][]byte }
 
-// nativeBlock encodes the rows of segs, in order, converted by conv (nil:
-// they are rows of t already), as one Native block of t, and hands it to
-// emit, which must not keep it (it is in buffers recycled through pool).
-func nativeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T, emit func(block *nativeColumns, rows int)) {
+// encodeColumns encodes the rows of segs, in order, converted by conv
+// (nil: they are rows of t already), into the column buffers of a Native
+// block of t, from pool (the caller puts them back), and returns them with
+// the number of rows.
+func encodeColumns[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) (*nativeColumns, int) {
 	nc, _ := pool.Get().(*nativeColumns)
 	if nc == nil {
 		nc = &nativeColumns{cols: make([][]byte, len(t.cols))}
 	}
-	defer pool.Put(nc)
 	for i := range nc.cols {
 		nc.cols[i] = nc.cols[i][:0]
 	}
@@ -66,7 +64,14 @@ func nativeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*
 		}
 	}
 	clear(block)
-	emit(nc, n)
+	return nc, n
+}
+
+// nativeBlock is a Native block of a table, encoded: its column data, in
+// buffers of the table's pool, and its row count.
+type nativeBlock struct {
+	cols *nativeColumns
+	rows int
 }
 
 // blockSize is the size of the Native block of t whose column data nc
@@ -79,72 +84,59 @@ func blockSize[T any](t *table[T], nc *nativeColumns) int {
 	return size
 }
 
-// blockWriter is where a Native block is written: a strings.Builder or a
-// bytes.Buffer.
-type blockWriter interface {
-	Write([]byte) (int, error)
-	WriteString(string) (int, error)
-}
-
 // writeBlock writes the Native block of t, rows rows, whose column data nc
 // holds, to w.
-func writeBlock[T any](w blockWriter, t *table[T], nc *nativeColumns, rows int) {
+func writeBlock[T any](w *strings.Builder, t *table[T], nc *nativeColumns, rows int) {
 	var scratch [binary.MaxVarintLen64]byte
-	uvarint := func(v int) { _, _ = w.Write(binary.AppendUvarint(scratch[:0], uint64(v))) }
+	uvarint := func(v int) { w.Write(binary.AppendUvarint(scratch[:0], uint64(v))) }
 	uvarint(len(t.cols))
 	uvarint(rows)
 	for i, c := range t.cols {
 		uvarint(len(c.name))
-		_, _ = w.WriteString(c.name)
+		w.WriteString(c.name)
 		// LowCardinality columns are sent as their value type, which
 		// the engine converts on input (see insertTypes).
 		uvarint(len(c.chType))
-		_, _ = w.WriteString(c.chType)
-		_, _ = w.Write(nc.cols[i])
+		w.WriteString(c.chType)
+		w.Write(nc.cols[i])
 	}
-}
-
-// encodeBlock returns the Native block of the rows of segs (as nativeBlock
-// takes them) in a slice of its own.
-func encodeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) []byte {
-	var out bytes.Buffer
-	nativeBlock(t, pool, segs, conv, func(nc *nativeColumns, rows int) {
-		out.Grow(blockSize(t, nc))
-		writeBlock(&out, t, nc, rows)
-	})
-	return out.Bytes()
 }
 
 // nativeBody returns the whole request body that inserts the rows of
 // segs, in order, converted by conv (nil: they are rows of t already), into
-// t (qualified name full). When pre holds a block for every segment (the
-// batches' own, encoded ahead by Store.Prepare), the body is those blocks
-// one after the other, which the engine squashes into one block per
-// partition as it would one block (min_insert_block_size_rows); otherwise
-// the rows are encoded here, as one block.
-func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, segs [][]S, conv func(*S) T, pre [][]byte) string {
+// t (qualified name full): one Native block per segment (a batch), the
+// block pre holds for it when Store.Prepare encoded it ahead, else encoded
+// here. The engine squashes them into one block per partition
+// (min_insert_block_size_rows), so a round is still one part per table and
+// day. One block per batch whichever way it was encoded, because the
+// engine derives an insert's deduplication from its token and its blocks:
+// the same rows retried under the same token as one block instead of two
+// are stored again.
+func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, segs [][]S, conv func(*S) T, pre []*nativeBlock) string {
 	head := "INSERT INTO " + full + " (" + t.list + ") FORMAT Native\n"
+	blocks := make([]*nativeBlock, len(segs))
+	for i := range segs {
+		if i < len(pre) && pre[i] != nil {
+			blocks[i] = pre[i]
+			continue
+		}
+		nc, n := encodeColumns(t, pool, segs[i:i+1], conv)
+		defer pool.Put(nc)
+		blocks[i] = &nativeBlock{cols: nc, rows: n}
+	}
+	size := len(head)
+	for _, b := range blocks {
+		size += blockSize(t, b.cols)
+	}
 	// A string, as Exec takes the statement, built once: never pooled, as
 	// the HTTP transport may still read a body after the response came (an
 	// early error).
 	var body strings.Builder
-	if len(pre) == len(segs) && !slices.ContainsFunc(pre, func(b []byte) bool { return b == nil }) {
-		size := len(head)
-		for _, b := range pre {
-			size += len(b)
-		}
-		body.Grow(size)
-		body.WriteString(head)
-		for _, b := range pre {
-			body.Write(b)
-		}
-		return body.String()
+	body.Grow(size)
+	body.WriteString(head)
+	for _, b := range blocks {
+		writeBlock(&body, t, b.cols, b.rows)
 	}
-	nativeBlock(t, pool, segs, conv, func(nc *nativeColumns, rows int) {
-		body.Grow(len(head) + blockSize(t, nc))
-		body.WriteString(head)
-		writeBlock(&body, t, nc, rows)
-	})
 	return body.String()
 }
 
@@ -167,7 +159,7 @@ func (s *Store) nativeWrites(t interface{ columns() int }) bool {
 // they are rows of t), into t, deduplicated by token: as one Native body on
 // the embedded engine (pre: the segments' blocks, encoded ahead), else through clickhouse-go's batch API with buffers
 // from pool.
-func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T, pre [][]byte) error {
+func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T, pre []*nativeBlock) error {
 	full := t.full(s.db)
 	if s.nativeWrites(t) {
 		body := nativeBody(t, pool, full, segs, conv, pre)

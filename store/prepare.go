@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // prepared is the share of a batch's write that depends on the batch alone,
 // done ahead of the write by [Store.Prepare]: its rows encoded for each
@@ -17,7 +20,9 @@ type prepared struct {
 	// The Native blocks of its access log rows, connection records and
 	// quarantined messages; nil when the store does not insert that table
 	// as Native, or the batch has no such rows.
-	access, connections, quarantined []byte
+	access, connections, quarantined *nativeBlock
+	// spent: stored, and the blocks given back (release).
+	spent bool
 	// manifests are the batch's manifests, unchained and unsigned, under
 	// hash version version; nil without a signer.
 	manifests []Manifest
@@ -63,7 +68,7 @@ func (s *Store) Prepare(b *Batch) {
 // or b changed since.
 func (b *Batch) preparedFor(s *Store) *prepared {
 	p := b.prepared
-	if p == nil || p.store != s || b.Rebuilt || p.id != b.ID ||
+	if p == nil || p.spent || p.store != s || b.Rebuilt || p.id != b.ID ||
 		p.hits != firstOf(b.Hits) || p.nHits != len(b.Hits) ||
 		p.quarantine != firstOf(b.Quarantine) || p.nQuar != len(b.Quarantine) {
 		return nil
@@ -78,4 +83,26 @@ func firstOf[T any](s []T) *T {
 		return nil
 	}
 	return &s[0]
+}
+
+// encodeBlock encodes the rows of segs (as encodeColumns takes them) as a
+// block of t kept until release.
+func encodeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) *nativeBlock {
+	nc, n := encodeColumns(t, pool, segs, conv)
+	return &nativeBlock{cols: nc, rows: n}
+}
+
+// release gives p's blocks back to its store's buffers, once the batch is
+// stored; Write then no longer uses p.
+func (p *prepared) release() {
+	p.spent = true
+	for _, r := range []struct {
+		b    *nativeBlock
+		pool *sync.Pool
+	}{{p.access, &p.store.buffers.access}, {p.connections, &p.store.buffers.connections}, {p.quarantined, &p.store.buffers.quarantine}} {
+		if r.b != nil {
+			r.pool.Put(r.b.cols)
+		}
+	}
+	p.access, p.connections, p.quarantined = nil, nil, nil
 }

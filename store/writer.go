@@ -47,7 +47,7 @@ func (s *Store) Write(ctx context.Context, bs ...Batch) error {
 			}
 			b.ID = batchToken(b) // what its rows and manifests carry
 		}
-		return s.write.writeBatch(ctx, b.ID, []Batch{b})
+		return s.released(s.write.writeBatch(ctx, b.ID, []Batch{b}), bs)
 	}
 	h := sha256.New()
 	for i := range bs {
@@ -57,7 +57,22 @@ func (s *Store) Write(ctx context.Context, bs ...Batch) error {
 		h.Write([]byte(bs[i].ID))
 		h.Write([]byte{'\n'})
 	}
-	return s.write.writeBatch(ctx, "round/"+hex.EncodeToString(h.Sum(nil)), bs)
+	return s.released(s.write.writeBatch(ctx, "round/"+hex.EncodeToString(h.Sum(nil)), bs), bs)
+}
+
+// released returns err, the outcome of writing bs; once they are stored,
+// it gives what Prepare encoded of them back to the store's buffers (a
+// later Write of the same batches encodes them again).
+func (s *Store) released(err error, bs []Batch) error {
+	if err != nil {
+		return err // kept for the retry
+	}
+	for i := range bs {
+		if p := bs[i].preparedFor(s); p != nil {
+			p.release()
+		}
+	}
+	return nil
 }
 
 // batchWriter stores batches, each with its ID, under one deduplication
@@ -79,7 +94,7 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 	var quarantine [][]Quarantined
 	// The blocks Store.Prepare encoded, one per segment; used only when
 	// every segment has one.
-	var preAccess, preConns, preQuar [][]byte
+	var preAccess, preConns, preQuar []*nativeBlock
 	if len(bs) == 1 && bs[0].Rebuilt {
 		var err error
 		if access, conns, quarantine, err = s.unstored(ctx, bs[0]); err != nil {
