@@ -362,8 +362,8 @@ func (e *Engine) setUp(ctx context.Context, req *request) (end func(), err error
 }
 
 // insert runs the INSERT statement sql (without its FORMAT clause) with data
-// in format. The data is written whole to a file of the data directory
-// before the statement slot is taken, so a slow client never holds the
+// in format. The data is written whole to a file (insertFile: in memory on
+// Linux, else in the data directory) before the statement slot is taken, so a slow client never holds the
 // engine, and the statement reads it with FROM INFILE. Why not chDB's
 // streaming insert API (chdb_stream_insert_*): one of the engine's own
 // threads logs "<Fatal> ThreadStatus: current_thread contains invalid
@@ -378,16 +378,15 @@ func (e *Engine) insert(ctx context.Context, req *request, sql, format string, d
 	}
 	// A file per insert: a client that sends its data slowly delays only
 	// itself (and its read deadline ends it).
-	f, err := os.CreateTemp(e.dir, insertFilePattern)
+	f, path, remove, err := e.insertFile()
 	if err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
-	path := f.Name()
-	defer func() { _ = os.Remove(path) }()
+	defer remove()
+	// Open until the statement has run: a memfd lives as long as a
+	// descriptor of it.
+	defer func() { _ = f.Close() }()
 	n, err := io.Copy(f, io.LimitReader(data, maxInsertSize+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return fmt.Errorf("read insert body: %w", err)
 	}
@@ -405,6 +404,18 @@ func (e *Engine) insert(ctx context.Context, req *request, sql, format string, d
 	}
 	e.logger.Debug("insert", "query_id", req.queryID, "bytes", n)
 	return nil
+}
+
+// dirInsertFile returns a new file of the data directory to hold an
+// INSERT's data, its path, and what removes it. A crash leaves it behind;
+// Open removes such files.
+func (e *Engine) dirInsertFile() (f *os.File, path string, remove func(), err error) {
+	f, err = os.CreateTemp(e.dir, insertFilePattern)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	path = f.Name()
+	return f, path, func() { _ = os.Remove(path) }, nil
 }
 
 // midStreamError is a failure after the response status was sent.
