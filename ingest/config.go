@@ -65,9 +65,10 @@ type Config struct {
 	MaxLineBytes int `yaml:"max_line_bytes"`
 	// QueueMessages bounds the number of fetched messages of one partition
 	// waiting for its batcher; when full, fetching that partition pauses
-	// (back-pressure). Memory per assigned partition is bounded by
-	// QueueMessages + 100 messages, one fetch of FetchMaxBytes and one batch
-	// (BatchRows, BatchBytes). Default: 1000.
+	// (back-pressure). The batcher takes them all at once, so memory per
+	// assigned partition is bounded by twice QueueMessages + 100 messages,
+	// one fetch of FetchMaxBytes and one batch (BatchRows, BatchBytes).
+	// Default: 1000.
 	QueueMessages int `yaml:"queue_messages"`
 	// FetchMaxBytes is the most a fetch from one partition returns. It must
 	// exceed MaxLineBytes. Default: 4 MiB.

@@ -362,11 +362,11 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		return
 	}
 
-	msgs := make(chan kafka.Message, p.cfg.QueueMessages)
+	in := newInbox(p.cfg.QueueMessages)
 	fetchCtx, stopFetch := context.WithCancel(gctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		defer close(msgs)
+		defer in.close()
 		for {
 			m, err := r.FetchMessage(fetchCtx)
 			if errors.Is(err, kafka.OffsetOutOfRange) && fetchCtx.Err() == nil {
@@ -389,10 +389,8 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 				}
 				return
 			}
-			p.m.queued.Inc() // counted while held, before the queue has room
-			select {
-			case msgs <- m:
-			case <-fetchCtx.Done():
+			p.m.queued.Inc() // counted while held, before the inbox has room
+			if !in.put(fetchCtx, m) {
 				p.m.queued.Dec()
 				return
 			}
@@ -400,25 +398,29 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 	})
 	defer func() {
 		stopFetch()
-		for range msgs {
-			p.m.queued.Dec()
-		}
 		wg.Wait()
+		left, _ := in.take(nil)
+		p.m.queued.Sub(float64(len(left)))
 	}()
 
 	timer := time.NewTimer(p.cfg.FlushInterval)
 	timer.Stop()
 	var err error
+	var taken []kafka.Message
 loop:
 	for {
 		select {
-		case m, ok := <-msgs:
-			if !ok {
+		case <-in.ready:
+			var closed bool
+			taken, closed = in.take(taken)
+			if closed {
 				break loop
 			}
-			p.m.queued.Dec()
-			if err = w.handle(wctx, m, timer); err != nil {
-				break loop
+			p.m.queued.Sub(float64(len(taken)))
+			for i := range taken {
+				if err = w.handle(wctx, taken[i], timer); err != nil {
+					break loop
+				}
 			}
 		case <-timer.C:
 			if w.b.replay == nil {
