@@ -29,10 +29,11 @@ func WithAudience(next Sink, a *anonymize.Anonymizer) Sink {
 	return &audienceSink{next: next, a: a}
 }
 
-// Prepare implements Preparer: it sets b's audience rows (in a slice of
-// their own, which Write leaves to b), then lets the next Sink prepare b.
+// Prepare implements Preparer: it sets b's audience rows, in a buffer of
+// the sink's pool, then lets the next Sink prepare b.
 func (s *audienceSink) Prepare(b *store.Batch) {
-	rows := AppendAudience(nil, s.a, b.Hits)
+	buf := s.buffer()
+	rows := AppendAudience((*buf)[:0], s.a, b.Hits)
 	if rows == nil {
 		rows = []anonymize.Audience{} // prepared, none kept
 	}
@@ -42,9 +43,21 @@ func (s *audienceSink) Prepare(b *store.Batch) {
 	}
 }
 
-// Write implements Sink.
+// buffer returns a buffer of audience rows from the pool.
+func (s *audienceSink) buffer() *[]anonymize.Audience {
+	buf, _ := s.pool.Get().(*[]anonymize.Audience)
+	if buf == nil {
+		buf = new([]anonymize.Audience)
+	}
+	return buf
+}
+
+// Write implements Sink. The audience rows of bs, computed here or by
+// Prepare, go back to the sink's pool once bs are stored, and bs no longer
+// name them (written again, bs get new ones); a failed write keeps the
+// prepared ones for the retry.
 func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
-	bufs := make([]*[]anonymize.Audience, len(bs))
+	computed := make([]bool, len(bs))
 	// The batches of a round not prepared (Prepare) are turned into
 	// audience rows side by side, as each partition's worker did when it
 	// wrote its own batch: done one after the other, they held the round's
@@ -54,26 +67,23 @@ func (s *audienceSink) Write(ctx context.Context, bs ...store.Batch) error {
 		if bs[i].Audience != nil {
 			continue // prepared
 		}
-		buf, _ := s.pool.Get().(*[]anonymize.Audience)
-		if buf == nil {
-			buf = new([]anonymize.Audience)
-		}
-		bufs[i] = buf
+		computed[i] = true
+		buf := s.buffer()
 		wg.Go(func() {
-			*buf = AppendAudience((*buf)[:0], s.a, bs[i].Hits)
-			bs[i].Audience = *buf
+			bs[i].Audience = AppendAudience((*buf)[:0], s.a, bs[i].Hits)
 		})
 	}
 	wg.Wait()
 	err := s.next.Write(ctx, bs...)
-	for i, buf := range bufs {
-		if buf == nil {
+	for i := range bs {
+		if !computed[i] && err != nil {
 			continue
 		}
-		clear(*buf) // drop references to the hits' strings
-		*buf = (*buf)[:0]
+		rows := bs[i].Audience
+		clear(rows) // drop references to the hits' strings
+		rows = rows[:0]
 		bs[i].Audience = nil
-		s.pool.Put(buf)
+		s.pool.Put(&rows)
 	}
 	return err
 }
