@@ -418,6 +418,11 @@ loop:
 			}
 			p.m.queued.Sub(float64(len(taken)))
 			for i := range taken {
+				if gctx.Err() != nil {
+					// Released: the rest is the next owner's, as the
+					// messages still waiting are.
+					break loop
+				}
 				if err = w.handle(wctx, taken[i], timer); err != nil {
 					break loop
 				}
