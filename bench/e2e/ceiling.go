@@ -55,7 +55,7 @@ var ceilingTables = [...]struct{ src, dst string }{
 // database, it times the INSERT ... FORMAT Native of every batch, access
 // log then connection records per batch as connlog writes them, and again
 // with one insert per table. Inserts go through the same adapter as
-// connlog's (the data lands in a file, then FROM INFILE) and carry an
+// connlog's (the data lands in a memfd, then FROM INFILE) and carry an
 // insert_deduplication_token as connlog's do.
 func benchCeiling(ctx context.Context, in *instance, work string, batchRows int) ceilingResult {
 	var r ceilingResult

@@ -141,7 +141,7 @@ func (r *report) ceiling(c ceilingResult) {
 		r.printf("error: %s\n", c.Err)
 		return
 	}
-	r.printf("access_log (%d rows, %.1f MB Native) and connection_records (%d rows, %.1f MB) of the first statistics-off run, read back as Native in Kafka offset order, inserted into fresh tables created AS the originals (database bench_ceiling) with INSERT ... FORMAT Native over the engine's HTTP interface (the adapter connlog's writer uses: data to a file, then FROM INFILE), one insert_deduplication_token per insert; per batch the access log, then the connection records\n\n",
+	r.printf("access_log (%d rows, %.1f MB Native) and connection_records (%d rows, %.1f MB) of the first statistics-off run, read back as Native in Kafka offset order, inserted into fresh tables created AS the originals (database bench_ceiling) with INSERT ... FORMAT Native over the engine's HTTP interface (the adapter connlog's writer uses: data to a memfd, then FROM INFILE), one insert_deduplication_token per insert; per batch the access log, then the connection records\n\n",
 		c.Rows, float64(c.Bytes)/1e6, c.ConnRows, float64(c.ConnBytes)/1e6)
 	r.printf("| inserts | access rows/s (both tables' inserts) | wall | connlog CPU | µs CPU/access row: Go + engine | parts written per million rows (access; connections) |\n|---|---:|---:|---:|---:|---|\n")
 	for _, run := range c.Runs {
