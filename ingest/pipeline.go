@@ -42,8 +42,9 @@ type Sink interface {
 // hash the manifests; [WithAudience]: compute the audience rows). The
 // Pipeline prepares each new batch in its partition's worker once the batch
 // is sealed, while the write round before is being written, so that the
-// round only sends. Prepare must leave the batch as Write would find it
-// unprepared: Write does the work itself for a batch not prepared.
+// round only sends. Write must store a batch alike whether it was prepared
+// or not, and do the work itself for a batch that was not (a rebuilt one)
+// or changed since.
 type Preparer interface {
 	Prepare(b *store.Batch)
 }

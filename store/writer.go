@@ -92,8 +92,8 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 	s := w.s
 	var access, conns [][]Hit
 	var quarantine [][]Quarantined
-	// The blocks Store.Prepare encoded, one per segment; used only when
-	// every segment has one.
+	// The blocks Store.Prepare encoded, one per segment (nil: the segment
+	// is encoded at the insert).
 	var preAccess, preConns, preQuar []*nativeBlock
 	if len(bs) == 1 && bs[0].Rebuilt {
 		var err error
