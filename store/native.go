@@ -74,6 +74,13 @@ type nativeBlock struct {
 	rows int
 }
 
+// encodeBlock encodes the rows of segs (as encodeColumns takes them) as a
+// block of t, in buffers of pool that its owner puts back.
+func encodeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) *nativeBlock {
+	nc, n := encodeColumns(t, pool, segs, conv)
+	return &nativeBlock{cols: nc, rows: n}
+}
+
 // blockSize is the size of the Native block of t whose column data nc
 // holds.
 func blockSize[T any](t *table[T], nc *nativeColumns) int {
@@ -120,9 +127,8 @@ func nativeBody[S, T any](t *table[T], pool *sync.Pool, full string, segs [][]S,
 			blocks[i] = pre[i]
 			continue
 		}
-		nc, n := encodeColumns(t, pool, segs[i:i+1], conv)
-		defer pool.Put(nc)
-		blocks[i] = &nativeBlock{cols: nc, rows: n}
+		blocks[i] = encodeBlock(t, pool, segs[i:i+1], conv)
+		defer pool.Put(blocks[i].cols)
 	}
 	size := len(head)
 	for _, b := range blocks {
@@ -157,8 +163,8 @@ func (s *Store) nativeWrites(t interface{ columns() int }) bool {
 
 // insertTable inserts the rows of segs, in order, converted by conv (nil:
 // they are rows of t), into t, deduplicated by token: as one Native body on
-// the embedded engine (pre: the segments' blocks, encoded ahead), else through clickhouse-go's batch API with buffers
-// from pool.
+// the embedded engine (pre: the segments' blocks, encoded ahead), else
+// through clickhouse-go's batch API with buffers from pool.
 func insertTable[S, T any](ctx context.Context, s *Store, token string, t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T, pre []*nativeBlock) error {
 	full := t.full(s.db)
 	if s.nativeWrites(t) {

@@ -85,13 +85,6 @@ func firstOf[T any](s []T) *T {
 	return &s[0]
 }
 
-// encodeBlock encodes the rows of segs (as encodeColumns takes them) as a
-// block of t kept until release.
-func encodeBlock[S, T any](t *table[T], pool *sync.Pool, segs [][]S, conv func(*S) T) *nativeBlock {
-	nc, n := encodeColumns(t, pool, segs, conv)
-	return &nativeBlock{cols: nc, rows: n}
-}
-
 // release gives p's blocks back to its store's buffers, once the batch is
 // stored; Write then no longer uses p.
 func (p *prepared) release() {

@@ -363,8 +363,9 @@ func (e *Engine) setUp(ctx context.Context, req *request) (end func(), err error
 
 // insert runs the INSERT statement sql (without its FORMAT clause) with data
 // in format. The data is written whole to a file (insertFile: in memory on
-// Linux, else in the data directory) before the statement slot is taken, so a slow client never holds the
-// engine, and the statement reads it with FROM INFILE. Why not chDB's
+// Linux, else in the data directory) before the statement slot is taken,
+// so a slow client never holds the engine, and the statement reads it with
+// FROM INFILE. Why not chDB's
 // streaming insert API (chdb_stream_insert_*): one of the engine's own
 // threads logs "<Fatal> ThreadStatus: current_thread contains invalid
 // address" at every such insert, whichever thread calls it. Why not the
