@@ -67,8 +67,8 @@
 // insert_deduplication_token from the batches' IDs (a batch written alone
 // uses its ID), and the tables keep the tokens of their last 10,000 inserts
 // (non_replicated_deduplication_window), so retrying a round stores
-// nothing new; the audience statistics are inserted per batch under its
-// ID.
+// nothing new, the audience statistics included (one insert for the
+// round's batches, with a marker cell per batch).
 //
 // The ID only helps if a batch written again has the same boundaries, and
 // boundaries depend on timing (rows, bytes, flush interval). So, per batch:
@@ -89,8 +89,8 @@
 // each alone ([store.Batch.Rebuilt]): the round that stored it, wholly or
 // in part, had a token of its own, so the store looks for the batch's rows
 // in each table by their Kafka source and message time and inserts only
-// the missing ones; its audience rows, under its ID, are dropped by the
-// engine if they were stored. Before writing a rebuilt batch the worker
+// the missing ones; its audience rows go only to the months and
+// statistics tables where its marker cells are missing. Before writing a rebuilt batch the worker
 // asks the store how many of its rows it already holds
 // ([Journal].StoredRows): those are counted as result="already_stored",
 // not as stored, so the stored count is what the engine did not hold yet. A crash before step 1

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -156,6 +158,8 @@ type cellGrouper struct {
 	visitors       [][]uint64
 
 	buckets map[cellBucket]*[audienceDims]map[string]int32
+	last    cellBucket                        // the bucket of the row before
+	current *[audienceDims]map[string]int32   // and its maps
 	spare   []*[audienceDims]map[string]int32 // emptied maps for the next buckets
 	of      []int32                           // of[i*audienceDims+d]: cell of row i in dimension d, -1 if none
 	counts  []int32                           // visitor hashes per cell, repeats included
@@ -189,75 +193,92 @@ func newCellGrouper() any {
 // Cost per hit (BenchmarkAudienceCells): one map lookup per dimension plus
 // one for the visitor, no sorting; the visitors are placed by a counting
 // sort and deduplicated with mark.
-func (g *cellGrouper) group(rows []anonymize.Audience) {
+func (g *cellGrouper) group(segs ...[]anonymize.Audience) {
 	g.reset()
-	g.of = slices.Grow(g.of[:0], len(rows)*audienceDims)[:len(rows)*audienceDims]
-	var (
-		last    cellBucket
-		current *[audienceDims]map[string]int32
-	)
-	add := func(i, dim int, key string, visitor uint64) {
-		if key == "" {
-			g.of[i*audienceDims+dim] = -1
-			return
-		}
-		m := current[dim]
-		if m == nil {
-			m = map[string]int32{}
-			current[dim] = m
-		}
-		c, ok := m[key]
-		if !ok {
-			c = int32(len(g.key))
-			g.site = append(g.site, last.site)
-			g.hour = append(g.hour, last.hour)
-			g.dim = append(g.dim, AudienceDimensions[dim])
-			g.key = append(g.key, key)
-			g.hits = append(g.hits, 0)
-			g.counts = append(g.counts, 0)
-			m[key] = c
-		}
-		g.hits[c]++
-		if visitor != 0 {
-			g.counts[c]++
-		}
-		g.of[i*audienceDims+dim] = c
+	n := 0
+	for _, rows := range segs {
+		n += len(rows)
 	}
-	for i := range rows {
-		r := &rows[i]
-		if b := (cellBucket{r.Site, r.Time}); current == nil || b != last {
-			last = b
-			if current = g.buckets[b]; current == nil {
-				current = g.newBucket()
-				g.buckets[b] = current
-			}
+	g.of = slices.Grow(g.of[:0], n*audienceDims)[:n*audienceDims]
+	i := 0 // the row's index across segs
+	for _, rows := range segs {
+		for j := range rows {
+			g.addRow(i, &rows[j])
+			i++
 		}
-		v := r.Visitor
-		add(i, 0, "*", v)
-		add(i, 1, r.Path, v)
-		country := r.Country
-		if country == "" {
-			country = "(unknown)"
-		}
-		add(i, 2, country, v)
-		region, city := "", ""
-		if r.Region != "" {
-			region = r.Country + "-" + r.Region
-		}
-		if r.City != "" {
-			city = r.Country + "-" + r.Region + "/" + r.City
-		}
-		add(i, 3, region, v)
-		add(i, 4, city, v)
-		add(i, 5, r.Browser, v)
-		add(i, 6, r.OS, v)
-		add(i, 7, r.Device, v)
-		add(i, 8, r.ReferrerDomain, v)
-		add(i, 9, r.StatusClass, v)
 	}
+	g.placeVisitors(segs)
+}
 
-	// Each distinct visitor hash gets a small id; a counting sort places
-	// the ids by cell; each cell keeps the first occurrence of each id.
+// addRow counts r, the i-th row of the batch, in the cell of each of its
+// dimensions.
+func (g *cellGrouper) addRow(i int, r *anonymize.Audience) {
+	if b := (cellBucket{r.Site, r.Time}); g.current == nil || b != g.last {
+		g.last = b
+		if g.current = g.buckets[b]; g.current == nil {
+			g.current = g.newBucket()
+			g.buckets[b] = g.current
+		}
+	}
+	v := r.Visitor
+	g.add(i, 0, "*", v)
+	g.add(i, 1, r.Path, v)
+	country := r.Country
+	if country == "" {
+		country = "(unknown)"
+	}
+	g.add(i, 2, country, v)
+	region, city := "", ""
+	if r.Region != "" {
+		region = r.Country + "-" + r.Region
+	}
+	if r.City != "" {
+		city = r.Country + "-" + r.Region + "/" + r.City
+	}
+	g.add(i, 3, region, v)
+	g.add(i, 4, city, v)
+	g.add(i, 5, r.Browser, v)
+	g.add(i, 6, r.OS, v)
+	g.add(i, 7, r.Device, v)
+	g.add(i, 8, r.ReferrerDomain, v)
+	g.add(i, 9, r.StatusClass, v)
+}
+
+// add counts the i-th row in dimension dim's cell key of the current
+// bucket, creating the cell on its first row; an empty key is no cell.
+func (g *cellGrouper) add(i, dim int, key string, visitor uint64) {
+	if key == "" {
+		g.of[i*audienceDims+dim] = -1
+		return
+	}
+	m := g.current[dim]
+	if m == nil {
+		m = map[string]int32{}
+		g.current[dim] = m
+	}
+	c, ok := m[key]
+	if !ok {
+		c = int32(len(g.key))
+		g.site = append(g.site, g.last.site)
+		g.hour = append(g.hour, g.last.hour)
+		g.dim = append(g.dim, AudienceDimensions[dim])
+		g.key = append(g.key, key)
+		g.hits = append(g.hits, 0)
+		g.counts = append(g.counts, 0)
+		m[key] = c
+	}
+	g.hits[c]++
+	if visitor != 0 {
+		g.counts[c]++
+	}
+	g.of[i*audienceDims+dim] = c
+}
+
+// placeVisitors sets each cell's distinct visitor hashes, once every row of
+// segs was counted (addRow): each distinct hash gets a small id; a counting
+// sort places the ids by cell; each cell keeps the first occurrence of each
+// id.
+func (g *cellGrouper) placeVisitors(segs [][]anonymize.Audience) {
 	cells := len(g.key)
 	g.start = slices.Grow(g.start[:0], cells+1)[:cells+1]
 	g.start[0] = 0
@@ -266,21 +287,25 @@ func (g *cellGrouper) group(rows []anonymize.Audience) {
 	}
 	g.next = append(g.next[:0], g.start[:cells]...)
 	g.placed = slices.Grow(g.placed[:0], int(g.start[cells]))[:g.start[cells]]
-	for i := range rows {
-		v := rows[i].Visitor
-		if v == 0 {
-			continue
-		}
-		id, ok := g.ids[v]
-		if !ok {
-			id = int32(len(g.hashes))
-			g.ids[v] = id
-			g.hashes = append(g.hashes, v)
-		}
-		for _, c := range g.of[i*audienceDims : (i+1)*audienceDims] {
-			if c >= 0 {
-				g.placed[g.next[c]] = id
-				g.next[c]++
+	i := -1
+	for _, rows := range segs {
+		for j := range rows {
+			i++
+			v := rows[j].Visitor
+			if v == 0 {
+				continue
+			}
+			id, ok := g.ids[v]
+			if !ok {
+				id = int32(len(g.hashes))
+				g.ids[v] = id
+				g.hashes = append(g.hashes, v)
+			}
+			for _, c := range g.of[i*audienceDims : (i+1)*audienceDims] {
+				if c >= 0 {
+					g.placed[g.next[c]] = id
+					g.next[c]++
+				}
 			}
 		}
 	}
@@ -330,23 +355,91 @@ func (g *cellGrouper) reset() {
 	g.site, g.dim, g.key, g.hour, g.hits, g.visitors = g.site[:0], g.dim[:0], g.key[:0], g.hour[:0], g.hits[:0], g.visitors[:0]
 	g.counts, g.hashes = g.counts[:0], g.hashes[:0]
 	clear(g.ids)
+	g.last, g.current = cellBucket{}, nil
 }
 
-// insertAudience groups rows into cells (cellGrouper) and inserts them into
-// the Null table audience_cells, whose materialized view turns each cell's
-// visitor hashes into the sketch of audience_hourly (and, chained,
-// audience_daily). Grouping here rather than in the engine is what keeps
-// statistics cheap: the engine builds each sketch once, from distinct
-// hashes. The deduplication token reaches the views' target tables, so a
-// retried batch is counted once. rows[].Network is deliberately not used:
-// the statistics need no address, not even a truncated one.
-func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymize.Audience) error {
+// batchMarkerDim is the dimension of the marker cells: an insert into
+// audience_cells carries, after the cells of its batches, one marker cell
+// per batch and month partition (site "", key the batch's markerKey, hits
+// its rows of that month, no visitor), so that a batch rebuilt alone after
+// a crash can tell whether its round's statistics were stored
+// (insertRebuiltAudience). A marker goes to the same part as the cells of
+// its month in each table. AudienceStats never reads it: its dimension is
+// not one of AudienceDimensions.
+const batchMarkerDim = "(batch)"
+
+// markerKey is the key of a batch's marker cells: a digest of its ID, which
+// names its topic.
+func markerKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
+}
+
+// month is the month partition (toYYYYMM) of a statistics hour.
+func month(t time.Time) int {
+	t = t.UTC()
+	return t.Year()*100 + int(t.Month())
+}
+
+// addMarkers appends to g's columns the marker cells of the batch id whose
+// audience rows are rows: one per month, at the latest hour of its rows in
+// that month (the hourly table's TTL keeps it as long as those rows), in
+// order of first appearance.
+func (g *cellGrouper) addMarkers(id string, rows []anonymize.Audience) {
+	key := markerKey(id)
+	first := len(g.key)
+	for i := range rows {
+		t, m := rows[i].Time, month(rows[i].Time)
+		c := first
+		for c < len(g.key) && month(g.hour[c]) != m {
+			c++
+		}
+		if c == len(g.key) {
+			g.site = append(g.site, "")
+			g.dim = append(g.dim, batchMarkerDim)
+			g.hour = append(g.hour, t)
+			g.key = append(g.key, key)
+			g.hits = append(g.hits, 0)
+			g.visitors = append(g.visitors, nil)
+		}
+		if t.After(g.hour[c]) {
+			g.hour[c] = t
+		}
+		g.hits[c]++
+	}
+}
+
+// The Null tables the audience cells go to: audience_cells reaches both
+// statistics tables, audience_cells_hourly and audience_cells_daily
+// (migration 0016) one each.
+const (
+	cellsTable       = "audience_cells"
+	hourlyCellsTable = "audience_cells_hourly"
+	dailyCellsTable  = "audience_cells_daily"
+)
+
+// insertAudience groups the audience rows of segs, one segment per batch,
+// into cells (cellGrouper) and inserts them into the Null table table of
+// the statistics, whose materialized views turn each cell's visitor hashes
+// into the sketch of audience_hourly and audience_daily. Grouping here
+// rather than in the engine is what keeps statistics cheap: the engine
+// builds each sketch once, from distinct hashes, and one insert for all the
+// batches of a write round builds and merges a quarter of the sketches that
+// one per batch did. The deduplication token reaches the views' target
+// tables, so a retried insert is counted once. With ids (the batches' IDs,
+// one per segment), the insert carries their marker cells (batchMarkerDim).
+// rows[].Network is deliberately not used: the statistics need no address,
+// not even a truncated one.
+func (s *Store) insertAudience(ctx context.Context, token, table string, segs [][]anonymize.Audience, ids []string) error {
 	g := s.groupers.Get().(*cellGrouper)
 	defer func() {
 		g.reset()
 		s.groupers.Put(g)
 	}()
-	g.group(rows)
+	g.group(segs...)
+	for i, id := range ids {
+		g.addMarkers(id, segs[i])
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
@@ -354,7 +447,7 @@ func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymi
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 		"max_partitions_per_insert_block":                    10000,
 	}))
-	bt, err := s.prepareInsert(ctx, s.db.Stats+".audience_cells", "site, dim, hour, key, hits, visitors")
+	bt, err := s.prepareInsert(ctx, s.db.Stats+"."+table, "site, dim, hour, key, hits, visitors")
 	if err != nil {
 		return err
 	}
@@ -363,4 +456,91 @@ func (s *Store) insertAudience(ctx context.Context, token string, rows []anonymi
 		return err
 	}
 	return bt.Send()
+}
+
+// insertRebuiltAudience inserts the audience rows of b, a batch rebuilt
+// after a crash or a rebalance, that the statistics do not hold yet. The
+// statistics keep no trace of the rows they counted, so the batch's marker
+// cells tell, month by month and table by table, what was stored:
+//
+//   - no marker at all: the batch was not stored by this version, or was
+//     stored alone by an earlier one (which wrote no markers) under its ID;
+//     the same insert under the same ID is deduplicated if so;
+//   - a month marked in both tables: stored;
+//   - a month marked in one table: the insert stopped between the two (the
+//     engine writes them side by side, in no set order), or the hourly
+//     table's shorter TTL removed its marker; the month's rows go to the
+//     other table alone;
+//   - other months: not stored; they go to both tables.
+//
+// These inserts carry no markers, and tokens of their own, so the same
+// state gives the same inserts: a crash during them is mended by the next
+// rebuild as any retried insert is.
+func (s *Store) insertRebuiltAudience(ctx context.Context, b Batch) error {
+	hourly, daily, err := s.markedMonths(ctx, markerKey(b.ID))
+	if err != nil {
+		return err
+	}
+	if len(hourly) == 0 && len(daily) == 0 {
+		return s.insertAudience(ctx, b.ID, cellsTable, [][]anonymize.Audience{b.Audience}, nil)
+	}
+	var both, hourlyOnly, dailyOnly []anonymize.Audience
+	for _, r := range b.Audience {
+		switch m := month(r.Time); {
+		case hourly[m] && daily[m]:
+		case hourly[m]:
+			dailyOnly = append(dailyOnly, r)
+		case daily[m]:
+			hourlyOnly = append(hourlyOnly, r)
+		default:
+			both = append(both, r)
+		}
+	}
+	for _, in := range []struct {
+		token, table string
+		rows         []anonymize.Audience
+	}{
+		{"rebuilt/" + b.ID, cellsTable, both},
+		{"rebuilt-hourly/" + b.ID, hourlyCellsTable, hourlyOnly},
+		{"rebuilt-daily/" + b.ID, dailyCellsTable, dailyOnly},
+	} {
+		if len(in.rows) == 0 {
+			continue
+		}
+		if err := s.insertAudience(ctx, in.token, in.table, [][]anonymize.Audience{in.rows}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markedMonths returns the months (toYYYYMM) in which each statistics
+// table holds a marker cell of key.
+func (s *Store) markedMonths(ctx context.Context, key string) (hourly, daily map[int]bool, err error) {
+	ctx = chsql.WithParams(ctx, map[string]string{"k": chsql.Escape(key), "dim": batchMarkerDim})
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
+	rows, err := s.conn.Query(ctx, `SELECT 'hourly', toYYYYMM(hour) FROM `+s.db.Stats+`.audience_hourly WHERE site = '' AND dim = {dim:String} AND key = {k:String}
+UNION ALL SELECT 'daily', toYYYYMM(day) FROM `+s.db.Stats+`.audience_daily WHERE site = '' AND dim = {dim:String} AND key = {k:String}`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the statistics' batch markers: %w", err)
+	}
+	defer rows.Close()
+	hourly, daily = map[int]bool{}, map[int]bool{}
+	for rows.Next() {
+		var table string
+		var m uint32
+		if err := rows.Scan(&table, &m); err != nil {
+			return nil, nil, fmt.Errorf("read the statistics' batch markers: %w", err)
+		}
+		if table == "daily" {
+			daily[int(m)] = true
+		} else {
+			hourly[int(m)] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read the statistics' batch markers: %w", err)
+	}
+	return hourly, daily, nil
 }

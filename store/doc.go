@@ -24,7 +24,9 @@
 // inserts the rows of a batch, or of the batches of several partitions
 // that ingest writes together (a write round), one insert per table, and
 // for a batch rebuilt after a crash only the rows each table lacks
-// (batches.go, unstored); signingWriter wraps it
+// (batches.go, unstored; the statistics, which keep no rows, by the marker
+// cells each insert carries per batch: audience.go,
+// insertRebuiltAudience); signingWriter wraps it
 // with the tamper evidence: once the rows are stored it chains, signs and
 // stores their manifests (manifest.go). Store.Prepare does ahead what
 // depends on a batch alone (prepare.go: its Native blocks, its manifests'

@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/connlog/connlog/anonymize"
+)
 
 // Hooks for the external integrity tests.
 
@@ -71,4 +75,10 @@ func LazyRead(ctx context.Context, st *Store, q AccessQuery) bool {
 		return false
 	}
 	return st.lazyRead(ctx, accessTable.full(st.db), where, params, q.Timeout, q.Limit)
+}
+
+// WriteAudienceUnmarked stores rows as the audience of batch id the way
+// versions before migration 0016 did: alone, under its ID, with no marker.
+func WriteAudienceUnmarked(ctx context.Context, st *Store, id string, rows []anonymize.Audience) error {
+	return st.insertAudience(ctx, id, cellsTable, [][]anonymize.Audience{rows}, nil)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/connlog/connlog/anonymize"
 )
 
 // Write stores batches: every hit into the access log and the connection
@@ -27,12 +29,11 @@ import (
 // partitions an instance consumes, each with its ID) go to each table as
 // one insert too, so that the engine writes one part per table and day for
 // all of them rather than one per partition; the token is then derived from
-// their IDs, in order, so retrying the same round stores it once. Their
-// audience rows are the exception: they are inserted per batch, under the
-// batch's own ID, because the statistics keep no trace of the rows they
-// counted and a batch rebuilt alone after a crash must find its own token
-// there. In the other tables a rebuilt batch finds its rows themselves
-// ([Batch.Rebuilt]).
+// their IDs, in order, so retrying the same round stores it once. A batch
+// rebuilt alone after a crash finds its rows themselves ([Batch.Rebuilt]);
+// the statistics keep no trace of the rows they counted, so their insert
+// carries a marker cell per batch that tells the rebuilt batch whether its
+// round's statistics were stored (insertRebuiltAudience).
 //
 // Write is safe for concurrent use.
 func (s *Store) Write(ctx context.Context, bs ...Batch) error {
@@ -84,8 +85,7 @@ type batchWriter interface {
 }
 
 // tableRows inserts the batches' rows into their tables, one insert per
-// table (the audience: per batch, under the batch's ID), each
-// deduplicated by the token.
+// table, each deduplicated by the token.
 type tableRows struct{ s *Store }
 
 func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) error {
@@ -145,19 +145,36 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 			return nil
 		})
 	}
-	for i := range bs {
-		if len(bs[i].Audience) == 0 {
-			continue
+	if len(bs) == 1 && bs[0].Rebuilt {
+		if n := len(bs[0].Audience); n > 0 {
+			ins.run(func() error {
+				if err := s.insertRebuiltAudience(ctx, bs[0]); err != nil {
+					return fmt.Errorf("insert %d audience rows: %w", n, err)
+				}
+				return nil
+			})
 		}
-		id, rows := bs[i].ID, bs[i].Audience
+	} else if segs, ids := audienceOf(bs); len(segs) > 0 {
 		ins.run(func() error {
-			if err := s.insertAudience(ctx, id, rows); err != nil {
-				return fmt.Errorf("insert %d audience rows: %w", len(rows), err)
+			if err := s.insertAudience(ctx, token, cellsTable, segs, ids); err != nil {
+				return fmt.Errorf("insert %d audience rows: %w", rowCount(segs), err)
 			}
 			return nil
 		})
 	}
 	return ins.wait()
+}
+
+// audienceOf returns the audience rows of bs, one segment per batch that
+// has some, and those batches' IDs.
+func audienceOf(bs []Batch) (segs [][]anonymize.Audience, ids []string) {
+	for i := range bs {
+		if len(bs[i].Audience) > 0 {
+			segs = append(segs, bs[i].Audience)
+			ids = append(ids, bs[i].ID)
+		}
+	}
+	return segs, ids
 }
 
 // inserts runs a write's inserts side by side and keeps the first error.
