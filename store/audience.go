@@ -388,11 +388,15 @@ func month(t time.Time) int {
 func (g *cellGrouper) addMarkers(id string, rows []anonymize.Audience) {
 	key := markerKey(id)
 	first := len(g.key)
+	var last time.Time // the hour of the row before, in marker c
+	c := -1
 	for i := range rows {
-		t, m := rows[i].Time, month(rows[i].Time)
-		c := first
-		for c < len(g.key) && month(g.hour[c]) != m {
-			c++
+		t := rows[i].Time
+		if c < 0 || !t.Equal(last) { // rows come hour after hour: rarely
+			last, c = t, first
+			for m := month(t); c < len(g.key) && month(g.hour[c]) != m; {
+				c++
+			}
 		}
 		if c == len(g.key) {
 			g.site = append(g.site, "")
