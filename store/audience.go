@@ -422,6 +422,13 @@ const (
 	dailyCellsTable  = "audience_cells_daily"
 )
 
+// audienceSegment is the audience rows of one batch in an insert, and the
+// batch's ID if the insert carries its marker cells ("": none).
+type audienceSegment struct {
+	marked string
+	rows   []anonymize.Audience
+}
+
 // insertAudience groups the audience rows of segs, one segment per batch,
 // into cells (cellGrouper) and inserts them into the Null table table of
 // the statistics, whose materialized views turn each cell's visitor hashes
@@ -430,19 +437,25 @@ const (
 // builds each sketch once, from distinct hashes, and one insert for all the
 // batches of a write round builds and merges a quarter of the sketches that
 // one per batch did. The deduplication token reaches the views' target
-// tables, so a retried insert is counted once. With ids (the batches' IDs,
-// one per segment), the insert carries their marker cells (batchMarkerDim).
+// tables, so a retried insert is counted once. The insert carries the
+// marker cells (batchMarkerDim) of the segments that name their batch.
 // rows[].Network is deliberately not used: the statistics need no address,
 // not even a truncated one.
-func (s *Store) insertAudience(ctx context.Context, token, table string, segs [][]anonymize.Audience, ids []string) error {
+func (s *Store) insertAudience(ctx context.Context, token, table string, segs []audienceSegment) error {
 	g := s.groupers.Get().(*cellGrouper)
 	defer func() {
 		g.reset()
 		s.groupers.Put(g)
 	}()
-	g.group(segs...)
-	for i, id := range ids {
-		g.addMarkers(id, segs[i])
+	rows := make([][]anonymize.Audience, len(segs))
+	for i, seg := range segs {
+		rows[i] = seg.rows
+	}
+	g.group(rows...)
+	for _, seg := range segs {
+		if seg.marked != "" {
+			g.addMarkers(seg.marked, seg.rows)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
 	defer cancel()
@@ -491,7 +504,7 @@ func (s *Store) insertRebuiltAudience(ctx context.Context, b Batch) error {
 		return err
 	}
 	if len(hourly) == 0 && len(daily) == 0 {
-		return s.insertAudience(ctx, b.ID, cellsTable, [][]anonymize.Audience{b.Audience}, nil)
+		return s.insertAudience(ctx, b.ID, cellsTable, []audienceSegment{{rows: b.Audience}})
 	}
 	var both, hourlyOnly, dailyOnly []anonymize.Audience
 	for _, r := range b.Audience {
@@ -516,7 +529,7 @@ func (s *Store) insertRebuiltAudience(ctx context.Context, b Batch) error {
 		if len(in.rows) == 0 {
 			continue
 		}
-		if err := s.insertAudience(ctx, in.token, in.table, [][]anonymize.Audience{in.rows}, nil); err != nil {
+		if err := s.insertAudience(ctx, in.token, in.table, []audienceSegment{{rows: in.rows}}); err != nil {
 			return err
 		}
 	}

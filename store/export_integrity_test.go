@@ -80,5 +80,5 @@ func LazyRead(ctx context.Context, st *Store, q AccessQuery) bool {
 // WriteAudienceUnmarked stores rows as the audience of batch id the way
 // versions before migration 0016 did: alone, under its ID, with no marker.
 func WriteAudienceUnmarked(ctx context.Context, st *Store, id string, rows []anonymize.Audience) error {
-	return st.insertAudience(ctx, id, cellsTable, [][]anonymize.Audience{rows}, nil)
+	return st.insertAudience(ctx, id, cellsTable, []audienceSegment{{rows: rows}})
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/connlog/connlog/anonymize"
 )
 
 // Write stores batches: every hit into the access log and the connection
@@ -154,10 +152,10 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 				return nil
 			})
 		}
-	} else if segs, ids := audienceOf(bs); len(segs) > 0 {
+	} else if segs, n := audienceOf(bs); n > 0 {
 		ins.run(func() error {
-			if err := s.insertAudience(ctx, token, cellsTable, segs, ids); err != nil {
-				return fmt.Errorf("insert %d audience rows: %w", rowCount(segs), err)
+			if err := s.insertAudience(ctx, token, cellsTable, segs); err != nil {
+				return fmt.Errorf("insert %d audience rows: %w", n, err)
 			}
 			return nil
 		})
@@ -166,15 +164,15 @@ func (w tableRows) writeBatch(ctx context.Context, token string, bs []Batch) err
 }
 
 // audienceOf returns the audience rows of bs, one segment per batch that
-// has some, and those batches' IDs.
-func audienceOf(bs []Batch) (segs [][]anonymize.Audience, ids []string) {
+// has some, each with its batch's markers, and how many rows they hold.
+func audienceOf(bs []Batch) (segs []audienceSegment, rows int) {
 	for i := range bs {
 		if len(bs[i].Audience) > 0 {
-			segs = append(segs, bs[i].Audience)
-			ids = append(ids, bs[i].ID)
+			segs = append(segs, audienceSegment{marked: bs[i].ID, rows: bs[i].Audience})
+			rows += len(bs[i].Audience)
 		}
 	}
-	return segs, ids
+	return segs, rows
 }
 
 // inserts runs a write's inserts side by side and keeps the first error.
