@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
+	"github.com/connlog/connlog/internal/csvcell"
 	"github.com/connlog/connlog/store"
 	"github.com/connlog/connlog/store/audit"
 )
@@ -140,10 +140,26 @@ func newConnectionRow(r *store.ConnectionRecord) connectionRow {
 var connectionHeader = []string{"time", "client_ip", "client_port", "server_addr", "server_port", "site", "protocol",
 	"tls_protocol", "operation", "path", "user", "status", "topic", "partition", "offset"}
 
-func (c *connectionRow) csvRecord(dst []string) []string {
-	return append(dst, c.Time, c.ClientIP, port(c.ClientPort), c.ServerAddr, port(c.ServerPort), c.Site, c.Protocol,
-		c.TLSProtocol, c.Operation, c.Path, c.User, strconv.Itoa(int(c.Status)), c.Topic,
-		strconv.Itoa(int(c.Partition)), strconv.FormatInt(c.Offset, 10))
+// connectionCSV is a connection record of a CSV export: connectionRow's
+// fields, in connectionHeader's order, appended from the stored record.
+type connectionCSV store.ConnectionRecord
+
+func (c *connectionCSV) appendCSV(r *csvcell.Record) {
+	csvTime(r, c.EventTime)
+	csvAddr(r, c.ClientIP)
+	csvPort(r, c.ClientPort)
+	csvAddr(r, c.ServerAddr)
+	csvPort(r, c.ServerPort)
+	r.Field(c.Site)
+	r.Field(c.Protocol)
+	r.Field(c.TLSProtocol)
+	r.Field(c.Operation.String())
+	r.Field(c.Path)
+	r.Field(c.User)
+	csvInt(r, int64(c.Status))
+	r.Field(c.Source.Topic)
+	csvInt(r, int64(c.Source.Partition))
+	csvInt(r, c.Source.Offset)
 }
 
 // connections answers GET /v1/connections (role officer): a page of
@@ -190,6 +206,9 @@ func (s *Server) connections(r *http.Request, c *call) (any, error) {
 			return pipelined(ctx, func(ctx context.Context, fn func(*store.ConnectionRecord) error) error {
 				return s.store.EachConnection(ctx, q, fn)
 			}, func(r *store.ConnectionRecord) error {
+				if format == mediaCSV {
+					return emit((*connectionCSV)(r))
+				}
 				row = newConnectionRow(r)
 				return emit(&row)
 			})

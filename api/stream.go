@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -58,10 +58,15 @@ func streamFormat(r *http.Request) string {
 	return ""
 }
 
-// streamRow is a row of an export: encoded as JSON (NDJSON) or as a CSV
-// record.
-type streamRow interface {
-	csvRecord(dst []string) []string
+// streamRow is a row of an export: a value encoded as JSON (NDJSON), or,
+// in a CSV export, a csvRow.
+type streamRow any
+
+// csvRow is a row of a CSV export: it appends its own record, each field
+// made safe for a spreadsheet, with no string made for a time, an address
+// or a number (a CSV export's formatting was a quarter of its CPU).
+type csvRow interface {
+	appendCSV(r *csvcell.Record)
 }
 
 // stream is a data handler's answer that is too large to hold: the guard
@@ -112,13 +117,12 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 	bw := bufio.NewWriterSize(hw, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	cw := csv.NewWriter(bw)
 	rc := http.NewResponseController(w)
 	var (
 		started   bool
 		rows      int
 		truncated bool
-		record    []string
+		record    csvcell.Record
 		lastFlush = time.Now()
 	)
 	start := func() error {
@@ -130,7 +134,13 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		h.Set("Trailer", trailerRows+", "+trailerTruncated+", "+trailerSHA256)
 		w.WriteHeader(http.StatusOK)
 		if st.format == mediaCSV {
-			return cw.Write(st.header)
+			for _, f := range st.header {
+				record.Field(f)
+			}
+			record.End()
+			_, err := bw.Write(record.B)
+			record.Reset()
+			return err
 		}
 		return nil
 	}
@@ -147,11 +157,11 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		}
 		rows++
 		if st.format == mediaCSV {
-			record = row.csvRecord(record[:0])
-			for i, v := range record {
-				record[i] = csvcell.Safe(v) // never a formula in a spreadsheet
-			}
-			if err := cw.Write(record); err != nil {
+			row.(csvRow).appendCSV(&record)
+			record.End()
+			_, err := bw.Write(record.B)
+			record.Reset()
+			if err != nil {
 				return err
 			}
 		} else if err := enc.Encode(row); err != nil {
@@ -159,7 +169,6 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		}
 		if rows%1024 == 0 && time.Since(lastFlush) > flushEvery {
 			lastFlush = time.Now()
-			cw.Flush()
 			if err := bw.Flush(); err != nil {
 				return err
 			}
@@ -174,10 +183,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		err = start()
 	}
 	if err == nil {
-		cw.Flush()
-		if err = cw.Error(); err == nil {
-			err = bw.Flush()
-		}
+		err = bw.Flush()
 	}
 	sum := hex.EncodeToString(hw.h.Sum(nil))
 
@@ -223,19 +229,116 @@ var accessHeader = []string{"time", "client_ip", "client_port", "peer_ip", "forw
 	"method", "path", "query", "protocol", "status", "bytes", "referer", "user_agent", "request_time_ms", "upstream", "request_id",
 	"user", "tls_protocol", "topic", "partition", "offset", "client_text", "raw_request"}
 
-func (a *accessRow) csvRecord(dst []string) []string {
-	return append(dst, a.Time, a.ClientIP, port(a.ClientPort), a.PeerIP, a.ForwardedFor, a.ServerAddr, port(a.ServerPort), a.Site,
-		a.Method, a.Path, a.Query, a.Protocol, strconv.Itoa(int(a.Status)), strconv.FormatUint(a.Bytes, 10), a.Referer, a.UserAgent,
-		strconv.FormatInt(a.RequestTimeMS, 10), a.Upstream, a.RequestID, a.User, a.TLSProtocol, a.Topic,
-		strconv.Itoa(int(a.Partition)), strconv.FormatInt(a.Offset, 10), a.ClientText, a.RawRequest)
+// accessCSV is an access-log row of a CSV export: accessRow's fields, in
+// accessHeader's order, appended from the stored hit (a test holds the
+// two to the same values).
+type accessCSV store.Hit
+
+func (h *accessCSV) appendCSV(r *csvcell.Record) {
+	csvTime(r, h.EventTime)
+	csvAddr(r, h.ClientIP)
+	csvPort(r, h.ClientPort)
+	csvAddr(r, h.PeerIP)
+	r.Field(h.ForwardedFor)
+	csvAddr(r, h.ServerAddr)
+	csvPort(r, h.ServerPort)
+	r.Field(h.Site)
+	r.Field(h.Method)
+	r.Field(h.Path)
+	r.Field(h.Query)
+	r.Field(h.Protocol)
+	csvInt(r, int64(h.Status))
+	csvUint(r, h.BytesSent)
+	r.Field(h.Referer)
+	r.Field(h.UserAgent)
+	csvInt(r, h.RequestTime.Milliseconds())
+	r.Field(h.Upstream)
+	r.Field(h.RequestID)
+	r.Field(h.User)
+	r.Field(h.TLSProtocol)
+	r.Field(h.Source.Topic)
+	csvInt(r, int64(h.Source.Partition))
+	csvInt(r, h.Source.Offset)
+	r.Field(h.ClientText)
+	r.Field(h.RawRequest)
 }
 
-// port writes a port, "" when absent.
-func port(p uint16) string {
-	if p == 0 {
-		return ""
+// csvTime appends t as the JSON rows show it: t.UTC().Format(timeFormat),
+// which a test holds it to, written digit by digit for the years a
+// DateTime64 holds (AppendFormat was a fifth of a CSV row's formatting).
+func csvTime(r *csvcell.Record, t time.Time) {
+	var b [len(timeFormat) + 8]byte
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 1000 || year > 9999 {
+		r.Bytes(t.AppendFormat(b[:0], timeFormat))
+		return
 	}
-	return strconv.Itoa(int(p))
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / int(time.Millisecond)
+	d := b[:len("2006-01-02T15:04:05.000Z")]
+	putDigits(d[0:4], year)
+	d[4] = '-'
+	putDigits(d[5:7], int(month))
+	d[7] = '-'
+	putDigits(d[8:10], day)
+	d[10] = 'T'
+	putDigits(d[11:13], hour)
+	d[13] = ':'
+	putDigits(d[14:16], minute)
+	d[16] = ':'
+	putDigits(d[17:19], sec)
+	d[19] = '.'
+	putDigits(d[20:23], ms)
+	d[23] = 'Z'
+	r.Plain(d)
+}
+
+// putDigits writes v's last len(d) decimal digits into d.
+func putDigits(d []byte, v int) {
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+}
+
+// csvAddr appends a as addrString writes it: "" when absent, IPv4 as a
+// dotted quad even when stored mapped into IPv6.
+func csvAddr(r *csvcell.Record, a netip.Addr) {
+	if !a.IsValid() {
+		r.Field("")
+		return
+	}
+	var b [64]byte
+	if a.Zone() != "" {
+		r.Bytes(a.Unmap().AppendTo(b[:0]))
+		return
+	}
+	r.Plain(a.Unmap().AppendTo(b[:0]))
+}
+
+// csvPort appends a port, "" when absent.
+func csvPort(r *csvcell.Record, p uint16) {
+	if p == 0 {
+		r.Field("")
+		return
+	}
+	csvUint(r, uint64(p))
+}
+
+// csvInt and csvUint append a number in place, with no string made.
+func csvInt(r *csvcell.Record, v int64) {
+	var b [20]byte
+	if v < 0 {
+		r.Bytes(strconv.AppendInt(b[:0], v, 10)) // made safe: "'-1"
+		return
+	}
+	r.Plain(strconv.AppendUint(b[:0], uint64(v), 10))
+}
+
+func csvUint(r *csvcell.Record, v uint64) {
+	var b [20]byte
+	r.Plain(strconv.AppendUint(b[:0], v, 10))
 }
 
 // accessStream is the export of q.
@@ -249,6 +352,9 @@ func (s *Server) accessStream(q store.AccessQuery, format string) *stream {
 		return pipelined(ctx, func(ctx context.Context, fn func(*store.Hit) error) error {
 			return s.store.EachAccess(ctx, q, fn)
 		}, func(h *store.Hit) error {
+			if format == mediaCSV {
+				return emit((*accessCSV)(h))
+			}
 			row = newAccessRow(h)
 			return emit(&row)
 		})

@@ -1,19 +1,25 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/connlog/connlog/internal/csvcell"
 	"github.com/connlog/connlog/store"
 )
 
@@ -66,62 +72,127 @@ func TestExportAuditOrderAndFailures(t *testing.T) {
 
 // TestCSVCarriesEveryFieldOfTheJSONRow: an export is the same evidence in
 // either format. The access log's CSV once lacked client_text and
-// raw_request, so a request that was not HTTP exported as an empty one.
+// raw_request, so a request that was not HTTP exported as an empty one; the
+// CSV is now appended from the stored row, not from the JSON row, so each
+// cell is checked against the JSON row of the same stored row.
 func TestCSVCarriesEveryFieldOfTheJSONRow(t *testing.T) {
+	at := time.Date(2026, 12, 7, 22, 1, 2, 345_000_000, time.FixedZone("CET", 3600))
+	src := store.Source{Topic: "topic", Partition: 1006, Offset: 1007}
+	hit := store.Hit{
+		Source: src, EventTime: at, ClientIP: netip.MustParseAddr("::ffff:203.0.113.1"), ClientText: "client-text",
+		ClientPort: 1001, PeerIP: netip.MustParseAddr("2001:db8::2"), ForwardedFor: "forwarded",
+		ServerAddr: netip.MustParseAddr("203.0.113.3"), ServerPort: 1002, Site: "site", Method: "method", Path: "/path",
+		Query: "query", Protocol: "protocol", RawRequest: "raw", Status: 1003, BytesSent: 1004, Referer: "referer",
+		UserAgent: "agent", RequestTime: 1005 * time.Millisecond, Upstream: "upstream", RequestID: "request-id",
+		User: "user", TLSProtocol: "tls",
+	}
+	rec := store.ConnectionRecord{
+		Source: src, EventTime: at, ClientIP: hit.ClientIP, ClientPort: 1001, ServerAddr: hit.ServerAddr,
+		ServerPort: 1002, Site: "site", Protocol: "protocol", TLSProtocol: "tls", Operation: store.OpDelete,
+		Path: "/path", User: "user", Status: 1003,
+	}
+	ar, cr := newAccessRow(&hit), newConnectionRow(&rec)
 	for _, tc := range []struct {
-		row    any
+		json   any
+		csv    csvRow
 		header []string
-		record func(row any) []string
 	}{
-		{accessRow{}, accessHeader, func(row any) []string { return row.(*accessRow).csvRecord(nil) }},
-		{connectionRow{}, connectionHeader, func(row any) []string { return row.(*connectionRow).csvRecord(nil) }},
+		{&ar, (*accessCSV)(&hit), accessHeader},
+		{&cr, (*connectionCSV)(&rec), connectionHeader},
 	} {
-		typ := reflect.TypeOf(tc.row)
-		var tags []string
-		for f := range typ.Fields() {
-			tags = append(tags, strings.Split(f.Tag.Get("json"), ",")[0])
-		}
-		got := append([]string(nil), tc.header...)
-		slices.Sort(got)
-		slices.Sort(tags)
-		if !slices.Equal(got, tags) {
-			t.Errorf("%s: CSV header %v, JSON fields %v", typ.Name(), got, tags)
-		}
-		// Each column holds its own field: filled with distinct values,
-		// cell i is the value of the field named by header i.
-		row := reflect.New(typ)
-		fillDistinct(row.Interface())
+		v := reflect.ValueOf(tc.json).Elem()
 		want := map[string]string{}
-		for i := range typ.NumField() {
-			want[strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]] = fmt.Sprint(row.Elem().Field(i).Interface())
+		for i := range v.NumField() {
+			want[strings.Split(v.Type().Field(i).Tag.Get("json"), ",")[0]] = fmt.Sprint(v.Field(i).Interface())
 		}
-		rec := tc.record(row.Interface())
-		if len(rec) != len(tc.header) {
-			t.Fatalf("%s: %d cells for %d columns", typ.Name(), len(rec), len(tc.header))
+		got := slices.Sorted(maps.Keys(want))
+		if header := slices.Sorted(slices.Values(tc.header)); !slices.Equal(header, got) {
+			t.Errorf("%s: CSV header %v, JSON fields %v", v.Type().Name(), header, got)
 		}
-		for i, v := range rec {
-			if v != want[tc.header[i]] {
-				t.Errorf("%s: column %s holds %q, want %q", typ.Name(), tc.header[i], v, want[tc.header[i]])
+		// Every field holds a value no other field has, so that a cell
+		// written in another's column is seen.
+		seen := map[string]string{}
+		for name, value := range want {
+			if other, ok := seen[value]; ok {
+				t.Fatalf("%s: fields %s and %s both hold %q", v.Type().Name(), name, other, value)
+			}
+			seen[value] = name
+		}
+		cells := csvCells(t, tc.csv)
+		if len(cells) != len(tc.header) {
+			t.Fatalf("%s: %d cells for %d columns", v.Type().Name(), len(cells), len(tc.header))
+		}
+		for i, cell := range cells {
+			if cell != want[tc.header[i]] {
+				t.Errorf("%s: column %s holds %q, want %q", v.Type().Name(), tc.header[i], cell, want[tc.header[i]])
 			}
 		}
 	}
 }
 
-// fillDistinct sets every field of the struct p points to to a value no
-// other field has: strings their field name, numbers their index+1.
-func fillDistinct(p any) {
-	v := reflect.ValueOf(p).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString(v.Type().Field(i).Name)
-		case reflect.Int32, reflect.Int64:
-			f.SetInt(int64(i + 1))
-		case reflect.Uint16, reflect.Uint64:
-			f.SetUint(uint64(i + 1))
+// TestCSVCellsWrittenInPlace: the cells a CSV row appends in place (a
+// time digit by digit, numbers and addresses with no quoting checked) are
+// what the JSON row's strings give as fields: Format(timeFormat) around
+// the edges of the digit-by-digit range too, negative numbers made safe.
+func TestCSVCellsWrittenInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	field := func(s string) string {
+		var r csvcell.Record
+		r.Field(s)
+		return string(r.B)
+	}
+	in := func(put func(*csvcell.Record)) string {
+		var r csvcell.Record
+		put(&r)
+		return string(r.B)
+	}
+	times := []time.Time{
+		time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 7, 22, 1, 2, 345_678_901, time.FixedZone("x", -9*3600-30*60)), {},
+	}
+	for range 10_000 {
+		times = append(times, time.Unix(rng.Int64N(1<<34)-1<<33, rng.Int64N(1e9)).In(time.FixedZone("y", rng.IntN(50_000)-25_000)))
+	}
+	for _, at := range times {
+		if got, want := in(func(r *csvcell.Record) { csvTime(r, at) }), field(at.UTC().Format(timeFormat)); got != want {
+			t.Fatalf("%v: CSV %q, JSON %q", at, got, want)
 		}
 	}
+	addrs := []netip.Addr{{}, netip.MustParseAddr("::"), netip.MustParseAddr("::ffff:198.51.100.7"), netip.MustParseAddr("fe80::1%eth0")}
+	for range 1000 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		addrs = append(addrs, netip.AddrFrom16(b), netip.AddrFrom4([4]byte(b[:4])))
+	}
+	for _, a := range addrs {
+		if got, want := in(func(r *csvcell.Record) { csvAddr(r, a) }), field(addrString(a)); got != want {
+			t.Fatalf("%v: CSV %q, JSON %q", a, got, want)
+		}
+	}
+	for _, v := range []int64{0, 1, -1, 9, 10, 1 << 62, -1 << 63, 1<<63 - 1, rng.Int64()} {
+		if got, want := in(func(r *csvcell.Record) { csvInt(r, v) }), field(strconv.FormatInt(v, 10)); got != want {
+			t.Fatalf("%d: CSV %q, JSON %q", v, got, want)
+		}
+		if got, want := in(func(r *csvcell.Record) { csvUint(r, uint64(v)) }), field(strconv.FormatUint(uint64(v), 10)); got != want {
+			t.Fatalf("%d: CSV %q, JSON %q", uint64(v), got, want)
+		}
+	}
+}
+
+// csvCells is the record an export writes for row, read back.
+func csvCells(t *testing.T, row csvRow) []string {
+	t.Helper()
+	var r csvcell.Record
+	row.appendCSV(&r)
+	r.End()
+	rec, err := csv.NewReader(bytes.NewReader(r.B)).Read()
+	if err != nil {
+		t.Fatalf("%T: %q: %v", row, r.B, err)
+	}
+	return rec
 }
 
 // TestPipelinedKeepsOrderErrorsAndBounds: the export's reader goroutine

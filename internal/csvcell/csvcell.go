@@ -22,11 +22,20 @@ func Safe(s string) string {
 	if s == "" {
 		return s
 	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r', '\'':
+	if prefixed(s[0]) {
 		return "'" + s
 	}
 	return s
+}
+
+// prefixed reports whether Safe puts a "'" in front of a value that
+// begins with c.
+func prefixed(c byte) bool {
+	switch c {
+	case '=', '+', '-', '@', '\t', '\r', '\'':
+		return true
+	}
+	return false
 }
 
 // Value undoes [Safe]: the value a cell written by Safe holds.
