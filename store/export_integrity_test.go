@@ -65,6 +65,10 @@ func SetLazyColumns(st *Store, on bool) { st.lazyColumns = on }
 // LazyColumns reports whether exports set lazyColumnsSetting.
 func LazyColumns(st *Store) bool { return st.lazyColumns }
 
+// SetStreamBlockRows sets the block size of a streamed export, 0 for the
+// engine's default.
+func SetStreamBlockRows(st *Store, n int) { st.streamBlockRows = n }
+
 // SetLazyMaxRows sets the largest result a search reads lazily.
 func SetLazyMaxRows(st *Store, n int) { st.lazyMaxRows = n }
 

@@ -184,21 +184,34 @@ func (f *filter) common(network netip.Prefix, from, to time.Time, site string, s
 // queryContext binds params and the per-query limits: server-side execution
 // time (zero: Config.QueryTimeout) and result size.
 func (s *Store) queryContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int) context.Context {
-	return s.searchContext(ctx, params, timeout, limit, false)
+	return s.searchContext(ctx, params, timeout, limit, false, false)
 }
 
-// searchContext is queryContext for a search that may read lazily (see
-// lazyRead).
-func (s *Store) searchContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int, lazy bool) context.Context {
+// searchContext is queryContext for the searches of EachAccess and
+// EachConnection (each: true), which may read lazily (see lazyRead) or, an
+// export too large for that, stream in blocks of streamBlockRows.
+func (s *Store) searchContext(ctx context.Context, params map[string]string, timeout time.Duration, limit int, each, lazy bool) context.Context {
 	if timeout <= 0 {
 		timeout = s.cfg.QueryTimeout
 	}
 	var extra clickhouse.Settings
-	if lazy {
+	switch {
+	case lazy:
 		extra = clickhouse.Settings{lazyColumnsSetting: 0}
+	case each && limit > lazyColumnsDefaultLimit && s.streamBlockRows > 0:
+		extra = clickhouse.Settings{"max_block_size": s.streamBlockRows}
 	}
 	return chsql.QueryContext(ctx, params, timeout, limit, extra)
 }
+
+// streamBlockRows is the block size of an export that streams (one larger
+// than a page and not read lazily): the engine's default, 65,409 rows,
+// made the client wait for the first of them, up to a third of a second
+// with the day partitions' rows merged in key order, and left the export's
+// two goroutines idle meanwhile; 8,192 rows (one granule) start the stream
+// at once (BENCHMARKS.md). Store.streamBlockRows is it, 0 in tests that
+// compare with the default.
+const streamBlockRows = 8192
 
 // lazyColumnsSetting is the engine's bound on the LIMIT up to which it
 // reads the columns a query does not sort or filter on only for the rows it
@@ -300,7 +313,7 @@ func (s *Store) EachAccess(ctx context.Context, q AccessQuery, fn func(h *Hit) e
 		return err
 	}
 	lazy := s.lazyRead(ctx, accessTable.full(s.db), where, params, q.Timeout, q.Limit)
-	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, lazy), sql)
+	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, true, lazy), sql)
 	if err != nil {
 		return fmt.Errorf("search access log: %w", err)
 	}
@@ -480,7 +493,7 @@ func (s *Store) EachConnection(ctx context.Context, q ConnectionQuery, fn func(r
 		}
 		lazy = s.lazyRead(ctx, connectionTable.full(s.db), w, wparams, q.Timeout, q.Limit)
 	}
-	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, lazy), sql)
+	rows, err := s.conn.Query(s.searchContext(ctx, params, q.Timeout, q.Limit, true, lazy), sql)
 	if err != nil {
 		return fmt.Errorf("search connection records: %w", err)
 	}

@@ -311,9 +311,10 @@ func TestRequisitionDueDateRoundTrip(t *testing.T) {
 
 // TestExportsReadLazilyWithTheSameAnswer: an export larger than a page but
 // counted small sets the engine's lazy materialization (it halves the
-// engine's time of a sorted export), which must change nothing in what it
-// returns: the same rows, every column, in the same order, access log and
-// connection records; a result counted larger than the bound does not.
+// engine's time of a sorted export), and a larger one streams in small
+// blocks, neither of which must change what it returns: the same rows,
+// every column, in the same order, access log and connection records; a
+// result counted larger than the bound does not read lazily.
 func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
 	st := openStore(t)
 	if !store.LazyColumns(st) {
@@ -339,10 +340,14 @@ func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
 	}
 	aq := store.AccessQuery{Network: netip.MustParsePrefix("198.51.0.0/16"), From: base, To: base.Add(5 * 24 * time.Hour), Limit: 40_000}
 	cq := store.ConnectionQuery{Network: aq.Network, From: aq.From, To: aq.To, Limit: 40_000}
-	var got [2][]store.Hit
-	var gotRecs [2][]store.ConnectionRecord
-	for i, lazy := range []bool{false, true} {
-		store.SetLazyColumns(st, lazy)
+	var got [3][]store.Hit
+	var gotRecs [3][]store.ConnectionRecord
+	for i, v := range []struct {
+		lazy   bool
+		blocks int
+	}{{false, 0}, {true, 0}, {false, 8192}} {
+		store.SetLazyColumns(st, v.lazy)
+		store.SetStreamBlockRows(st, v.blocks)
 		if err := st.EachAccess(t.Context(), aq, func(h *store.Hit) error { got[i] = append(got[i], *h); return nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -350,6 +355,8 @@ func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	store.SetLazyColumns(st, true)
+	store.SetStreamBlockRows(st, 8192)
 	if len(got[0]) != len(hits) || len(gotRecs[0]) != len(hits) {
 		t.Fatalf("%d access rows and %d records, want %d", len(got[0]), len(gotRecs[0]), len(hits))
 	}
@@ -358,6 +365,9 @@ func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
 	}
 	if !slices.Equal(gotRecs[0], gotRecs[1]) {
 		t.Error("the connection records export differs with lazy materialization")
+	}
+	if !slices.Equal(got[0], got[2]) || !slices.Equal(gotRecs[0], gotRecs[2]) {
+		t.Error("an export streamed in small blocks differs")
 	}
 
 	// Only a result counted small reads lazily: the engine holds it whole
@@ -372,5 +382,68 @@ func TestExportsReadLazilyWithTheSameAnswer(t *testing.T) {
 		if got := store.LazyRead(t.Context(), st, q); got != tc.want {
 			t.Errorf("limit %d, %d matching rows, at most %d read lazily: lazy = %v, want %v", tc.limit, len(hits), tc.maxRows, got, tc.want)
 		}
+	}
+}
+
+// BenchmarkStreamedExport is an export too large to read lazily (150,000
+// access-log rows of one /16 over nine day partitions, above
+// lazyColumnsMaxRows), read through EachAccess as the API streams it, in
+// the engine's default blocks or in streamBlockRows: first-ms is the wait
+// for the first row, which the client waits for too.
+//
+//	CONNLOG_CHDB_LIBRARY=... go test -run '^$' -bench StreamedExport -benchtime 5x -count 3 ./store
+func BenchmarkStreamedExport(b *testing.B) {
+	st := openStore(b)
+	end := time.Now().UTC().Truncate(time.Hour)
+	const n = 150_000
+	hits := make([]store.Hit, n)
+	for i := range hits {
+		hits[i] = store.Hit{
+			Source:    store.Source{Topic: "nginx", Partition: int32(i % 4), Offset: int64(i)},
+			EventTime: end.Add(-time.Duration(i) * 5 * time.Second), Ingested: end,
+			ClientIP:   netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}),
+			ClientPort: uint16(1024 + i%60000), PeerIP: netip.MustParseAddr("10.0.0.5"),
+			ServerAddr: netip.MustParseAddr("192.0.2.10"), ServerPort: 443, Site: "www.example.org",
+			Method: "GET", Path: fmt.Sprintf("/articles/%d/comments", i%5000), Query: "page=2&sort=new",
+			Protocol: "HTTP/2.0", Status: 200, BytesSent: uint64(512 + i%40000), Referer: "https://www.example.org/",
+			UserAgent:   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+			RequestTime: time.Duration(i%900) * time.Millisecond, RequestID: fmt.Sprintf("%032x", i), TLSProtocol: "TLSv1.3",
+		}
+	}
+	for i := 0; i < n; i += 25_000 {
+		if err := st.Write(b.Context(), store.Batch{Hits: hits[i : i+25_000]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := store.AccessQuery{Network: netip.MustParsePrefix("198.51.0.0/16"), From: end.Add(-9 * 24 * time.Hour), To: end.Add(time.Hour),
+		Limit: 10_000_001, Timeout: time.Minute}
+	for _, blocks := range []int{0, 8192} {
+		b.Run(fmt.Sprintf("blocks=%d", blocks), func(b *testing.B) {
+			store.SetStreamBlockRows(st, blocks)
+			if store.LazyRead(b.Context(), st, q) {
+				b.Fatal("the export reads lazily: not the streamed path")
+			}
+			var first time.Duration
+			rows := 0
+			for b.Loop() {
+				t0 := time.Now()
+				seen := false
+				if err := st.EachAccess(b.Context(), q, func(*store.Hit) error {
+					if !seen {
+						first += time.Since(t0)
+						seen = true
+					}
+					rows++
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if rows != b.N*n {
+				b.Fatalf("%d rows, want %d", rows, b.N*n)
+			}
+			b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-ms")
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }

@@ -47,6 +47,9 @@ type Store struct {
 	lazyColumns bool
 	// lazyMaxRows is lazyColumnsMaxRows, lowered by tests.
 	lazyMaxRows int
+	// streamBlockRows is streamBlockRows (search.go), 0 in tests that
+	// compare with the engine's default block size.
+	streamBlockRows int
 
 	// Enforcer applies and enforces the lifetimes of the data classes
 	// and reports on them (ApplyRetention, Enforce, RunEnforcement,
@@ -124,7 +127,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		"SELECT count() FROM system.settings WHERE name = {name:String}").Scan(&known); err != nil {
 		s.logger.Warn("cannot tell whether the engine knows a setting; exports go without it", "setting", lazyColumnsSetting, "err", err)
 	}
-	s.lazyColumns, s.lazyMaxRows = known > 0, lazyColumnsMaxRows
+	s.lazyColumns, s.lazyMaxRows, s.streamBlockRows = known > 0, lazyColumnsMaxRows, streamBlockRows
 	return s, nil
 }
 
