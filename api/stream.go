@@ -267,16 +267,16 @@ func (h *accessCSV) appendCSV(r *csvcell.Record) {
 // which a test holds it to, written digit by digit for the years a
 // DateTime64 holds (AppendFormat was a fifth of a CSV row's formatting).
 func csvTime(r *csvcell.Record, t time.Time) {
-	var b [len(timeFormat) + 8]byte
 	t = t.UTC()
 	year, month, day := t.Date()
 	if year < 1000 || year > 9999 {
-		r.Bytes(t.AppendFormat(b[:0], timeFormat))
+		r.Field(t.Format(timeFormat))
 		return
 	}
 	hour, minute, sec := t.Clock()
 	ms := t.Nanosecond() / int(time.Millisecond)
-	d := b[:len("2006-01-02T15:04:05.000Z")]
+	var b [len("2006-01-02T15:04:05.000Z")]byte
+	d := b[:]
 	putDigits(d[0:4], year)
 	d[4] = '-'
 	putDigits(d[5:7], int(month))

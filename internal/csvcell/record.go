@@ -20,7 +20,11 @@ type Record struct {
 func (r *Record) Field(s string) { appendField(r, s) }
 
 // Bytes appends b as the record's next field (what an AppendTo or
-// strconv.Append produced: it is copied).
+// strconv.Append produced: it is copied). Not inlined: inlined, the
+// generic call inside it made the caller's stack buffer escape, one
+// allocation per number or address of a row.
+//
+//go:noinline
 func (r *Record) Bytes(b []byte) { appendField(r, b) }
 
 // Plain appends b as the record's next field as it is: b must need neither
