@@ -125,6 +125,13 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		record    csvcell.Record
 		lastFlush = time.Now()
 	)
+	// writeRecord ends the CSV record appended to record and writes it.
+	writeRecord := func() error {
+		record.End()
+		_, err := bw.Write(record.B)
+		record.Reset()
+		return err
+	}
 	start := func() error {
 		started = true
 		h := w.Header()
@@ -137,10 +144,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 			for _, f := range st.header {
 				record.Field(f)
 			}
-			record.End()
-			_, err := bw.Write(record.B)
-			record.Reset()
-			return err
+			return writeRecord()
 		}
 		return nil
 	}
@@ -158,10 +162,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 		rows++
 		if st.format == mediaCSV {
 			row.(csvRow).appendCSV(&record)
-			record.End()
-			_, err := bw.Write(record.B)
-			record.Reset()
-			if err != nil {
+			if err := writeRecord(); err != nil {
 				return err
 			}
 		} else if err := enc.Encode(row); err != nil {

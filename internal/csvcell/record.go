@@ -33,11 +33,16 @@ func (r *Record) Bytes(b []byte) { appendField(r, b) }
 // begins with its year), and is checked in tests, not here, to keep a
 // row's numbers cheap.
 func (r *Record) Plain(b []byte) {
+	r.next()
+	r.B = append(r.B, b...)
+}
+
+// next starts the record's next field: a comma after the first.
+func (r *Record) next() {
 	if r.n > 0 {
 		r.B = append(r.B, ',')
 	}
 	r.n++
-	r.B = append(r.B, b...)
 }
 
 // End closes the record.
@@ -53,10 +58,7 @@ func (r *Record) Reset() {
 }
 
 func appendField[T string | []byte](r *Record, f T) {
-	if r.n > 0 {
-		r.B = append(r.B, ',')
-	}
-	r.n++
+	r.next()
 	// Safe's "'" in front, when it adds one, begins the field as written:
 	// no space, so only the bytes below can then ask for quotes.
 	prefix := len(f) > 0 && prefixed(f[0])
