@@ -431,9 +431,15 @@ func manifestsFor(v uint8, batchID string, b Batch, created time.Time) []Manifes
 			conns = chains.of(chainKey{tableConnections, src.Topic, src.Partition})
 		}
 		scratch.b = scratch.b[:0]
+		rec = ConnectionOf(h)
+		if v == 2 {
+			access.add(encodeAccessV2(&scratch, h))
+			scratch.b = scratch.b[:0]
+			conns.add(encodeConnectionV2(&scratch, &rec))
+			continue
+		}
 		access.add(encodeHit(&scratch, v, tableAccess, h))
 		scratch.b = scratch.b[:0]
-		rec = ConnectionOf(h)
 		conns.add(connectionTable.encode(&scratch, &rec))
 	}
 	for i := range b.Quarantine {
