@@ -66,8 +66,8 @@ type Config struct {
 	// QueueMessages bounds the number of fetched messages of one partition
 	// waiting for its batcher; when full, fetching that partition pauses
 	// (back-pressure). The batcher takes them all at once, so memory per
-	// assigned partition is bounded by twice QueueMessages + 100 messages,
-	// one fetch of FetchMaxBytes and one batch (BatchRows, BatchBytes).
+	// assigned partition is bounded by twice QueueMessages, one fetch of
+	// FetchMaxBytes and one batch (BatchRows, BatchBytes).
 	// Default: 1000.
 	QueueMessages int `yaml:"queue_messages"`
 	// FetchMaxBytes is the most a fetch from one partition returns. It must

@@ -40,21 +40,38 @@ func signal(c chan struct{}) {
 // put adds m, waiting while limit messages wait (back-pressure). It
 // reports false if ctx ended first.
 func (q *inbox) put(ctx context.Context, m kafka.Message) bool {
-	for {
+	return q.putAll(ctx, []kafka.Message{m}, nil) == 1
+}
+
+// putAll adds msgs, in order, as many at a time as there is room for (one
+// lock and wake-up per fetch rather than per message), waiting for room
+// like put; adding calls added(n) first for the n messages it is about to
+// add (the queued gauge), unless nil. It returns how many it added: fewer
+// than len(msgs) if ctx ended first.
+func (q *inbox) putAll(ctx context.Context, msgs []kafka.Message, added func(n int)) int {
+	done := 0
+	for done < len(msgs) {
 		q.mu.Lock()
-		if len(q.msgs) < q.limit {
-			q.msgs = append(q.msgs, m)
-			q.mu.Unlock()
-			signal(q.ready)
-			return true
+		n := min(q.limit-len(q.msgs), len(msgs)-done)
+		if n > 0 {
+			if added != nil {
+				added(n)
+			}
+			q.msgs = append(q.msgs, msgs[done:done+n]...)
+			done += n
 		}
 		q.mu.Unlock()
+		if n > 0 {
+			signal(q.ready)
+			continue
+		}
 		select {
 		case <-q.space:
 		case <-ctx.Done():
-			return false
+			return done
 		}
 	}
+	return done
 }
 
 // close tells the worker that no message follows those waiting.

@@ -235,6 +235,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
+// transport returns a new kafka.Transport (a connection pool of its own)
+// that connects as the dialer does: the same TLS, SASL and timeout.
+func (p *Pipeline) transport() *kafka.Transport {
+	return &kafka.Transport{DialTimeout: p.dialer.Timeout, SASL: p.dialer.SASLMechanism, TLS: p.dialer.TLS, ClientID: p.dialer.ClientID}
+}
+
 func (p *Pipeline) kafkaDebug(msg string, args ...any) {
 	if p.log.Enabled(context.Background(), slog.LevelDebug) {
 		p.log.Debug(fmt.Sprintf(msg, args...))
@@ -332,52 +338,40 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		return
 	}
 
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:       p.cfg.Brokers,
-		Dialer:        p.dialer,
-		Topic:         topic,
-		Partition:     a.ID,
-		MinBytes:      1,
-		MaxBytes:      p.cfg.FetchMaxBytes,
-		QueueCapacity: 100,
-		// The broker holds an idle fetch for MaxWait minus kafka-go's 1s RTT
-		// allowance; a shorter MaxWait leaves little slack before kafka-go's
-		// read deadline and causes spurious "i/o timeout" reconnects
-		// (segmentio/kafka-go#726, #998).
-		MaxWait: 2 * time.Second,
-		// An offset past the end of the log means the log went back (topic
-		// deleted and created again, broker restarted without its data):
-		// kafka-go would otherwise wait until the new log reaches the old
-		// offset, skipping everything before it.
-		OffsetOutOfRangeError: true,
-		Logger:                kafka.LoggerFunc(p.kafkaDebug),
-		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { log.Warn(fmt.Sprintf(msg, args...)) }),
-	})
-	defer func() {
-		if err := r.Close(); err != nil {
-			log.Debug("close kafka reader", "err", err)
-		}
-	}()
-	if err := r.SetOffset(a.Offset); err != nil {
-		log.Error("set offset", "offset", a.Offset, "err", err)
-		return
-	}
+	// A transport of the partition's own: a fetch waiting on an idle
+	// partition holds its connection, and must not hold the others'.
+	t := p.transport()
+	defer t.CloseIdleConnections()
+	// The broker holds an idle fetch for MaxWait; kafka-go's Reader needed
+	// 2s to leave slack before its read deadline (segmentio/kafka-go#726,
+	// #998), and the fetcher keeps it: an idle partition costs a fetch
+	// every two seconds.
+	f := newFetcher(t, p.cfg.Brokers, topic, a.ID, p.cfg.FetchMaxBytes, 2*time.Second, a.Offset)
 
 	in := newInbox(p.cfg.QueueMessages)
+	queued := func(n int) { p.m.queued.Add(float64(n)) }
 	fetchCtx, stopFetch := context.WithCancel(gctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer in.close()
+		var msgs []kafka.Message
 		for {
-			m, err := r.FetchMessage(fetchCtx)
+			var err error
+			msgs, err = f.fetch(fetchCtx, msgs[:0])
+			// Counted as they enter the inbox: the rest of a fetch is the
+			// "one fetch of FetchMaxBytes" of Config.QueueMessages' bound.
+			if in.putAll(fetchCtx, msgs, queued) < len(msgs) {
+				return
+			}
 			if errors.Is(err, kafka.OffsetOutOfRange) && fetchCtx.Err() == nil {
-				// Start again from the first offset the log holds; the
-				// batcher sees the offsets go back and treats what
-				// follows as another log (see handle).
-				log.Warn("offset out of range: consuming the partition again from its first offset", "offset", r.Offset())
-				if err = r.SetOffset(kafka.FirstOffset); err == nil {
-					continue
-				}
+				// An offset past the end of the log means the log went
+				// back (topic deleted and created again, broker restarted
+				// without its data): start again from the first offset it
+				// holds; the batcher sees the offsets go back and treats
+				// what follows as another log (see handle).
+				log.Warn("offset out of range: consuming the partition again from its first offset", "offset", f.offset())
+				f.seek(kafka.FirstOffset)
+				continue
 			}
 			if err != nil {
 				if fetchCtx.Err() == nil {
@@ -388,11 +382,6 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 					case <-fetchCtx.Done():
 					}
 				}
-				return
-			}
-			p.m.queued.Inc() // counted while held, before the inbox has room
-			if !in.put(fetchCtx, m) {
-				p.m.queued.Dec()
 				return
 			}
 		}
@@ -665,8 +654,9 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	if reason == "" {
 		b.Hits = append(b.Hits, store.Hit{})
 		h := &b.Hits[len(b.Hits)-1]
-		// kafka-go allocates a new Value per message, so the strings h
-		// aliases stay valid while the batch holds them.
+		// The fetcher copies every value into memory nothing writes
+		// again, so the strings h aliases stay valid while the batch
+		// holds them.
 		err := p.parse(m.Topic, m.Value, h)
 		if err == nil {
 			h.Source = src
@@ -680,7 +670,7 @@ func (p *Pipeline) add(b *batch, m kafka.Message) {
 	// Minimisation reaches quarantine: secrets are redacted from the raw
 	// line as they would have been from the parsed one. RedactRaw copies
 	// when it changes something; otherwise the message's bytes are kept
-	// (kafka-go allocates a new Value per message, and the batch holds it).
+	// (the fetcher's copy, which nothing writes again, and the batch holds it).
 	b.Quarantine = append(b.Quarantine, store.Quarantined{
 		Source:   src,
 		Received: received,
