@@ -22,7 +22,11 @@ const (
 	DefaultSessionTimeout  = 10 * time.Second
 	DefaultRetryBackoff    = 100 * time.Millisecond
 	DefaultMaxRetryBackoff = 30 * time.Second
-	DefaultFetchMaxBytes   = 4 << 20
+	// DefaultFetchMaxBytes: a partition's fetcher holds a whole fetch
+	// until its messages are in the inbox; 1 MiB (a few thousand lines)
+	// held half the memory 4 MiB did, at no more CPU per line (the Kafka
+	// floor of bench/e2e, BENCHMARKS.md).
+	DefaultFetchMaxBytes   = 1 << 20
 	DefaultDedupRequestIDs = 100000
 )
 
@@ -71,7 +75,8 @@ type Config struct {
 	// Default: 1000.
 	QueueMessages int `yaml:"queue_messages"`
 	// FetchMaxBytes is the most a fetch from one partition returns. It must
-	// exceed MaxLineBytes. Default: 4 MiB.
+	// exceed MaxLineBytes. Default: 1 MiB, or twice MaxLineBytes if that is
+	// more.
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// DedupRequestIDs is how many request ids ($request_id) of stored lines
 	// are remembered, process-wide, so that a line the shipper sent twice is

@@ -346,7 +346,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 	// 2s to leave slack before its read deadline (segmentio/kafka-go#726,
 	// #998), and the fetcher keeps it: an idle partition costs a fetch
 	// every two seconds.
-	f := newFetcher(t, p.cfg.Brokers, topic, a.ID, p.cfg.FetchMaxBytes, 2*time.Second, a.Offset)
+	f := kafkaclient.NewFetcher(t, p.cfg.Brokers, topic, a.ID, p.cfg.FetchMaxBytes, 2*time.Second, a.Offset)
 
 	in := newInbox(p.cfg.QueueMessages)
 	queued := func(n int) { p.m.queued.Add(float64(n)) }
@@ -357,7 +357,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		var msgs []kafka.Message
 		for {
 			var err error
-			msgs, err = f.fetch(fetchCtx, msgs[:0])
+			msgs, err = f.Fetch(fetchCtx, msgs[:0])
 			// Counted as they enter the inbox: the rest of a fetch is the
 			// "one fetch of FetchMaxBytes" of Config.QueueMessages' bound.
 			if in.putAll(fetchCtx, msgs, queued) < len(msgs) {
@@ -369,8 +369,8 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 				// without its data): start again from the first offset it
 				// holds; the batcher sees the offsets go back and treats
 				// what follows as another log (see handle).
-				log.Warn("offset out of range: consuming the partition again from its first offset", "offset", f.offset())
-				f.seek(kafka.FirstOffset)
+				log.Warn("offset out of range: consuming the partition again from its first offset", "offset", f.Offset())
+				f.SetOffset(kafka.FirstOffset)
 				continue
 			}
 			if err != nil {

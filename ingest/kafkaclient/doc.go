@@ -6,5 +6,6 @@
 // [WriteSASLFile]) that the embedded broker's identities are kept in.
 //
 // [Publish] sends the lines of a reader to a topic, one message each: what
-// `connlog publish` and the end-to-end tests run.
+// `connlog publish` and the end-to-end tests run. A [Fetcher] reads one
+// partition: what the pipeline consumes with.
 package kafkaclient

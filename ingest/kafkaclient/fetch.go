@@ -1,4 +1,4 @@
-package ingest
+package kafkaclient
 
 import (
 	"context"
@@ -10,17 +10,17 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// fetcher reads one partition with kafka-go's protocol-level Client.Fetch
-// rather than a kafka.Reader. The Reader allocates each message's value on
-// its own and hands every message from a goroutine of its own over a
-// channel; reading the bench's million lines that way cost 1.45-2.13 µs of
-// CPU per line before connlog did anything with them, against 1.06-1.16 µs
-// with Client.Fetch and the values copied into shared chunks (the Kafka
-// floor of bench/e2e, BENCHMARKS.md). The messages it returns are the
+// Fetcher reads one partition with kafka-go's protocol-level Client.Fetch
+// rather than a kafka.Reader: ingest reads every partition it is assigned
+// with one, and bench/e2e's Kafka floor measures it alone. A Reader
+// allocates each message's value on its own and hands every message from
+// a goroutine of its own over a channel; reading the bench's million lines
+// that way cost 1.94-2.04 µs of CPU per line, against 1.21-1.40 µs with a
+// Fetcher (the Kafka floor, BENCHMARKS.md). The messages it returns are the
 // Reader's: same offsets, values, times (kafka-go's conversion, see
 // messageTime) and high watermark, so a batch recorded before the change
 // is rebuilt with the same digest.
-type fetcher struct {
+type Fetcher struct {
 	client    *kafka.Client
 	topic     string
 	partition int
@@ -40,24 +40,24 @@ type fetcher struct {
 // little.
 const chunkSize = 1 << 20
 
-// newFetcher reads partition of topic from offset, through t to the
+// NewFetcher reads partition of topic from offset, through t to the
 // cluster of the bootstrap brokers.
-func newFetcher(t *kafka.Transport, brokers []string, topic string, partition, maxBytes int, maxWait time.Duration, offset int64) *fetcher {
-	return &fetcher{client: &kafka.Client{Addr: kafka.TCP(brokers...), Transport: t}, topic: topic, partition: partition, maxBytes: maxBytes, maxWait: maxWait, next: offset}
+func NewFetcher(t *kafka.Transport, brokers []string, topic string, partition, maxBytes int, maxWait time.Duration, offset int64) *Fetcher {
+	return &Fetcher{client: &kafka.Client{Addr: kafka.TCP(brokers...), Transport: t}, topic: topic, partition: partition, maxBytes: maxBytes, maxWait: maxWait, next: offset}
 }
 
-// seek makes offset the next one read (kafka.FirstOffset: the first the
+// SetOffset makes offset the next one read (kafka.FirstOffset: the first the
 // log holds).
-func (f *fetcher) seek(offset int64) { f.next = offset }
+func (f *Fetcher) SetOffset(offset int64) { f.next = offset }
 
-// offset is the offset of the next message read (negative: not resolved
+// Offset is the offset of the next message read (negative: not resolved
 // yet).
-func (f *fetcher) offset() int64 { return f.next }
+func (f *Fetcher) Offset() int64 { return f.next }
 
-// fetch appends to out the messages of one fetch from the next offset on,
+// Fetch appends to out the messages of one fetch from the next offset on,
 // waiting up to maxWait for at least one, and moves past them. An offset
 // past either end of the log is an error wrapping kafka.OffsetOutOfRange.
-func (f *fetcher) fetch(ctx context.Context, out []kafka.Message) ([]kafka.Message, error) {
+func (f *Fetcher) Fetch(ctx context.Context, out []kafka.Message) ([]kafka.Message, error) {
 	if f.next < 0 {
 		if err := f.resolve(ctx); err != nil {
 			return out, err
@@ -99,7 +99,7 @@ func (f *fetcher) fetch(ctx context.Context, out []kafka.Message) ([]kafka.Messa
 
 // resolve turns a next offset of kafka.FirstOffset or kafka.LastOffset into
 // the partition's.
-func (f *fetcher) resolve(ctx context.Context) error {
+func (f *Fetcher) resolve(ctx context.Context) error {
 	res, err := f.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{f.topic: {{Partition: f.partition, Timestamp: f.next}}},
 	})
@@ -126,7 +126,7 @@ func (f *fetcher) resolve(ctx context.Context) error {
 // value copies v into the current chunk, starting another when it is full;
 // nil for a record without a value or with an empty one, as the Reader
 // gives both.
-func (f *fetcher) value(v kafka.Bytes) ([]byte, error) {
+func (f *Fetcher) value(v kafka.Bytes) ([]byte, error) {
 	if v == nil || v.Len() == 0 {
 		return nil, nil
 	}
@@ -151,7 +151,7 @@ func (f *fetcher) value(v kafka.Bytes) ([]byte, error) {
 // messageTime is a record's time as kafka.Reader gives it: none for a
 // timestamp of zero or less, else the millisecond in UTC (kafka-go's
 // makeTime; the protocol package keeps negative timestamps and the local
-// zone). The batch digest covers it (Pipeline.add).
+// zone). The batch digest covers it (ingest.Pipeline.add).
 func messageTime(t time.Time) time.Time {
 	ms := t.UnixMilli()
 	if ms <= 0 {

@@ -1,4 +1,4 @@
-package ingest
+package kafkaclient
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func TestFetcherReadsWhatTheReaderReads(t *testing.T) {
 		n += len(recs)
 	}
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.ListenAddrs(), Topic: "fetch", Partition: 0, MinBytes: 1, MaxBytes: DefaultFetchMaxBytes, MaxWait: time.Second})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.ListenAddrs(), Topic: "fetch", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: time.Second})
 	defer func() { _ = r.Close() }()
 	var want []kafka.Message
 	for len(want) < n {
@@ -68,10 +68,10 @@ func TestFetcherReadsWhatTheReaderReads(t *testing.T) {
 
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
-	f := newFetcher(tr, c.ListenAddrs(), "fetch", 0, 64<<10, time.Second, kafka.FirstOffset) // small fetches: many responses, batches cut
+	f := NewFetcher(tr, c.ListenAddrs(), "fetch", 0, 64<<10, time.Second, kafka.FirstOffset) // small fetches: many responses, batches cut
 	var got []kafka.Message
 	for len(got) < n {
-		if got, err = f.fetch(ctx, got); err != nil {
+		if got, err = f.Fetch(ctx, got); err != nil {
 			t.Fatalf("fetcher, after %d messages: %v", len(got), err)
 		}
 	}
@@ -89,8 +89,8 @@ func TestFetcherReadsWhatTheReaderReads(t *testing.T) {
 
 	// The values stay as read while later fetches fill the chunks.
 	first := bytes.Clone(got[3].Value)
-	f.seek(kafka.FirstOffset)
-	if _, err := f.fetch(ctx, nil); err != nil {
+	f.SetOffset(kafka.FirstOffset)
+	if _, err := f.Fetch(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got[3].Value, first) {
@@ -116,14 +116,14 @@ func TestFetcherOffsetOutOfRange(t *testing.T) {
 	}
 	tr := &kafka.Transport{}
 	defer tr.CloseIdleConnections()
-	f := newFetcher(tr, c.ListenAddrs(), "fetch", 0, DefaultFetchMaxBytes, time.Second, 50)
-	if _, err := f.fetch(ctx, nil); !errors.Is(err, kafka.OffsetOutOfRange) {
+	f := NewFetcher(tr, c.ListenAddrs(), "fetch", 0, 4<<20, time.Second, 50)
+	if _, err := f.Fetch(ctx, nil); !errors.Is(err, kafka.OffsetOutOfRange) {
 		t.Fatalf("fetch past the end of the log: %v, want OffsetOutOfRange", err)
 	}
-	f.seek(kafka.FirstOffset)
-	msgs, err := f.fetch(ctx, nil)
-	if err != nil || len(msgs) != 2 || string(msgs[1].Value) != "two" || f.offset() != 2 {
-		t.Fatalf("from the first offset: %d messages, next %d, %v", len(msgs), f.offset(), err)
+	f.SetOffset(kafka.FirstOffset)
+	msgs, err := f.Fetch(ctx, nil)
+	if err != nil || len(msgs) != 2 || string(msgs[1].Value) != "two" || f.Offset() != 2 {
+		t.Fatalf("from the first offset: %d messages, next %d, %v", len(msgs), f.Offset(), err)
 	}
 }
 
