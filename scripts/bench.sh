@@ -8,13 +8,15 @@
 #      per format, GoAccess, Kafka protocol → connlog serve → embedded
 #      ClickHouse (statistics off, and on when BENCH_STATS_ENV is set; on
 #      that input and on a many-visitor copy of it, with per-thread CPU,
-#      peak RSS and parts written), ClickHouse's own Regexp input format on
+#      peak RSS and parts written), the Kafka floor (the same lines only
+#      read, and read and parsed, by a child process as connlog reads
+#      them), ClickHouse's own Regexp input format on
 #      the same file, the engine insert ceiling (the stored rows re-inserted
 #      as Native), and the query API over 50,000,000 seeded rows (a year of
 #      connection records and 180 days of access log).
 #
 # Environment (all optional):
-#   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,clickhouse,ceiling,api)
+#   BENCH_PHASES     bench/e2e phases (default parse,goaccess,e2e,floor,clickhouse,ceiling,api)
 #   BENCH_GO         -bench pattern of step 1 ("" skips it; default .)
 #   BENCH_LINES      input lines (default 1000000; 10000000 works, the
 #                    Regexp peer then exceeds the engine's 512 MB per insert)
@@ -94,7 +96,7 @@ fi
 "$work/bench-e2e" -connlog "$work/connlog" -work "$work/e2e" \
 	-logs "${BENCH_LOGS:-$logs_default}" \
 	-lines "${BENCH_LINES:-1000000}" \
-	-phases "${BENCH_PHASES:-parse,goaccess,e2e,clickhouse,ceiling,api}" \
+	-phases "${BENCH_PHASES:-parse,goaccess,e2e,floor,clickhouse,ceiling,api}" \
 	-visitors "${BENCH_VISITORS:-200000}" \
 	-ceiling-batch "${BENCH_CEILING_BATCH:-100000}" \
 	-api-rows "${BENCH_API_ROWS:-50000000}" \

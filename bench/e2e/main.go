@@ -13,6 +13,10 @@
 //     engine's threads), peak RSS and the parts each table got; on the
 //     input as built, and again on the many-visitor shape: the same lines
 //     with their client rewritten to one of -visitors addresses;
+//   - floor: the published lines read back by a child process with
+//     kafkaclient.Fetcher as connlog serve reads them (and with a
+//     kafka.Reader), dropped or parsed, nothing stored: the CPU per line
+//     that reading and parsing cost before connlog's write path (floor.go);
 //   - clickhouse: the same engine parsing the same file with its own Regexp
 //     input format into a MergeTree table (INSERT ... FORMAT Regexp);
 //   - ceiling: the rows the first statistics-off run stored, read back as
@@ -29,7 +33,7 @@
 //
 // Usage:
 //
-//	go run ./bench/e2e -connlog bin/connlog -phases parse,goaccess,e2e,clickhouse,ceiling [-stats-env CONNLOG_X=Y] [-out results.md]
+//	go run ./bench/e2e -connlog bin/connlog -phases parse,goaccess,e2e,floor,clickhouse,ceiling [-stats-env CONNLOG_X=Y] [-out results.md]
 //	go run ./bench/e2e -connlog bin/connlog -phases api -api-rows 50000000
 //	go run ./bench/e2e -connlog bin/connlog -phases api -api-rows 200000000 -api-days 365
 package main
@@ -49,6 +53,13 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(floorEnv); spec != "" {
+		if err := floorChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: kafka floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -61,7 +72,7 @@ func run() error {
 		glob      = flag.String("logs", "../shared/testdata/logs/*.log", "source log files, cycled (relative paths from the repository root, where make bench runs)")
 		nLines    = flag.Int("lines", 1_000_000, "lines of input")
 		work      = flag.String("work", "", "work directory (default: a new temporary directory, removed at the end)")
-		phases    = flag.String("phases", "parse,goaccess,e2e,clickhouse,ceiling", "comma-separated: parse, goaccess, e2e, clickhouse, ceiling, api")
+		phases    = flag.String("phases", "parse,goaccess,e2e,floor,clickhouse,ceiling", "comma-separated: parse, goaccess, e2e, floor, clickhouse, ceiling, api")
 		visitors  = flag.Int("visitors", 200_000, "distinct visitors of the many-visitor input shape of the e2e phase; 0: no such shape")
 		ceilBatch = flag.Int("ceiling-batch", 100_000, "access rows per insert in the ceiling phase (what connlog inserts at once: its kafka.batch_rows default, 25,000, for each of the 4 partitions of a write round)")
 		statsEnv  = flag.String("stats-env", "", "comma-separated VAR=VALUE that turn statistics on in connlog serve; empty: no statistics-on run")
@@ -82,7 +93,7 @@ func run() error {
 	want := map[string]bool{}
 	for p := range strings.SplitSeq(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "parse", "goaccess", "e2e", "clickhouse", "ceiling", "api":
+		case "parse", "goaccess", "e2e", "floor", "clickhouse", "ceiling", "api":
 			want[p] = true
 		case "":
 		default:
@@ -122,7 +133,7 @@ func run() error {
 
 	var input string
 	var shapes []inputShape
-	if want["parse"] || want["goaccess"] || want["e2e"] || peers {
+	if want["parse"] || want["goaccess"] || want["e2e"] || peers || want["floor"] {
 		input = filepath.Join(dir, "input.log")
 		base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
 		shapes = append(shapes, inputShape{Name: "cycled", Key: "cycled", File: input})
@@ -160,7 +171,7 @@ func run() error {
 		rep.peer(benchGoAccess(ctx, input, dir, *nLines))
 	}
 	var e2es []e2eResult
-	if want["e2e"] || peers {
+	if want["e2e"] || peers || want["floor"] {
 		for si, sh := range shapes {
 			if err := e2eShape(ctx, rep, sh, si == 0, want, *bin, dir, *statsEnv, *offEnv, *repeat, *ceilBatch, *profile, &e2es); err != nil {
 				return err
@@ -198,6 +209,12 @@ func e2eShape(ctx context.Context, rep *report, sh inputShape, first bool, want 
 	defer b.Close()
 	rep.printf("\n## Publish (%s)\n\n%d lines published through the Kafka protocol (kafka-go writer, acks=all) to a kfake broker in the bench process, 4 partitions, in %s (%.0f lines/s)\n",
 		sh.Name, n, pub.Round(time.Millisecond), float64(n)/pub.Seconds())
+	if first && want["floor"] {
+		rep.floor(benchFloor(ctx, b.ListenAddrs(), "nginx", 4, n, max(repeat, 3)))
+	}
+	if !want["e2e"] && !want["clickhouse"] && !want["ceiling"] {
+		return nil
+	}
 
 	modes := []struct {
 		name string

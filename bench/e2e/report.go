@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/connlog/connlog/ingest"
 )
 
 // Targets of issues 3 and 6.
@@ -33,6 +35,7 @@ type report struct {
 	parses []parseResult
 	peers  []peerResult
 	ceil   []ceilingResult
+	floors []floorRun
 	apiRes *apiResult
 }
 
@@ -132,6 +135,20 @@ func (r *report) e2e(res []e2eResult) {
 		}
 	}
 	r.printf("\n")
+}
+
+func (r *report) floor(runs []floorRun) {
+	r.floors = append(r.floors, runs...)
+	r.printf("\n## Kafka floor: the published lines read with kafka-go, as connlog serve reads them, and nothing else\n\n")
+	r.printf("A child process reads every partition with kafka-go's Client.Fetch as connlog serve does (a transport per partition, MinBytes 1, MaxBytes %d), or with one kafka.Reader each (FetchMessage, a queue of 100: how connlog read before), and drops each message, or also checks and parses it into a store.Hit with connlog's default parser. CPU: the child's user + system time (the kernel's account, start-up included); broker: this process meanwhile.\n\n", ingest.DefaultFetchMaxBytes)
+	r.printf("| run | lines/s | µs CPU/line | wall | CPU | broker CPU | parsed | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range runs {
+		if f.Err != "" {
+			r.printf("| %s | error: %s | | | | | | |\n", f.Name, f.Err)
+			continue
+		}
+		r.printf("| %s | %.0f | %.2f | %s | %s | %s | %d | %.0f MiB |\n", f.Name, f.linesPerSec(), f.usPerLine(), f.Wall.Round(time.Millisecond), f.CPU.Round(time.Millisecond), f.Broker.Round(time.Millisecond), f.Parsed, float64(f.PeakRSS)/(1<<20))
+	}
 }
 
 func (r *report) ceiling(c ceilingResult) {
@@ -253,6 +270,9 @@ func (r *report) summary(e2es []e2eResult) {
 	if off != nil {
 		per := off.CPU / time.Duration(off.Lines)
 		r.printf("- connlog CPU ≤ %s per line (statistics off): %.2f µs (Go threads %.2f, engine threads %.2f) → %s\n", targetCPUPerLine, off.usPerLine(off.CPU), off.usPerLine(off.Split.Go), off.usPerLine(off.Split.Engine()), met(per <= targetCPUPerLine))
+		if rd, rp := bestFloor(r.floors, "read"), bestFloor(r.floors, "read and parse"); rd != nil && rp != nil {
+			r.printf("  - of which reading the lines as connlog does (kafka-go's Client.Fetch) costs at least %.2f µs, reading and parsing them %.2f µs (the Kafka floor, best runs): connlog serve spends %.2f µs per line beyond them\n", rd.usPerLine(), rp.usPerLine(), off.usPerLine(off.CPU)-rp.usPerLine())
+		}
 		for _, p := range off.Made {
 			if p.Table != "connlog_access.access_log" && p.Table != "connlog_connections.connection_records" {
 				continue
