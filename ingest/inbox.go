@@ -16,17 +16,24 @@ import (
 // idle is taken at once, as before.
 type inbox struct {
 	limit int // messages waiting at most; put waits beyond it
-	mu    sync.Mutex
-	msgs  []kafka.Message
-	done  bool
+	// counted is told of every change of the number of
+	// messages waiting (the queued gauge), under the lock that makes it:
+	// the gauge never shows a put before the take it follows.
+	counted func(delta int)
+	mu      sync.Mutex
+	msgs    []kafka.Message
+	done    bool
 	// ready has a token while messages wait or the inbox is closed.
 	ready chan struct{}
 	// space has a token once the worker took what waited.
 	space chan struct{}
 }
 
-func newInbox(limit int) *inbox {
-	return &inbox{limit: max(limit, 1), ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newInbox(limit int, counted func(delta int)) *inbox {
+	if counted == nil {
+		counted = func(int) {}
+	}
+	return &inbox{limit: max(limit, 1), counted: counted, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // signal leaves a token in c unless it holds one.
@@ -40,23 +47,20 @@ func signal(c chan struct{}) {
 // put adds m, waiting while limit messages wait (back-pressure). It
 // reports false if ctx ended first.
 func (q *inbox) put(ctx context.Context, m kafka.Message) bool {
-	return q.putAll(ctx, []kafka.Message{m}, nil) == 1
+	return q.putAll(ctx, []kafka.Message{m}) == 1
 }
 
 // putAll adds msgs, in order, as many at a time as there is room for (one
 // lock and wake-up per fetch rather than per message), waiting for room
-// like put; adding calls added(n) first for the n messages it is about to
-// add (the queued gauge), unless nil. It returns how many it added: fewer
-// than len(msgs) if ctx ended first.
-func (q *inbox) putAll(ctx context.Context, msgs []kafka.Message, added func(n int)) int {
+// like put. It returns how many it added: fewer than len(msgs) if ctx
+// ended first.
+func (q *inbox) putAll(ctx context.Context, msgs []kafka.Message) int {
 	done := 0
 	for done < len(msgs) {
 		q.mu.Lock()
 		n := min(q.limit-len(q.msgs), len(msgs)-done)
 		if n > 0 {
-			if added != nil {
-				added(n)
-			}
+			q.counted(n)
 			q.msgs = append(q.msgs, msgs[done:done+n]...)
 			done += n
 		}
@@ -90,6 +94,7 @@ func (q *inbox) take(buf []kafka.Message) ([]kafka.Message, bool) {
 	q.mu.Lock()
 	msgs, done := q.msgs, q.done
 	q.msgs = buf[:0]
+	q.counted(-len(msgs))
 	q.mu.Unlock()
 	signal(q.space)
 	if done {

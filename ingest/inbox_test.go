@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // a closed one gives what is left before it reports closed, and a
 // cancelled fetcher is let go.
 func TestInboxKeepsOrderBoundsAndCloses(t *testing.T) {
-	q := newInbox(3)
+	q := newInbox(3, nil)
 	ctx := t.Context()
 	for i := range 3 {
 		if !q.put(ctx, kafka.Message{Offset: int64(i)}) {
@@ -46,11 +47,58 @@ func TestInboxKeepsOrderBoundsAndCloses(t *testing.T) {
 		t.Fatalf("then took %v, closed %v; want nothing and closed", got, closed)
 	}
 
-	full := newInbox(1)
+	full := newInbox(1, nil)
 	full.put(ctx, kafka.Message{})
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if full.put(cctx, kafka.Message{}) {
 		t.Error("a cancelled put into a full inbox was taken")
+	}
+}
+
+// TestInboxPutAllFillsInChunksAndCounts: a fetch larger than the inbox goes
+// in as room frees up, in order, and the count the inbox reports is what
+// waits, never more than its limit, even while a put races a take.
+func TestInboxPutAllFillsInChunksAndCounts(t *testing.T) {
+	var mu sync.Mutex
+	waiting, peak := 0, 0
+	q := newInbox(5, func(d int) {
+		mu.Lock()
+		defer mu.Unlock()
+		waiting += d
+		peak = max(peak, waiting)
+	})
+	msgs := make([]kafka.Message, 23)
+	for i := range msgs {
+		msgs[i].Offset = int64(i)
+	}
+	done := make(chan int)
+	go func() { done <- q.putAll(t.Context(), msgs) }()
+	var got []kafka.Message
+	var taken []kafka.Message
+	for len(got) < len(msgs) {
+		<-q.ready
+		taken, _ = q.take(taken)
+		got = append(got, taken...)
+	}
+	if n := <-done; n != len(msgs) {
+		t.Fatalf("putAll added %d of %d", n, len(msgs))
+	}
+	for i, m := range got {
+		if m.Offset != int64(i) {
+			t.Fatalf("message %d has offset %d", i, m.Offset)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if waiting != 0 || peak > 5 {
+		t.Errorf("count %d at the end, peak %d; want 0 and at most the limit 5", waiting, peak)
+	}
+
+	full := newInbox(2, nil)
+	cctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n := full.putAll(cctx, msgs[:3]); n != 2 {
+		t.Errorf("a cancelled putAll into an inbox of two added %d, want 2", n)
 	}
 }

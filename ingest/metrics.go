@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, sites []string) (*metrics, error) {
 		}, []string{"topic", "partition"}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "connlog_ingest_queued_messages",
-			Help: "Fetched messages waiting for their partition's batcher (queue_messages per assigned partition, plus one held by each fetcher and batcher).",
+			Help: "Fetched messages waiting for their partition's batcher (at most queue_messages per assigned partition).",
 		}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "connlog_ingest_partitions",

@@ -348,8 +348,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 	// every two seconds.
 	f := kafkaclient.NewFetcher(t, p.cfg.Brokers, topic, a.ID, p.cfg.FetchMaxBytes, 2*time.Second, a.Offset)
 
-	in := newInbox(p.cfg.QueueMessages)
-	queued := func(n int) { p.m.queued.Add(float64(n)) }
+	in := newInbox(p.cfg.QueueMessages, func(n int) { p.m.queued.Add(float64(n)) })
 	fetchCtx, stopFetch := context.WithCancel(gctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -358,9 +357,10 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 		for {
 			var err error
 			msgs, err = f.Fetch(fetchCtx, msgs[:0])
-			// Counted as they enter the inbox: the rest of a fetch is the
-			// "one fetch of FetchMaxBytes" of Config.QueueMessages' bound.
-			if in.putAll(fetchCtx, msgs, queued) < len(msgs) {
+			// The inbox counts messages as they enter it: the rest of a
+			// fetch is the "one fetch of FetchMaxBytes" of
+			// Config.QueueMessages' bound.
+			if in.putAll(fetchCtx, msgs) < len(msgs) {
 				return
 			}
 			if errors.Is(err, kafka.OffsetOutOfRange) && fetchCtx.Err() == nil {
@@ -389,8 +389,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 	defer func() {
 		stopFetch()
 		wg.Wait()
-		left, _ := in.take(nil)
-		p.m.queued.Sub(float64(len(left)))
+		in.take(nil) // the gauge forgets what was left
 	}()
 
 	timer := time.NewTimer(p.cfg.FlushInterval)
@@ -406,7 +405,6 @@ loop:
 			if closed {
 				break loop
 			}
-			p.m.queued.Sub(float64(len(taken)))
 			for i := range taken {
 				if gctx.Err() != nil {
 					// Released: the rest is the next owner's, as the
