@@ -182,8 +182,7 @@ func floorChild(spec string) error {
 }
 
 // floorReader reads partition p with a kafka.Reader from its first offset
-// to its high watermark, parsing each message when parser is set (into one
-// Hit, reused: a floor, without the batch's memory traffic).
+// to its high watermark, parsing each message when parser is set.
 func floorReader(ctx context.Context, s floorSpec, p int, parser *logline.Parser) (n, parsed int64, err error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       s.Brokers,
@@ -195,23 +194,37 @@ func floorReader(ctx context.Context, s floorSpec, p int, parser *logline.Parser
 		MaxWait:       2 * time.Second,
 	})
 	defer func() { _ = r.Close() }()
-	var h store.Hit
+	c := floorCounter{parser: parser}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			return n, parsed, err
+			return c.n, c.parsed, err
 		}
-		n++
-		if parser != nil && logline.CheckBytes(m.Value, ingest.DefaultMaxLineBytes) == "" {
-			h = store.Hit{}
-			if parser.Parse(m.Topic, m.Value, &h) == nil {
-				parsed++
-			}
-		}
-		if m.Offset+1 >= m.HighWaterMark {
-			return n, parsed, nil
+		if c.read(m) {
+			return c.n, c.parsed, nil
 		}
 	}
+}
+
+// floorCounter counts the messages of a partition read, and parses them
+// when parser is set (into one Hit, reused: a floor, without the batch's
+// memory traffic).
+type floorCounter struct {
+	parser    *logline.Parser
+	n, parsed int64
+	h         store.Hit
+}
+
+// read counts m and reports whether it was the partition's last.
+func (c *floorCounter) read(m kafka.Message) bool {
+	c.n++
+	if c.parser != nil && logline.CheckBytes(m.Value, ingest.DefaultMaxLineBytes) == "" {
+		c.h = store.Hit{}
+		if c.parser.Parse(m.Topic, m.Value, &c.h) == nil {
+			c.parsed++
+		}
+	}
+	return m.Offset+1 >= m.HighWaterMark
 }
 
 // bestFloor is the run of mode name with the least CPU per line, or nil.
@@ -232,22 +245,15 @@ func floorFetch(ctx context.Context, s floorSpec, p int, parser *logline.Parser)
 	t := &kafka.Transport{}
 	defer t.CloseIdleConnections()
 	f := kafkaclient.NewFetcher(t, s.Brokers, s.Topic, p, ingest.DefaultFetchMaxBytes, 2*time.Second, kafka.FirstOffset)
-	var h store.Hit
+	c := floorCounter{parser: parser}
 	var msgs []kafka.Message
 	for {
 		if msgs, err = f.Fetch(ctx, msgs[:0]); err != nil {
-			return n, parsed, err
+			return c.n, c.parsed, err
 		}
 		for _, m := range msgs {
-			n++
-			if parser != nil && logline.CheckBytes(m.Value, ingest.DefaultMaxLineBytes) == "" {
-				h = store.Hit{}
-				if parser.Parse(m.Topic, m.Value, &h) == nil {
-					parsed++
-				}
-			}
-			if m.Offset+1 >= m.HighWaterMark {
-				return n, parsed, nil
+			if c.read(m) {
+				return c.n, c.parsed, nil
 			}
 		}
 	}
