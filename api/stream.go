@@ -223,7 +223,7 @@ func (s *Server) runStream(w http.ResponseWriter, r *http.Request, c *call, entr
 }
 
 // accessHeader is the CSV header of access-log exports, in the order of
-// accessRow.csvRecord: the JSON row's fields, client_text and raw_request
+// accessCSV.appendCSV: the JSON row's fields, client_text and raw_request
 // last because they came later (a test checks that both carry the same
 // fields).
 var accessHeader = []string{"time", "client_ip", "client_port", "peer_ip", "forwarded_for", "server_addr", "server_port", "site",
@@ -311,11 +311,12 @@ func csvAddr(r *csvcell.Record, a netip.Addr) {
 		return
 	}
 	var b [64]byte
+	s := a.Unmap().AppendTo(b[:0])
 	if a.Zone() != "" {
-		r.Bytes(a.Unmap().AppendTo(b[:0]))
+		r.Bytes(s) // a zone is free text: quoted and made safe as needed
 		return
 	}
-	r.Plain(a.Unmap().AppendTo(b[:0]))
+	r.Plain(s)
 }
 
 // csvPort appends a port, "" when absent.

@@ -95,7 +95,8 @@ type Pipeline struct {
 	log         *slog.Logger
 	dedup       *requestIDs
 	sites       map[string]bool
-	// dialer connects to the brokers with the configured TLS and SASL.
+	// dialer connects to the brokers with the configured TLS and SASL;
+	// the fetchers' transports connect as it does (TransportOf).
 	dialer *kafka.Dialer
 
 	// rounds gathers the partitions' batches into write rounds.
@@ -235,12 +236,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// transport returns a new kafka.Transport (a connection pool of its own)
-// that connects as the dialer does: the same TLS, SASL and timeout.
-func (p *Pipeline) transport() *kafka.Transport {
-	return &kafka.Transport{DialTimeout: p.dialer.Timeout, SASL: p.dialer.SASLMechanism, TLS: p.dialer.TLS, ClientID: p.dialer.ClientID}
-}
-
 func (p *Pipeline) kafkaDebug(msg string, args ...any) {
 	if p.log.Enabled(context.Background(), slog.LevelDebug) {
 		p.log.Debug(fmt.Sprintf(msg, args...))
@@ -340,7 +335,7 @@ func (p *Pipeline) consume(gctx context.Context, gen *kafka.Generation, topic st
 
 	// A transport of the partition's own: a fetch waiting on an idle
 	// partition holds its connection, and must not hold the others'.
-	t := p.transport()
+	t := kafkaclient.TransportOf(p.dialer)
 	defer t.CloseIdleConnections()
 	// The broker holds an idle fetch for MaxWait; kafka-go's Reader needed
 	// 2s to leave slack before its read deadline (segmentio/kafka-go#726,

@@ -127,10 +127,13 @@ func (f *Fetcher) resolve(ctx context.Context) error {
 // nil for a record without a value or with an empty one, as the Reader
 // gives both.
 func (f *Fetcher) value(v kafka.Bytes) ([]byte, error) {
-	if v == nil || v.Len() == 0 {
+	if v == nil {
 		return nil, nil
 	}
 	n := v.Len()
+	if n == 0 {
+		return nil, nil
+	}
 	if n > chunkSize/4 {
 		// A large value gets its own allocation rather than most of a
 		// chunk.

@@ -163,11 +163,17 @@ func NewDialer(s SASL, t TLS) (*kafka.Dialer, error) {
 // NewTransport is NewDialer for a kafka.Writer, which dials through a
 // Transport instead.
 func NewTransport(s SASL, t TLS) (*kafka.Transport, error) {
-	m, tc, err := security(s, t)
+	d, err := NewDialer(s, t)
 	if err != nil {
 		return nil, err
 	}
-	return &kafka.Transport{DialTimeout: kafkaDialTimeout, SASL: m, TLS: tc}, nil
+	return TransportOf(d), nil
+}
+
+// TransportOf returns a new kafka.Transport (a connection pool of its own)
+// that connects as d does: the same TLS, SASL, timeout and client ID.
+func TransportOf(d *kafka.Dialer) *kafka.Transport {
+	return &kafka.Transport{DialTimeout: d.Timeout, SASL: d.SASLMechanism, TLS: d.TLS, ClientID: d.ClientID}
 }
 
 // security is the SASL mechanism and TLS configuration both kinds of
